@@ -1,0 +1,65 @@
+"""The engine: parse once, run every detector, let the policy decide.
+
+``Engine`` is what the relay and ``leakguard check`` call. It is pure CPU work (no I/O
+besides loading policy files on construction / reload) and safe to share.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from leakguard.detectors.run import run_detectors
+from leakguard.message.parse import parse_message
+from leakguard.organization import Context, SenderHistory
+from leakguard.policy.engine import evaluate
+from leakguard.policy.loader import Policy, load_policy
+from leakguard.types import Message, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    message: Message
+    verdict: Verdict
+    cpu_seconds: float
+
+
+class Engine:
+    def __init__(self, policy: Policy, *, policy_path: Path | None = None,
+                 org_path: Path | None = None) -> None:
+        self.policy = policy
+        self.policy_path = policy_path
+        self.org_path = org_path
+
+    @classmethod
+    def from_files(cls, policy_path: Path, org_path: Path | None = None) -> Engine:
+        return cls(load_policy(policy_path, org_path=org_path), policy_path=policy_path,
+                   org_path=org_path)
+
+    def reload(self) -> Policy:
+        """Load the policy files again. On any error raise and keep the running policy."""
+        if self.policy_path is None:
+            return self.policy
+        new = load_policy(self.policy_path, org_path=self.org_path)
+        self.policy = new
+        return new
+
+    def decide(
+        self,
+        raw: bytes,
+        *,
+        envelope_from: str | None = None,
+        rcpts: Sequence[str] | None = None,
+        history: SenderHistory | None = None,
+        auth_user: str | None = None,
+    ) -> Decision:
+        start = time.process_time()
+        policy = self.policy  # one policy for the whole decision, even if reloaded meanwhile
+        msg = parse_message(raw, envelope_from=envelope_from, envelope_rcpts=rcpts)
+        ctx = Context(org=policy.organization, history=history or SenderHistory(),
+                      auth_user=auth_user)
+        facts, findings = run_detectors(msg, ctx)
+        verdict = evaluate(policy, msg, ctx, facts, findings)
+        return Decision(message=msg, verdict=verdict, cpu_seconds=time.process_time() - start)

@@ -1,0 +1,1 @@
+"""Parse once: raw bytes -> immutable ``Message`` view (see ``leakguard.types.Message``)."""

@@ -1,0 +1,239 @@
+"""Shared runtime types and protocols.
+
+Everything that crosses a step of the flow (parse -> detect -> decide -> act) is defined
+here as a frozen dataclass, so each step imports only from this module and the steps before
+it. Pydantic is used only at the configuration boundary (policy and service config).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+# --------------------------------------------------------------------------- addresses
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One mailbox.
+
+    ``addr`` is the canonical comparison key: ``local@domain`` with the local part as written
+    (case kept, but see ``key``) and the domain lower-cased in its IDNA A-label (punycode)
+    form, so ``user@例え.jp`` and ``user@xn--r8jz45g.jp`` compare equal.
+    """
+
+    local: str
+    domain: str  # lower-case, IDNA A-label ("xn--...") form; "" when the address has no domain
+    display_name: str = ""  # decoded (RFC 2047), whitespace-collapsed
+    unicode_domain: str = ""  # U-label form for display; equals ``domain`` when ASCII
+
+    @property
+    def addr(self) -> str:
+        return f"{self.local}@{self.domain}" if self.domain else self.local
+
+    @property
+    def key(self) -> str:
+        """Case-insensitive identity used for de-duplication and set membership."""
+        return self.addr.lower()
+
+    def display(self) -> str:
+        shown = f"{self.local}@{self.unicode_domain or self.domain}" if self.domain else self.local
+        return f"{self.display_name} <{shown}>" if self.display_name else shown
+
+    def __str__(self) -> str:
+        return self.addr
+
+
+# --------------------------------------------------------------------------- message view
+
+
+class QuoteKind(enum.StrEnum):
+    HEADER_BLOCK = "header-block"  # "-----Original Message-----", "From: ... Sent: ...", 差出人/送信日時
+    ATTRIBUTION = "attribution"  # "On <date>, X <x@y> wrote:" / "X さんは書きました:"
+    GT_QUOTE = "gt-quote"  # ">"-prefixed lines without a recognised attribution
+    HTML_QUOTE = "html-quote"  # gmail_quote, Outlook divRplyFwdMsg, <blockquote>
+    ATTACHED_MESSAGE = "attached-message"  # message/rfc822 part
+
+
+@dataclass(frozen=True, slots=True)
+class QuotedBlock:
+    """One quoted or forwarded message found inside the mail.
+
+    ``participants`` are the From/To/Cc of the quoted message when known (header blocks,
+    attached messages; only the author for attributions). ``addresses`` are every address
+    that appears anywhere in the block: its header lines and its quoted body text.
+    ``parent`` is the index (into ``Message.quoted_blocks``) of the block this one is
+    nested in, or None for a block quoted directly by the new mail. A person who took part
+    in a block has seen every block nested inside it.
+    """
+
+    kind: QuoteKind
+    location: str  # human-readable: "text part 1, line 34", "attached message 2"
+    participants: tuple[Address, ...]
+    addresses: tuple[Address, ...]
+    parent: int | None = None
+    subject: str = ""
+    participants_known: bool = True  # False when only the author is known (attribution lines)
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """Decoded text of one body part; HTML parts are rendered to text."""
+
+    content_type: str  # "text/plain" or "text/html"
+    text: str  # for html: the rendered text
+    charset: str  # the charset actually used to decode ("" if unknown)
+    path: str  # MIME path, e.g. "1.2"
+    html: str = ""  # the decoded HTML source for text/html parts, else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int  # encoded size in bytes (the body is not decoded unless a detector needs it)
+    path: str
+    disposition: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Immutable view of one mail, built once by ``leakguard.message.parse``."""
+
+    raw: bytes
+    subject: str
+    message_id: str
+    from_: tuple[Address, ...]
+    sender_header: Address | None
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    bcc: tuple[Address, ...]  # Bcc header if present (rare in transit); envelope is the truth
+    envelope_from: Address | None
+    envelope_rcpts: tuple[Address, ...]
+    text_parts: tuple[TextPart, ...]  # this message's own parts (attached messages hold theirs)
+    attachments: tuple[Attachment, ...]
+    attached_messages: tuple[Message, ...]
+    quoted_blocks: tuple[QuotedBlock, ...]
+    headers: tuple[tuple[str, str], ...]  # decoded (name, value) pairs in order
+    defects: tuple[str, ...] = ()
+    has_undisclosed_group: bool = False  # "undisclosed-recipients:;" or another empty group
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def visible_recipients(self) -> tuple[Address, ...]:
+        """To + Cc, de-duplicated case-insensitively, in order of appearance."""
+        seen: set[str] = set()
+        out: list[Address] = []
+        for a in (*self.to, *self.cc):
+            if a.domain and a.key not in seen:
+                seen.add(a.key)
+                out.append(a)
+        return tuple(out)
+
+    @property
+    def sender(self) -> Address | None:
+        """Who sends: envelope sender, else the first From address."""
+        if self.envelope_from is not None and self.envelope_from.domain:
+            return self.envelope_from
+        return self.from_[0] if self.from_ else None
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+
+# --------------------------------------------------------------------------- findings and facts
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One piece of evidence produced by a detector.
+
+    ``fact`` names the fact of DESIGN §2 the finding counts towards. ``addresses`` are the
+    recipient (or quoted) addresses concerned. ``detail`` is a short English sentence for
+    logs and ``leakguard check``; ``evidence`` carries machine-readable specifics that the
+    notice and the review page render in the user's language (e.g. ``similar_to``,
+    ``location``, ``domain``, ``resembles``, ``score``).
+    """
+
+    detector: str
+    fact: str
+    addresses: tuple[str, ...]
+    detail: str
+    evidence: Mapping[str, str] = field(default_factory=dict)
+
+
+Facts = Mapping[str, int]
+
+# --------------------------------------------------------------------------- decisions
+
+
+class Action(enum.StrEnum):
+    PASS = "pass"
+    BCC = "bcc"
+    DELAY = "delay"
+    HOLD = "hold"
+    REJECT = "reject"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {
+    Action.PASS: 0,
+    Action.BCC: 1,
+    Action.DELAY: 2,
+    Action.HOLD: 3,
+    Action.REJECT: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Localized:
+    """A text in Japanese and English."""
+
+    ja: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        return self.ja if lang.lower().startswith("ja") else self.en
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    rule_id: str
+    action: Action
+    reason: Localized
+    mode: Literal["enforce", "audit"] = "enforce"
+    approval: str | None = None  # "supervisor", an address, or "group:<name>"
+    delay_seconds: int | None = None
+    findings: tuple[Finding, ...] = ()  # the findings behind the facts this rule tested
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The policy engine's decision for one message. The relay executes it."""
+
+    action: Action
+    rules: tuple[RuleMatch, ...]  # enforced rules that matched, most protective first
+    audit_rules: tuple[RuleMatch, ...]  # audit-mode rules that matched (logged, not acted on)
+    facts: Facts
+    findings: tuple[Finding, ...]
+    offer_bcc: bool = False  # a hold that also matched a bcc rule offers "release as Bcc"
+    approval: str | None = None
+    delay_seconds: int | None = None
+    policy_version: str = ""
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(r.rule_id for r in self.rules)
