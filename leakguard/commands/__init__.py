@@ -1,0 +1,1 @@
+"""Subcommands of the ``leakguard`` console script (see ``leakguard.cli``)."""
