@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from leakguard.types import Message, Verdict
+
 
 class HoldState(enum.StrEnum):
     HELD = "held"
@@ -183,3 +185,38 @@ class Store(Protocol):
     async def sender_history(self, sender: str) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]: ...
 
     async def close(self) -> None: ...
+
+
+class HoldHandler(Protocol):
+    """What the relay calls for held mail and for replies to hold notices.
+
+    Implemented by ``leakguard.holds.service.HoldService``.
+    """
+
+    async def hold(
+        self,
+        *,
+        raw: bytes,
+        verdict: Verdict,
+        message: Message,
+        mail_from: str,
+        rcpts: Sequence[str],
+        auth_user: str | None,
+    ) -> HoldRecord:
+        """Store the mail durably (committed before return) and queue the notice durably."""
+        ...
+
+    def is_command_address(self, rcpt: str) -> bool:
+        """True for the notice Reply-To address (``command_address``, with or without +token)."""
+        ...
+
+    async def handle_reply(
+        self,
+        *,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        auth_user: str | None,
+    ) -> str:
+        """Execute a reply command; returns the SMTP reply (e.g. "250 2.0.0 OK")."""
+        ...

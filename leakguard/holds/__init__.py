@@ -1,0 +1,1 @@
+"""Holds: durable storage of held mail, notices, release/discard workflow."""

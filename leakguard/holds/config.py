@@ -1,0 +1,24 @@
+"""Configuration of the hold workflow (``holds:`` section of leakguard.yaml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HoldsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expire_after: str = Field("72h", description="Open holds are discarded after this long.")
+    escalate_after: str = Field(
+        "4h", description="Two-person check: ask the deputy when no approver acted in time."
+    )
+    deputy: str | None = Field(None, description="Address asked when approvers do not act.")
+    notice_from: str = Field(
+        "leakguard@localhost", description="From address of hold notices and confirmations."
+    )
+    command_address: str = Field(
+        "leakguard-hold@localhost",
+        description="Reply-To of notices; replies to it (carrying the token) are commands.",
+    )
+    language: str = Field("ja", description="Default language of notices: ja or en.")
+    default_delay: str = Field("5m", description="Delay used by action: delay without a time.")

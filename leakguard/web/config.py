@@ -1,0 +1,22 @@
+"""Configuration of the web server (``web:`` section of leakguard.yaml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class WebConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    listen: str = Field("127.0.0.1:8025", description="HOST:PORT of the web server.")
+    base_url: str = Field(
+        "http://127.0.0.1:8025", description="Public URL used in links inside notices."
+    )
+    secret: SecretStr | None = Field(
+        None,
+        description="Signing secret for links and CSRF; env LEAKGUARD_WEB_SECRET overrides. "
+        "Generated and kept in the data directory when unset.",
+    )
+    admin_users_file: str | None = Field(
+        None, description="Users allowed into the administrators' view (argon2 users file)."
+    )
