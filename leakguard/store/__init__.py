@@ -1,0 +1,16 @@
+"""Durable state: holds, tokens, delivery queue and sender history (``Store`` protocol).
+
+``await open_store(url)`` returns a ``SqlStore`` over SQLite (``sqlite:///path``, the
+embedded default) or PostgreSQL (``postgresql://...``), both through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+from leakguard.store.sql import SqlStore, backoff, sha256_hex, sqlite_url
+
+
+async def open_store(url: str, *, create: bool = True) -> SqlStore:
+    return await SqlStore.open(url, create=create)
+
+
+__all__ = ["SqlStore", "backoff", "open_store", "sha256_hex", "sqlite_url"]

@@ -1,0 +1,143 @@
+"""The database schema (SQLAlchemy Core): one schema for SQLite and PostgreSQL.
+
+Message bytes live once in ``messages`` keyed by their SHA-256; holds and deliveries refer
+to them by hash. Timestamps are stored as UTC (``UTCDateTime``) so that comparisons work
+the same on SQLite (text) and PostgreSQL (timestamptz).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite has no timezone type: values are stored as naive UTC text (which sorts and
+    compares correctly) and come back with ``tzinfo=UTC``.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "leakguard_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=True),
+    sa.Column("escalate_at", UTCDateTime, nullable=True),
+    sa.Column("message_sha256", sa.String(64), sa.ForeignKey("messages.sha256"), nullable=False),
+    sa.Column("mail_from", sa.Text, nullable=False),
+    sa.Column("rcpts", sa.JSON, nullable=False),
+    sa.Column("auth_user", sa.Text, nullable=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("verdict_json", sa.Text, nullable=False),
+    sa.Column("approvers", sa.JSON, nullable=False),
+    sa.Column("offer_bcc", sa.Boolean, nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("escalated", sa.Boolean, nullable=False, default=False),
+    sa.Index("ix_holds_sender", "mail_from"),
+)
+
+transitions = sa.Table(
+    "hold_transitions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("hold_id", sa.String(64), sa.ForeignKey("holds.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=True),
+    sa.Column("to_state", sa.String(16), nullable=True),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(128), primary_key=True),
+    sa.Column("hold_id", sa.String(64), sa.ForeignKey("holds.id"), nullable=False, index=True),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=True),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("message_sha256", sa.String(64), sa.ForeignKey("messages.sha256"), nullable=False),
+    sa.Column("mail_from", sa.Text, nullable=False),
+    sa.Column("rcpts", sa.JSON, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("hold_id", sa.String(64), nullable=True, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False, default=""),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
+)
+
+sent_history = sa.Table(
+    "sent_history",
+    metadata,
+    sa.Column("sender", sa.String(320), primary_key=True),
+    sa.Column("rcpt", sa.String(320), primary_key=True),
+    sa.Column("display_name", sa.String(200), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("first_at", UTCDateTime, nullable=False),
+    sa.Column("last_at", UTCDateTime, nullable=False),
+)

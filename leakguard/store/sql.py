@@ -1,0 +1,683 @@
+"""``SqlStore``: the ``Store`` protocol over SQLAlchemy Core (async).
+
+SQLite (aiosqlite, WAL, ``synchronous=FULL``) is the embedded default; PostgreSQL
+(asyncpg) runs the same code when several relays share holds. Every public method runs in
+one transaction and has committed when it returns, so an acknowledged message survives a
+crash (DESIGN §4).
+
+Concurrency: SQLite serialises writers; to avoid ``database is locked`` upgrades inside
+one process every write transaction takes an in-process lock first. Delivery claims are a
+compare-and-set (``UPDATE ... WHERE state='queued'``) so two workers — in one process or on
+two nodes sharing PostgreSQL — never claim the same delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from leakguard.holds.model import (
+    DeliveryRecord,
+    DeliveryState,
+    HoldRecord,
+    HoldState,
+    TokenRecord,
+    Transition,
+    Via,
+)
+from leakguard.store import schema as t
+
+# Bounds on what one history lookup returns (hostile senders could write to millions).
+_HISTORY_LIMIT = 20000
+_NAME_LIMIT = 200
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def sha256_hex(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _normalize_url(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    return url
+
+
+class SqlStore:
+    """Durable state for holds, tokens, the delivery queue and sender history."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock() if self._sqlite else None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, url: str, *, create: bool = True, pool_size: int = 5) -> SqlStore:
+        """Open (and by default create) the store at an SQLAlchemy URL.
+
+        ``sqlite:///path`` and ``postgresql://...`` are accepted as well as the explicit
+        async driver forms.
+        """
+        url = _normalize_url(url)
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_size"] = pool_size
+            kwargs["pool_pre_ping"] = True
+        engine = create_async_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        if create:
+            await store.create_schema()
+        return store
+
+    async def create_schema(self) -> None:
+        async with self._tx() as conn:
+            await conn.run_sync(t.metadata.create_all)
+            row = (
+                await conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "schema"))
+            ).first()
+            if row is None:
+                await conn.execute(
+                    sa.insert(t.meta).values(key="schema", value=str(t.SCHEMA_VERSION))
+                )
+            elif int(row[0]) > t.SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the store has schema version {row[0]}, newer than this leakguard "
+                    f"({t.SCHEMA_VERSION}); upgrade leakguard"
+                )
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction, committed on exit. Shielded callers get all-or-nothing."""
+        if self._write_lock is not None:
+            async with self._write_lock, self._engine.begin() as conn:
+                yield conn
+        else:
+            async with self._engine.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.connect() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ messages
+
+    async def _put_message(self, conn: AsyncConnection, raw: bytes) -> str:
+        digest = sha256_hex(raw)
+        exists = (
+            await conn.execute(sa.select(t.messages.c.sha256).where(t.messages.c.sha256 == digest))
+        ).first()
+        if exists is None:
+            await conn.execute(
+                sa.insert(t.messages).values(
+                    sha256=digest, raw=raw, size=len(raw), created_at=_now()
+                )
+            )
+        return digest
+
+    async def put_message(self, raw: bytes) -> str:
+        async with self._tx() as conn:
+            return await self._put_message(conn, raw)
+
+    async def get_message(self, sha256: str) -> bytes:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(sa.select(t.messages.c.raw).where(t.messages.c.sha256 == sha256))
+            ).first()
+        if row is None:
+            raise KeyError(sha256)
+        return bytes(row[0])
+
+    # ------------------------------------------------------------------ holds
+
+    async def create_hold(self, hold: HoldRecord, raw: bytes) -> HoldRecord:
+        async with self._tx() as conn:
+            digest = await self._put_message(conn, raw)
+            if hold.message_sha256 and hold.message_sha256 != digest:
+                raise ValueError("hold.message_sha256 does not match the message bytes")
+            await conn.execute(
+                sa.insert(t.holds).values(
+                    id=hold.id,
+                    state=hold.state.value,
+                    created_at=hold.created_at,
+                    expires_at=hold.expires_at,
+                    due_at=hold.due_at,
+                    escalate_at=hold.escalate_at,
+                    message_sha256=digest,
+                    mail_from=hold.mail_from,
+                    rcpts=list(hold.rcpts),
+                    auth_user=hold.auth_user,
+                    subject=hold.subject,
+                    action=hold.action,
+                    rules=list(hold.rules),
+                    verdict_json=hold.verdict_json,
+                    approvers=list(hold.approvers),
+                    offer_bcc=hold.offer_bcc,
+                    language=hold.language,
+                    escalated=hold.escalated,
+                )
+            )
+            await conn.execute(
+                sa.insert(t.transitions).values(
+                    hold_id=hold.id,
+                    at=hold.created_at,
+                    from_state=None,
+                    to_state=hold.state.value,
+                    actor=hold.auth_user or hold.mail_from or "system",
+                    via=Via.RELAY.value,
+                    note="",
+                )
+            )
+        stored = await self.get_hold(hold.id)
+        assert stored is not None
+        return stored
+
+    async def get_hold(self, hold_id: str) -> HoldRecord | None:
+        async with self._read() as conn:
+            row = (await conn.execute(sa.select(t.holds).where(t.holds.c.id == hold_id))).first()
+        return _hold(row._mapping) if row is not None else None
+
+    async def list_holds(
+        self,
+        *,
+        states: Sequence[HoldState] = (),
+        sender: str | None = None,
+        rule: str | None = None,
+        older_than: datetime | None = None,
+        limit: int = 200,
+    ) -> list[HoldRecord]:
+        q = sa.select(t.holds).order_by(t.holds.c.created_at.desc(), t.holds.c.id)
+        if states:
+            q = q.where(t.holds.c.state.in_([s.value for s in states]))
+        if sender:
+            q = q.where(sa.func.lower(t.holds.c.mail_from) == sender.lower())
+        if older_than is not None:
+            q = q.where(t.holds.c.created_at < older_than)
+        if rule is None:
+            q = q.limit(max(0, limit))
+        async with self._read() as conn:
+            rows = (await conn.execute(q)).all()
+        out = [_hold(r._mapping) for r in rows]
+        if rule is not None:  # JSON containment differs per backend; filter here
+            out = [h for h in out if rule in h.rules][: max(0, limit)]
+        return out
+
+    async def transition(
+        self,
+        hold_id: str,
+        *,
+        from_states: Sequence[HoldState],
+        to_state: HoldState,
+        actor: str,
+        via: Via,
+        note: str = "",
+        deliver: tuple[bytes, str, Sequence[str]] | None = None,
+    ) -> HoldRecord | None:
+        now = _now()
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(sa.select(t.holds.c.state).where(t.holds.c.id == hold_id))
+            ).first()
+            if row is None:
+                return None
+            current = HoldState(row[0])
+            if current not in from_states:
+                return None
+            res = await conn.execute(
+                sa.update(t.holds)
+                .where(t.holds.c.id == hold_id, t.holds.c.state == current.value)
+                .values(state=to_state.value)
+            )
+            if res.rowcount != 1:  # lost a race with another node
+                return None
+            await conn.execute(
+                sa.insert(t.transitions).values(
+                    hold_id=hold_id,
+                    at=now,
+                    from_state=current.value,
+                    to_state=to_state.value,
+                    actor=actor,
+                    via=via.value,
+                    note=note,
+                )
+            )
+            if deliver is not None:
+                raw, mail_from, rcpts = deliver
+                await self._enqueue(conn, raw, mail_from, rcpts, kind="mail", hold_id=hold_id)
+        return await self.get_hold(hold_id)
+
+    async def record_event(self, hold_id: str, *, actor: str, via: Via, note: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                sa.insert(t.transitions).values(
+                    hold_id=hold_id,
+                    at=_now(),
+                    from_state=None,
+                    to_state=None,
+                    actor=actor,
+                    via=via.value,
+                    note=note,
+                )
+            )
+
+    async def timeline(self, hold_id: str) -> list[Transition]:
+        q = (
+            sa.select(t.transitions)
+            .where(t.transitions.c.hold_id == hold_id)
+            .order_by(t.transitions.c.at, t.transitions.c.id)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(q)).all()
+        return [
+            Transition(
+                hold_id=r.hold_id,
+                at=r.at,
+                from_state=HoldState(r.from_state) if r.from_state else None,
+                to_state=HoldState(r.to_state) if r.to_state else None,
+                actor=r.actor,
+                via=Via(r.via),
+                note=r.note or "",
+            )
+            for r in rows
+        ]
+
+    async def set_escalated(self, hold_id: str, approvers: Sequence[str]) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                sa.update(t.holds)
+                .where(t.holds.c.id == hold_id)
+                .values(escalated=True, approvers=list(approvers))
+            )
+
+    async def due_holds(self, now: datetime) -> list[HoldRecord]:
+        open_states = [HoldState.HELD.value, HoldState.DELAYED.value]
+        h = t.holds.c
+        q = (
+            sa.select(t.holds)
+            .where(h.state.in_(open_states))
+            .where(
+                sa.or_(
+                    sa.and_(h.due_at.is_not(None), h.due_at <= now),
+                    h.expires_at <= now,
+                    sa.and_(h.escalate_at.is_not(None), h.escalate_at <= now, ~h.escalated),
+                )
+            )
+            .order_by(h.created_at)
+            .limit(1000)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(q)).all()
+        return [_hold(r._mapping) for r in rows]
+
+    # ------------------------------------------------------------------ tokens
+
+    async def add_token(self, token: TokenRecord) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                sa.insert(t.tokens).values(
+                    token_hash=token.token_hash,
+                    hold_id=token.hold_id,
+                    actor=token.actor,
+                    expires_at=token.expires_at,
+                    used_at=token.used_at,
+                )
+            )
+
+    async def use_token(self, token_hash: str, now: datetime) -> TokenRecord | None:
+        c = t.tokens.c
+        async with self._tx() as conn:
+            res = await conn.execute(
+                sa.update(t.tokens)
+                .where(c.token_hash == token_hash, c.used_at.is_(None), c.expires_at > now)
+                .values(used_at=now)
+            )
+            if res.rowcount != 1:
+                return None
+            row = (await conn.execute(sa.select(t.tokens).where(c.token_hash == token_hash))).one()
+        return _token(row._mapping)
+
+    async def peek_token(self, token_hash: str, now: datetime) -> TokenRecord | None:
+        c = t.tokens.c
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.tokens).where(
+                        c.token_hash == token_hash, c.used_at.is_(None), c.expires_at > now
+                    )
+                )
+            ).first()
+        return _token(row._mapping) if row is not None else None
+
+    # ------------------------------------------------------------------ delivery queue
+
+    async def _enqueue(
+        self,
+        conn: AsyncConnection,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str,
+        hold_id: str | None,
+        not_before: datetime | None = None,
+        last_error: str = "",
+    ) -> int:
+        digest = await self._put_message(conn, raw)
+        now = _now()
+        res = await conn.execute(
+            sa.insert(t.deliveries)
+            .values(
+                state=DeliveryState.QUEUED.value,
+                message_sha256=digest,
+                mail_from=mail_from,
+                rcpts=list(rcpts),
+                attempts=0,
+                next_attempt_at=not_before or now,
+                hold_id=hold_id,
+                kind=kind,
+                last_error=last_error,
+                created_at=now,
+            )
+            .returning(t.deliveries.c.id)
+        )
+        return int(res.scalar_one())
+
+    async def enqueue_delivery(
+        self,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str = "mail",
+        hold_id: str | None = None,
+        not_before: datetime | None = None,
+        last_error: str = "",
+    ) -> int:
+        """Queue a delivery durably (committed on return). ``not_before`` delays it."""
+        async with self._tx() as conn:
+            return await self._enqueue(
+                conn,
+                raw,
+                mail_from,
+                rcpts,
+                kind=kind,
+                hold_id=hold_id,
+                not_before=not_before,
+                last_error=last_error,
+            )
+
+    async def claim_deliveries(
+        self, worker: str, now: datetime, limit: int
+    ) -> list[DeliveryRecord]:
+        c = t.deliveries.c
+        claimed: list[int] = []
+        async with self._tx() as conn:
+            ids = (
+                await conn.execute(
+                    sa.select(c.id)
+                    .where(c.state == DeliveryState.QUEUED.value, c.next_attempt_at <= now)
+                    .order_by(c.next_attempt_at, c.id)
+                    .limit(max(0, limit))
+                    .with_for_update(skip_locked=True)  # PostgreSQL; ignored by SQLite
+                )
+            ).scalars()
+            for did in list(ids):
+                res = await conn.execute(
+                    sa.update(t.deliveries)
+                    .where(c.id == did, c.state == DeliveryState.QUEUED.value)
+                    .values(
+                        state=DeliveryState.SENDING.value,
+                        claimed_by=worker,
+                        claimed_at=now,
+                        attempts=c.attempts + 1,
+                    )
+                )
+                if res.rowcount == 1:
+                    claimed.append(did)
+            if not claimed:
+                return []
+            rows = (
+                await conn.execute(sa.select(t.deliveries).where(c.id.in_(claimed)).order_by(c.id))
+            ).all()
+        return [_delivery(r._mapping) for r in rows]
+
+    async def finish_delivery(
+        self, delivery_id: int, *, state: DeliveryState, error: str = ""
+    ) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                sa.update(t.deliveries)
+                .where(t.deliveries.c.id == delivery_id)
+                .values(state=state.value, last_error=error[:2000], finished_at=_now())
+            )
+
+    async def retry_delivery(
+        self, delivery_id: int, *, next_attempt_at: datetime, error: str
+    ) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                sa.update(t.deliveries)
+                .where(t.deliveries.c.id == delivery_id)
+                .values(
+                    state=DeliveryState.QUEUED.value,
+                    next_attempt_at=next_attempt_at,
+                    last_error=error[:2000],
+                    claimed_by=None,
+                    claimed_at=None,
+                )
+            )
+
+    async def update_delivery_rcpts(self, delivery_id: int, rcpts: Sequence[str]) -> None:
+        """Narrow a delivery to the recipients still to be tried (after a partial refusal)."""
+        async with self._tx() as conn:
+            await conn.execute(
+                sa.update(t.deliveries)
+                .where(t.deliveries.c.id == delivery_id)
+                .values(rcpts=list(rcpts))
+            )
+
+    async def recover_deliveries(
+        self, *, claimed_before: datetime, worker: str | None = None
+    ) -> int:
+        """Put deliveries left in ``sending`` by a crashed worker back in the queue.
+
+        With one node, call at startup with ``claimed_before=now``. A delivery that was
+        handed to the upstream just before the crash may be sent again (at-least-once: the
+        upstream's acceptance and our commit cannot be one atomic step).
+        """
+        c = t.deliveries.c
+        q = sa.update(t.deliveries).where(
+            c.state == DeliveryState.SENDING.value, c.claimed_at < claimed_before
+        )
+        if worker is not None:
+            q = q.where(c.claimed_by == worker)
+        async with self._tx() as conn:
+            res = await conn.execute(
+                q.values(state=DeliveryState.QUEUED.value, claimed_by=None, claimed_at=None)
+            )
+        return int(res.rowcount or 0)
+
+    async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(sa.select(t.deliveries).where(t.deliveries.c.id == delivery_id))
+            ).first()
+        return _delivery(row._mapping) if row is not None else None
+
+    async def list_deliveries(
+        self, *, states: Sequence[DeliveryState] = (), limit: int = 1000
+    ) -> list[DeliveryRecord]:
+        q = sa.select(t.deliveries).order_by(t.deliveries.c.id).limit(max(0, limit))
+        if states:
+            q = q.where(t.deliveries.c.state.in_([s.value for s in states]))
+        async with self._read() as conn:
+            rows = (await conn.execute(q)).all()
+        return [_delivery(r._mapping) for r in rows]
+
+    async def queue_depth(self) -> int:
+        c = t.deliveries.c
+        async with self._read() as conn:
+            n = (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t.deliveries)
+                    .where(c.state.in_([DeliveryState.QUEUED.value, DeliveryState.SENDING.value]))
+                )
+            ).scalar_one()
+        return int(n)
+
+    # ------------------------------------------------------------------ sender history
+
+    async def record_sent(self, sender: str, rcpts: Sequence[tuple[str, str]]) -> None:
+        sender_key = sender.strip().lower()[:320]
+        if not sender_key or not rcpts:
+            return
+        now = _now()
+        h = t.sent_history.c
+        pairs = {
+            ((a or "").strip().lower()[:320], (n or "").strip()[:_NAME_LIMIT]) for a, n in rcpts
+        }
+        pairs = {(a, n) for a, n in pairs if a}
+        async with self._tx() as conn:
+            for addr, name in sorted(pairs):
+                res = await conn.execute(
+                    sa.update(t.sent_history)
+                    .where(h.sender == sender_key, h.rcpt == addr, h.display_name == name)
+                    .values(count=h.count + 1, last_at=now)
+                )
+                if res.rowcount == 0:
+                    await conn.execute(
+                        sa.insert(t.sent_history).values(
+                            sender=sender_key,
+                            rcpt=addr,
+                            display_name=name,
+                            count=1,
+                            first_at=now,
+                            last_at=now,
+                        )
+                    )
+
+    async def sender_history(
+        self, sender: str
+    ) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
+        h = t.sent_history.c
+        q = (
+            sa.select(h.rcpt, h.display_name)
+            .where(h.sender == sender.strip().lower())
+            .order_by(h.last_at.desc())
+            .limit(_HISTORY_LIMIT)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(q)).all()
+        recipients: set[str] = set()
+        names: dict[str, list[str]] = {}
+        for rcpt, name in rows:
+            recipients.add(rcpt)
+            if name and name not in names.setdefault(rcpt, []):
+                names[rcpt].append(name)
+        return frozenset(recipients), {k: tuple(v) for k, v in names.items() if v}
+
+
+# ---------------------------------------------------------------------- row mapping
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _tuple(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(str(v) for v in value)
+
+
+def _hold(r: Any) -> HoldRecord:
+    return HoldRecord(
+        id=r["id"],
+        state=HoldState(r["state"]),
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+        due_at=r["due_at"],
+        escalate_at=r["escalate_at"],
+        message_sha256=r["message_sha256"],
+        mail_from=r["mail_from"],
+        rcpts=_tuple(r["rcpts"]),
+        auth_user=r["auth_user"],
+        subject=r["subject"],
+        action=r["action"],
+        rules=_tuple(r["rules"]),
+        verdict_json=r["verdict_json"],
+        approvers=_tuple(r["approvers"]),
+        offer_bcc=bool(r["offer_bcc"]),
+        language=r["language"],
+        escalated=bool(r["escalated"]),
+    )
+
+
+def _token(r: Any) -> TokenRecord:
+    return TokenRecord(
+        token_hash=r["token_hash"],
+        hold_id=r["hold_id"],
+        actor=r["actor"],
+        expires_at=r["expires_at"],
+        used_at=r["used_at"],
+    )
+
+
+def _delivery(r: Any) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=int(r["id"]),
+        state=DeliveryState(r["state"]),
+        message_sha256=r["message_sha256"],
+        mail_from=r["mail_from"],
+        rcpts=_tuple(r["rcpts"]),
+        attempts=int(r["attempts"]),
+        next_attempt_at=r["next_attempt_at"],
+        hold_id=r["hold_id"],
+        kind=r["kind"],
+        last_error=r["last_error"] or "",
+    )
+
+
+def backoff(attempts: int, *, base: float = 60.0, cap: float = 3600.0) -> timedelta:
+    """Exponential backoff for the ``attempts``-th failed try (1-based): 1m, 2m, 4m ... 1h."""
+    return timedelta(seconds=min(cap, base * (2 ** max(0, attempts - 1))))
