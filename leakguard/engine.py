@@ -6,6 +6,7 @@ besides loading policy files on construction / reload) and safe to share.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,22 @@ class Decision:
     message: Message
     verdict: Verdict
     cpu_seconds: float
+
+
+def with_default_envelope(msg: Message) -> Message:
+    """DESIGN §7: without an envelope, the sender is From and the recipients To+Cc+Bcc."""
+    changes: dict[str, object] = {}
+    if msg.envelope_from is None and msg.from_:
+        changes["envelope_from"] = msg.from_[0]
+    if not msg.envelope_rcpts:
+        seen: set[str] = set()
+        rcpts = []
+        for a in (*msg.to, *msg.cc, *msg.bcc):
+            if a.domain and a.key not in seen:
+                seen.add(a.key)
+                rcpts.append(a)
+        changes["envelope_rcpts"] = tuple(rcpts)
+    return dataclasses.replace(msg, **changes) if changes else msg  # type: ignore[arg-type]
 
 
 class Engine:
@@ -58,6 +75,7 @@ class Engine:
         start = time.process_time()
         policy = self.policy  # one policy for the whole decision, even if reloaded meanwhile
         msg = parse_message(raw, envelope_from=envelope_from, envelope_rcpts=rcpts)
+        msg = with_default_envelope(msg)
         ctx = Context(org=policy.organization, history=history or SenderHistory(),
                       auth_user=auth_user)
         facts, findings = run_detectors(msg, ctx)

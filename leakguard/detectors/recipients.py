@@ -1,0 +1,85 @@
+"""Recipients and organisations: who can see whom, and who is new.
+
+Facts: ``visible_external_recipients``, ``visible_external_organizations``,
+``external_recipients``, ``external_organizations``, ``first_time_external_recipients``,
+``recipients``, ``attachments``, ``message_size``.
+"""
+
+from __future__ import annotations
+
+from leakguard.detectors import DetectorResult
+from leakguard.organization import Context
+from leakguard.types import Address, Finding, Message
+
+
+def is_external(addr: Address, ctx: Context) -> bool:
+    """External: has a domain, is not internal and is not a configured mailing list."""
+    return bool(addr.domain) and not ctx.org.is_internal(addr) and not ctx.org.is_mailing_list(addr)
+
+
+def envelope_recipients(msg: Message) -> tuple[Address, ...]:
+    """The envelope recipients, or (no envelope) every header recipient."""
+    if msg.envelope_rcpts:
+        return msg.envelope_rcpts
+    seen: set[str] = set()
+    out: list[Address] = []
+    for a in (*msg.to, *msg.cc, *msg.bcc):
+        if a.domain and a.key not in seen:
+            seen.add(a.key)
+            out.append(a)
+    return tuple(out)
+
+
+def detect(msg: Message, ctx: Context) -> DetectorResult:
+    visible_ext = [a for a in msg.visible_recipients if is_external(a, ctx)]
+    visible_orgs = sorted({ctx.org.organization_of(a.domain) for a in visible_ext})
+    rcpts = envelope_recipients(msg)
+    ext = [a for a in rcpts if is_external(a, ctx)]
+    ext_orgs = sorted({ctx.org.organization_of(a.domain) for a in ext})
+    findings: list[Finding] = []
+    if visible_ext:
+        findings.append(
+            Finding(
+                detector="recipients",
+                fact="visible_external_recipients",
+                addresses=tuple(a.addr for a in visible_ext),
+                detail=f"{len(visible_ext)} external address(es) visible in To/Cc",
+                evidence={"count": str(len(visible_ext))},
+            )
+        )
+    if len(visible_orgs) >= 2:
+        findings.append(
+            Finding(
+                detector="recipients",
+                fact="visible_external_organizations",
+                addresses=tuple(a.addr for a in visible_ext),
+                detail=(
+                    f"{len(visible_orgs)} external organisations can see each other: "
+                    + ", ".join(visible_orgs)
+                ),
+                evidence={"organizations": ", ".join(visible_orgs)},
+            )
+        )
+    first_time: list[Address] = []
+    if ctx.history.known:
+        first_time = [a for a in ext if a.key not in ctx.history.recipients]
+        if first_time:
+            findings.append(
+                Finding(
+                    detector="recipients",
+                    fact="first_time_external_recipients",
+                    addresses=tuple(a.addr for a in first_time),
+                    detail=f"{len(first_time)} external recipient(s) never written to before",
+                )
+            )
+    facts = {
+        "visible_external_recipients": len(visible_ext),
+        "visible_external_organizations": len(visible_orgs),
+        "external_recipients": len(ext),
+        "external_organizations": len(ext_orgs),
+        "first_time_external_recipients": len(first_time),
+        "recipients": len(rcpts),
+        "attachments": len(msg.attachments),
+        "message_size": msg.size,
+    }
+    return DetectorResult(facts=facts, findings=tuple(findings))

@@ -1,0 +1,343 @@
+"""The policy file format (DESIGN §3), validated by pydantic. Unknown keys are errors.
+
+```yaml
+version: 1
+organization: organization.yaml          # or inline (see OrganizationSpec)
+rules:
+  - id: bulk-external
+    description: {ja: 社外の宛先が多数見えています, en: Many external recipients can see each other}
+    when: {visible_external_recipients: {gte: 10}}
+    action: bcc
+default_action: pass
+```
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from leakguard.durations import parse_duration
+
+# The facts of DESIGN §2 plus a few plain counts. Conditions may only name these.
+FACT_DESCRIPTIONS: dict[str, str] = {
+    "visible_external_recipients": "external addresses visible in To/Cc (de-duplicated)",
+    "visible_external_organizations": "distinct external organisations visible in To/Cc",
+    "quoted_third_party_addresses": (
+        "third-party addresses in quoted/forwarded material that are news to an external recipient"
+    ),
+    "name_similar_recipients": "external recipients whose name resembles a colleague or contact",
+    "lookalike_domains": "recipient domains that resemble an internal or partner domain",
+    "first_time_external_recipients": "external recipients the sender never wrote to before",
+    "external_recipients": "external envelope recipients (To, Cc and Bcc)",
+    "external_organizations": "distinct external organisations among all envelope recipients",
+    "recipients": "envelope recipients",
+    "attachments": "attachments in the mail",
+    "message_size": "size of the mail in bytes",
+}
+FACTS: tuple[str, ...] = tuple(FACT_DESCRIPTIONS)
+
+ActionName = Literal["pass", "bcc", "delay", "hold", "reject"]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Comparison(_Strict):
+    """Compare a fact with numbers. Several operators in one mapping must all hold."""
+
+    gt: int | None = None
+    gte: int | None = None
+    lt: int | None = None
+    lte: int | None = None
+    eq: int | None = None
+    ne: int | None = None
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> Comparison:
+        if all(v is None for v in self.model_dump().values()):
+            raise ValueError("expected at least one of gt, gte, lt, lte, eq, ne")
+        return self
+
+    def test(self, value: int) -> bool:
+        return (
+            (self.gt is None or value > self.gt)
+            and (self.gte is None or value >= self.gte)
+            and (self.lt is None or value < self.lt)
+            and (self.lte is None or value <= self.lte)
+            and (self.eq is None or value == self.eq)
+            and (self.ne is None or value != self.ne)
+        )
+
+
+FactTest = Annotated[
+    int | Comparison,
+    Field(description="a number (means gte) or a comparison such as {gte: 10}"),
+]
+
+
+class FactCondition(_Strict):
+    """Facts compared with numbers; every fact named must match."""
+
+    visible_external_recipients: FactTest | None = None
+    visible_external_organizations: FactTest | None = None
+    quoted_third_party_addresses: FactTest | None = None
+    name_similar_recipients: FactTest | None = None
+    lookalike_domains: FactTest | None = None
+    first_time_external_recipients: FactTest | None = None
+    external_recipients: FactTest | None = None
+    external_organizations: FactTest | None = None
+    recipients: FactTest | None = None
+    attachments: FactTest | None = None
+    message_size: FactTest | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FactCondition:
+        if not self.tests():
+            raise ValueError(f"expected a fact ({', '.join(FACTS)}) or all/any/not")
+        return self
+
+    def tests(self) -> dict[str, Comparison]:
+        out: dict[str, Comparison] = {}
+        for name in FACTS:
+            v = getattr(self, name)
+            if v is None:
+                continue
+            out[name] = Comparison(gte=v) if isinstance(v, int) else v
+        return out
+
+
+class AllCondition(_Strict):
+    all: list[Condition] = Field(min_length=1)
+
+
+class AnyCondition(_Strict):
+    any: list[Condition] = Field(min_length=1)
+
+
+class NotCondition(_Strict):
+    not_: Condition = Field(alias="not")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _condition_kind(data: Any) -> str | None:
+    if isinstance(data, dict):
+        for key in ("all", "any", "not"):
+            if key in data:
+                return key
+        return "facts"
+    if isinstance(data, BaseModel):
+        return {
+            AllCondition: "all",
+            AnyCondition: "any",
+            NotCondition: "not",
+        }.get(type(data), "facts")
+    return None
+
+
+class Condition(
+    RootModel[
+        Annotated[
+            Annotated[AllCondition, Tag("all")]
+            | Annotated[AnyCondition, Tag("any")]
+            | Annotated[NotCondition, Tag("not")]
+            | Annotated[FactCondition, Tag("facts")],
+            Discriminator(
+                _condition_kind,
+                custom_error_type="condition",
+                custom_error_message=(
+                    "expected a mapping such as {visible_external_recipients: {gte: 10}}"
+                ),
+            ),
+        ]
+    ]
+):
+    """``{fact: {gte: N}}``, ``{all: [...]}``, ``{any: [...]}`` or ``{not: {...}}``."""
+
+    def facts_used(self) -> set[str]:
+        node = self.root
+        if isinstance(node, FactCondition):
+            return set(node.tests())
+        if isinstance(node, AllCondition | AnyCondition):
+            items = node.all if isinstance(node, AllCondition) else node.any
+            out: set[str] = set()
+            for c in items:
+                out |= c.facts_used()
+            return out
+        return node.not_.facts_used()
+
+    def test(self, facts: dict[str, int]) -> bool:
+        node = self.root
+        if isinstance(node, FactCondition):
+            return all(cmp.test(facts.get(name, 0)) for name, cmp in node.tests().items())
+        if isinstance(node, AllCondition):
+            return all(c.test(facts) for c in node.all)
+        if isinstance(node, AnyCondition):
+            return any(c.test(facts) for c in node.any)
+        return not node.not_.test(facts)
+
+
+class Reason(_Strict):
+    """The reason shown to people, in both languages."""
+
+    ja: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class Scope(_Strict):
+    """Who a rule is about. Empty lists mean "anyone".
+
+    ``senders``/``sender_domains``/``sender_groups`` match the sender (envelope sender or
+    From). ``recipient_domains`` match when at least one recipient is in those domains
+    (``*.example.jp`` matches subdomains).
+    """
+
+    senders: list[str] = Field(default_factory=list)
+    sender_domains: list[str] = Field(default_factory=list)
+    sender_groups: list[str] = Field(default_factory=list)
+    recipient_domains: list[str] = Field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.senders or self.sender_domains or self.sender_groups or self.recipient_domains)
+
+
+class Exceptions(_Strict):
+    """When a rule does not apply. ``recipient_domains`` excepts the mail when every
+    external recipient is in those domains."""
+
+    senders: list[str] = Field(default_factory=list)
+    sender_domains: list[str] = Field(default_factory=list)
+    sender_groups: list[str] = Field(default_factory=list)
+    recipient_domains: list[str] = Field(default_factory=list)
+
+
+class Rule(_Strict):
+    id: str = Field(description="unique rule id, shown in logs and reports")
+    description: Reason = Field(description="why the mail is stopped, in Japanese and English")
+    when: Condition
+    action: ActionName
+    mode: Literal["enforce", "audit"] = Field(
+        "enforce", description="audit: log what the rule would do, do nothing"
+    )
+    approval: str | None = Field(
+        None,
+        description="hold only: who may release: supervisor, an address, or group:<name>",
+    )
+    delay: str | None = Field(None, description="delay only: how long, e.g. 5m")
+    offer_bcc: bool = Field(False, description="hold only: offer 'release as Bcc'")
+    scope: Scope = Field(default_factory=Scope)
+    except_: Exceptions = Field(default_factory=Exceptions, alias="except")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("id")
+    @classmethod
+    def _id_syntax(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("expected letters, digits, '-', '_' or '.' (at most 64)")
+        return v
+
+    @field_validator("approval")
+    @classmethod
+    def _approval_syntax(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if v == "supervisor" or v.startswith("group:") or ("@" in v and " " not in v):
+            return v
+        raise ValueError("expected supervisor, an email address, or group:<name>")
+
+    @field_validator("delay")
+    @classmethod
+    def _delay_syntax(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    @model_validator(mode="after")
+    def _action_options(self) -> Rule:
+        if self.approval is not None and self.action != "hold":
+            raise ValueError("approval is only valid with action: hold")
+        if self.delay is not None and self.action != "delay":
+            raise ValueError("delay is only valid with action: delay")
+        if self.offer_bcc and self.action != "hold":
+            raise ValueError("offer_bcc is only valid with action: hold")
+        return self
+
+    @property
+    def delay_seconds(self) -> int | None:
+        return parse_duration(self.delay) if self.delay is not None else None
+
+
+class OrganizationSpec(_Strict):
+    """The organisation: inline in the policy, or in its own file."""
+
+    internal_domains: list[str] = Field(
+        default_factory=list, description="internal domains; *.example.jp for subdomains"
+    )
+    directory: str | None = Field(
+        None, description="CSV of people: email,name,kana,department,supervisor[,language]"
+    )
+    partner_domains: list[str] = Field(default_factory=list)
+    mailing_lists: list[str] = Field(default_factory=list)
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="named groups of addresses (scopes, approvals)"
+    )
+
+    @field_validator("internal_domains", "partner_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        for d in v:
+            body = d[2:] if d.startswith("*.") else d
+            if not body or "*" in body or "@" in body or " " in body or "." not in body:
+                raise ValueError(f"not a domain: {d!r} (expected example.jp or *.example.jp)")
+        return v
+
+
+class PolicyTestCase(_Strict):
+    """A sample mail and the action the policy must take (``leakguard policy test``)."""
+
+    mail: str = Field(description="path of an .eml file, relative to the policy file")
+    expect: ActionName
+    sender: str | None = None
+    rcpt: list[str] | None = None
+    rules: list[str] | None = Field(None, description="rule ids that must match (all of them)")
+
+
+class PolicySpec(_Strict):
+    version: Literal[1] = 1
+    organization: str | OrganizationSpec = Field(
+        default_factory=OrganizationSpec,
+        description="inline organisation or the path of an organisation file",
+    )
+    rules: list[Rule] = Field(default_factory=list)
+    default_action: Literal["pass", "bcc", "hold", "reject"] = "pass"
+    tests: list[PolicyTestCase] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> PolicySpec:
+        seen: set[str] = set()
+        for r in self.rules:
+            if r.id in seen:
+                raise ValueError(f"rule id {r.id!r} is used twice")
+            seen.add(r.id)
+        return self
+
+
+AllCondition.model_rebuild()
+AnyCondition.model_rebuild()
+NotCondition.model_rebuild()
