@@ -126,12 +126,14 @@ _MODEL_AT: dict[str, type[BaseModel]] = {
 }
 
 
-def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], list[str]]:
-    """Keep the parts of a pydantic ``loc`` that exist in the YAML data; also return the
-    synthetic parts (union tags) seen along the way."""
+def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], list[str], Any]:
+    """Keep the parts of a pydantic ``loc`` that exist in the YAML data. Also return the
+    synthetic parts (union branch tags) and the YAML value where the first branch tag was
+    met (the value the union was trying to validate)."""
     path: list[Any] = []
     tags: list[str] = []
     cur = data
+    branch_value: Any = None
     for part in loc:
         if isinstance(cur, dict) and part in cur:
             path.append(part)
@@ -140,8 +142,26 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], list[s
             path.append(part)
             cur = cur[part]
         else:
+            if not tags:
+                branch_value = cur
             tags.append(str(part))
-    return tuple(path), tags
+    return tuple(path), tags, branch_value
+
+
+_SCALAR_BRANCHES = {"int", "str", "bool", "float"}
+
+
+def _wrong_branch(tags: list[str], value: Any) -> bool:
+    """An error from the union branch that does not fit the value's shape."""
+    if not tags:
+        return False
+    first = tags[0]
+    structured = isinstance(value, dict | list)
+    if first in _SCALAR_BRANCHES:
+        return structured
+    if first in ("facts", "all", "any", "not"):
+        return False  # condition discriminator tags, not alternatives
+    return not structured
 
 
 def _allowed_keys(path: tuple[Any, ...], tags: list[str]) -> list[str]:
@@ -175,27 +195,16 @@ def _friendly(err: dict[str, Any], path: tuple[Any, ...], tags: list[str], data:
 
 def _problems_from_validation(exc: ValidationError, data: Any,
                               marks: dict[tuple[Any, ...], Mark], source: str) -> list[Problem]:
+    errors = []
+    for err in exc.errors():
+        path, tags, branch_value = _yaml_path(tuple(err["loc"]), data)
+        errors.append((err, path, tags, branch_value))
+    # A union (number or comparison, path or inline mapping) fails in every branch; report
+    # the branch that fits the shape of the value written.
+    kept = [e for e in errors if not _wrong_branch(e[2], e[3])] or errors
     seen: set[tuple[tuple[Any, ...], str]] = set()
     out: list[Problem] = []
-    errors = exc.errors()
-    # A number-or-comparison field fails both branches; report the comparison branch only
-    # when the value is a mapping, the number branch otherwise.
-    for err in errors:
-        loc = tuple(err["loc"])
-        path, tags = _yaml_path(loc, data)
-        missing = err.get("type") == "missing"
-        if missing:
-            # the key is absent, point at the mapping that should hold it
-            path = path
-        value: Any = data
-        for p in path:
-            value = value[p]
-        if "int" in tags and isinstance(value, dict):
-            continue
-        if any(t.startswith("function-after[_one_at_least") for t in tags) and not isinstance(
-            value, dict
-        ):
-            continue
+    for err, path, tags, _ in kept:
         msg = _friendly(err, path, tags, data)
         if (path, msg) in seen:
             continue
