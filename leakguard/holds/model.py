@@ -90,6 +90,7 @@ class DeliveryRecord:
     hold_id: str | None
     kind: str  # "mail" (a user's mail), "notice" (a notice we generated), "dsn"
     last_error: str = ""
+    created_at: datetime | None = None  # when it was queued (give-up age); set by the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,10 @@ class Store(Protocol):
         *,
         kind: str = "mail",
         hold_id: str | None = None,
-    ) -> int: ...
+        not_before: datetime | None = None,
+    ) -> int:
+        """Queue durably (committed on return); ``not_before`` delays the first attempt."""
+        ...
     async def claim_deliveries(self, worker: str, now: datetime, limit: int) -> list[DeliveryRecord]:
         """Claim due queued deliveries (state -> sending) so no two workers send one twice."""
         ...

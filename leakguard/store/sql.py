@@ -675,6 +675,7 @@ def _delivery(r: Any) -> DeliveryRecord:
         hold_id=r["hold_id"],
         kind=r["kind"],
         last_error=r["last_error"] or "",
+        created_at=r["created_at"],
     )
 
 
