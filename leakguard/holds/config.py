@@ -22,3 +22,9 @@ class HoldsConfig(BaseModel):
     )
     language: str = Field("ja", description="Default language of notices: ja or en.")
     default_delay: str = Field("5m", description="Delay used by action: delay without a time.")
+    timezone: str = Field(
+        "Asia/Tokyo", description="Time zone for times shown in notices and pages (IANA name)."
+    )
+    timer_interval: float = Field(
+        5.0, gt=0, le=300, description="Seconds between checks for due delays, expiry, escalation."
+    )
