@@ -1,0 +1,395 @@
+"""Name-similar recipients: external recipients that look like a colleague or a usual contact.
+
+Fact ``name_similar_recipients`` (DESIGN §2): the number of distinct external recipient
+addresses whose display name or local part resembles
+
+* a person in the organisation's directory (``ctx.org.directory``), or
+* a contact the sender usually writes to (``ctx.history.contact_names``) at *another* address.
+
+Names are compared in kanji, kana and Hepburn romaji forms (see ``japanese``), with
+honorifics, company decorations and width differences removed. A surname alone never
+fires; a full name, or a surname with the given name's initial (``k.sato``, ``satok``,
+``j.smith``) does. Small romaji typos are tolerated with ``rapidfuzz`` (optimal string
+alignment distance: one edit for names of 5 to 11 letters, two from 12 letters).
+
+Indexes are built once per organisation (``org.cache["names.index"]``) and once per sender's
+contact list (``org.cache["names.contacts"]``, bounded): candidates are found by exact
+look-ups of name parts and by 3-letter prefix / suffix buckets of the concatenated names, so
+a recipient is checked against a handful of people, not the whole directory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from leakguard.detectors import DetectorResult
+from leakguard.detectors.japanese import (
+    NameForms,
+    display_name_forms,
+    initials_of,
+    local_part_tokens,
+    person_forms,
+    romaji_skeleton,
+)
+from leakguard.organization import Context, Organization
+from leakguard.types import Address, Finding, Message
+
+DETECTOR = "names"
+FACT = "name_similar_recipients"
+INDEX_KEY = "names.index"
+CONTACTS_KEY = "names.contacts"
+CONTACT_CACHE_SIZE = 256
+MAX_RECIPIENTS = 1000  # bound the work on a hostile message
+MAX_CONTACT_NAMES = 5000
+
+INITIAL_SCORE = 80  # surname + given-name initial
+
+
+def max_edits(length: int) -> int:
+    """Typos tolerated in a romaji string of ``length`` letters (short names: none)."""
+    if length < 5:
+        return 0
+    if length < 12:
+        return 1
+    return 2
+
+
+# --------------------------------------------------------------------------- index
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NameEntry:
+    """One way of writing one known person (a directory row or a contact's display name)."""
+
+    address: str  # lower-case address of the person or contact
+    name: str  # the name as known (directory name column, or the contact's display name)
+    source: str  # "directory" | "contacts"
+    parts: tuple[str, ...] = ()  # romaji skeletons in written order
+    initials: tuple[frozenset[str], ...] = ()
+    family: int | None = None  # index of the surname in ``parts`` when known
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    entry: NameEntry
+    matched_on: str  # "display name" | "local part"
+    form: str  # "kanji" | "kana" | "romaji"
+    score: int
+
+    def rank(self) -> tuple[int, int, int]:
+        return (
+            self.score,
+            1 if self.entry.source == "directory" else 0,
+            1 if self.matched_on == "display name" else 0,
+        )
+
+
+@dataclass
+class NameIndex:
+    """Look-up tables for a set of known names. Build with ``add``; read-only afterwards."""
+
+    cjk: dict[str, list[NameEntry]] = field(default_factory=dict)
+    kana: dict[str, list[NameEntry]] = field(default_factory=dict)
+    parts: dict[str, list[tuple[NameEntry, int]]] = field(default_factory=dict)
+    concat_prefix: dict[str, tuple[list[str], list[NameEntry]]] = field(default_factory=dict)
+    concat_suffix: dict[str, tuple[list[str], list[NameEntry]]] = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, address: str, name: str, source: str, forms: Iterable[NameForms]) -> None:
+        for f in forms:
+            if not f.full:
+                continue  # a surname alone (or an unknown single word) is never a target
+            self.size += 1
+            parts = tuple(romaji_skeleton(r) for r in f.romaji)
+            split = len(parts) >= 2 and all(parts)
+            entry = NameEntry(
+                address=address,
+                name=name,
+                source=source,
+                parts=parts if split else (),
+                initials=tuple(initials_of(r) for r in f.romaji) if split else (),
+                family=f.family if split else None,
+            )
+            if f.cjk and len(f.cjk) >= 2:
+                self.cjk.setdefault(f.cjk, []).append(entry)
+            if f.kana and len(f.kana) >= 3:
+                self.kana.setdefault(f.kana, []).append(entry)
+                if len(f.kana_tokens) >= 2:  # given name written first
+                    rev = "".join(reversed(f.kana_tokens))
+                    if rev != f.kana:
+                        self.kana.setdefault(rev, []).append(entry)
+            if split:
+                for i, p in enumerate(parts):
+                    if len(p) >= 2:
+                        self.parts.setdefault(p, []).append((entry, i))
+            for concat in _concatenations(f.romaji):
+                if len(concat) >= 6:
+                    for key, table in (
+                        (concat[:3], self.concat_prefix),
+                        (concat[-3:], self.concat_suffix),
+                    ):
+                        bucket = table.setdefault(key, ([], []))
+                        bucket[0].append(concat)
+                        bucket[1].append(entry)
+
+
+def _concatenations(romaji: tuple[str, ...]) -> set[str]:
+    """Skeletons of the name written as one word, in both orders (``kazuyasato``)."""
+    if not romaji:
+        return set()
+    if len(romaji) == 1:
+        return {romaji_skeleton(romaji[0])}
+    out = {romaji_skeleton("".join(romaji)), romaji_skeleton("".join(reversed(romaji)))}
+    if len(romaji) > 2:  # first and last word only ("Mary Jane Smith" -> "marysmith")
+        out.add(romaji_skeleton(romaji[0] + romaji[-1]))
+        out.add(romaji_skeleton(romaji[-1] + romaji[0]))
+    return out
+
+
+def build_directory_index(org: Organization) -> NameIndex:
+    idx = NameIndex()
+    for person in org.directory:
+        forms = list(person_forms(person.name, person.kana))
+        if not any(f.romaji for f in forms):
+            # No reading at all: a name-like local part of the person's own address
+            # ("kazuya.sato@") stands in for the romaji form.
+            toks = local_part_tokens(person.email.rpartition("@")[0])
+            if len(toks) >= 2 and all(len(t) >= 2 for t in toks):
+                forms.append(NameForms(romaji=toks, romaji_from="romaji", full=True))
+        idx.add(person.key, person.name or person.email, "directory", forms)
+    return idx
+
+
+def directory_index(org: Organization) -> NameIndex:
+    """The organisation's directory index, built on first use and kept in ``org.cache``."""
+    idx = org.cache.get(INDEX_KEY)
+    if isinstance(idx, NameIndex):
+        return idx
+    with _LOCK:
+        idx = org.cache.get(INDEX_KEY)
+        if not isinstance(idx, NameIndex):
+            idx = build_directory_index(org)
+            org.cache[INDEX_KEY] = idx
+    return idx
+
+
+_LOCK = threading.Lock()
+
+
+def build_contacts_index(contact_names: Mapping[str, Iterable[str]]) -> NameIndex:
+    idx = NameIndex()
+    count = 0
+    for address, names in contact_names.items():
+        for name in names:
+            count += 1
+            if count > MAX_CONTACT_NAMES:
+                return idx
+            if name:
+                idx.add(
+                    address.lower(), name, "contacts", display_name_forms(name, dictionary=True)
+                )
+    return idx
+
+
+def contacts_index(
+    org: Organization, sender: str, contact_names: Mapping[str, Iterable[str]]
+) -> NameIndex:
+    """The sender's contact index, cached per sender while their contact list is unchanged."""
+    snapshot = {k: tuple(v) for k, v in contact_names.items()}
+    with _LOCK:
+        cache = org.cache.get(CONTACTS_KEY)
+        if not isinstance(cache, OrderedDict):
+            cache = OrderedDict()
+            org.cache[CONTACTS_KEY] = cache
+        hit = cache.get(sender)
+        if hit is not None and hit[0] == snapshot:
+            cache.move_to_end(sender)
+            return hit[1]  # type: ignore[no-any-return]
+    idx = build_contacts_index(snapshot)
+    with _LOCK:
+        cache[sender] = (snapshot, idx)
+        cache.move_to_end(sender)
+        while len(cache) > CONTACT_CACHE_SIZE:
+            cache.popitem(last=False)
+    return idx
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def _similarity(a: str, b: str) -> int:
+    return round(OSA.normalized_similarity(a, b) * 100)
+
+
+def match_romaji(
+    tokens: tuple[str, ...], idx: NameIndex, exclude: str, matched_on: str, form: str
+) -> Match | None:
+    """Best match of raw romaji tokens (``("kazuya", "sato")``, ``("ksato",)``) in ``idx``."""
+    best: Match | None = None
+
+    def consider(entry: NameEntry, score: int) -> None:
+        nonlocal best
+        if entry.address == exclude:
+            return
+        m = Match(entry, matched_on, form, score)
+        if best is None or m.rank() > best.rank():
+            best = m
+
+    tokens = tuple(t for t in tokens if t)[:8]
+    skels = tuple(romaji_skeleton(t) for t in tokens)
+
+    # (a) two words: one is exactly a name part, the other the other part (typos allowed
+    # from 5 letters) or its initial.
+    for i, si in enumerate(skels):
+        if len(si) < 2:
+            continue
+        for entry, pi in idx.parts.get(si, ()):
+            for j, sj in enumerate(skels):
+                if j == i or not sj:
+                    continue
+                for pj, part in enumerate(entry.parts):
+                    if pj == pi:
+                        continue
+                    if len(tokens[j]) == 1:
+                        surname_ok = entry.family is None or entry.family == pi
+                        if surname_ok and tokens[j] in entry.initials[pj]:
+                            consider(entry, INITIAL_SCORE)
+                    elif sj == part:
+                        consider(entry, 100)
+                    else:
+                        k = max_edits(len(part))
+                        if k and OSA.distance(sj, part, score_cutoff=k) <= k:
+                            consider(entry, _similarity(si + sj, entry.parts[pi] + part))
+
+    # (b) the name written as one word, whole ("kazuyasato") or with typos ("kazuyastao"),
+    # each word alone and all words joined.
+    words = {t for t in tokens if len(t) >= 5}
+    if len(tokens) >= 2:
+        words.add("".join(tokens))
+    for w in words:
+        s = romaji_skeleton(w)
+        if len(s) < 5:
+            continue
+        k = max_edits(len(s))
+        for table, key in ((idx.concat_prefix, s[:3]), (idx.concat_suffix, s[-3:])):
+            bucket = table.get(key)
+            if not bucket:
+                continue
+            for _choice, dist, pos in process.extract(
+                s, bucket[0], scorer=OSA.distance, score_cutoff=k, limit=None
+            ):
+                entry = bucket[1][pos]
+                consider(entry, 100 if dist == 0 else _similarity(s, bucket[0][pos]))
+
+    # (c) surname + initial written as one word: "ksato", "satok" (not when the word is a
+    # name of its own, e.g. "kato").
+    for t, s in zip(tokens, skels, strict=True):
+        if len(t) < 4 or s in idx.parts:
+            continue
+        for initial, rest in ((t[0], t[1:]), (t[-1], t[:-1])):
+            rs = romaji_skeleton(rest)
+            for entry, pi in idx.parts.get(rs, ()):
+                if entry.family is not None and entry.family != pi:
+                    continue
+                if any(initial in ini for pj, ini in enumerate(entry.initials) if pj != pi):
+                    consider(entry, INITIAL_SCORE)
+    return best
+
+
+def match_recipient(addr: Address, display_name: str, idx: NameIndex) -> Match | None:
+    """The best resemblance of one recipient to a name in ``idx`` (its own address excluded)."""
+    key = addr.key
+    best: Match | None = None
+
+    def better(m: Match | None) -> None:
+        nonlocal best
+        if m is not None and (best is None or m.rank() > best.rank()):
+            best = m
+
+    if display_name:
+        for f in display_name_forms(display_name):
+            if f.cjk:
+                for entry in idx.cjk.get(f.cjk, ()):
+                    if entry.address != key:
+                        better(Match(entry, "display name", "kanji", 100))
+            if f.kana:
+                for entry in idx.kana.get(f.kana, ()):
+                    if entry.address != key:
+                        better(Match(entry, "display name", "kana", 100))
+            if f.romaji:
+                form = "kana" if f.romaji_from == "kana" else "romaji"
+                better(match_romaji(f.romaji, idx, key, "display name", form))
+    better(match_romaji(local_part_tokens(addr.local), idx, key, "local part", "romaji"))
+    return best
+
+
+# --------------------------------------------------------------------------- detector
+
+
+def external_recipients(msg: Message, ctx: Context) -> list[tuple[Address, str]]:
+    """External recipients (envelope and To/Cc/Bcc), de-duplicated, with a display name."""
+    names: dict[str, str] = {}
+    for a in (*msg.to, *msg.cc, *msg.bcc):
+        if a.display_name and a.key not in names:
+            names[a.key] = a.display_name
+    seen: set[str] = set()
+    out: list[tuple[Address, str]] = []
+    for a in (*msg.visible_recipients, *msg.envelope_rcpts, *msg.bcc):
+        if not a.domain or a.key in seen or ctx.org.is_internal(a):
+            continue
+        seen.add(a.key)
+        out.append((a, names.get(a.key, "")))
+        if len(out) >= MAX_RECIPIENTS:
+            break
+    return out
+
+
+def _detail(addr: Address, m: Match) -> str:
+    who = "a colleague" if m.entry.source == "directory" else "a usual contact"
+    return (
+        f"{addr.addr} resembles {who}, {m.entry.name} <{m.entry.address}> "
+        f"({m.matched_on}, {m.form} form, score {m.score})"
+    )
+
+
+def detect(msg: Message, ctx: Context) -> DetectorResult:
+    recipients = external_recipients(msg, ctx)
+    if not recipients:
+        return DetectorResult(facts={FACT: 0})
+    directory = directory_index(ctx.org)
+    contacts: NameIndex | None = None
+    if ctx.history.contact_names:
+        sender = msg.sender.key if msg.sender else ""
+        contacts = contacts_index(ctx.org, sender, ctx.history.contact_names)
+    findings: list[Finding] = []
+    for addr, display in recipients:
+        best = match_recipient(addr, display, directory) if directory.size else None
+        if contacts is not None and contacts.size:
+            m = match_recipient(addr, display, contacts)
+            if m is not None and (best is None or m.rank() > best.rank()):
+                best = m
+        if best is None:
+            continue
+        findings.append(
+            Finding(
+                detector=DETECTOR,
+                fact=FACT,
+                addresses=(addr.addr,),
+                detail=_detail(addr, best),
+                evidence={
+                    "similar_to": best.entry.address,
+                    "similar_name": best.entry.name,
+                    "matched_on": best.matched_on,
+                    "form": best.form,
+                    "score": str(best.score),
+                    "source": best.entry.source,
+                },
+            )
+        )
+    return DetectorResult(facts={FACT: len(findings)}, findings=tuple(findings))
