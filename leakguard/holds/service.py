@@ -1,0 +1,908 @@
+"""``HoldService``: the hold workflow (DESIGN §5) behind the relay's ``HoldHandler`` protocol.
+
+One resolve path: web, reply commands, the CLI and the timers all call ``resolve`` (the
+Mailman ``handle_message`` lesson), which checks who may do what, spends the single-use
+token, moves the hold with the store's compare-and-set ``transition`` (queueing the
+delivery in the same transaction) and tells the people concerned.
+
+Who may answer a hold:
+- the sender (envelope sender or SMTP AUTH identity recorded with the hold), unless the
+  hold needs approval: then the sender may only withdraw (discard);
+- an approver (``approval: supervisor`` / an address / ``group:<name>``, plus the deputy
+  after escalation): everything;
+- an administrator (CLI, admin web view): everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.policy
+import enum
+import os
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import structlog
+
+from leakguard.durations import format_duration, parse_duration
+from leakguard.holds import codec
+from leakguard.holds.config import HoldsConfig
+from leakguard.holds.explain import Explanation, explain, normalize_command_text
+from leakguard.holds.model import HoldRecord, HoldState, Store, TokenRecord, Via
+from leakguard.holds.notice import (
+    NOTICE_HEADER,
+    Answer,
+    build_mail,
+    command_reply_to,
+    notice_context,
+)
+from leakguard.holds.texts import t
+from leakguard.holds.tokens import LinkSigner, hash_token, looks_like_token, new_hold_id, new_token
+from leakguard.i18n import normalize_lang
+from leakguard.organization import Organization
+from leakguard.types import Action, Message, Verdict
+from leakguard.web.config import WebConfig
+
+log = structlog.get_logger("leakguard.holds")
+
+# Approvers entry meaning "approval required but nobody could be found": only administrators
+# (CLI, admin web view) can release; the sender may still withdraw.
+ADMIN_ONLY = "admin:"
+
+_MAX_REPLY_TEXT = 64 * 1024
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Decision(enum.StrEnum):
+    RELEASE = "release"
+    RELEASE_BCC = "release_bcc"
+    DISCARD = "discard"
+
+    @property
+    def to_state(self) -> HoldState:
+        return {
+            Decision.RELEASE: HoldState.RELEASED,
+            Decision.RELEASE_BCC: HoldState.RELEASED_BCC,
+            Decision.DISCARD: HoldState.DISCARDED,
+        }[self]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What ``resolve`` did. ``code`` is a state (success) or an ``err.*`` key (refusal)."""
+
+    ok: bool
+    code: str  # "released", "released_bcc", "discarded" | "unknown_hold", "closed", ...
+    hold: HoldRecord | None = None
+    detail: str = ""
+
+    def message(self, lang: str) -> str:
+        if self.ok:
+            return t(f"res.{self.code}", lang)
+        state = t(f"state.{self.hold.state}", lang) if self.hold is not None else ""
+        approvers = (
+            ", ".join(a for a in self.hold.approvers if a != ADMIN_ONLY) if self.hold else ""
+        )
+        return t(f"err.{self.code}", lang, state=state, approvers=approvers or "-")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """A valid review link: the hold, to whom the link was issued and their role."""
+
+    hold: HoldRecord
+    actor: str
+    role: str  # "sender", "approver" or "" (issued to someone no longer entitled)
+    token: str
+    lang: str
+
+
+# --------------------------------------------------------------------------- reply parsing
+
+_COMMANDS: dict[str, Decision] = {}
+for _w in (
+    "release",
+    "send",
+    "send now",
+    "ok",
+    "approve",
+    "送信",
+    "送信する",
+    "今すぐ送信",
+    "承認",
+):
+    _COMMANDS[normalize_command_text(_w)] = Decision.RELEASE
+for _w in ("bcc", "release bcc", "release-bcc", "release as bcc", "bccで送信", "bcc送信"):
+    _COMMANDS[normalize_command_text(_w)] = Decision.RELEASE_BCC
+for _w in (
+    "discard", "cancel", "withdraw", "破棄", "破棄する", "取消", "取り消し", "取消し",
+    "キャンセル", "中止", "取り下げ", "取下げ",
+):  # fmt: skip
+    _COMMANDS[normalize_command_text(_w)] = Decision.DISCARD
+
+
+def parse_command(text: str) -> Decision | None:
+    """The command on the first non-empty, non-quoted line (NFKC, case-insensitive)."""
+    for raw_line in text[:_MAX_REPLY_TEXT].splitlines()[:500]:
+        line = raw_line.strip()
+        if not line:
+            continue
+        if line.startswith((">", "＞", "|")):
+            continue
+        norm = normalize_command_text(line)
+        if not norm:
+            continue
+        hit = _COMMANDS.get(norm)
+        if hit is None:
+            first = norm.split()[0].strip("。．.!！?？、,:：")
+            hit = _COMMANDS.get(first)
+        return hit
+    return None
+
+
+def reply_text(raw: bytes) -> tuple[str, EmailMessage | None]:
+    """The text a person typed into a reply (first text/plain part; HTML as text)."""
+    try:
+        msg = BytesParser(policy=email.policy.default).parsebytes(raw[: 4 * 1024 * 1024])
+    except Exception:
+        return "", None
+    if not isinstance(msg, EmailMessage):
+        return "", None
+    html: str | None = None
+    count = 0
+    for part in msg.walk():
+        count += 1
+        if count > 200:
+            break
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        if ctype not in ("text/plain", "text/html"):
+            continue
+        if str(part.get("Content-Disposition", "")).lower().startswith("attachment"):
+            continue
+        content = _decode_part(part)
+        if not isinstance(content, str):
+            continue
+        if ctype == "text/plain":
+            return content[:_MAX_REPLY_TEXT], msg
+        if html is None:
+            html = content[:_MAX_REPLY_TEXT]
+    if html is not None:
+        return _html_text(html), msg
+    return "", msg
+
+
+def _decode_part(part: EmailMessage) -> str:
+    """Decode a text part; a missing charset means UTF-8 (then Shift_JIS) rather than ASCII."""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        return ""
+    if not isinstance(payload, bytes):
+        return ""
+    payload = payload[: _MAX_REPLY_TEXT * 4]
+    charsets = [c for c in (part.get_content_charset(), "utf-8", "cp932") if c]
+    for cs in charsets:
+        try:
+            return payload.decode(cs)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("utf-8", "replace")
+
+
+def _html_text(html: str) -> str:
+    from selectolax.parser import HTMLParser  # type: ignore[attr-defined,unused-ignore]
+
+    try:
+        tree = HTMLParser(html)
+        for node in tree.css("blockquote, style, script, head"):
+            node.decompose()
+        body = tree.body or tree.root
+        return body.text(separator="\n") if body is not None else ""
+    except Exception:
+        return ""
+
+
+def is_automatic(msg: EmailMessage | None, mail_from: str) -> bool:
+    """Bounces, auto-replies and our own notices: never answered, never noticed (RFC 3834)."""
+    if not mail_from:
+        return True
+    if msg is None:
+        return False
+    try:
+        auto = str(msg.get("Auto-Submitted", "") or "").strip().lower()
+        if auto and not auto.startswith("no"):
+            return True
+        if msg.get(NOTICE_HEADER) is not None:
+            return True
+        prec = str(msg.get("Precedence", "") or "").strip().lower()
+        if prec in ("bulk", "junk", "list", "auto_reply"):
+            return True
+        if msg.get("X-Autoreply") is not None or msg.get("X-Autorespond") is not None:
+            return True
+    except Exception:
+        return False
+    return False
+
+
+def message_is_automatic(message: Message) -> bool:
+    auto = (message.header("Auto-Submitted") or "").strip().lower()
+    if auto and not auto.startswith("no"):
+        return True
+    return message.header(NOTICE_HEADER) is not None
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def resolve_secret(web: WebConfig, data_dir: Path | None) -> str:
+    """The signing secret: env ``LEAKGUARD_WEB_SECRET``, the config, else a file kept in
+    ``data_dir`` (created with mode 0600 on first use)."""
+    env = os.environ.get("LEAKGUARD_WEB_SECRET")
+    if env:
+        return env
+    if web.secret is not None and web.secret.get_secret_value():
+        return web.secret.get_secret_value()
+    if data_dir is None:
+        raise ValueError("no web secret configured and no data directory to keep one in")
+    path = data_dir / "web-secret"
+    try:
+        return path.read_text("ascii").strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+# --------------------------------------------------------------------------- the service
+
+
+def _email_like(s: str | None) -> bool:
+    return bool(s) and "@" in (s or "")
+
+
+class HoldService:
+    """Implements ``HoldHandler`` for the relay and the actions of web, reply and CLI."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: HoldsConfig,
+        web: WebConfig,
+        *,
+        secret: str | bytes,
+        organization: Organization | Callable[[], Organization] | None = None,
+        bcc_rewrite: Callable[[bytes, Callable[[str], bool]], bytes] | None = None,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.web = web
+        self._org = organization
+        self._bcc_rewrite = bcc_rewrite
+        self.now = now
+        self.expire_after = timedelta(seconds=parse_duration(config.expire_after))
+        self.escalate_after = timedelta(seconds=parse_duration(config.escalate_after))
+        self.default_delay = timedelta(seconds=parse_duration(config.default_delay))
+        self.signer = LinkSigner(
+            secret, max_age_seconds=int(self.expire_after.total_seconds()) + 86400
+        )
+        self.secret = secret
+        cmd = config.command_address.strip().lower()
+        self._cmd_local, _, self._cmd_domain = cmd.rpartition("@")
+        self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def org(self) -> Organization:
+        o = self._org
+        if o is None:
+            return Organization()
+        return o if isinstance(o, Organization) else o()
+
+    def lang_for(self, addr: str | None) -> str:
+        default = normalize_lang(self.config.language, "ja")
+        if not addr:
+            return default
+        p = self.org.person(addr)
+        if p is not None and p.language:
+            return normalize_lang(p.language, default)
+        return default
+
+    def review_url(self, token: str, action: str | None = None) -> str:
+        base = self.web.base_url.rstrip("/")
+        url = f"{base}/h/{self.signer.sign(token)}"
+        return f"{url}?a={action}" if action else url
+
+    def explain(self, hold: HoldRecord, lang: str) -> Explanation:
+        return explain(hold, lang=lang, now=self.now(), timezone=self.config.timezone)
+
+    @staticmethod
+    def role_of(hold: HoldRecord, identity: str | None) -> str:
+        if not identity:
+            return ""
+        ident = identity.strip().lower()
+        if ident in {a.lower() for a in hold.approvers if a != ADMIN_ONLY}:
+            return "approver"
+        if ident == hold.mail_from.lower() or (hold.auth_user and ident == hold.auth_user.lower()):
+            return "sender"
+        return ""
+
+    def _approvers_for(self, approval: str | None, sender: str) -> tuple[str, ...]:
+        if not approval:
+            return ()
+        org = self.org
+        found: list[str] = []
+        a = approval.strip()
+        if a == "supervisor":
+            sup = org.supervisor_of(sender)
+            if sup:
+                found.append(sup)
+        elif a.startswith("group:"):
+            found.extend(sorted(org.groups.get(a[6:].strip(), frozenset())))
+        elif "@" in a:
+            found.append(a)
+        approvers = tuple(
+            x for x in dict.fromkeys(f.strip() for f in found) if x and x.lower() != sender.lower()
+        )
+        if approvers:
+            return approvers
+        if self.config.deputy and self.config.deputy.lower() != sender.lower():
+            return (self.config.deputy,)
+        return (ADMIN_ONLY,)
+
+    async def _issue_token(self, hold: HoldRecord, actor: str) -> str:
+        token = new_token()
+        await self.store.add_token(
+            TokenRecord(
+                token_hash=hash_token(token),
+                hold_id=hold.id,
+                actor=actor,
+                expires_at=hold.expires_at,
+                used_at=None,
+            )
+        )
+        return token
+
+    async def _send(self, hold: HoldRecord, to: str, raw: bytes, note: str) -> None:
+        await self.store.enqueue_delivery(
+            raw, self.config.notice_from, [to], kind="notice", hold_id=hold.id
+        )
+        await self.store.record_event(
+            hold.id, actor="system", via=Via.RELAY, note=f"{note} -> {to}"
+        )
+
+    def _answers(self, hold: HoldRecord, token: str, lang: str, role: str) -> list[Answer]:
+        def ans(key: str, label: str, cmd: str, primary: bool = False) -> Answer:
+            url = self.review_url(token, key)
+            return Answer(key, t(label, lang), url, t(cmd, lang), primary)
+
+        if role == "sender" and hold.approvers:
+            return [ans("discard", "btn.withdraw", "cmd.discard")]
+        if hold.action == "delay":
+            return [
+                ans("discard", "btn.cancel", "cmd.cancel", True),
+                ans("release", "btn.send_now", "cmd.send_now"),
+            ]
+        out: list[Answer] = []
+        if hold.offer_bcc:
+            out.append(ans("release_bcc", "btn.release_bcc", "cmd.release_bcc", True))
+        out.append(ans("release", "btn.release", "cmd.release", not hold.offer_bcc))
+        out.append(ans("discard", "btn.discard", "cmd.discard"))
+        return out
+
+    async def _notice(
+        self, hold: HoldRecord, to: str, role: str, kind: str, headline_key: str, **fields: object
+    ) -> None:
+        """Issue a token for ``to`` and queue a full notice with answers."""
+        lang = self.lang_for(to)
+        token = await self._issue_token(hold, to)
+        ex = self.explain(hold, lang)
+        extra: list[str] = []
+        if hold.offer_bcc and (role != "sender" or not hold.approvers):
+            extra.append(t("note.bcc_offer", lang))
+        headline = t(
+            headline_key, lang, sender=ex.sender, due_in=ex.due_in, due_at=ex.due_at, **fields
+        )
+        subject_key = {
+            "held": "subj.held",
+            "delayed": "subj.delayed",
+            "approval": "subj.approval",
+            "pending": "subj.pending",
+        }[kind]
+        raw = build_mail(
+            kind=kind,
+            lang=lang,
+            to=to,
+            from_addr=self.config.notice_from,
+            subject=t(subject_key, lang, subject=ex.subject, sender=ex.sender),
+            template="notice",
+            context=notice_context(
+                ex,
+                answers=self._answers(hold, token, lang, role),
+                headline=headline,
+                review_url=self.review_url(token),
+                extra_lines=extra,
+            ),
+            hold_id=hold.id,
+            reply_to=command_reply_to(self.config.command_address, token),
+        )
+        await self._send(hold, to, raw, f"notice {kind}")
+
+    async def _info(
+        self,
+        hold: HoldRecord,
+        to: str,
+        kind: str,
+        headline: Callable[[str], str],
+        *,
+        with_withdraw: bool = False,
+        extra: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        """Queue a short information mail (outcome, escalation, reply result)."""
+        if not to or to == ADMIN_ONLY or "@" not in to:
+            return
+        lang = self.lang_for(to)
+        ex = self.explain(hold, lang)
+        answers: list[Answer] = []
+        reply_to = None
+        if with_withdraw:
+            token = await self._issue_token(hold, to)
+            answers = [
+                Answer(
+                    "discard",
+                    t("btn.withdraw", lang),
+                    self.review_url(token, "discard"),
+                    t("cmd.discard", lang),
+                )
+            ]
+            reply_to = command_reply_to(self.config.command_address, token)
+        subject_key = "subj.reply_result" if kind == "reply_result" else f"subj.{kind}"
+        raw = build_mail(
+            kind=kind,
+            lang=lang,
+            to=to,
+            from_addr=self.config.notice_from,
+            subject=t(subject_key, lang, subject=ex.subject),
+            template="info",
+            context=notice_context(
+                ex,
+                answers=answers,
+                headline=headline(lang),
+                review_url=None,
+                extra_lines=extra(lang) if extra else (),
+            ),
+            hold_id=hold.id,
+            reply_to=reply_to,
+        )
+        await self._send(hold, to, raw, f"info {kind}")
+
+    # ------------------------------------------------------------------ HoldHandler
+
+    async def hold(
+        self,
+        *,
+        raw: bytes,
+        verdict: Verdict,
+        message: Message,
+        mail_from: str,
+        rcpts: Sequence[str],
+        auth_user: str | None,
+    ) -> HoldRecord:
+        now = self.now()
+        sender = mail_from or (auth_user if _email_like(auth_user) else "") or ""
+        org = self.org
+        person = org.person(sender) if sender else None
+        delay = verdict.action == Action.DELAY
+        approvers = () if delay else self._approvers_for(verdict.approval, sender)
+        due_at = None
+        if delay:
+            secs = verdict.delay_seconds
+            due_at = now + (timedelta(seconds=secs) if secs is not None else self.default_delay)
+        escalate_at = None
+        if (
+            approvers
+            and approvers != (ADMIN_ONLY,)
+            and self.config.deputy
+            and self.config.deputy.lower() not in {a.lower() for a in approvers}
+        ):
+            escalate_at = now + self.escalate_after
+        summary = codec.summarize(message, rcpts, org, sender_name=person.name if person else "")
+        record = HoldRecord(
+            id=new_hold_id(),
+            state=HoldState.DELAYED if delay else HoldState.HELD,
+            created_at=now,
+            expires_at=max(now + self.expire_after, due_at + timedelta(hours=1) if due_at else now),
+            due_at=due_at,
+            escalate_at=escalate_at,
+            message_sha256="",
+            mail_from=mail_from,
+            rcpts=tuple(rcpts),
+            auth_user=auth_user,
+            subject=codec.clean_subject(message.subject),
+            action="delay" if delay else "hold",
+            rules=verdict.rule_ids,
+            verdict_json=codec.encode(verdict, summary),
+            approvers=approvers,
+            offer_bcc=verdict.offer_bcc and not delay,
+            language=self.lang_for(sender),
+        )
+        stored = await self.store.create_hold(record, raw)
+        log.info(
+            "hold.created",
+            hold_id=stored.id,
+            action=stored.action,
+            rules=list(stored.rules),
+            approvers=list(stored.approvers),
+            mail_from=mail_from,
+        )
+        try:
+            await self._notify_new(stored, message)
+        except Exception:  # the hold is durable; a notice failure must not lose the mail
+            log.exception("hold.notice_failed", hold_id=stored.id)
+            await self.store.record_event(
+                stored.id, actor="system", via=Via.RELAY, note="notice could not be queued"
+            )
+        return stored
+
+    async def _notify_new(self, hold: HoldRecord, message: Message) -> None:
+        sender = hold.mail_from
+        if (
+            message_is_automatic(message)
+            or not sender
+            or sender.lower()
+            in (self.config.notice_from.lower(), self.config.command_address.lower())
+        ):
+            await self.store.record_event(
+                hold.id,
+                actor="system",
+                via=Via.RELAY,
+                note="notice suppressed: automatic message or no sender",
+            )
+            return
+        if hold.action == "delay":
+            await self._notice(hold, sender, "sender", "delayed", "head.delayed")
+            return
+        if not hold.approvers:
+            await self._notice(hold, sender, "sender", "held", "head.held")
+            return
+        real = [a for a in hold.approvers if a != ADMIN_ONLY]
+        for a in real:
+            await self._notice(hold, a, "approver", "approval", "head.approval")
+        await self._notice(
+            hold,
+            sender,
+            "sender",
+            "pending",
+            "head.pending" if real else "head.pending_admin",
+            approvers=", ".join(real),
+        )
+
+    def is_command_address(self, rcpt: str) -> bool:
+        local, _, domain = rcpt.strip().strip("<>").lower().rpartition("@")
+        if domain != self._cmd_domain:
+            return False
+        return local == self._cmd_local or local.startswith(self._cmd_local + "+")
+
+    def _token_from_rcpts(self, rcpts: Sequence[str]) -> str | None:
+        for r in rcpts:
+            if not self.is_command_address(r):
+                continue
+            local = r.strip().strip("<>").rpartition("@")[0]
+            _, plus, tok = local.partition("+")
+            if plus and looks_like_token(tok):
+                return tok.lower()
+        return None
+
+    async def handle_reply(
+        self,
+        *,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        auth_user: str | None,
+    ) -> str:
+        text, msg = reply_text(raw)
+        if is_automatic(msg, mail_from):
+            log.info("hold.reply_ignored", reason="automatic", mail_from=mail_from)
+            return "250 2.0.0 Automatic message ignored"
+        identity = auth_user or mail_from
+        token = self._token_from_rcpts(rcpts)
+        if token is None and msg is not None:
+            m = re.search(r"\+([a-z2-7]{32})@", str(msg.get("To", "") or "").lower())
+            token = m.group(1) if m else None
+        now = self.now()
+        rec = await self.store.peek_token(hash_token(token), now) if token else None
+        hold = await self.store.get_hold(rec.hold_id) if rec else None
+        decision = parse_command(text)
+        lang = self.lang_for(mail_from)
+        if rec is None or hold is None:
+            outcome = Outcome(False, "bad_token")
+        elif decision is None:
+            outcome = Outcome(False, "no_command", hold)
+        else:
+            outcome = await self.resolve(
+                hold.id, decision, actor=identity, via=Via.REPLY, token=token, identity=identity
+            )
+        log.info(
+            "hold.reply",
+            ok=outcome.ok,
+            code=outcome.code,
+            mail_from=mail_from,
+            auth_user=auth_user,
+            hold_id=hold.id if hold else None,
+        )
+        await self._reply_confirmation(mail_from, hold, outcome, lang)
+        return "250 2.0.0 " + (
+            "Command accepted" if outcome.ok else "Command refused, see the reply mail"
+        )
+
+    async def _reply_confirmation(
+        self, to: str, hold: HoldRecord | None, outcome: Outcome, lang: str
+    ) -> None:
+        if not to:
+            return
+        if hold is None:  # no hold to attach it to: a plain mail, still queued durably
+            msg = EmailMessage(policy=email.policy.SMTP)
+            msg["From"] = self.config.notice_from
+            msg["To"] = to
+            msg["Subject"] = t("subj.reply_result", lang, subject="-")
+            msg["Auto-Submitted"] = "auto-replied"
+            msg["X-Auto-Response-Suppress"] = "All"
+            msg[NOTICE_HEADER] = "reply_result"
+            msg.set_content(outcome.message(lang) + "\n\n--\n" + t("note.auto", lang) + "\n")
+            await self.store.enqueue_delivery(
+                msg.as_bytes(), self.config.notice_from, [to], kind="notice"
+            )
+            return
+        await self._info(hold, to, "reply_result", lambda lg: outcome.message(lg))
+
+    # ------------------------------------------------------------------ web links
+
+    async def open_link(self, signed: str) -> LinkView | None:
+        """A GET on a review link: check signature, age and the token (without using it)."""
+        token = self.signer.unsign(signed)
+        if token is None:
+            return None
+        rec = await self.store.peek_token(hash_token(token), self.now())
+        if rec is None:
+            return None
+        hold = await self.store.get_hold(rec.hold_id)
+        if hold is None:
+            return None
+        return LinkView(
+            hold, rec.actor, self.role_of(hold, rec.actor), token, self.lang_for(rec.actor)
+        )
+
+    async def act_on_link(self, signed: str, decision: Decision) -> Outcome:
+        view = await self.open_link(signed)
+        if view is None:
+            return Outcome(False, "bad_token")
+        return await self.resolve(
+            view.hold.id,
+            decision,
+            actor=view.actor,
+            via=Via.WEB,
+            token=view.token,
+            identity=view.actor,
+        )
+
+    # ------------------------------------------------------------------ resolve (one path)
+
+    async def resolve(
+        self,
+        hold_id: str,
+        decision: Decision,
+        *,
+        actor: str,
+        via: Via,
+        token: str | None = None,
+        identity: str | None = None,
+        admin: bool = False,
+        note: str = "",
+    ) -> Outcome:
+        """Release, release as Bcc or discard a hold, for whoever asks, through one path.
+
+        ``identity`` is checked against the hold (sender / approver) unless ``admin``.
+        ``token`` (web, reply) is spent only when the answer is allowed.
+        """
+        hold = await self.store.get_hold(hold_id)
+        if hold is None:
+            return Outcome(False, "unknown_hold")
+        if not hold.state.is_open:
+            return Outcome(False, "closed", hold)
+        role = "admin" if admin else self.role_of(hold, identity)
+        if not role:
+            await self.store.record_event(
+                hold.id, actor=actor, via=via, note=f"refused {decision}: not entitled"
+            )
+            return Outcome(False, "not_entitled", hold)
+        if role == "sender" and hold.approvers and decision != Decision.DISCARD:
+            await self.store.record_event(
+                hold.id, actor=actor, via=via, note=f"refused {decision}: needs approval"
+            )
+            return Outcome(False, "needs_approval", hold)
+        if token is not None:
+            rec = await self.store.use_token(hash_token(token), self.now())
+            if rec is None or rec.hold_id != hold.id:
+                return Outcome(False, "bad_token", hold)
+        deliver = None
+        if decision == Decision.RELEASE:
+            raw = await self.store.get_message(hold.message_sha256)
+            deliver = (raw, hold.mail_from, hold.rcpts)
+        elif decision == Decision.RELEASE_BCC:
+            raw = await self.store.get_message(hold.message_sha256)
+            deliver = (self._rewrite_bcc(raw), hold.mail_from, hold.rcpts)
+        text = note or f"{decision}" + (f" ({role})" if role else "")
+        moved = await self.store.transition(
+            hold.id,
+            from_states=(HoldState.HELD, HoldState.DELAYED),
+            to_state=decision.to_state,
+            actor=actor,
+            via=via,
+            note=text,
+            deliver=deliver,
+        )
+        if moved is None:
+            return Outcome(False, "closed", await self.store.get_hold(hold.id))
+        log.info(
+            "hold.resolved", hold_id=hold.id, state=str(moved.state), actor=actor, via=str(via)
+        )
+        await self._tell_outcome(moved, actor=actor, via=via, skip=identity)
+        return Outcome(True, str(moved.state), moved)
+
+    def _rewrite_bcc(self, raw: bytes) -> bytes:
+        fn = self._bcc_rewrite
+        if fn is None:
+            from leakguard.holds.bcc import default_bcc_rewrite
+
+            fn = default_bcc_rewrite
+        return fn(raw, self.org.is_internal)
+
+    def _actor_text(self, actor: str, via: Via, lang: str) -> str:
+        if via == Via.TIMER:
+            return t("who.timer", lang)
+        if actor.startswith("admin:"):
+            return t("who.admin", lang, name=actor[6:])
+        return actor
+
+    async def _tell_outcome(
+        self, hold: HoldRecord, *, actor: str, via: Via, skip: str | None
+    ) -> None:
+        """Tell the sender (and approvers) what happened, except whoever did it themselves."""
+        people = [hold.mail_from, *(a for a in hold.approvers if a != ADMIN_ONLY)]
+        skip_l = (skip or "").lower()
+        done: set[str] = set()
+        for p in people:
+            pl = p.lower()
+            if not p or pl in done or pl == skip_l:
+                continue
+            if hold.auth_user and skip_l == hold.auth_user.lower() and pl == hold.mail_from.lower():
+                continue
+            done.add(pl)
+            if via == Via.TIMER and hold.state in (HoldState.RELEASED, HoldState.RELEASED_BCC):
+                continue  # a delay ran out as announced: no news
+            key = str(hold.state)
+
+            def headline(lg: str, key: str = key) -> str:
+                return t(
+                    f"head.{key}",
+                    lg,
+                    actor=self._actor_text(actor, via, lg),
+                    after=format_duration(int(self.expire_after.total_seconds()), lg),
+                )
+
+            await self._info(
+                hold,
+                p,
+                key,
+                headline,
+            )
+
+    # ------------------------------------------------------------------ timers
+
+    async def tick(self, now: datetime | None = None) -> int:
+        """Handle every due hold once (delays, expiry, escalation). Returns how many."""
+        now = now or self.now()
+        n = 0
+        for hold in await self.store.due_holds(now):
+            try:
+                if (
+                    hold.state == HoldState.DELAYED
+                    and hold.due_at is not None
+                    and hold.due_at <= now
+                ):
+                    raw = await self.store.get_message(hold.message_sha256)
+                    moved = await self.store.transition(
+                        hold.id,
+                        from_states=(HoldState.DELAYED,),
+                        to_state=HoldState.RELEASED,
+                        actor="system",
+                        via=Via.TIMER,
+                        note="delay elapsed",
+                        deliver=(raw, hold.mail_from, hold.rcpts),
+                    )
+                    if moved:
+                        log.info("hold.delay_released", hold_id=hold.id)
+                elif hold.expires_at <= now:
+                    moved = await self.store.transition(
+                        hold.id,
+                        from_states=(HoldState.HELD, HoldState.DELAYED),
+                        to_state=HoldState.EXPIRED,
+                        actor="system",
+                        via=Via.TIMER,
+                        note="expired",
+                    )
+                    if moved:
+                        log.info("hold.expired", hold_id=hold.id)
+                        await self._tell_outcome(moved, actor="system", via=Via.TIMER, skip=None)
+                elif (
+                    hold.escalate_at is not None and not hold.escalated and hold.escalate_at <= now
+                ):
+                    await self._escalate(hold)
+                else:
+                    continue
+                n += 1
+            except Exception:
+                log.exception("hold.timer_failed", hold_id=hold.id)
+        return n
+
+    async def _escalate(self, hold: HoldRecord) -> None:
+        deputy = self.config.deputy
+        after = int(self.escalate_after.total_seconds())
+        if not deputy:
+            await self.store.set_escalated(hold.id, hold.approvers)
+            return
+        approvers = (*(a for a in hold.approvers if a != ADMIN_ONLY), deputy)
+        await self.store.set_escalated(hold.id, approvers)
+        await self.store.record_event(
+            hold.id, actor="system", via=Via.TIMER, note=f"escalated to {deputy}"
+        )
+        log.info("hold.escalated", hold_id=hold.id, deputy=deputy)
+        fresh = await self.store.get_hold(hold.id)
+        if fresh is None:
+            return
+        await self._notice(
+            fresh,
+            deputy,
+            "approver",
+            "approval",
+            "head.approval_escalated",
+            after=format_duration(after, self.lang_for(deputy)),
+        )
+        await self._info(
+            fresh,
+            fresh.mail_from,
+            "escalated",
+            lambda lg: t("head.escalated", lg, deputy=deputy, after=format_duration(after, lg)),
+            with_withdraw=True,
+        )
+
+    async def run_timers(self, interval: float = 5.0) -> None:
+        """Poll ``due_holds`` forever (until ``stop_timers`` or cancellation)."""
+        while not self._stopping.is_set():
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("hold.tick_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+
+    def stop_timers(self) -> None:
+        self._stopping.set()
