@@ -1,0 +1,385 @@
+"""Delivery: synchronous relay for the SMTP front, and the durable queue worker.
+
+``Delivery.deliver_now`` is what the relay calls while its client waits: it returns the
+SMTP reply the client must get, following DESIGN §4 — 250 only once the upstream took the
+message or it sits committed in the queue; upstream 4xx → 451 (or queued, when
+configured), 5xx → 554 mirroring the upstream's text; recipients refused after the
+message was accepted get a DSN to the sender (5xx) or a queued retry (4xx).
+
+``Delivery.run`` works the queue (released holds, notices, DSNs, deferred mail): claims due
+work, sends it, retries with exponential backoff, and on final failure tells the sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from email.utils import getaddresses
+from typing import Any
+
+from leakguard.delivery.dsn import build_dsn
+from leakguard.delivery.transport import (
+    Reply,
+    SendOptions,
+    SendResult,
+    UpstreamError,
+    UpstreamTransport,
+)
+from leakguard.holds.model import DeliveryRecord, DeliveryState
+from leakguard.metrics import Metrics
+from leakguard.store import SqlStore, backoff
+
+_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    queue_on_temporary_failure: bool = False
+    workers: int = 4
+    retry_base: float = 60.0
+    retry_max: float = 3600.0
+    give_up_after: float = 5 * 86400.0
+    max_attempts: int = 50
+    poll_interval: float = 2.0
+    stale_claim_after: float = 600.0
+    upstream_timeout: float = 120.0
+    hostname: str = "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    reply: str  # the SMTP reply for the client
+    accepted: tuple[str, ...] = ()  # recipients the upstream took now
+    queued_id: int | None = None
+
+
+def options_for(raw: bytes, mail_from: str, rcpts: Sequence[str]) -> SendOptions:
+    """SMTPUTF8 / 8BITMIME needs inferred from the content (queued mail keeps no options)."""
+    addrs_ascii = mail_from.isascii() and all(r.isascii() for r in rcpts)
+    return SendOptions(smtputf8=not addrs_ascii, eightbit=not raw.isascii())
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Upstream text made safe to mirror in one ASCII reply line."""
+    clean = " ".join(text.replace("\r", " ").replace("\n", " ").split())
+    return clean.encode("ascii", "replace").decode("ascii")[:limit]
+
+
+def mirror(code: int, text: str, *, temporary: bool) -> str:
+    """Client reply for an upstream failure: 451 4.x.x (temporary) or 554 5.x.x."""
+    body = one_line(text)
+    m = _ENHANCED.match(body)
+    if m:
+        status, body = m.group(1), body[m.end() :]
+    else:
+        status = ""
+    if temporary:
+        if not status.startswith("4"):
+            status = "4.4.0"
+        return f"451 {status} upstream: {code} {body}".rstrip()
+    if not status.startswith("5"):
+        status = "5.0.0"
+    return f"554 {status} upstream: {code} {body}".rstrip()
+
+
+def display_names(raw: bytes) -> dict[str, str]:
+    """address (lower) -> display name, from To/Cc/Bcc of the header section."""
+    try:
+        head = BytesHeaderParser(policy=default_policy).parsebytes(raw[: 256 * 1024])
+        values: list[str] = []
+        for name in ("to", "cc", "bcc"):
+            values += [str(v) for v in head.get_all(name, [])]
+        out: dict[str, str] = {}
+        for disp, addr in getaddresses(values)[:5000]:
+            if addr and "@" in addr:
+                out.setdefault(addr.lower(), disp.strip())
+        return out
+    except Exception:
+        return {}
+
+
+class Delivery:
+    def __init__(
+        self,
+        store: SqlStore,
+        transport: UpstreamTransport,
+        settings: DeliverySettings,
+        *,
+        metrics: Metrics | None = None,
+        log: Any = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.log = log
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.workers)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+
+    def _log(self, event: str, **kw: Any) -> None:
+        if self.log is not None:
+            self.log.info(event, **kw)
+
+    # ------------------------------------------------------------------ synchronous path
+
+    async def _send(
+        self, mail_from: str, rcpts: Sequence[str], raw: bytes, options: SendOptions
+    ) -> SendResult:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            async with asyncio.timeout(self.settings.upstream_timeout):
+                return await self.transport.send(mail_from, rcpts, raw, options)
+        except TimeoutError as exc:
+            raise UpstreamError(451, "4.4.7 upstream timed out", temporary=True) from exc
+        finally:
+            self.metrics.upstream_seconds.observe(loop.time() - start)
+
+    async def deliver_now(
+        self,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        options: SendOptions | None = None,
+        history: tuple[str, Mapping[str, str]] | None = None,
+    ) -> Outcome:
+        """Relay while the client waits; returns the reply to give it (see module doc).
+
+        ``history`` = (sender, {rcpt: display name}) records the sender's recipients once
+        the upstream took the message.
+        """
+        opts = options or options_for(raw, mail_from, rcpts)
+        try:
+            result = await self._send(mail_from, rcpts, raw, opts)
+        except UpstreamError as exc:
+            kind = "temporary" if exc.temporary else "permanent"
+            self.metrics.upstream_errors.labels(kind).inc()
+            if exc.temporary and self.settings.queue_on_temporary_failure:
+                did = await self.enqueue(
+                    raw, mail_from, rcpts, kind="mail", last_error=one_line(str(exc))
+                )
+                return Outcome(reply=f"250 2.0.0 queued as Q{did}", queued_id=did)
+            return Outcome(reply=mirror(exc.code, exc.text, temporary=exc.temporary))
+        if history is not None:
+            await self._record(history[0], result.accepted, history[1])
+        queued_id: int | None = None
+        if result.refused:
+            self.metrics.upstream_errors.labels("refused_recipient").inc(len(result.refused))
+            queued_id = await self._handle_refused(raw, mail_from, result.refused)
+        reply = "250 2.0.0 OK"
+        up = one_line(result.reply, 120)
+        if up:
+            reply += f" ({up})"
+        return Outcome(reply=reply, accepted=result.accepted, queued_id=queued_id)
+
+    async def _record(self, sender: str, accepted: Sequence[str], names: Mapping[str, str]) -> None:
+        if not sender or not accepted:
+            return
+        try:
+            await self.store.record_sent(sender, [(r, names.get(r.lower(), "")) for r in accepted])
+        except Exception as exc:  # history is advisory; never fail a delivered message
+            self._log("history_error", error=repr(exc))
+
+    async def _handle_refused(
+        self, raw: bytes, mail_from: str, refused: Mapping[str, Reply]
+    ) -> int | None:
+        """After acceptance: 4xx recipients are retried from the queue, 5xx get a DSN."""
+        temp = [r for r, rep in refused.items() if rep.temporary]
+        perm = {r: rep for r, rep in refused.items() if not rep.temporary}
+        did: int | None = None
+        if temp:
+            did = await self.enqueue(
+                raw,
+                mail_from,
+                temp,
+                kind="mail",
+                last_error="; ".join(f"{r}: {refused[r]}" for r in temp),
+            )
+        if perm:
+            await self.send_dsn(raw, mail_from, perm)
+        return did
+
+    async def send_dsn(self, raw: bytes, mail_from: str, failed: Mapping[str, Reply]) -> None:
+        if not mail_from or not failed:  # null sender (a DSN itself): never bounce
+            return
+        dsn = build_dsn(
+            original=raw, sender=mail_from, failed=failed, reporting_host=self.settings.hostname
+        )
+        await self.enqueue(dsn, "", [mail_from], kind="dsn")
+        self._log("dsn_queued", to=mail_from, recipients=len(failed))
+
+    # ------------------------------------------------------------------ queue
+
+    async def enqueue(
+        self,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str = "mail",
+        hold_id: str | None = None,
+        last_error: str = "",
+    ) -> int:
+        did = await asyncio.shield(
+            self.store.enqueue_delivery(
+                raw, mail_from, rcpts, kind=kind, hold_id=hold_id, last_error=last_error
+            )
+        )
+        self.wake()
+        return did
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self.run(), name="leakguard-delivery")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._runner, timeout)
+            self._runner = None
+
+    async def recover(self) -> int:
+        now = datetime.now(UTC)
+        if self.store.dialect == "sqlite":  # one node: whatever is 'sending' died with us
+            before = now
+        else:
+            before = now - timedelta(seconds=self.settings.stale_claim_after)
+        n = await self.store.recover_deliveries(claimed_before=before)
+        if n:
+            self._log("queue_recovered", deliveries=n)
+        return n
+
+    async def run(self) -> None:
+        """Work the queue until ``stop()``; in-flight sends are awaited on the way out."""
+        await self.recover()
+        last_recover = asyncio.get_running_loop().time()
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                free = self.settings.workers - len(self._inflight)
+                if free > 0:
+                    batch = await self.store.claim_deliveries(
+                        self.worker_id, datetime.now(UTC), free
+                    )
+                    for d in batch:
+                        task = asyncio.create_task(self._attempt(d))
+                        self._inflight.add(task)
+                        task.add_done_callback(self._done)
+                self.metrics.queue_depth.set(await self.store.queue_depth())
+                now_m = asyncio.get_running_loop().time()
+                if self.store.dialect != "sqlite" and now_m - last_recover > 60:
+                    last_recover = now_m
+                    await self.recover()
+            except Exception as exc:  # the store may be briefly unavailable
+                self._log("queue_error", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def _attempt(self, d: DeliveryRecord) -> None:
+        try:
+            await self._attempt_inner(d)
+        except Exception as exc:
+            self._log("delivery_error", delivery=d.id, error=repr(exc))
+            with contextlib.suppress(Exception):
+                await self.store.retry_delivery(
+                    d.id, next_attempt_at=self._next_at(d.attempts), error=repr(exc)[:500]
+                )
+
+    def _next_at(self, attempts: int) -> datetime:
+        return datetime.now(UTC) + backoff(
+            attempts, base=self.settings.retry_base, cap=self.settings.retry_max
+        )
+
+    async def _attempt_inner(self, d: DeliveryRecord) -> None:
+        raw = await self.store.get_message(d.message_sha256)
+        try:
+            result = await self._send(
+                d.mail_from, d.rcpts, raw, options_for(raw, d.mail_from, d.rcpts)
+            )
+        except UpstreamError as exc:
+            self.metrics.upstream_errors.labels("temporary" if exc.temporary else "permanent").inc()
+            await self._failed(d, raw, exc, refused=exc.refused)
+            return
+        refused = result.refused
+        temp = [r for r, rep in refused.items() if rep.temporary]
+        perm = {r: rep for r, rep in refused.items() if not rep.temporary}
+        if d.kind == "mail":
+            await self._record(d.mail_from, result.accepted, display_names(raw))
+        if perm and d.kind == "mail":
+            await self.send_dsn(raw, d.mail_from, perm)
+        if temp:
+            await self.store.update_delivery_rcpts(d.id, temp)
+            await self._failed(
+                d,
+                raw,
+                UpstreamError(451, "; ".join(f"{r}: {refused[r]}" for r in temp), temporary=True),
+                refused={r: refused[r] for r in temp},
+            )
+            return
+        await self.store.finish_delivery(d.id, state=DeliveryState.DONE)
+        self.metrics.deliveries.labels(d.kind, "done").inc()
+        self._log(
+            "delivered",
+            delivery=d.id,
+            kind=d.kind,
+            hold_id=d.hold_id,
+            recipients=len(result.accepted),
+            attempts=d.attempts,
+        )
+
+    async def _failed(
+        self, d: DeliveryRecord, raw: bytes, exc: UpstreamError, *, refused: Mapping[str, Reply]
+    ) -> None:
+        error = one_line(str(exc), 500)
+        age = (datetime.now(UTC) - d.created_at).total_seconds() if d.created_at is not None else 0
+        final = (
+            (not exc.temporary)
+            or d.attempts >= self.settings.max_attempts
+            or (age >= self.settings.give_up_after)
+        )
+        if not final:
+            await self.store.retry_delivery(
+                d.id, next_attempt_at=self._next_at(d.attempts), error=error
+            )
+            self._log(
+                "delivery_deferred", delivery=d.id, kind=d.kind, attempts=d.attempts, error=error
+            )
+            return
+        await self.store.finish_delivery(d.id, state=DeliveryState.FAILED, error=error)
+        self.metrics.deliveries.labels(d.kind, "failed").inc()
+        self._log(
+            "delivery_failed",
+            delivery=d.id,
+            kind=d.kind,
+            hold_id=d.hold_id,
+            attempts=d.attempts,
+            error=error,
+        )
+        if d.kind == "mail":
+            failed = dict(refused) or {r: Reply(exc.code, exc.text) for r in d.rcpts}
+            await self.send_dsn(raw, d.mail_from, failed)

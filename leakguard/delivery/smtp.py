@@ -1,0 +1,225 @@
+"""``SmtpTransport``: relay raw bytes to the upstream smarthost with aiosmtplib.
+
+aiosmtplib has no connection pool, so this keeps a small one: at most ``pool_size``
+connected ``SMTP`` clients, each used by one transaction at a time, reconnected when they
+fail or have been idle too long. TLS is explicit (``start_tls=True`` or ``use_tls=True``;
+never the opportunistic default that an attacker in the middle can strip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Sequence
+
+import aiosmtplib
+
+from leakguard.delivery.transport import NO_OPTIONS, Reply, SendOptions, SendResult, UpstreamError
+
+_IDLE_REUSE_SECONDS = 20.0  # servers close idle clients after 30 s .. 5 min
+
+
+class _Conn:
+    __slots__ = ("client", "last_used")
+
+    def __init__(self, client: aiosmtplib.SMTP) -> None:
+        self.client = client
+        self.last_used = 0.0
+
+
+def client_tls_context(*, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class SmtpTransport:
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: str = "starttls",
+        tls_context: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 60.0,
+        pool_size: int = 8,
+        helo_name: str | None = None,
+    ) -> None:
+        if tls not in ("none", "starttls", "implicit"):
+            raise ValueError(f"unknown upstream TLS mode {tls!r}")
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self._tls_context = tls_context
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._helo = helo_name
+        self._idle: asyncio.LifoQueue[_Conn] = asyncio.LifoQueue()
+        self._slots = asyncio.Semaphore(pool_size)
+        self._all: set[_Conn] = set()
+        self.connects = 0  # how many TCP connections were opened (pool effectiveness)
+
+    def __repr__(self) -> str:  # never show the password
+        return f"SmtpTransport({self.host}:{self.port}, tls={self.tls})"
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self._username,
+            password=self._password,
+            local_hostname=self._helo,
+            timeout=self._timeout,
+            use_tls=self.tls == "implicit",
+            start_tls=self.tls == "starttls",  # False for "none": never opportunistic
+            tls_context=self._tls_context if self.tls != "none" else None,
+        )
+
+    async def _connect(self, conn: _Conn) -> None:
+        with contextlib.suppress(Exception):
+            if conn.client.is_connected:
+                conn.client.close()
+        conn.client = self._new_client()
+        self.connects += 1
+        await conn.client.connect()
+
+    async def send(
+        self,
+        mail_from: str,
+        rcpts: Sequence[str],
+        raw: bytes,
+        options: SendOptions = NO_OPTIONS,
+    ) -> SendResult:
+        mail_options: list[str] = []
+        if options.eightbit:
+            mail_options.append("BODY=8BITMIME")
+        if options.smtputf8:
+            mail_options.append("SMTPUTF8")
+        async with self._slots:
+            try:
+                conn = self._idle.get_nowait()
+            except asyncio.QueueEmpty:
+                conn = _Conn(self._new_client())
+                self._all.add(conn)
+            keep = False
+            try:
+                result = await self._send_on(conn, mail_from, rcpts, raw, mail_options)
+                keep = True
+                return result
+            except UpstreamError as exc:
+                keep = exc.code >= 400 and exc.code != 421 and conn.client.is_connected
+                raise
+            finally:
+                conn.last_used = time.monotonic()
+                if keep and conn.client.is_connected:
+                    self._idle.put_nowait(conn)
+                else:
+                    self._all.discard(conn)
+                    with contextlib.suppress(Exception):
+                        conn.client.close()
+
+    async def _send_on(
+        self,
+        conn: _Conn,
+        mail_from: str,
+        rcpts: Sequence[str],
+        raw: bytes,
+        mail_options: list[str],
+    ) -> SendResult:
+        reused = conn.client.is_connected
+        if reused and time.monotonic() - conn.last_used > _IDLE_REUSE_SECONDS:
+            reused = False
+        for attempt in (1, 2):
+            try:
+                if not reused:
+                    await self._connect(conn)
+                errors, reply = await conn.client.sendmail(
+                    mail_from, list(rcpts), raw, mail_options=mail_options
+                )
+                refused = {r: Reply(resp.code, resp.message) for r, resp in errors.items()}
+                accepted = tuple(r for r in rcpts if r not in refused)
+                return SendResult(accepted=accepted, refused=refused, reply=reply)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                refused = {e.recipient: Reply(e.code, e.message) for e in exc.recipients}
+                first = exc.recipients[0] if exc.recipients else None
+                code = first.code if first else 550
+                raise UpstreamError(
+                    code,
+                    first.message if first else "all recipients refused",
+                    temporary=all(r.temporary for r in refused.values()),
+                    refused=refused,
+                ) from exc
+            except aiosmtplib.SMTPNotSupported as exc:
+                raise UpstreamError(
+                    554, f"5.6.7 upstream cannot take this message: {exc}", temporary=False
+                ) from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                if exc.code == 421 or isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+                    raise UpstreamError(exc.code, exc.message, temporary=True) from exc
+                raise UpstreamError(exc.code, exc.message, temporary=400 <= exc.code < 500) from exc
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                # a pooled connection the server dropped while idle: one fresh try
+                if reused and attempt == 1:
+                    reused = False
+                    continue
+                raise UpstreamError(
+                    451, f"4.4.2 upstream disconnected: {exc}", temporary=True
+                ) from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                raise UpstreamError(
+                    451, f"4.4.1 upstream unavailable: {exc}", temporary=True
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        for conn in list(self._all):
+            with contextlib.suppress(Exception):
+                if conn.client.is_connected:
+                    await asyncio.wait_for(conn.client.quit(), 2)
+            with contextlib.suppress(Exception):
+                conn.client.close()
+        self._all.clear()
+
+
+async def try_login(
+    host: str,
+    port: int,
+    *,
+    tls: str,
+    tls_context: ssl.SSLContext | None,
+    username: str,
+    password: str,
+    timeout: float = 15.0,
+) -> bool:
+    """Pass-through AUTH: do these credentials open a session on the upstream?"""
+    client = aiosmtplib.SMTP(
+        hostname=host,
+        port=port,
+        timeout=timeout,
+        use_tls=tls == "implicit",
+        start_tls=tls == "starttls",
+        tls_context=tls_context if tls != "none" else None,
+    )
+    try:
+        await client.connect()
+        await client.login(username, password)
+        return True
+    except aiosmtplib.SMTPAuthenticationError:
+        return False
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await client.quit()
+        with contextlib.suppress(Exception):
+            client.close()

@@ -1,0 +1,113 @@
+"""Prometheus metrics (``/metrics``): messages by action and rule, latencies, queue depth,
+upstream errors. One ``Metrics`` object per service, on its own registry (tests may run
+several services in one process)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages = Counter(
+            "leakguard_messages", "Messages decided, by action", ["action"], registry=r
+        )
+        self.rule_matches = Counter(
+            "leakguard_rule_matches",
+            "Rule matches, by rule and mode",
+            ["rule", "mode"],
+            registry=r,
+        )
+        self.decision_seconds = Histogram(
+            "leakguard_decision_seconds",
+            "CPU time of one decision (parse, detect, decide)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.transaction_seconds = Histogram(
+            "leakguard_transaction_seconds",
+            "Time from end of DATA to the reply (decision and action), by action",
+            ["action"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "leakguard_upstream_seconds",
+            "Time for the upstream to take one message",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "leakguard_upstream_errors",
+            "Upstream failures, by kind (temporary, permanent, refused_recipient)",
+            ["kind"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "leakguard_queue_deliveries",
+            "Queued deliveries finished, by kind and result",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "leakguard_queue_depth", "Deliveries waiting or being sent", registry=r
+        )
+        self.smtp_replies = Counter(
+            "leakguard_smtp_replies",
+            "Final replies to DATA, by code class",
+            ["code"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "leakguard_auth_failures", "Failed SMTP AUTH attempts", registry=r
+        )
+        self.relay_denied = Counter(
+            "leakguard_relay_denied",
+            "Transactions refused as relaying without permission",
+            registry=r,
+        )
+        self.connections = Gauge(
+            "leakguard_smtp_connections",
+            "Open SMTP connections, by listener",
+            ["listener"],
+            registry=r,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def metrics_routes(
+    metrics: Metrics, health: Callable[[], Awaitable[dict[str, object]]]
+) -> list[object]:
+    """Starlette routes ``/metrics`` and ``/healthz``."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        body, ctype = metrics.render()
+        return Response(body, media_type=ctype)
+
+    async def health_endpoint(_request: Request) -> Response:
+        status = await health()
+        ok = bool(status.get("ok"))
+        return JSONResponse(status, status_code=200 if ok else 503)
+
+    return [
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/healthz", health_endpoint, methods=["GET"]),
+    ]
