@@ -1,0 +1,188 @@
+"""Quoted and forwarded threads: third-party addresses that outside recipients would learn.
+
+Fact ``quoted_third_party_addresses`` (DESIGN §2): the number of distinct addresses found
+in quoted or forwarded material (``Message.quoted_blocks``) that are
+
+* not the sender (envelope sender, From, Sender, Reply-To),
+* not internal (``ctx.org.is_internal``) and not a configured mailing list,
+* not among this message's recipients (envelope, To, Cc, Bcc),
+* and news to at least one external recipient: one who did not take part (From/To/Cc) in
+  any quoted message where the address appears, nor in any message that quotes it (a
+  person who took part in a block has seen every block nested inside it).
+
+Nothing counts when no recipient is external (mailing lists are not external recipients).
+One ``Finding`` per address, with its best location (header lines before bodies, plain text
+before the HTML alternative that repeats it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from leakguard.detectors import DetectorResult
+from leakguard.organization import Context
+from leakguard.types import Address, Finding, Message, QuotedBlock, QuoteKind
+
+FACT = "quoted_third_party_addresses"
+DETECTOR = "threads"
+
+_KIND_EN = {
+    QuoteKind.HEADER_BLOCK: "forwarded header block",
+    QuoteKind.ATTRIBUTION: "reply quote",
+    QuoteKind.GT_QUOTE: "'>' quoted text",
+    QuoteKind.HTML_QUOTE: "HTML quote",
+    QuoteKind.ATTACHED_MESSAGE: "attached message",
+}
+_KIND_JA = {
+    QuoteKind.HEADER_BLOCK: "転送・引用ヘッダー",
+    QuoteKind.ATTRIBUTION: "返信の引用",
+    QuoteKind.GT_QUOTE: "「>」で引用された本文",
+    QuoteKind.HTML_QUOTE: "HTML の引用部分",
+    QuoteKind.ATTACHED_MESSAGE: "添付されたメール",
+}
+# Lower is better when the same address is found in several places.
+_KIND_RANK = {
+    QuoteKind.HEADER_BLOCK: 0,
+    QuoteKind.ATTACHED_MESSAGE: 1,
+    QuoteKind.ATTRIBUTION: 2,
+    QuoteKind.HTML_QUOTE: 3,
+    QuoteKind.GT_QUOTE: 4,
+}
+_MAX_ANCESTRY = 64
+
+
+def location_en(block: QuotedBlock) -> str:
+    """``forwarded header block in text part 1, line 34``."""
+    return f"{_KIND_EN[block.kind]} in {block.location}"
+
+
+_LOC_PART_RE = re.compile(r"(text|HTML) part (\d+)(?:, line (\d+))?")
+_LOC_ATT_RE = re.compile(r"attached message (\d+)")
+
+
+def location_ja(block: QuotedBlock) -> str:
+    """The Japanese form of ``location_en`` (``テキスト本文 1 の 34 行目の転送・引用ヘッダー``)."""
+
+    def part(m: re.Match[str]) -> str:
+        kind = "テキスト本文" if m.group(1) == "text" else "HTML 本文"
+        return f"{kind} {m.group(2)}" + (f" の {m.group(3)} 行目" if m.group(3) else "")
+
+    loc = _LOC_PART_RE.sub(part, block.location)
+    loc = _LOC_ATT_RE.sub(lambda m: f"添付メール {m.group(1)}", loc)
+    return f"{loc}の{_KIND_JA[block.kind]}"
+
+
+@dataclass(slots=True)
+class _Occurrence:
+    index: int  # into Message.quoted_blocks
+    block: QuotedBlock
+    address: Address
+    in_participants: bool
+
+
+def _ancestry(blocks: tuple[QuotedBlock, ...], idx: int) -> list[int]:
+    """``idx`` and the blocks it is nested in, innermost first (cycle- and depth-safe)."""
+    out: list[int] = []
+    seen: set[int] = set()
+    cur: int | None = idx
+    while cur is not None and cur not in seen and 0 <= cur < len(blocks):
+        out.append(cur)
+        seen.add(cur)
+        if len(out) >= _MAX_ANCESTRY:
+            break
+        cur = blocks[cur].parent
+    return out
+
+
+def _rank(occ: _Occurrence) -> tuple[int, int, int]:
+    loc = occ.block.location
+    return (
+        0 if occ.in_participants else 1,
+        1 if "HTML part" in loc else 0,
+        _KIND_RANK.get(occ.block.kind, 9),
+    )
+
+
+def detect(msg: Message, ctx: Context) -> DetectorResult:
+    org = ctx.org
+    rcpts: dict[str, Address] = {}
+    for a in (*msg.envelope_rcpts, *msg.to, *msg.cc, *msg.bcc):
+        if a.domain:
+            rcpts.setdefault(a.key, a)
+    external = [a for a in rcpts.values() if not org.is_internal(a) and not org.is_mailing_list(a)]
+    if not external or not msg.quoted_blocks:
+        return DetectorResult(facts={FACT: 0})
+
+    excluded: set[str] = set(rcpts)
+    for a in (*msg.from_, *msg.reply_to):
+        excluded.add(a.key)
+    for opt in (msg.envelope_from, msg.sender_header):
+        if opt is not None:
+            excluded.add(opt.key)
+
+    blocks = msg.quoted_blocks
+    # who has seen each block: its participants and those of every block it is nested in
+    seen_by: list[frozenset[str]] = []
+    for i in range(len(blocks)):
+        keys: set[str] = set()
+        for j in _ancestry(blocks, i):
+            keys.update(p.key for p in blocks[j].participants)
+        seen_by.append(frozenset(keys))
+
+    occurrences: dict[str, list[_Occurrence]] = {}
+    for i, b in enumerate(blocks):
+        pkeys = {p.key for p in b.participants}
+        for a in b.addresses:
+            k = a.key
+            if not a.domain or k in excluded or org.is_internal(a) or org.is_mailing_list(a):
+                continue
+            occurrences.setdefault(k, []).append(_Occurrence(i, b, a, k in pkeys))
+
+    findings: list[Finding] = []
+    for k, occs in occurrences.items():
+        finding = _finding_for(k, occs, seen_by, external)
+        if finding is not None:
+            findings.append(finding)
+    return DetectorResult(facts={FACT: len(findings)}, findings=tuple(findings))
+
+
+def _finding_for(
+    key: str,
+    occs: list[_Occurrence],
+    seen_by: list[frozenset[str]],
+    external: list[Address],
+) -> Finding | None:
+    """One finding for one address, or None when every external recipient has seen it."""
+    seen: set[str] = set()
+    for occ in occs:
+        seen |= seen_by[occ.index]
+    news_to = [r for r in external if r.key not in seen]
+    if not news_to:
+        return None
+    best = min(occs, key=_rank)
+    blk = best.block
+    addr = best.address
+    shown = addr.display()
+    loc_en = location_en(blk)
+    loc_ja = location_ja(blk)
+    news = ", ".join(r.addr for r in news_to)
+    evidence: dict[str, str] = {
+        "location": loc_en,
+        "location_ja": loc_ja,
+        "kind": blk.kind.value,
+        "news_to": news,
+        "detail_ja": f"{loc_ja}に第三者のアドレス {shown} があり、{news} には初めて知らされます",
+    }
+    author = next(iter(blk.participants), None) if blk.kind != QuoteKind.GT_QUOTE else None
+    if author is not None and author.key != key:
+        evidence["quoted_from"] = author.display()
+    if blk.subject:
+        evidence["quoted_subject"] = blk.subject
+    return Finding(
+        detector=DETECTOR,
+        fact=FACT,
+        addresses=(addr.addr,),
+        detail=f"Third-party address {shown} appears in the {loc_en}; it is news to {news}",
+        evidence=evidence,
+    )

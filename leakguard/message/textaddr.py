@@ -1,0 +1,217 @@
+"""Finding email addresses in free text (quoted bodies, pasted header lines).
+
+Free text is not an address header: it holds URLs with user info (``https://user@host/``),
+SSH remotes (``git@github.com:org/repo``), decorators (``@property``), Message-IDs pasted
+from References lines (``<CAF=x$1@mail.gmail.com>``), Content-IDs
+(``image001.png@01D9ABCD.5E6F7A80``), Lotus Notes names (``Jane Doe/HOU/ECT@ECT``) and
+host-local names (``root@localhost``). None of these is a mailbox anyone can be sent mail
+at, so none is reported. What is reported is ``local@domain.tld`` where the domain has at
+least two labels and a top-level label that is a known public suffix or at least looks like
+one (letters only, not a file extension).
+
+Everything here is linear in the input: one pre-compiled regex pass with bounded
+quantifiers and constant work per candidate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from publicsuffixlist import PublicSuffixList
+
+from leakguard.message.addresses import make_address
+from leakguard.types import Address
+
+_PSL_STRICT = PublicSuffixList(accept_unknown=False)
+
+# local part: ASCII atext plus dots; it may not start right after another local-part
+# character or '/', so "https://user@host" and "Name/OU/ORG@ORG" never start a match there.
+_ADDR_RE = re.compile(
+    r"(?<![A-Za-z0-9._%+\-/=$&!#*?^`{|}~])"
+    r"(?P<local>[A-Za-z0-9_%+\-!#$&*=?^`{|}~][A-Za-z0-9._%+\-!#$&'*/=?^`{|}~]{0,63})"
+    r"[@＠]"
+    r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,10}"
+    r"(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9\-]{1,59}))"
+    r"(?![A-Za-z0-9\-]*[@＠])(?![A-Za-z0-9\-])"
+)
+
+# Top-level labels that are file extensions or code, not mail domains (unless the public
+# suffix list knows them, which it does for e.g. "zip" and "mov": those are still refused
+# here because in mail text they are far more often file names than mail domains).
+_NOT_TLDS_SPEC = (
+    "png jpg jpeg gif bmp svg webp ico tif tiff heic pdf doc docx xls xlsx ppt pptx txt csv "
+    "tsv json xml yaml yml toml ini cfg conf log htm html css js mjs ts tsx jsx py pyc rb go rs "
+    "java class jar kt c h cc cpp hpp cs php pl sh bat ps1 exe dll so dylib zip gz tgz bz2 xz "
+    "rar lzh lha mov mp3 mp4 wav avi mkv msg eml ics vcf tmp bak old swp md rst tex "
+    "local localhost localdomain lan internal home arpa"
+)
+_NOT_TLDS = frozenset(_NOT_TLDS_SPEC.split())
+# Domains that only ever appear in Message-IDs / Content-IDs, never as a mailbox.
+_MSGID_DOMAINS = frozenset({"mail.gmail.com", "thyme", "swift.thyme"})
+# Header lines whose '@' tokens are identifiers, not mailboxes.
+_ID_LINE_RE = re.compile(
+    r"^[\s>]*(?:message-id|references|in-reply-to|content-id|thread-index|thread-topic|"
+    r"received|return-path|dkim-signature|arc-[a-z-]+|x-[a-z0-9-]+|list-[a-z-]+|"
+    r"resent-message-id|authentication-results)\s*:",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSpan:
+    """One address found in text: where it is and how it was written."""
+
+    start: int
+    end: int
+    address: Address
+
+
+def _plausible_tld(tld: str) -> bool:
+    t = tld.lower()
+    if t.startswith("xn--"):
+        return True
+    return t not in _NOT_TLDS
+
+
+def _looks_like_message_id(local: str, domain: str, text: str, start: int, end: int) -> bool:
+    """``<...@...>`` tokens from References / Message-ID lines and Notes / JavaMail ids."""
+    d = domain.lower()
+    if d in _MSGID_DOMAINS or d.endswith(".thyme") or "javamail" in local.lower():
+        return True
+    if any(c in local for c in "$=%") and len(local) > 12:
+        return True
+    bracketed = start > 0 and text[start - 1] == "<" and end < len(text) and text[end] == ">"
+    if bracketed:
+        digits = sum(c.isdigit() for c in local)
+        # "<20240101123456.GA1234@host.example.com>", "<1234567.1075855378110.x@host>"
+        if len(local) >= 16 and digits * 2 >= len(local):
+            return True
+        if local.count(".") >= 2 and digits >= 8:
+            return True
+    return False
+
+
+def _inside_url(text: str, start: int) -> bool:
+    """True when the token around ``start`` is a URL (``scheme://...``)."""
+    lo = max(0, start - 256)
+    i = start - 1
+    while i >= lo:
+        c = text[i]
+        if c.isspace() or c in "<>\"'()[]":
+            break
+        i -= 1
+    token = text[i + 1 : start]
+    return "://" in token or token.lower().startswith(("www.", "http:", "https:", "ftp:"))
+
+
+def _is_code_remote(text: str, end: int) -> bool:
+    """``git@github.com:org/repo`` / ``user@host.example.com:/path``: scp-style remotes."""
+    if end < len(text) and text[end] == ":":
+        nxt = text[end + 1 : end + 2]
+        return bool(nxt) and (nxt.isalnum() or nxt in "/~._-")
+    return end < len(text) and text[end] == "/"
+
+
+def iter_address_spans(text: str) -> Iterator[AddressSpan]:
+    """Every plausible mailbox in ``text``, in order, with its character span.
+
+    The display name is not guessed here (see ``parse_loose_address_list``).
+    """
+    if "@" not in text and "＠" not in text:
+        return
+    for m in _ADDR_RE.finditer(text):
+        local = m.group("local").rstrip(".")
+        domain = m.group("domain")
+        start, end = m.start(), m.start("local") + len(m.group("local")) + 1 + len(domain)
+        if not local or ".." in local:
+            continue
+        tld = domain.rsplit(".", 1)[-1]
+        if not _plausible_tld(tld):
+            continue
+        if _inside_url(text, start) or _is_code_remote(text, end):
+            continue
+        if _looks_like_message_id(local, domain, text, start, end):
+            continue
+        yield AddressSpan(start, end, make_address(f"{local}@{domain}"))
+
+
+def find_addresses(text: str) -> list[Address]:
+    """Plausible mailboxes in free text, de-duplicated case-insensitively, in order.
+
+    Lines that are pasted identifier headers (Message-ID, References, Received, X-...) are
+    skipped.
+    """
+    if "@" not in text and "＠" not in text:
+        return []
+    seen: set[str] = set()
+    out: list[Address] = []
+    for line in text.splitlines():
+        if ("@" not in line and "＠" not in line) or _ID_LINE_RE.match(line):
+            continue
+        for span in iter_address_spans(line):
+            if span.address.key not in seen:
+                seen.add(span.address.key)
+                out.append(span.address)
+    return out
+
+
+_QUOTED_RE = re.compile(r'"([^"]{1,120})"')
+_NAME_STRIP = " \t\"'<>[](),;:*\u3000\xa0"
+_NAME_NOISE_RE = re.compile(r"\[?mailto:\s*$|^\s*(?:on behalf of|の代理で送信|が)\s*", re.I)
+
+
+def _clean_name(raw: str, bracketed: bool) -> str:
+    name = raw
+    quoted = _QUOTED_RE.findall(name)
+    if quoted and bracketed:
+        name = quoted[-1]
+    elif ";" in name:
+        name = name.rsplit(";", 1)[1]
+    if "," in name:
+        # "a@x, Name <b@y>" -> "Name"; an unquoted "Last, First <b@y>" keeps its comma
+        head, _, tail = name.rpartition(",")
+        if not bracketed or not head.strip(_NAME_STRIP):
+            name = tail
+    # "Name [mailto:" / "Name <mailto:" / leading "on behalf of"
+    name = re.sub(r"[\[<(]?\s*mailto:\s*$", "", name, flags=re.I)
+    name = _NAME_NOISE_RE.sub("", name)
+    name = name.strip(_NAME_STRIP)
+    if "@" in name or "＠" in name or len(name) > 120:
+        return ""
+    return " ".join(name.split())
+
+
+def parse_loose_address_list(value: str) -> list[Address]:
+    """Addresses with display names from a header value written by a mail client.
+
+    Tolerates what clients print into forwarded headers: ``Name <a@b>``, ``"Last, First"
+    <a@b>``, unquoted ``Last, First <a@b>``, ``a@b <a@b>``, ``Name [mailto:a@b]``, ``a@b``
+    lists separated by ``,`` or ``;``, and Notes names (ignored: they are not SMTP
+    addresses). Each address appears once; its display name is the text between the
+    previous address and this one.
+    """
+    if _ID_LINE_RE.match(value):
+        return []
+    out: list[Address] = []
+    index: dict[str, int] = {}
+    prev_end = 0
+    for span in iter_address_spans(value):
+        before = value[prev_end : span.start]
+        bracketed = span.start > 0 and value[span.start - 1] in "<[:"
+        name = _clean_name(before, bracketed)
+        a = span.address
+        key = a.key
+        # skip the closing bracket of "<a@b>" / "[mailto:a@b]"
+        prev_end = span.end
+        while prev_end < len(value) and value[prev_end] in ">]) \t":
+            prev_end += 1
+        if key in index:
+            i = index[key]
+            if not out[i].display_name and name:
+                out[i] = make_address(a.addr, name)
+            continue
+        index[key] = len(out)
+        out.append(make_address(a.addr, name) if name else a)
+    return out
