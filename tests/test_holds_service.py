@@ -52,7 +52,7 @@ async def test_hold_is_stored_and_notice_queued(env: Env) -> None:
     assert stored is not None and stored.rules == ("forwarded-third-party",)
     notices = await queued(env, "notice")
     assert len(notices) == 1
-    kind, rcpts, raw, hold_id = notices[0]
+    _kind, rcpts, raw, hold_id = notices[0]
     assert rcpts == ["tanaka@city.example.lg.jp"] and hold_id == h.id
     msg = parse(raw)
     assert msg["Auto-Submitted"] == "auto-generated"
@@ -101,7 +101,11 @@ async def test_reply_release_delivers_and_confirms(env: Env) -> None:
     h = await do_hold(env)
     ((_, _, notice, _),) = await queued(env, "notice")
     token = _reply_to_token(notice)
-    reply = b"From: tanaka@city.example.lg.jp\r\nSubject: Re: x\r\n\r\n\xef\xbc\xb2\xef\xbd\x85lease\r\n> quoted\r\n"
+    # full-width "Ｒｅ" + "lease", then a quoted line
+    reply = (
+        b"From: tanaka@city.example.lg.jp\r\nSubject: Re: x\r\n\r\n"
+        b"\xef\xbc\xb2\xef\xbd\x85lease\r\n> quoted\r\n"
+    )
     res = await env.service.handle_reply(
         raw=reply,
         mail_from="tanaka@city.example.lg.jp",

@@ -769,10 +769,10 @@ class HoldService:
 
     def _rewrite_bcc(self, raw: bytes) -> bytes:
         fn = self._bcc_rewrite
-        if fn is None:
-            from leakguard.holds.bcc import default_bcc_rewrite
+        if fn is None:  # the relay's rewrite: one implementation for the bcc action and holds
+            from leakguard.relay.rewrite import bcc_rewrite
 
-            fn = default_bcc_rewrite
+            fn = bcc_rewrite
         return fn(raw, self.org.is_internal)
 
     def _actor_text(self, actor: str, via: Via, lang: str) -> str:

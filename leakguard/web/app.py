@@ -1,0 +1,450 @@
+"""The web application: review pages for hold links and the administrators' view.
+
+``create_app(service, config, extra_routes=...)`` returns a Starlette app that the service
+runs with uvicorn in the relay's event loop. Rules it keeps:
+
+- A GET never changes anything (mail systems' link scanners open every link). Every state
+  change is a POST carrying a CSRF token (HMAC of a per-browser random cookie).
+- Review links are signed, expiring and single-use (``HoldService.open_link``); the token
+  is spent only when an answer is executed.
+- Pages work without JavaScript and send a strict Content-Security-Policy: no scripts at
+  all, styles only from here, images only ``data:``, forms only to this site, no framing.
+- Held mail is shown as text, or as HTML sanitised by nh3 without any link or image source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from leakguard.durations import parse_duration
+from leakguard.holds.model import HoldRecord, HoldState, Via
+from leakguard.holds.service import ADMIN_ONLY, Decision, HoldService, Outcome
+from leakguard.holds.texts import t
+from leakguard.i18n import normalize_lang
+from leakguard.relay.auth import Throttle
+from leakguard.relay.users import verify_password
+from leakguard.web.config import WebConfig
+from leakguard.web.render import message_view
+
+CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+CSRF_COOKIE = "lg_csrf"
+SESSION_COOKIE = "lg_admin"
+SESSION_MAX_AGE = 8 * 3600
+
+_ENV = Environment(
+    loader=PackageLoader("leakguard.web", "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class _SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h["X-Content-Type-Options"] = "nosniff"
+        h["Referrer-Policy"] = "no-referrer"
+        h["X-Frame-Options"] = "DENY"
+        if not request.url.path.startswith("/static/"):
+            h["Cache-Control"] = "no-store"
+        return response
+
+
+def _decision(value: str) -> Decision | None:
+    try:
+        return Decision(value)
+    except ValueError:
+        return None
+
+
+class WebApp:
+    def __init__(self, service: HoldService, config: WebConfig) -> None:
+        self.service = service
+        self.config = config
+        secret = service.secret
+        self._key = (secret.encode() if isinstance(secret, str) else secret) + b"|web"
+        self._sessions = URLSafeTimedSerializer(secret, salt="leakguard.admin-session.v1")
+        self.secure_cookies = config.base_url.lower().startswith("https://")
+        self.throttle = Throttle()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def render(
+        self, request: Request, name: str, lang: str, status: int = 200, **ctx: Any
+    ) -> HTMLResponse:
+        def tr(key: str, **fields: object) -> str:
+            return t(key, lang, **fields)
+
+        csrf_cookie = request.cookies.get(CSRF_COOKIE) or ""
+        new_cookie = ""
+        if not self._csrf_cookie_ok(csrf_cookie):
+            new_cookie = csrf_cookie = secrets.token_urlsafe(24)
+        body = _ENV.get_template(name).render(
+            t=tr,
+            lang=lang,
+            csrf=self._csrf_for(csrf_cookie),
+            request_path=request.url.path,
+            other_lang="en" if lang == "ja" else "ja",
+            **ctx,
+        )
+        resp = HTMLResponse(body, status_code=status)
+        if new_cookie:
+            resp.set_cookie(
+                CSRF_COOKIE,
+                new_cookie,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure_cookies,
+                path="/",
+            )
+        return resp
+
+    @staticmethod
+    def _csrf_cookie_ok(value: str) -> bool:
+        return 16 <= len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum()
+
+    def _csrf_for(self, cookie: str) -> str:
+        return hmac.new(self._key, b"csrf|" + cookie.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, request: Request, form_value: str) -> bool:
+        cookie = request.cookies.get(CSRF_COOKIE) or ""
+        if not self._csrf_cookie_ok(cookie) or not form_value:
+            return False
+        return hmac.compare_digest(self._csrf_for(cookie), form_value)
+
+    def lang_of(self, request: Request, default: str) -> str:
+        q = request.query_params.get("lang")
+        if q in ("ja", "en"):
+            return q
+        return default
+
+    def default_lang(self, request: Request) -> str:
+        base = normalize_lang(self.service.config.language, "ja")
+        accept = request.headers.get("accept-language", "")[:200].lower()
+        if accept:
+            first = accept.split(",")[0].strip()
+            return normalize_lang(first, base)
+        return base
+
+    # ------------------------------------------------------------------ review pages
+
+    async def _page_for(self, request: Request, signed: str) -> Response:
+        view = await self.service.open_link(signed)
+        if view is None:
+            lang = self.lang_of(request, self.default_lang(request))
+            return self.render(request, "invalid.html.j2", lang, status=404)
+        lang = self.lang_of(request, view.lang)
+        hold = view.hold
+        ex = self.service.explain(hold, lang)
+        if not hold.state.is_open:
+            return self.render(
+                request,
+                "result.html.j2",
+                lang,
+                ex=ex,
+                ok=False,
+                message=t("page.closed", lang, state=ex.state_text),
+            )
+        raw = await self.service.store.get_message(hold.message_sha256)
+        mv = message_view(raw)
+        show_html = request.query_params.get("view") == "html" and bool(mv.html)
+        return self.render(
+            request,
+            "review.html.j2",
+            lang,
+            ex=ex,
+            mv=mv,
+            show_html=show_html,
+            actions=self._actions(hold, view.role, lang),
+            wanted=request.query_params.get("a", ""),
+            base=f"/h/{signed}",
+            role=view.role,
+        )
+
+    def _actions(self, hold: HoldRecord, role: str, lang: str) -> list[tuple[str, str, str]]:
+        """(decision, label, style) buttons for a person in ``role``."""
+        if not hold.state.is_open:
+            return []
+        if role == "sender" and hold.approvers:
+            return [("discard", t("btn.withdraw", lang), "danger")]
+        if hold.action == "delay":
+            return [
+                ("discard", t("btn.cancel", lang), "danger"),
+                ("release", t("btn.send_now", lang), "secondary"),
+            ]
+        out: list[tuple[str, str, str]] = []
+        if hold.offer_bcc:
+            out.append(("release_bcc", t("btn.release_bcc", lang), "primary"))
+        out.append(
+            ("release", t("btn.release", lang), "secondary" if hold.offer_bcc else "primary")
+        )
+        out.append(("discard", t("btn.discard", lang), "danger"))
+        return out
+
+    async def review_get(self, request: Request) -> Response:
+        return await self._page_for(request, request.path_params["signed"])
+
+    async def review_post(self, request: Request) -> Response:
+        signed = request.path_params["signed"]
+        form = await request.form()
+        csrf = str(form.get("csrf", ""))
+        decision = _decision(str(form.get("action", "")))
+        confirmed = form.get("confirm") == "1"
+        view = await self.service.open_link(signed)
+        lang = self.lang_of(request, view.lang if view else self.default_lang(request))
+        if not self.csrf_ok(request, csrf):
+            return self.render(
+                request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
+            )
+        if view is None:
+            return self.render(request, "invalid.html.j2", lang, status=404)
+        if decision is None:
+            return await self._page_for(request, signed)
+        ex = self.service.explain(view.hold, lang)
+        if (
+            decision in (Decision.RELEASE, Decision.RELEASE_BCC)
+            and ex.needs_confirm
+            and not confirmed
+            and view.hold.action != "delay"
+        ):
+            return self.render(
+                request,
+                "confirm.html.j2",
+                lang,
+                ex=ex,
+                decision=str(decision),
+                base=f"/h/{signed}",
+                label=t(
+                    "btn.release_bcc"
+                    if decision == Decision.RELEASE_BCC
+                    else "btn.confirm_release",
+                    lang,
+                ),
+            )
+        outcome = await self.service.act_on_link(signed, decision)
+        return self._result(request, outcome, lang)
+
+    def _result(self, request: Request, outcome: Outcome, lang: str) -> Response:
+        ex = self.service.explain(outcome.hold, lang) if outcome.hold else None
+        status = 200 if outcome.ok else 409
+        return self.render(
+            request,
+            "result.html.j2",
+            lang,
+            status=status,
+            ex=ex,
+            ok=outcome.ok,
+            message=outcome.message(lang),
+        )
+
+    # ------------------------------------------------------------------ admin view
+
+    def admin_user(self, request: Request) -> str | None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        try:
+            data = self._sessions.loads(cookie, max_age=SESSION_MAX_AGE)
+        except BadSignature:
+            return None
+        return data.get("u") if isinstance(data, dict) and isinstance(data.get("u"), str) else None
+
+    def _users_path(self) -> Path | None:
+        return Path(self.config.admin_users_file) if self.config.admin_users_file else None
+
+    async def login_get(self, request: Request) -> Response:
+        lang = self.lang_of(request, self.default_lang(request))
+        return self.render(
+            request,
+            "admin_login.html.j2",
+            lang,
+            error="",
+            configured=self._users_path() is not None,
+        )
+
+    async def login_post(self, request: Request) -> Response:
+        lang = self.lang_of(request, self.default_lang(request))
+        form = await request.form()
+        if not self.csrf_ok(request, str(form.get("csrf", ""))):
+            return self.render(
+                request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
+            )
+        path = self._users_path()
+        user = str(form.get("user", ""))[:200]
+        password = str(form.get("password", ""))[:1000]
+        if path is None:
+            return self.render(
+                request,
+                "admin_login.html.j2",
+                lang,
+                status=403,
+                error=t("admin.no_users", lang),
+                configured=False,
+            )
+        if self.throttle.blocked(user) or not verify_password(path, user, password):
+            self.throttle.failed(user)
+            return self.render(
+                request,
+                "admin_login.html.j2",
+                lang,
+                status=403,
+                error=t("admin.bad_login", lang),
+                configured=True,
+            )
+        self.throttle.succeeded(user)
+        resp = RedirectResponse(f"/admin?lang={lang}", status_code=303)
+        resp.set_cookie(
+            SESSION_COOKIE,
+            str(self._sessions.dumps({"u": user})),
+            httponly=True,
+            samesite="strict",
+            secure=self.secure_cookies,
+            path="/admin",
+            max_age=SESSION_MAX_AGE,
+        )
+        return resp
+
+    async def logout(self, request: Request) -> Response:
+        form = await request.form()
+        resp = RedirectResponse("/admin/login", status_code=303)
+        if self.csrf_ok(request, str(form.get("csrf", ""))):
+            resp.delete_cookie(SESSION_COOKIE, path="/admin")
+        return resp
+
+    async def admin_list(self, request: Request) -> Response:
+        user = self.admin_user(request)
+        lang = self.lang_of(request, self.default_lang(request))
+        if user is None:
+            return RedirectResponse(f"/admin/login?lang={lang}", status_code=303)
+        q = request.query_params
+        state = q.get("state", "")
+        states = [HoldState(state)] if state in {s.value for s in HoldState} else []
+        sender = q.get("sender", "").strip()[:320] or None
+        rule = q.get("rule", "").strip()[:200] or None
+        age = q.get("age", "").strip()[:20]
+        older_than = None
+        if age:
+            try:
+                older_than = self.service.now() - timedelta(seconds=parse_duration(age))
+            except ValueError:
+                age = ""
+        holds = await self.service.store.list_holds(
+            states=states, sender=sender, rule=rule, older_than=older_than, limit=500
+        )
+        rows = [self.service.explain(h, lang) for h in holds]
+        return self.render(
+            request,
+            "admin_list.html.j2",
+            lang,
+            user=user,
+            rows=rows,
+            states=[s.value for s in HoldState],
+            f_state=state,
+            f_sender=sender or "",
+            f_rule=rule or "",
+            f_age=age,
+        )
+
+    async def admin_hold(self, request: Request) -> Response:
+        user = self.admin_user(request)
+        lang = self.lang_of(request, self.default_lang(request))
+        if user is None:
+            return RedirectResponse(f"/admin/login?lang={lang}", status_code=303)
+        hold = await self.service.store.get_hold(request.path_params["hold_id"][:64])
+        if hold is None:
+            return self.render(
+                request, "invalid.html.j2", lang, status=404, message=t("err.unknown_hold", lang)
+            )
+        if request.method == "POST":
+            form = await request.form()
+            if not self.csrf_ok(request, str(form.get("csrf", ""))):
+                return self.render(
+                    request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
+                )
+            decision = _decision(str(form.get("action", "")))
+            if decision is not None:
+                outcome = await self.service.resolve(
+                    hold.id, decision, actor=f"admin:{user}", via=Via.WEB, admin=True
+                )
+                return self._result(request, outcome, lang)
+        ex = self.service.explain(hold, lang)
+        raw = await self.service.store.get_message(hold.message_sha256)
+        mv = message_view(raw)
+        timeline = await self.service.store.timeline(hold.id)
+        tz = self.service.config.timezone
+        from leakguard.holds.explain import local_time, zone
+
+        tl = [
+            (
+                local_time(tr.at, zone(tz)),
+                t(f"state.{tr.from_state}", lang) if tr.from_state else "",
+                t(f"state.{tr.to_state}", lang) if tr.to_state else "",
+                tr.actor,
+                str(tr.via),
+                tr.note,
+            )
+            for tr in timeline
+        ]
+        actions = self._actions(hold, "approver", lang)
+        return self.render(
+            request,
+            "admin_hold.html.j2",
+            lang,
+            user=user,
+            ex=ex,
+            mv=mv,
+            show_html=request.query_params.get("view") == "html" and bool(mv.html),
+            timeline=tl,
+            actions=actions,
+            base=f"/admin/h/{hold.id}",
+            admin_only=ADMIN_ONLY in hold.approvers,
+        )
+
+
+async def _root(request: Request) -> Response:
+    return RedirectResponse("/admin", status_code=303)
+
+
+def create_app(
+    service: HoldService, config: WebConfig, *, extra_routes: Sequence[BaseRoute] = ()
+) -> Starlette:
+    web = WebApp(service, config)
+    static_dir = Path(__file__).parent / "static"
+    routes: list[BaseRoute] = [
+        Route("/", _root),
+        Route("/h/{signed}", web.review_get, methods=["GET", "HEAD"]),
+        Route("/h/{signed}", web.review_post, methods=["POST"]),
+        Route("/admin", web.admin_list, methods=["GET"]),
+        Route("/admin/login", web.login_get, methods=["GET"]),
+        Route("/admin/login", web.login_post, methods=["POST"]),
+        Route("/admin/logout", web.logout, methods=["POST"]),
+        Route("/admin/h/{hold_id}", web.admin_hold, methods=["GET", "POST"]),
+        Mount("/static", app=StaticFiles(directory=str(static_dir)), name="static"),
+        *extra_routes,
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
+    app.state.web = web
+    return app
