@@ -97,6 +97,10 @@ class NameIndex:
     cjk: dict[str, list[NameEntry]] = field(default_factory=dict)
     kana: dict[str, list[NameEntry]] = field(default_factory=dict)
     parts: dict[str, list[tuple[NameEntry, int]]] = field(default_factory=dict)
+    # part skeleton -> (the other parts, their entries): "sato" -> (["kazuya", ...], [...])
+    others: dict[str, tuple[list[str], list[NameEntry]]] = field(default_factory=dict)
+    # (surname skeleton, given-name initial) -> entries: ("sato", "k") -> [佐藤 一也, ...]
+    initials: dict[tuple[str, str], list[NameEntry]] = field(default_factory=dict)
     concat_prefix: dict[str, tuple[list[str], list[NameEntry]]] = field(default_factory=dict)
     concat_suffix: dict[str, tuple[list[str], list[NameEntry]]] = field(default_factory=dict)
     size: int = 0
@@ -126,8 +130,19 @@ class NameIndex:
                         self.kana.setdefault(rev, []).append(entry)
             if split:
                 for i, p in enumerate(parts):
-                    if len(p) >= 2:
-                        self.parts.setdefault(p, []).append((entry, i))
+                    if len(p) < 2:
+                        continue
+                    self.parts.setdefault(p, []).append((entry, i))
+                    bucket = self.others.setdefault(p, ([], []))
+                    surname = entry.family is None or entry.family == i
+                    for j, other in enumerate(parts):
+                        if j == i:
+                            continue
+                        bucket[0].append(other)
+                        bucket[1].append(entry)
+                        if surname:
+                            for letter in entry.initials[j]:
+                                self.initials.setdefault((p, letter), []).append(entry)
             for concat in _concatenations(f.romaji):
                 if len(concat) >= 6:
                     for key, table in (
@@ -233,13 +248,16 @@ def match_romaji(
     """Best match of raw romaji tokens (``("kazuya", "sato")``, ``("ksato",)``) in ``idx``."""
     best: Match | None = None
 
+    best_rank = (-1, -1, -1)
+
     def consider(entry: NameEntry, score: int) -> None:
-        nonlocal best
-        if entry.address == exclude:
+        nonlocal best, best_rank
+        if entry.address == exclude or score < best_rank[0]:
             return
         m = Match(entry, matched_on, form, score)
-        if best is None or m.rank() > best.rank():
-            best = m
+        rank = m.rank()
+        if rank > best_rank:
+            best, best_rank = m, rank
 
     tokens = tuple(t for t in tokens if t)[:8]
     skels = tuple(romaji_skeleton(t) for t in tokens)
@@ -247,25 +265,24 @@ def match_romaji(
     # (a) two words: one is exactly a name part, the other the other part (typos allowed
     # from 5 letters) or its initial.
     for i, si in enumerate(skels):
-        if len(si) < 2:
+        if len(si) < 2 or si not in idx.others:
             continue
-        for entry, pi in idx.parts.get(si, ()):
-            for j, sj in enumerate(skels):
-                if j == i or not sj:
-                    continue
-                for pj, part in enumerate(entry.parts):
-                    if pj == pi:
-                        continue
-                    if len(tokens[j]) == 1:
-                        surname_ok = entry.family is None or entry.family == pi
-                        if surname_ok and tokens[j] in entry.initials[pj]:
-                            consider(entry, INITIAL_SCORE)
-                    elif sj == part:
-                        consider(entry, 100)
-                    else:
-                        k = max_edits(len(part))
-                        if k and OSA.distance(sj, part, score_cutoff=k) <= k:
-                            consider(entry, _similarity(si + sj, entry.parts[pi] + part))
+        others, entries = idx.others[si]
+        for j, sj in enumerate(skels):
+            if j == i or not sj:
+                continue
+            if len(tokens[j]) == 1:
+                for entry in idx.initials.get((si, tokens[j]), ()):
+                    consider(entry, INITIAL_SCORE)
+                continue
+            k = max_edits(len(sj) + 1)
+            for other, dist, pos in process.extract(
+                sj, others, scorer=OSA.distance, score_cutoff=k, limit=None
+            ):
+                if dist == 0:
+                    consider(entries[pos], 100)
+                elif dist <= max_edits(len(other)):
+                    consider(entries[pos], _similarity(si + sj, si + other))
 
     # (b) the name written as one word, whole ("kazuyasato") or with typos ("kazuyastao"),
     # each word alone and all words joined.
@@ -290,15 +307,13 @@ def match_romaji(
     # (c) surname + initial written as one word: "ksato", "satok" (not when the word is a
     # name of its own, e.g. "kato").
     for t, s in zip(tokens, skels, strict=True):
-        if len(t) < 4 or s in idx.parts:
+        if len(t) < 4:
             continue
+        if s in idx.parts and s not in (romaji_skeleton(t[1:]), romaji_skeleton(t[:-1])):
+            continue  # a name of its own ("kato"), unless the initial merged ("aaoki")
         for initial, rest in ((t[0], t[1:]), (t[-1], t[:-1])):
-            rs = romaji_skeleton(rest)
-            for entry, pi in idx.parts.get(rs, ()):
-                if entry.family is not None and entry.family != pi:
-                    continue
-                if any(initial in ini for pj, ini in enumerate(entry.initials) if pj != pi):
-                    consider(entry, INITIAL_SCORE)
+            for entry in idx.initials.get((romaji_skeleton(rest), initial), ()):
+                consider(entry, INITIAL_SCORE)
     return best
 
 

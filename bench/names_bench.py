@@ -1,0 +1,102 @@
+"""Benchmark: name-similar recipient check, microseconds per recipient.
+
+Builds directories of 50 and 5,000 synthetic people (common Japanese surnames and given
+names from ``tests/fixtures/names``, with kana) and times ``names.detect`` on messages whose
+external recipients mix look-alike local parts, kanji / kana / romaji display names and
+unrelated addresses. Run: ``.venv/bin/python bench/names_bench.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+from pathlib import Path
+
+from leakguard.detectors import lookalike, names
+from leakguard.detectors.japanese import kana_to_romaji
+from leakguard.message.addresses import make_address
+from leakguard.organization import Context, Organization, Person
+from leakguard.types import Address, Message
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "names"
+
+
+def _read(name: str) -> list[tuple[str, str]]:
+    with (FIXTURES / name).open(encoding="utf-8") as fh:
+        return [(r["kanji"], r["kana"]) for r in csv.DictReader(fh)]
+
+
+def directory(n: int, rng: random.Random) -> list[Person]:
+    surnames, given = _read("surnames.csv"), _read("given_names.csv")
+    people = []
+    for i in range(n):
+        (sk, sr), (gk, gr) = rng.choice(surnames), rng.choice(given)
+        local = f"{kana_to_romaji(gr)}.{kana_to_romaji(sr)}{i}"
+        people.append(Person(f"{local}@city.example.lg.jp", f"{sk} {gk}", f"{sr} {gr}"))
+    return people
+
+
+def recipients(people: list[Person], count: int, rng: random.Random) -> list[Address]:
+    out = []
+    for i in range(count):
+        p = rng.choice(people)
+        fam, giv = (kana_to_romaji(x) for x in p.kana.split())
+        kind = i % 6
+        if kind == 0:
+            out.append(make_address(f"{giv}.{fam}@partner{i}.co.jp"))
+        elif kind == 1:
+            out.append(make_address(f"{giv[0]}{fam}@example.com"))
+        elif kind == 2:
+            out.append(make_address(f"x{i}@example.net", p.name + " 様"))
+        elif kind == 3:
+            out.append(make_address(f"y{i}@example.org", f"{fam.upper()} {giv.title()}"))
+        elif kind == 4:
+            out.append(make_address(f"info{i}@shop{i}.example"))
+        else:
+            out.append(make_address(f"zz{i}qx@example.jp", "Unrelated Person"))
+    return out
+
+
+def message(rcpts: list[Address]) -> Message:
+    sender = make_address("boss@city.example.lg.jp")
+    return Message(
+        raw=b"", subject="", message_id="", from_=(sender,), sender_header=None,
+        reply_to=(), to=tuple(rcpts), cc=(), bcc=(), envelope_from=sender,
+        envelope_rcpts=tuple(rcpts), text_parts=(), attachments=(), attached_messages=(),
+        quoted_blocks=(), headers=(),
+    )
+
+
+def run(n: int, rng: random.Random, rounds: int = 50, per_message: int = 20) -> None:
+    people = directory(n, rng)
+    org = Organization(internal_domains=["city.example.lg.jp"], directory=people,
+                       partner_domains=["partner.co.jp"])
+    ctx = Context(org=org)
+    t0 = time.perf_counter()
+    names.directory_index(org)
+    build = time.perf_counter() - t0
+    msgs = [message(recipients(people, per_message, rng)) for _ in range(rounds)]
+    hits = 0
+    t0 = time.perf_counter()
+    for m in msgs:
+        hits += names.detect(m, ctx).facts[names.FACT]
+    elapsed = time.perf_counter() - t0
+    per = elapsed / (rounds * per_message) * 1e6
+    t0 = time.perf_counter()
+    for m in msgs:
+        lookalike.detect(m, ctx)
+    la = (time.perf_counter() - t0) / (rounds * per_message) * 1e6
+    print(f"directory {n:>5}: index build {build * 1000:7.1f} ms; names {per:6.1f} µs/recipient "
+          f"({hits}/{rounds * per_message} fired); lookalike {la:5.1f} µs/recipient (cached)")
+
+
+def main() -> None:
+    rng = random.Random(7)
+    for n in (50, 5000):
+        run(n, rng)
+
+
+if __name__ == "__main__":
+    main()
