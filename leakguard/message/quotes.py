@@ -57,7 +57,7 @@ def _words(spec: str) -> tuple[str, ...]:
 # Header labels printed by mail clients into forwarded / quoted messages, by field.
 _LABELS: dict[str, tuple[str, ...]] = {
     "from": _words(
-        "from|sender|von|absender|de|de la|da|mittente|van|afzender|från|avsändare|fra|"
+        "from|sender|sent by|von|absender|de|de la|da|mittente|van|afzender|från|avsändare|fra|"
         "afsender|avsender|lähettäjä|od|nadawca|odesílatel|odosielateľ|feladó|от|"
         "отправитель|від|від кого|kimden|gönderen|saatja|šalje|pošiljatelj|expeditor|"
         "expeditorul|remitente|expéditeur|remetente|差出人|送信者|送信元|発信者|発信元|"
@@ -147,6 +147,7 @@ _ATTR_VERB_RE = re.compile(
     re.IGNORECASE,
 )
 _DATEISH_RE = re.compile(r"\d{1,4}[/.\-年]\d{1,2}|\d{1,2}:\d{2}")
+_RAW_HDR_RE = re.compile(r"^[A-Za-z][A-Za-z0-9\-]{1,40}:[ \t]")
 _NOTES_DATE_RE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 _QPREFIX_RE = re.compile(r"[ \t]{0,12}((?:[>＞][ \t]?)+)")
 _ID_HDR_LINE_RE = re.compile(
@@ -368,9 +369,25 @@ class _TextAnalyser:
                 self._add_field(pending_rest, fields, all_addrs)
         start_j = j
         last_field = ""
-        count = 0
+        count = unknown = 0
         while j < end and count < _MAX_HEADER_LINES:
             ln = lines[j]
+            if _blank(ln):
+                # Notes leaves blank lines between "cc:" and "Subject:"; double-spaced
+                # quoting puts a bare ">" between every two header lines
+                k = j + 1
+                while k < end and k - j <= 2 and _blank(lines[k]):
+                    k += 1
+                if (
+                    fields
+                    and k < end
+                    and k - j <= 2
+                    and lines[k].depth == level
+                    and _header_field(lines[k].text) is not None
+                ):
+                    j = k
+                    continue
+                break
             if ln.depth != level:
                 break
             hf = _header_field(ln.text)
@@ -381,8 +398,15 @@ class _TextAnalyser:
                 j += 1
                 count += 1
                 continue
-            if _blank(ln):
-                break
+            if fields and unknown < 8 and _RAW_HDR_RE.match(ln.text):
+                # other header lines pasted with the block (Full-name:, Message-ID:, ...)
+                if "@" in ln.text and not _ID_HDR_LINE_RE.match(ln.text):
+                    all_addrs.extend(parse_loose_address_list(ln.text))
+                unknown += 1
+                last_field = ""
+                j += 1
+                count += 1
+                continue
             if j == start_j and _BEHALF_RE.search(ln.text) and "@" in ln.text:
                 # "X <x@a> が Y <y@a> の代理で送信" standing above the header lines
                 addrs = parse_loose_address_list(ln.text)
@@ -680,6 +704,9 @@ def render_html_quotes(html: str) -> str:
             continue
         if tag in _SKIP_TAGS or not node.is_element_node:
             continue
+        if "@" in tag:
+            # an unescaped "<jane@example.com>" parsed as an element: keep it as text
+            r.line.append(f" <{tag}> ")
         attrs = node.attributes
         if tag in _BLOCK_TAGS:
             r.newline()

@@ -30,11 +30,11 @@ _PSL_STRICT = PublicSuffixList(accept_unknown=False)
 # character or '/', so "https://user@host" and "Name/OU/ORG@ORG" never start a match there.
 _ADDR_RE = re.compile(
     r"(?<![A-Za-z0-9._%+\-/=$&!#*?^`{|}~])"
-    r"(?P<local>[A-Za-z0-9_%+\-!#$&*=?^`{|}~][A-Za-z0-9._%+\-!#$&'*/=?^`{|}~]{0,63})"
+    r"(?P<local>[A-Za-z0-9_][A-Za-z0-9._%+\-!#$&'*/=?^`{|}~]{0,63})"
     r"[@＠]"
     r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,10}"
     r"(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9\-]{1,59}))"
-    r"(?![A-Za-z0-9\-]*[@＠])(?![A-Za-z0-9\-])"
+    r"(?![A-Za-z0-9\-])"
 )
 
 # Top-level labels that are file extensions or code, not mail domains (unless the public
@@ -83,7 +83,7 @@ def _looks_like_message_id(local: str, domain: str, text: str, start: int, end: 
     if any(c in local for c in "$=%") and len(local) > 12:
         return True
     bracketed = start > 0 and text[start - 1] == "<" and end < len(text) and text[end] == ">"
-    if bracketed:
+    if bracketed and "+" not in local:  # VERP / sub-addresses carry '+', Message-IDs do not
         digits = sum(c.isdigit() for c in local)
         # "<20240101123456.GA1234@host.example.com>", "<1234567.1075855378110.x@host>"
         if len(local) >= 16 and digits * 2 >= len(local):
