@@ -140,20 +140,25 @@ def _notes_for(
         for addr in f.addresses[:200]:
             key = addr.lower()
             if f.fact == "quoted_third_party_addresses":
-                where = _ev(f, "location", "where") or "?"
+                where = (_ev(f, "location_ja") if lang == "ja" else "") or _ev(f, "location") or "?"
                 add(per_third, addr, t("mark.third_party", lang, location=where))
                 news_to = _ev(f, "news_to")
                 if news_to:
                     add(per_third, addr, t("mark.news_to", lang, news_to=news_to))
+                quoted_from = _ev(f, "quoted_from")
+                if quoted_from:
+                    add(per_third, addr, t("mark.quoted_from", lang, who=quoted_from))
                 flagged.add(key)
             elif f.fact == "name_similar_recipients":
-                who = _ev(f, "similar_to", "resembles", "person") or "?"
-                kind = (
-                    "mark.similar_contact"
-                    if f.evidence.get("kind") == "contact"
-                    else "mark.similar"
+                name = _ev(f, "similar_name")
+                target = _ev(f, "similar_to", "resembles", "person") or "?"
+                who = f"{name} <{target}>" if name and name != target else target
+                contact = f.evidence.get("source") == "contacts"
+                add(
+                    per_rcpt,
+                    addr,
+                    t("mark.similar_contact" if contact else "mark.similar", lang, similar_to=who),
                 )
-                add(per_rcpt, addr, t(kind, lang, similar_to=who))
                 flagged.add(key)
             elif f.fact == "lookalike_domains":
                 like = _ev(f, "resembles", "similar_to", "target") or "?"

@@ -123,6 +123,7 @@ TEXTS: dict[str, Localized] = {
     "mark.third_party": L(
         "引用部分にある第三者 ({location})", "third party in the quoted thread ({location})"
     ),
+    "mark.quoted_from": L("引用元: {who}", "quoted from {who}"),
     "mark.news_to": L("{news_to} はこのアドレスを知らないはずです", "news to {news_to}"),
     # ---- answers
     "btn.release": L("送信する", "Release (send)"),
