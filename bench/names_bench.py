@@ -62,17 +62,30 @@ def recipients(people: list[Person], count: int, rng: random.Random) -> list[Add
 def message(rcpts: list[Address]) -> Message:
     sender = make_address("boss@city.example.lg.jp")
     return Message(
-        raw=b"", subject="", message_id="", from_=(sender,), sender_header=None,
-        reply_to=(), to=tuple(rcpts), cc=(), bcc=(), envelope_from=sender,
-        envelope_rcpts=tuple(rcpts), text_parts=(), attachments=(), attached_messages=(),
-        quoted_blocks=(), headers=(),
+        raw=b"",
+        subject="",
+        message_id="",
+        from_=(sender,),
+        sender_header=None,
+        reply_to=(),
+        to=tuple(rcpts),
+        cc=(),
+        bcc=(),
+        envelope_from=sender,
+        envelope_rcpts=tuple(rcpts),
+        text_parts=(),
+        attachments=(),
+        attached_messages=(),
+        quoted_blocks=(),
+        headers=(),
     )
 
 
 def run(n: int, rng: random.Random, rounds: int = 50, per_message: int = 20) -> None:
     people = directory(n, rng)
-    org = Organization(internal_domains=["city.example.lg.jp"], directory=people,
-                       partner_domains=["partner.co.jp"])
+    org = Organization(
+        internal_domains=["city.example.lg.jp"], directory=people, partner_domains=["partner.co.jp"]
+    )
     ctx = Context(org=org)
     t0 = time.perf_counter()
     names.directory_index(org)
@@ -88,8 +101,10 @@ def run(n: int, rng: random.Random, rounds: int = 50, per_message: int = 20) -> 
     for m in msgs:
         lookalike.detect(m, ctx)
     la = (time.perf_counter() - t0) / (rounds * per_message) * 1e6
-    print(f"directory {n:>5}: index build {build * 1000:7.1f} ms; names {per:6.1f} µs/recipient "
-          f"({hits}/{rounds * per_message} fired); lookalike {la:5.1f} µs/recipient (cached)")
+    print(
+        f"directory {n:>5}: index build {build * 1000:7.1f} ms; names {per:6.1f} µs/recipient "
+        f"({hits}/{rounds * per_message} fired); lookalike {la:5.1f} µs/recipient (cached)"
+    )
 
 
 def main() -> None:

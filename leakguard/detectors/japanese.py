@@ -319,13 +319,17 @@ def _latin_name(tokens: list[str]) -> tuple[tuple[str, ...], int | None]:
     return tuple(letters for _, letters in words), family
 
 
-def display_name_forms(display_name: str, *, dictionary: bool = False) -> tuple[NameForms, ...]:
+def display_name_forms(
+    display_name: str, *, dictionary: bool = False, variants: bool = False
+) -> tuple[NameForms, ...]:
     """Every name form found in a display name.
 
     ``"(株)ABC 佐藤 一也 様"`` gives a CJK form ``佐藤一也`` (and the Latin token ``abc``);
     ``"SATO Kazuya (Partner)"`` gives romaji ``("sato", "kazuya")`` with the surname first.
     With ``dictionary=True`` kanji names without kana get a dictionary reading when one is
-    available (index building only: it is slow).
+    available (index building only: it is slow). With ``variants=True`` every run of up to
+    three words of a kanji/kana name is a form of its own as well (for look-ups of a
+    recipient's name next to an undecorated company name).
     """
     out: list[NameForms] = []
     for seg in name_segments(display_name):
@@ -342,6 +346,12 @@ def display_name_forms(display_name: str, *, dictionary: bool = False) -> tuple[
                 latin_tokens.append(tok)
         if cjk_tokens:
             out.append(_cjk_forms(cjk_tokens, dictionary=dictionary))
+            if variants and len(cjk_tokens) > 1:
+                # "ABC商事 佐藤 一也": the name may be any run of the words.
+                n = len(cjk_tokens)
+                for size in range(min(n - 1, 3), 0, -1):
+                    for start in range(n - size + 1):
+                        out.append(_cjk_forms(cjk_tokens[start : start + size], dictionary=False))
         latin, family = _latin_name(latin_tokens)
         if latin:
             if comma_family and len(latin) >= 2:

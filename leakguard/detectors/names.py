@@ -328,7 +328,7 @@ def match_recipient(addr: Address, display_name: str, idx: NameIndex) -> Match |
             best = m
 
     if display_name:
-        for f in display_name_forms(display_name):
+        for f in display_name_forms(display_name, variants=True):
             if f.cjk:
                 for entry in idx.cjk.get(f.cjk, ()):
                     if entry.address != key:
