@@ -199,8 +199,8 @@ class Env:
     sent: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-async def make_env(tmp: Path, **holds_kw: object) -> Env:
-    store = await open_store(sqlite_url(tmp / "lg.db"))
+async def make_env(tmp: Path, db: str = "lg.db", **holds_kw: object) -> Env:
+    store = await open_store(sqlite_url(tmp / db))
     clock = Clock()
     cfg = HoldsConfig(
         notice_from="leakguard@city.example.lg.jp",

@@ -385,7 +385,7 @@ class HoldService:
             raw, self.config.notice_from, [to], kind="notice", hold_id=hold.id
         )
         await self.store.record_event(
-            hold.id, actor="system", via=Via.RELAY, note=f"{note} -> {to}"
+            hold.id, actor="system", via=Via.RELAY, note=f"{note} sent to {to}"
         )
 
     def _answers(self, hold: HoldRecord, token: str, lang: str, role: str) -> list[Answer]:

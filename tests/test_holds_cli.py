@@ -1,0 +1,129 @@
+"""``leakguard holds``: list, show (incident timeline), release, release-bcc, discard."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import pytest
+from test_holds_support import do_hold, make_env, parse, verdict
+
+from leakguard.commands import holds as holds_cmd
+from leakguard.holds.model import HoldRecord, HoldState
+from leakguard.store import open_store, sqlite_url
+
+POLICY = """\
+version: 1
+organization:
+  internal_domains: [city.example.lg.jp]
+rules: []
+default_action: pass
+"""
+
+
+def _setup(tmp_path: Path, n: int = 1, **kw: object) -> list[HoldRecord]:
+    async def go() -> list[HoldRecord]:
+        env = await make_env(tmp_path, db="leakguard.db")
+        try:
+            return [await do_hold(env, verdict(**kw), subject=f"mail {i}") for i in range(n)]  # type: ignore[arg-type]
+        finally:
+            await env.store.close()
+
+    return asyncio.run(go())
+
+
+def _config(tmp_path: Path) -> Path:
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    cfg = tmp_path / "leakguard.yaml"
+    cfg.write_text(
+        f"data_dir: {tmp_path}\npolicy: {tmp_path / 'policy.yaml'}\n"
+        "holds:\n  notice_from: leakguard@city.example.lg.jp\n"
+        "  command_address: leakguard-hold@city.example.lg.jp\n"
+    )
+    return cfg
+
+
+def _state(tmp_path: Path, hold_id: str) -> tuple[HoldState, list[bytes]]:
+    async def go() -> tuple[HoldState, list[bytes]]:
+        store = await open_store(sqlite_url(tmp_path / "leakguard.db"))
+        try:
+            h = await store.get_hold(hold_id)
+            assert h is not None
+            mails = [
+                await store.get_message(d.message_sha256)
+                for d in await store.list_deliveries()
+                if d.kind == "mail"
+            ]
+            return h.state, mails
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def main(argv: list[str]) -> int:
+    """``leakguard`` with only the holds command (independent of the other commands)."""
+    parser = argparse.ArgumentParser(prog="leakguard")
+    holds_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
+
+
+def test_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    h1, h2 = _setup(tmp_path, 2)
+    assert main(["holds", "--data-dir", str(tmp_path), "list"]) == 0
+    out = capsys.readouterr().out
+    assert h1.id in out and h2.id in out and "forwarded-third-party" in out
+    assert main(["holds", "--data-dir", str(tmp_path), "list", "--state", "released"]) == 0
+    assert "No holds match" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "holds",
+                "--data-dir",
+                str(tmp_path),
+                "discard",
+                h1.id,
+                "--as",
+                "kato",
+                "--note",
+                "incident 42",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["holds", "--data-dir", str(tmp_path), "show", h1.id]) == 0
+    out = capsys.readouterr().out
+    assert f"Hold ID: {h1.id}" in out
+    assert "The quoted thread contains a third party" in out
+    assert "a@client-one.example.com" in out
+    lines = [ln for ln in out.splitlines() if "->" in ln]
+    assert "relay" in lines[0] and "-> held" in lines[0]
+    assert "cli" in lines[-1] and "admin:kato" in lines[-1] and "held -> discarded" in lines[-1]
+    assert "incident 42" in lines[-1]
+    assert main(["holds", "--data-dir", str(tmp_path), "show", "H-NOPE"]) == 1
+
+
+def test_release_and_release_bcc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path)
+    h1, h2 = _setup(tmp_path, 2)
+    assert main(["holds", "-c", str(cfg), "release", h1.id]) == 0
+    assert main(["holds", "-c", str(cfg), "release-bcc", h2.id]) == 0
+    s1, mails = _state(tmp_path, h1.id)
+    s2, _ = _state(tmp_path, h2.id)
+    assert s1 == HoldState.RELEASED and s2 == HoldState.RELEASED_BCC
+    assert len(mails) == 2
+    bcc = parse(mails[1])
+    assert bcc["To"] == "undisclosed-recipients:;"
+    assert "client-one" not in mails[1].split(b"\r\n\r\n")[0].decode()
+    # answering twice is refused with exit code 1 and changes nothing
+    assert main(["holds", "-c", str(cfg), "discard", h1.id]) == 1
+    assert "already handled" in capsys.readouterr().err
+    assert _state(tmp_path, h1.id)[0] == HoldState.RELEASED
