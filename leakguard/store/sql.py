@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,9 @@ class SqlStore:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock() if self._sqlite else None
+        # called (without arguments) after a delivery was queued and committed: the
+        # delivery worker uses it to send notices and released mail at once
+        self.on_enqueue: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -278,6 +281,8 @@ class SqlStore:
             if deliver is not None:
                 raw, mail_from, rcpts = deliver
                 await self._enqueue(conn, raw, mail_from, rcpts, kind="mail", hold_id=hold_id)
+        if deliver is not None:
+            self._notify()
         return await self.get_hold(hold_id)
 
     async def record_event(self, hold_id: str, *, actor: str, via: Via, note: str) -> None:
@@ -429,7 +434,7 @@ class SqlStore:
     ) -> int:
         """Queue a delivery durably (committed on return). ``not_before`` delays it."""
         async with self._tx() as conn:
-            return await self._enqueue(
+            did = await self._enqueue(
                 conn,
                 raw,
                 mail_from,
@@ -439,6 +444,14 @@ class SqlStore:
                 not_before=not_before,
                 last_error=last_error,
             )
+        self._notify()
+        return did
+
+    def _notify(self) -> None:
+        for cb in self.on_enqueue:
+            # a listener's bug must not undo a committed enqueue
+            with contextlib.suppress(Exception):
+                cb()
 
     async def claim_deliveries(
         self, worker: str, now: datetime, limit: int

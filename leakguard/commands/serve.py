@@ -1,0 +1,156 @@
+"""``leakguard serve``: run the relay and the web server.
+
+With no options it runs the embedded default: a plain SMTP listener on 127.0.0.1:2525
+(loopback trusted), the web on 127.0.0.1:8025, SQLite in ./leakguard-data and delivery to
+the maildir ./leakguard-data/maildir/new/ (no upstream configured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import sys
+from pathlib import Path
+from typing import Any
+
+from leakguard.config import (
+    ConfigError,
+    ListenerConfig,
+    ServiceConfig,
+    UpstreamConfig,
+    load_config,
+    split_host_port,
+)
+from leakguard.i18n import lang_from_env
+
+_TEXT = {
+    "config": ("設定ファイルに誤りがあります:", "The configuration file has errors:"),
+    "policy": ("ポリシーを読み込めません:", "The policy cannot be loaded:"),
+    "start": ("起動できませんでした:", "Could not start:"),
+    "flag": ("指定が正しくありません:", "Invalid option:"),
+}
+
+
+def _t(key: str, lang: str) -> str:
+    ja, en = _TEXT[key]
+    return ja if lang == "ja" else en
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="run the SMTP relay and the web server",
+        description="Run the SMTP relay and the web server. Flags override the config file.",
+    )
+    p.add_argument("-c", "--config", type=Path, help="service configuration (YAML)")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="plain SMTP listener (trusted networks only; loopback is trusted)",
+    )
+    p.add_argument(
+        "--upstream",
+        metavar="HOST:PORT",
+        help="smarthost to relay to (default: local maildir under the data dir)",
+    )
+    p.add_argument("--policy", type=Path, metavar="FILE", help="policy file")
+    p.add_argument("--org", type=Path, metavar="FILE", help="organisation file")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory")
+    p.add_argument("--web-listen", metavar="HOST:PORT", help="web server address")
+    p.add_argument(
+        "--log-json",
+        action="store_true",
+        default=None,
+        help="log JSON lines (default: JSON unless on a terminal)",
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def apply_overrides(cfg: ServiceConfig, args: argparse.Namespace) -> ServiceConfig:
+    data = cfg.model_dump(by_alias=True, exclude_unset=False)
+    # SecretStr values must survive the round trip
+    updates: dict[str, Any] = {}
+    if args.data_dir is not None:
+        updates["data_dir"] = str(args.data_dir)
+    if args.policy is not None:
+        updates["policy"] = str(args.policy)
+    if args.org is not None:
+        updates["org"] = str(args.org)
+    if args.listen:
+        split_host_port(args.listen)
+        listeners = [lc for lc in cfg.listeners if lc.kind != "plain"]
+        old_plain = next((lc for lc in cfg.listeners if lc.kind == "plain"), None)
+        new = ListenerConfig(
+            kind="plain",
+            listen=args.listen,
+            trusted_networks=old_plain.trusted_networks
+            if old_plain
+            else ListenerConfig().trusted_networks,
+        )
+        updates["listeners"] = [new, *listeners]
+    if args.upstream:
+        host, port = split_host_port(args.upstream, 25)
+        if cfg.upstream is not None:
+            updates["upstream"] = cfg.upstream.model_copy(update={"host": host, "port": port})
+        else:
+            try:
+                local = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                local = host == "localhost"
+            updates["upstream"] = UpstreamConfig(
+                host=host,
+                port=port,
+                tls="none" if local else ("implicit" if port == 465 else "starttls"),
+            )
+    if args.web_listen:
+        split_host_port(args.web_listen)
+        updates["web"] = cfg.web.model_copy(update={"listen": args.web_listen})
+    if args.log_json or args.log_level:
+        log = cfg.log.model_copy()
+        if args.log_json:
+            log = log.model_copy(update={"json_": True})
+        if args.log_level:
+            log = log.model_copy(update={"level": args.log_level})
+        updates["log"] = log
+    del data
+    return cfg.model_copy(update=updates)
+
+
+def run(args: argparse.Namespace) -> int:
+    lang = lang_from_env()
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(_t("config", lang), file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p}", file=sys.stderr)
+        return 2
+    try:
+        cfg = apply_overrides(cfg, args)
+    except ValueError as exc:
+        print(f"{_t('flag', lang)} {exc}", file=sys.stderr)
+        return 2
+    from leakguard.logging import configure_logging
+
+    configure_logging(json=cfg.log.json_, level=cfg.log.level)
+    from leakguard.service import Service, default_policy_path
+
+    policy = Path(cfg.policy) if cfg.policy else default_policy_path()
+    org = Path(cfg.org) if cfg.org else None
+    try:
+        from leakguard.engine import Engine
+
+        engine = Engine.from_files(policy, org)
+    except Exception as exc:
+        print(_t("policy", lang), file=sys.stderr)
+        print(f"  {exc}", file=sys.stderr)
+        return 2
+    service = Service(config=cfg, policy_path=policy, org_path=org, engine=engine)
+    try:
+        asyncio.run(service.run())
+    except (OSError, ValueError) as exc:
+        print(f"{_t('start', lang)} {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""The SMTP front: listeners, AUTH, the BCC rewrite and the execution of verdicts."""

@@ -1,0 +1,332 @@
+"""One accepted SMTP transaction: decide, then execute the verdict, then answer.
+
+``Relay.process`` is called by the SMTP front at the end of DATA and returns the one reply
+line the client gets. The decision runs in a worker thread (CPU work must not stall other
+connections); the action — relay upstream, store a hold, queue — runs shielded from a
+client that hangs up, so a half-done commit never happens (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from leakguard.delivery import Delivery, SendOptions
+from leakguard.holds.model import HoldHandler
+from leakguard.metrics import Metrics
+from leakguard.organization import Organization, SenderHistory
+from leakguard.relay import replies
+from leakguard.relay.auth import may_send_as
+from leakguard.relay.rewrite import rewrite_recipients
+from leakguard.store import SqlStore
+from leakguard.types import Action, Message, Verdict
+
+
+class DecisionLike(Protocol):
+    """``leakguard.engine.Decision``."""
+
+    @property
+    def message(self) -> Message: ...
+    @property
+    def verdict(self) -> Verdict: ...
+    @property
+    def cpu_seconds(self) -> float: ...
+
+
+class PolicyLike(Protocol):
+    @property
+    def organization(self) -> Organization: ...
+
+
+class Decider(Protocol):
+    """What the relay needs of ``leakguard.engine.Engine`` (tests may pass a stand-in)."""
+
+    @property
+    def policy(self) -> PolicyLike: ...
+
+    def decide(
+        self,
+        raw: bytes,
+        *,
+        envelope_from: str | None = None,
+        rcpts: Sequence[str] | None = None,
+        history: SenderHistory | None = None,
+        auth_user: str | None = None,
+    ) -> DecisionLike: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    raw: bytes
+    mail_from: str
+    rcpts: tuple[str, ...]
+    auth_user: str | None  # SMTP AUTH principal, or the envelope sender on a trusted listener
+    authenticated: bool  # True only for SMTP AUTH (the From: check applies)
+    smtputf8: bool = False
+    eightbit: bool = False
+    peer: str = ""
+    listener: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    language: str = "ja"
+    check_from_header: bool = True
+    allowed_senders: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    bcc_header: str | None = None
+    bcc_header_to_external: bool = False
+    decide_timeout: float = 30.0
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        engine: Decider,
+        store: SqlStore,
+        delivery: Delivery,
+        holds: HoldHandler | None,
+        settings: RelaySettings,
+        metrics: Metrics,
+        log: Any,
+        senders_of: Callable[[str], Sequence[str]] = lambda _p: (),
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.delivery = delivery
+        self.holds = holds
+        self.settings = settings
+        self.metrics = metrics
+        self.log = log
+        self.senders_of = senders_of
+        self._tasks: set[asyncio.Task[str]] = set()
+
+    @property
+    def org(self) -> Organization:
+        return self.engine.policy.organization
+
+    def may_send_as(self, principal: str, address: str) -> bool:
+        return may_send_as(
+            principal,
+            address,
+            allowed=self.settings.allowed_senders,
+            extra=self.senders_of(principal),
+        )
+
+    def language_of(self, identity: str | None) -> str:
+        if identity:
+            p = self.org.person(identity)
+            if p is not None and p.language:
+                return "ja" if p.language.lower().startswith("ja") else "en"
+        return self.settings.language
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for actions still committing (graceful shutdown)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    # ------------------------------------------------------------------ the transaction
+
+    async def process(self, tx: Transaction) -> str:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        normal = list(tx.rcpts)
+        command_reply: str | None = None
+        if self.holds is not None:
+            cmd = [r for r in tx.rcpts if self.holds.is_command_address(r)]
+            if cmd:
+                normal = [r for r in tx.rcpts if r not in cmd]
+                command_reply = await self._shielded(
+                    self.holds.handle_reply(
+                        raw=tx.raw, mail_from=tx.mail_from, rcpts=cmd, auth_user=tx.auth_user
+                    )
+                )
+                if not normal:
+                    return command_reply
+        try:
+            history = await self._history(tx.mail_from)
+            async with asyncio.timeout(self.settings.decide_timeout):
+                decision = await asyncio.to_thread(
+                    self.engine.decide,
+                    tx.raw,
+                    envelope_from=tx.mail_from,
+                    rcpts=normal,
+                    history=history,
+                    auth_user=tx.auth_user,
+                )
+        except Exception as exc:
+            self.metrics.messages.labels("error").inc()
+            self.log.error(
+                "decision_failed", error=repr(exc)[:500], sender=tx.mail_from, peer=tx.peer
+            )
+            return replies.LOCAL_ERROR
+        self.metrics.decision_seconds.observe(decision.cpu_seconds)
+        if tx.authenticated and self.settings.check_from_header and tx.auth_user:
+            for a in decision.message.from_:
+                if a.domain and not self.may_send_as(tx.auth_user, a.addr):
+                    self._audit(tx, decision, "refused", replies.FROM_NOT_OWNED, start, len(normal))
+                    return replies.FROM_NOT_OWNED.format(addr=_ascii(a.addr))
+        try:
+            reply = await self._shielded(self._execute(tx, decision, normal))
+        except Exception as exc:
+            self.log.error(
+                "action_failed",
+                error=repr(exc)[:500],
+                sender=tx.mail_from,
+                action=decision.verdict.action.value,
+            )
+            reply = replies.LOCAL_ERROR
+        action = decision.verdict.action.value
+        self.metrics.transaction_seconds.labels(action).observe(loop.time() - start)
+        self.metrics.smtp_replies.labels(reply[:1] + "xx").inc()
+        self._audit(tx, decision, action, reply, start, len(normal))
+        return reply
+
+    async def _shielded(self, coro: Any) -> str:
+        """Run to completion even if the client disconnects (the handler is cancelled)."""
+        task: asyncio.Task[str] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def _history(self, sender: str) -> SenderHistory:
+        if not sender:
+            return SenderHistory()
+        try:
+            rcpts, names = await self.store.sender_history(sender)
+        except Exception as exc:
+            self.log.warning("history_unavailable", error=repr(exc)[:200])
+            return SenderHistory()
+        return SenderHistory(recipients=rcpts, contact_names=names, known=True)
+
+    async def _execute(self, tx: Transaction, decision: DecisionLike, rcpts: list[str]) -> str:
+        verdict = decision.verdict
+        msg = decision.message
+        action = verdict.action
+        self.metrics.messages.labels(action.value).inc()
+        for r in verdict.rules:
+            self.metrics.rule_matches.labels(r.rule_id, "enforce").inc()
+        for r in verdict.audit_rules:
+            self.metrics.rule_matches.labels(r.rule_id, "audit").inc()
+        names = {a.addr.lower(): a.display_name for a in (*msg.to, *msg.cc, *msg.bcc)}
+        options = SendOptions(smtputf8=tx.smtputf8, eightbit=tx.eightbit)
+        history = (tx.mail_from, names)
+        if action is Action.PASS:
+            out = await self.delivery.deliver_now(
+                tx.raw, tx.mail_from, rcpts, options=options, history=history
+            )
+            return out.reply
+        if action is Action.BCC:
+            return await self._bcc(tx, rcpts, options, history)
+        if action in (Action.HOLD, Action.DELAY):
+            if self.holds is None:
+                return replies.LOCAL_ERROR
+            rec = await self.holds.hold(
+                raw=tx.raw,
+                verdict=verdict,
+                message=msg,
+                mail_from=tx.mail_from,
+                rcpts=rcpts,
+                auth_user=tx.auth_user,
+            )
+            tmpl = replies.DELAYED if action is Action.DELAY else replies.HELD
+            return tmpl.format(id=_ascii(rec.id))
+        # reject
+        return replies.REJECTED.format(reason=self._reason(verdict, tx))
+
+    def _reason(self, verdict: Verdict, tx: Transaction) -> str:
+        rule = next((r for r in verdict.rules if r.action is Action.REJECT), None)
+        if rule is None:
+            return "Message refused by policy"
+        lang = self.language_of(tx.auth_user or tx.mail_from)
+        text = rule.reason.get(lang) or rule.reason.en or rule.rule_id
+        return replies.smtp_text(
+            f"{text} [{rule.rule_id}]",
+            utf8=tx.smtputf8,
+            fallback=f"{rule.reason.en or 'Message refused by policy'} [{rule.rule_id}]",
+        )
+
+    async def _bcc(
+        self,
+        tx: Transaction,
+        rcpts: list[str],
+        options: SendOptions,
+        history: tuple[str, Mapping[str, str]],
+    ) -> str:
+        org = self.org
+        header = self.settings.bcc_header
+        plain = rewrite_recipients(tx.raw, org.is_internal)
+        if header is None or not plain.changed:
+            out = await self.delivery.deliver_now(
+                plain.raw, tx.mail_from, rcpts, options=options, history=history
+            )
+            return out.reply
+        marked = rewrite_recipients(tx.raw, org.is_internal, record_header=header)
+        if self.settings.bcc_header_to_external:
+            out = await self.delivery.deliver_now(
+                marked.raw, tx.mail_from, rcpts, options=options, history=history
+            )
+            return out.reply
+        internal = [r for r in rcpts if org.is_internal(r)]
+        external = [r for r in rcpts if not org.is_internal(r)]
+        first = (
+            await self.delivery.deliver_now(
+                plain.raw, tx.mail_from, external, options=options, history=history
+            )
+            if external
+            else None
+        )
+        if first is not None and not first.reply.startswith("2"):
+            return first.reply
+        if not internal:
+            return first.reply if first else replies.OK
+        second = await self.delivery.deliver_now(
+            marked.raw, tx.mail_from, internal, options=options, history=history
+        )
+        if second.reply.startswith("2") or first is None:
+            return second.reply
+        # the external copy is out already: the internal one must not be lost or refused
+        did = await self.delivery.enqueue(
+            marked.raw, tx.mail_from, internal, kind="mail", last_error=second.reply
+        )
+        return f"250 2.0.0 OK (internal copy queued as Q{did})"
+
+    def _audit(
+        self,
+        tx: Transaction,
+        decision: DecisionLike,
+        action: str,
+        reply: str,
+        start: float,
+        n_rcpts: int,
+    ) -> None:
+        msg = decision.message
+        org = self.org
+        external = sum(1 for r in tx.rcpts if not org.is_internal(r))
+        self.log.info(
+            "message",
+            message_id=msg.message_id[:300],
+            sender=tx.mail_from,
+            auth_user=tx.auth_user,
+            peer=tx.peer,
+            listener=tx.listener,
+            recipients=n_rcpts,
+            external_recipients=external,
+            visible_recipients=len(msg.visible_recipients),
+            size=len(tx.raw),
+            action=action,
+            rules=list(decision.verdict.rule_ids),
+            audit_rules=[r.rule_id for r in decision.verdict.audit_rules],
+            reply=reply[:200],
+            decide_ms=round(decision.cpu_seconds * 1000, 2),
+            total_ms=round((asyncio.get_running_loop().time() - start) * 1000, 2),
+            policy=decision.verdict.policy_version,
+            at=time.time(),
+        )
+
+
+def _ascii(s: str) -> str:
+    return "".join(ch if ch.isascii() and ch.isprintable() else "?" for ch in s)[:320]

@@ -1,0 +1,152 @@
+"""Who is sending: SMTP AUTH back-ends and the rule that a user sends only as themselves.
+
+Password hashing (argon2) runs in a worker thread so the event loop never stalls on it.
+Repeated failures for one login or one client address are slowed down and then refused
+for a while. Credentials are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from leakguard.relay.users import User, read_users, verify_hash
+
+MAX_FAILURES = 8
+LOCK_SECONDS = 300.0
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, login: str, password: str) -> str | None:
+        """The principal (normally the user's address) or None."""
+        ...
+
+    def senders_of(self, principal: str) -> tuple[str, ...]:
+        """Extra sender addresses this principal may use (shared mailboxes)."""
+        ...
+
+
+class UsersFileAuthenticator:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._users: dict[str, User] = {}
+        self._mtime: float | None = None
+
+    def _load(self) -> dict[str, User]:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            self._users, self._mtime = {}, None
+            return self._users
+        if mtime != self._mtime:
+            self._users, self._mtime = read_users(self.path), mtime
+        return self._users
+
+    async def authenticate(self, login: str, password: str) -> str | None:
+        user = self._load().get(login)
+        ok = await asyncio.to_thread(verify_hash, user, password)
+        return user.name if ok and user is not None else None
+
+    def senders_of(self, principal: str) -> tuple[str, ...]:
+        u = self._load().get(principal)
+        return u.senders if u is not None else ()
+
+
+class UpstreamAuthenticator:
+    """Pass-through: the credentials are good if the upstream smarthost accepts them."""
+
+    def __init__(self, check: _LoginCheck, *, cache_seconds: float = 600.0) -> None:
+        self._check = check
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, float] = {}  # sha256(login, password) -> expiry
+
+    async def authenticate(self, login: str, password: str) -> str | None:
+        key = hashlib.sha256(
+            f"{login}\x00{password}".encode("utf-8", "surrogateescape")
+        ).hexdigest()
+        now = time.monotonic()
+        if self._cache.get(key, 0.0) > now:
+            return login
+        if await self._check(login, password):
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[key] = now + self._cache_seconds
+            return login
+        return None
+
+    def senders_of(self, principal: str) -> tuple[str, ...]:
+        return ()
+
+
+class _LoginCheck(Protocol):
+    async def __call__(self, login: str, password: str) -> bool: ...
+
+
+class Throttle:
+    """Counts failures per key (login, client address); blocks after too many."""
+
+    def __init__(
+        self, max_failures: int = MAX_FAILURES, lock_seconds: float = LOCK_SECONDS
+    ) -> None:
+        self.max = max_failures
+        self.lock = lock_seconds
+        self._fails: dict[str, list[float]] = {}
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        for k in keys:
+            recent = [t for t in self._fails.get(k, []) if now - t < self.lock]
+            if recent:
+                self._fails[k] = recent
+            else:
+                self._fails.pop(k, None)
+            if len(recent) >= self.max:
+                return True
+        return False
+
+    def failed(self, *keys: str) -> None:
+        if len(self._fails) > 50000:
+            self._fails.clear()
+        now = time.monotonic()
+        for k in keys:
+            self._fails.setdefault(k, []).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        for k in keys:
+            self._fails.pop(k, None)
+
+
+def _matches(addr: str, pattern: str) -> bool:
+    p = pattern.strip().lower()
+    if p.startswith("*@"):
+        return addr.rpartition("@")[2] == p[2:]
+    return addr == p
+
+
+def may_send_as(
+    principal: str,
+    address: str,
+    *,
+    allowed: Mapping[str, Iterable[str]] | None = None,
+    extra: Iterable[str] = (),
+) -> bool:
+    """Whether the authenticated ``principal`` may use ``address`` as a sender.
+
+    Their own address always; also addresses listed for them in the configuration
+    (``auth.allowed_senders``) or in the users file (shared mailboxes; ``*@domain``).
+    """
+    addr = address.strip().lower()
+    if not addr:
+        return False
+    if addr == principal.strip().lower():
+        return True
+    patterns = list(extra)
+    if allowed:
+        for who, pats in allowed.items():
+            if who.strip().lower() == principal.strip().lower():
+                patterns += list(pats)
+    return any(_matches(addr, p) for p in patterns)

@@ -1,0 +1,51 @@
+"""Every SMTP reply the relay gives, in one table shared by code and tests.
+
+Replies are single ASCII lines unless the client asked for SMTPUTF8 (``smtp_text``).
+"""
+
+from __future__ import annotations
+
+# -- accepted
+OK = "250 2.0.0 OK"
+HELD = "250 2.0.0 held {id}"
+DELAYED = "250 2.0.0 held {id} (delayed send; cancel from the notice)"
+SENDER_OK = "250 2.1.0 Sender OK"
+RCPT_OK = "250 2.1.5 Recipient OK"
+
+# -- refused: who may relay
+AUTH_REQUIRED = "530 5.7.0 Authentication required"
+RELAY_DENIED = "550 5.7.1 Relaying denied: authenticate or send from a trusted network"
+SENDER_NOT_OWNED = "553 5.7.1 Sender address <{addr}> is not yours to send as"
+FROM_NOT_OWNED = "550 5.7.1 From: header address <{addr}> is not yours to send as"
+NO_FROM = "550 5.7.1 Message has no From: address"
+
+# -- refused: the message
+REJECTED = "550 5.7.1 {reason}"
+BAD_ADDRESS = "553 5.1.3 Bad address syntax"
+TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+NO_RCPTS = "554 5.5.1 No valid recipients"
+MIXED_COMMAND = "452 4.5.3 Send replies to the hold notice in a message of their own"
+
+# -- temporary trouble on our side
+LOCAL_ERROR = "451 4.3.0 Local error; please try again later"
+TOO_BUSY = "421 4.7.0 Too many connections; try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
+
+
+def smtp_text(text: str, *, utf8: bool, fallback: str = "") -> str:
+    """One reply line: CR/LF and control characters removed; non-ASCII only with SMTPUTF8.
+
+    Without SMTPUTF8 the ``fallback`` (an English text) is used when ``text`` is not ASCII;
+    as a last resort non-ASCII characters become ``?``.
+    """
+
+    def clean(s: str) -> str:
+        return " ".join("".join(ch if ch.isprintable() else " " for ch in s).split())[:400]
+
+    t = clean(text)
+    if utf8 or t.isascii():
+        return t
+    f = clean(fallback)
+    if f and f.isascii():
+        return f
+    return (f or t).encode("ascii", "replace").decode("ascii")

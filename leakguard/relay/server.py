@@ -1,0 +1,384 @@
+"""The SMTP front: aiosmtpd handler, a thin ``SMTP`` subclass, and the listeners.
+
+Listeners (DESIGN §4):
+- ``submission``: STARTTLS required before anything else, then AUTH (PLAIN/LOGIN) required.
+- ``smtps``: implicit TLS, AUTH required (aiosmtpd issue #281: ``auth_require_tls`` is
+  turned off on this listener only, because the whole connection is already TLS).
+- ``plain``: no TLS, no AUTH; only clients in ``trusted_networks`` may relay, and their
+  envelope sender is the identity (an MTA in front has authenticated its users).
+
+Never an open relay: an unauthenticated client outside the trusted networks gets
+``530 5.7.0`` (AUTH listeners) or ``550 5.7.1`` (plain listener) at MAIL FROM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import ssl
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from leakguard.metrics import Metrics
+from leakguard.relay import replies
+from leakguard.relay.actions import Relay, Transaction
+from leakguard.relay.auth import Authenticator, Throttle
+
+# Generous for real MTAs reusing a connection, tight for commands only abusers repeat.
+_CALL_LIMITS = {
+    "AUTH": 6,
+    "STARTTLS": 3,
+    "EHLO": 10,
+    "HELO": 10,
+    "NOOP": 100,
+    "VRFY": 5,
+    "EXPN": 5,
+    "HELP": 10,
+    "RSET": 1000,
+    "*": 100000,
+}
+
+
+@dataclass
+class ListenerRuntime:
+    name: str
+    kind: str  # plain | submission | smtps
+    trusted_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    max_connections: int = 100
+    active: int = 0
+    draining: bool = False
+    peers: set[Any] = field(default_factory=set)
+
+    def trusts(self, peer: Any) -> bool:
+        host = peer[0] if isinstance(peer, tuple) and peer else peer
+        try:
+            ip = ipaddress.ip_address(str(host).split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in n for n in self.trusted_networks)
+
+
+class LeakguardSMTP(SMTP):
+    """Protocol knobs only: LOGIN challenge text, line length, connection limit."""
+
+    # aiosmtpd sends "User Name\x00"/"Password\x00", which Outlook and Go's net/smtp reject
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(
+        self, handler: RelayHandler, *, line_length_limit: int = 65536, **kwargs: Any
+    ) -> None:
+        self.line_length_limit = line_length_limit  # read by SMTP.__init__ (StreamReader)
+        self._lg_listener = handler.listener
+        self._lg_counted = False
+        super().__init__(handler, **kwargs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None and not self._lg_counted:
+            self._lg_counted = True
+            self._lg_listener.active += 1
+            self._lg_listener.peers.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._lg_counted:
+            self._lg_counted = False
+            self._lg_listener.active -= 1
+            self._lg_listener.peers.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        lst = self._lg_listener
+        if lst.draining or lst.active > lst.max_connections:
+            await self.push(replies.SHUTTING_DOWN if lst.draining else replies.TOO_BUSY)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+
+class RelayHandler:
+    """aiosmtpd hooks for one listener."""
+
+    def __init__(
+        self,
+        relay: Relay,
+        listener: ListenerRuntime,
+        *,
+        authenticator: Authenticator | None,
+        throttle: Throttle,
+        metrics: Metrics,
+        max_recipients: int,
+        log: Any,
+    ) -> None:
+        self.relay = relay
+        self.listener = listener
+        self.authenticator = authenticator
+        self.throttle = throttle
+        self.metrics = metrics
+        self.max_recipients = max_recipients
+        self.log = log
+
+    # ------------------------------------------------------------------ AUTH (async)
+
+    async def _check(
+        self, server: SMTP, mechanism: str, login: bytes, password: bytes
+    ) -> AuthResult:
+        peer = _peer_host(server.session.peer if server.session else None)
+        name = login.decode("utf-8", "replace").strip()
+        if self.authenticator is None:
+            return AuthResult(success=False, handled=False)
+        if self.throttle.blocked("u:" + name.lower(), "p:" + peer):
+            self.metrics.auth_failures.inc()
+            await asyncio.sleep(1.0)
+            return AuthResult(
+                success=False,
+                handled=False,
+                message="454 4.7.0 Too many failed logins; try again later",
+            )
+        principal = await self.authenticator.authenticate(name, password.decode("utf-8", "replace"))
+        if principal is None:
+            self.throttle.failed("u:" + name.lower(), "p:" + peer)
+            self.metrics.auth_failures.inc()
+            self.log.info(
+                "auth_failed",
+                user=name[:200],
+                peer=peer,
+                mechanism=mechanism,
+                listener=self.listener.name,
+            )
+            await asyncio.sleep(0.5)  # slow down guessing
+            return AuthResult(success=False, handled=False)
+        self.throttle.succeeded("u:" + name.lower())
+        self.log.info(
+            "auth_ok", user=principal, peer=peer, mechanism=mechanism, listener=self.listener.name
+        )
+        return AuthResult(success=True, auth_data=principal)
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._check(server, "PLAIN", parts[1], parts[2])
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await server.challenge_auth(LeakguardSMTP.AuthLoginUsernameChallenge)
+            if not isinstance(login, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                login = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth(LeakguardSMTP.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._check(server, "LOGIN", login, password)
+
+    # ------------------------------------------------------------------ transaction
+
+    def _principal(self, session: Session) -> str | None:
+        if session.authenticated and isinstance(session.auth_data, str):
+            return session.auth_data
+        return None
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        principal = self._principal(session)
+        if principal is not None:
+            if not self.relay.may_send_as(principal, address):
+                self.metrics.relay_denied.inc()
+                self.log.info(
+                    "sender_refused",
+                    user=principal,
+                    mail_from=address[:320],
+                    peer=_peer_host(session.peer),
+                )
+                return replies.SENDER_NOT_OWNED.format(addr=_ascii(address))
+        elif not (self.listener.kind == "plain" and self.listener.trusts(session.peer)):
+            self.metrics.relay_denied.inc()
+            self.log.info(
+                "relay_denied",
+                peer=_peer_host(session.peer),
+                mail_from=address[:320],
+                listener=self.listener.name,
+            )
+            return replies.AUTH_REQUIRED if self.listener.kind != "plain" else replies.RELAY_DENIED
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return replies.SENDER_OK
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        addr = address.strip()
+        local, at, domain = addr.rpartition("@")
+        if not at or not local or not domain or any(ch.isspace() for ch in addr) or len(addr) > 320:
+            return replies.BAD_ADDRESS
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return replies.TOO_MANY_RCPTS
+        envelope.rcpt_tos.append(addr)
+        envelope.rcpt_options.extend(rcpt_options)
+        return replies.RCPT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content
+        if not isinstance(raw, bytes) or not envelope.rcpt_tos:
+            return replies.NO_RCPTS
+        principal = self._principal(session)
+        mail_from = envelope.mail_from or ""
+        tx = Transaction(
+            raw=raw,
+            mail_from=mail_from,
+            rcpts=tuple(envelope.rcpt_tos),
+            auth_user=principal if principal is not None else (mail_from or None),
+            authenticated=principal is not None,
+            smtputf8=bool(envelope.smtp_utf8),
+            eightbit="BODY=8BITMIME" in (o.upper() for o in envelope.mail_options),
+            peer=_peer_host(session.peer),
+            listener=self.listener.name,
+        )
+        return await self.relay.process(tx)
+
+    async def handle_exception(self, error: Exception) -> str:
+        self.log.error("smtp_exception", error=repr(error)[:500], listener=self.listener.name)
+        return replies.LOCAL_ERROR
+
+
+def _peer_host(peer: Any) -> str:
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
+def _ascii(s: str) -> str:
+    return "".join(ch if ch.isascii() and ch.isprintable() else "?" for ch in s)[:320]
+
+
+def server_tls_context(
+    cert_file: str, key_file: str, min_version: str = "TLSv1.2"
+) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_file, key_file)
+    ctx.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if min_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    return ctx
+
+
+@dataclass
+class ListenerSpec:
+    name: str
+    kind: str
+    host: str
+    port: int
+    trusted_networks: Sequence[str]
+    max_connections: int
+
+
+async def start_listener(
+    spec: ListenerSpec,
+    *,
+    relay: Relay,
+    hostname: str,
+    tls_context: ssl.SSLContext | None,
+    authenticator: Authenticator | None,
+    throttle: Throttle,
+    metrics: Metrics,
+    log: Any,
+    data_size_limit: int,
+    max_recipients: int,
+    idle_timeout: float,
+    line_length_limit: int,
+) -> tuple[asyncio.Server, ListenerRuntime]:
+    """Bind one listener in the running loop (``loop.create_server``, not a Controller)."""
+    loop = asyncio.get_running_loop()
+    runtime = ListenerRuntime(
+        name=spec.name,
+        kind=spec.kind,
+        trusted_networks=[ipaddress.ip_network(n, strict=False) for n in spec.trusted_networks],
+        max_connections=spec.max_connections,
+    )
+    handler = RelayHandler(
+        relay,
+        runtime,
+        authenticator=authenticator,
+        throttle=throttle,
+        metrics=metrics,
+        max_recipients=max_recipients,
+        log=log,
+    )
+    if spec.kind in ("submission", "smtps") and tls_context is None:
+        raise ValueError(f"listener {spec.name}: {spec.kind} needs tls.cert_file and tls.key_file")
+    exclude = [] if authenticator is not None else ["PLAIN", "LOGIN"]
+
+    def factory() -> LeakguardSMTP:
+        common: dict[str, Any] = dict(
+            hostname=hostname,
+            ident="leakguard ESMTP",
+            data_size_limit=data_size_limit,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            timeout=idle_timeout,
+            command_call_limit=_CALL_LIMITS,
+            auth_exclude_mechanism=exclude,
+            line_length_limit=line_length_limit,
+            loop=loop,
+        )
+        if spec.kind == "submission":
+            return LeakguardSMTP(
+                handler,
+                tls_context=tls_context,
+                require_starttls=True,
+                auth_required=True,
+                auth_require_tls=True,
+                **common,
+            )
+        if spec.kind == "smtps":
+            # the socket is TLS already; aiosmtpd #281 would otherwise refuse AUTH (538)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "AUTH without TLS": not so here
+                return LeakguardSMTP(handler, auth_required=True, auth_require_tls=False, **common)
+        return LeakguardSMTP(handler, auth_required=False, auth_require_tls=True, **common)
+
+    server = await loop.create_server(
+        factory,
+        host=spec.host,
+        port=spec.port,
+        ssl=tls_context if spec.kind == "smtps" else None,
+        reuse_address=True,
+    )
+    metrics.connections.labels(spec.name).set_function(lambda: runtime.active)
+    return server, runtime

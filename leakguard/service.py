@@ -1,0 +1,387 @@
+"""Wiring for ``leakguard serve``: store, engine, delivery, holds, SMTP listeners and web,
+all in one event loop.
+
+Signals: SIGTERM/SIGINT stop gracefully (listeners stop accepting, in-flight transactions
+and deliveries finish, then the store closes); SIGHUP reloads the policy (an invalid policy
+keeps the running one and the reason is logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import secrets
+import signal
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from leakguard.config import ServiceConfig, split_host_port
+from leakguard.delivery import Delivery, DeliverySettings, UpstreamTransport
+from leakguard.delivery.maildir import MaildirTransport
+from leakguard.delivery.smtp import SmtpTransport, client_tls_context, try_login
+from leakguard.logging import get_logger
+from leakguard.metrics import Metrics, metrics_routes
+from leakguard.relay.actions import Decider, Relay, RelaySettings
+from leakguard.relay.auth import (
+    Authenticator,
+    Throttle,
+    UpstreamAuthenticator,
+    UsersFileAuthenticator,
+)
+from leakguard.relay.rewrite import bcc_rewrite
+from leakguard.relay.server import ListenerRuntime, ListenerSpec, server_tls_context, start_listener
+from leakguard.store import SqlStore, open_store
+
+
+def _web_server_class() -> Any:
+    import uvicorn
+
+    class WebServer(uvicorn.Server):
+        """uvicorn without its own signal handling: the service owns SIGTERM/SIGHUP."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return WebServer
+
+
+def default_policy_path() -> Path:
+    from leakguard.policy.loader import default_policy_path as dp
+
+    return dp()
+
+
+def web_secret(config: ServiceConfig) -> str:
+    """Env LEAKGUARD_WEB_SECRET, the configured secret, or one kept in the data directory."""
+    env = os.environ.get("LEAKGUARD_WEB_SECRET")
+    if env:
+        return env
+    if config.web.secret is not None:
+        return config.web.secret.get_secret_value()
+    path = config.data_path / "web-secret"
+    try:
+        return path.read_text("ascii").strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+@dataclass
+class Service:
+    config: ServiceConfig
+    policy_path: Path
+    org_path: Path | None = None
+    engine: Decider | None = None  # tests may pass a stand-in; default Engine.from_files
+    transport: UpstreamTransport | None = None  # tests may pass one; default from config
+    log: Any = field(default_factory=lambda: get_logger("leakguard"))
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics()
+        self.store: SqlStore | None = None
+        self.delivery: Delivery | None = None
+        self.relay: Relay | None = None
+        self.holds: Any = None
+        self.servers: list[tuple[asyncio.Server, ListenerRuntime, ListenerSpec]] = []
+        self.web_server: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+        self.started_at: datetime | None = None
+        self.smtp_ports: dict[str, int] = {}
+        self.web_port: int | None = None
+
+    # ------------------------------------------------------------------ start
+
+    def _make_engine(self) -> Decider:
+        from leakguard.engine import Engine
+
+        engine: Decider = Engine.from_files(self.policy_path, self.org_path)
+        return engine
+
+    def _make_transport(self) -> UpstreamTransport:
+        up = self.config.upstream
+        if up is None:
+            md = self.config.maildir_path()
+            self.log.warning(
+                "no_upstream",
+                msg=f"no upstream configured: mail is delivered to the local maildir {md}/new/ "
+                "(demo mode; set upstream: in the config or --upstream HOST:PORT)",
+                maildir=str(md),
+            )
+            return MaildirTransport(md)
+        ctx = client_tls_context(verify=up.verify, ca_file=up.ca_file) if up.tls != "none" else None
+        return SmtpTransport(
+            up.host,
+            up.port,
+            tls=up.tls,
+            tls_context=ctx,
+            username=up.username,
+            password=self.config.upstream_password(),
+            timeout=self.config.seconds(up.timeout),
+            pool_size=up.pool_size,
+            helo_name=up.helo_name or self.config.hostname,
+        )
+
+    def _make_authenticator(self) -> Authenticator | None:
+        auth = self.config.auth
+        if auth.mode == "none":
+            return None
+        if auth.mode == "upstream":
+            up = self.config.upstream
+            if up is None:
+                raise ValueError("auth.mode 'upstream' needs an upstream")
+            ctx = (
+                client_tls_context(verify=up.verify, ca_file=up.ca_file)
+                if up.tls != "none"
+                else None
+            )
+
+            async def check(login: str, password: str) -> bool:
+                return await try_login(
+                    up.host, up.port, tls=up.tls, tls_context=ctx, username=login, password=password
+                )
+
+            return UpstreamAuthenticator(
+                check, cache_seconds=self.config.seconds(auth.cache_upstream_success)
+            )
+        return UsersFileAuthenticator(self.config.users_file_path())
+
+    def _make_holds(self, store: SqlStore, engine: Decider) -> Any:
+        try:
+            mod = importlib.import_module("leakguard.holds.service")
+        except ModuleNotFoundError:
+            self.log.warning("holds_unavailable", msg="leakguard.holds.service not installed")
+            return None
+        return mod.HoldService(
+            store,
+            self.config.holds,
+            self.config.web,
+            secret=web_secret(self.config),
+            organization=lambda: engine.policy.organization,
+            bcc_rewrite=bcc_rewrite,
+        )
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_path.mkdir(parents=True, exist_ok=True)
+        engine = self.engine or self._make_engine()
+        self.engine = engine
+        store = await open_store(cfg.store_url())
+        self.store = store
+        transport = self.transport or self._make_transport()
+        self.transport = transport
+        delivery = Delivery(
+            store,
+            transport,
+            DeliverySettings(
+                queue_on_temporary_failure=cfg.delivery.queue_on_temporary_failure,
+                workers=cfg.delivery.workers,
+                retry_base=cfg.seconds(cfg.delivery.retry_base),
+                retry_max=cfg.seconds(cfg.delivery.retry_max),
+                give_up_after=cfg.seconds(cfg.delivery.give_up_after),
+                max_attempts=cfg.delivery.max_attempts,
+                poll_interval=cfg.seconds(cfg.delivery.poll_interval),
+                stale_claim_after=cfg.seconds(cfg.delivery.stale_claim_after),
+                upstream_timeout=cfg.seconds(cfg.limits.upstream_timeout),
+                hostname=cfg.hostname,
+            ),
+            metrics=self.metrics,
+            log=self.log,
+        )
+        self.delivery = delivery
+        store.on_enqueue.append(delivery.wake)
+        self.holds = self._make_holds(store, engine)
+        authenticator = self._make_authenticator()
+        self.relay = Relay(
+            engine=engine,
+            store=store,
+            delivery=delivery,
+            holds=self.holds,
+            settings=RelaySettings(
+                language=cfg.language,
+                check_from_header=cfg.auth.check_from_header,
+                allowed_senders=cfg.auth.allowed_senders,
+                bcc_header=cfg.bcc.header,
+                bcc_header_to_external=cfg.bcc.header_to_external,
+                decide_timeout=cfg.seconds(cfg.limits.decide_timeout),
+            ),
+            metrics=self.metrics,
+            log=self.log,
+            senders_of=authenticator.senders_of if authenticator is not None else lambda _p: (),
+        )
+        tls_ctx: ssl.SSLContext | None = None
+        if cfg.tls.cert_file and cfg.tls.key_file:
+            tls_ctx = server_tls_context(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.min_version)
+        throttle = Throttle()
+        for i, lc in enumerate(cfg.listeners):
+            host, port = split_host_port(lc.listen)
+            spec = ListenerSpec(
+                name=f"{lc.kind}-{i}",
+                kind=lc.kind,
+                host=host,
+                port=port,
+                trusted_networks=lc.trusted_networks,
+                max_connections=lc.max_connections,
+            )
+            server, runtime = await start_listener(
+                spec,
+                relay=self.relay,
+                hostname=cfg.hostname,
+                tls_context=tls_ctx,
+                authenticator=authenticator,
+                throttle=throttle,
+                metrics=self.metrics,
+                log=self.log,
+                data_size_limit=cfg.limits.max_message_size,
+                max_recipients=cfg.limits.max_recipients,
+                idle_timeout=cfg.seconds(cfg.limits.idle_timeout),
+                line_length_limit=cfg.limits.line_length_limit,
+            )
+            self.servers.append((server, runtime, spec))
+            bound = server.sockets[0].getsockname()[1] if server.sockets else port
+            self.smtp_ports[spec.name] = int(bound)
+            self.log.info(
+                "listening",
+                listener=spec.name,
+                kind=lc.kind,
+                address=f"{host}:{bound}",
+                trusted_networks=lc.trusted_networks if lc.kind == "plain" else [],
+            )
+        delivery.start()
+        if self.holds is not None and hasattr(self.holds, "run_timers"):
+            self._tasks.append(asyncio.create_task(self.holds.run_timers(), name="hold-timers"))
+        await self._start_web()
+        self.started_at = datetime.now(UTC)
+        self.log.info(
+            "started",
+            policy=str(self.policy_path),
+            store=store.dialect,
+            upstream=getattr(transport, "name", "?"),
+        )
+
+    async def _start_web(self) -> None:
+        import uvicorn
+        from starlette.applications import Starlette
+
+        _WebServer = _web_server_class()
+
+        routes: list[Any] = metrics_routes(self.metrics, self.health)
+        app: Any
+        try:
+            web_mod = importlib.import_module("leakguard.web.app")
+        except ModuleNotFoundError:
+            web_mod = None
+        if web_mod is not None and self.holds is not None:
+            app = web_mod.create_app(self.holds, self.config.web, extra_routes=routes)
+        else:
+            app = Starlette(routes=routes)
+        host, port = split_host_port(self.config.web.listen)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        server = _WebServer(config)
+        self.web_server = server
+        self._tasks.append(asyncio.create_task(server.serve(), name="web"))
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        if server.started and server.servers:
+            socks = server.servers[0].sockets
+            if socks:
+                self.web_port = int(socks[0].getsockname()[1])
+        self.log.info("web", address=f"{host}:{self.web_port or port}")
+
+    async def health(self) -> dict[str, object]:
+        ok = True
+        depth: int | None = None
+        try:
+            assert self.store is not None
+            depth = await self.store.queue_depth()
+        except Exception:
+            ok = False
+        return {
+            "ok": ok and not self._stop.is_set(),
+            "queue_depth": depth,
+            "listeners": {name: port for name, port in self.smtp_ports.items()},
+        }
+
+    # ------------------------------------------------------------------ control
+
+    def reload(self) -> bool:
+        engine = self.engine
+        try:
+            if engine is None or not hasattr(engine, "reload"):
+                return False
+            engine.reload()
+        except Exception as exc:
+            self.log.error(
+                "reload_failed", error=str(exc)[:2000], msg="the running policy stays in force"
+            )
+            return False
+        self.log.info("reloaded", policy=str(self.policy_path))
+        return True
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        self.log.info("stopping")
+        for server, runtime, _spec in self.servers:
+            runtime.draining = True
+            server.close()  # stop accepting
+        if self.relay is not None:
+            await self.relay.drain(timeout)
+        # wait for open SMTP sessions to finish their transaction (bounded)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end and any(rt.active for _s, rt, _sp in self.servers):
+            await asyncio.sleep(0.05)
+        for _server, runtime, _spec in self.servers:
+            for proto in list(runtime.peers):
+                with contextlib.suppress(Exception):
+                    if proto.transport is not None:
+                        proto.transport.close()
+        for server, _rt, _sp in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+        if self.holds is not None and hasattr(self.holds, "stop_timers"):
+            self.holds.stop_timers()
+        if self.web_server is not None:
+            self.web_server.should_exit = True
+        if self.delivery is not None:
+            await self.delivery.stop(timeout)
+        for t in self._tasks:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(t, 5)
+        if self.transport is not None:
+            await self.transport.close()
+        if self.store is not None:
+            await self.store.close()
+        self.log.info("stopped")
+
+    async def run(self, ready: Callable[[Service], None] | None = None) -> None:
+        """Start, serve until SIGTERM/SIGINT, stop. SIGHUP reloads the policy."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+        if ready is not None:
+            ready(self)
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()
