@@ -55,15 +55,9 @@ MAX_RECIPIENTS = 1000
 _PSL_STRICT = PublicSuffixList(accept_unknown=False)  # tells real suffixes from typos
 
 # ASCII look-alike sequences, folded in this order on both sides.
-_ASCII_CONFUSABLES: tuple[tuple[str, str], ...] = (
-    ("rn", "m"),
-    ("vv", "w"),
-    ("cl", "d"),
-    ("0", "o"),
-    ("1", "l"),
-    ("i", "l"),
-    ("|", "l"),
-)
+# ASCII look-alikes: single characters first, then sequences, the same on both sides.
+_ASCII_CHARS = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l"})
+_ASCII_SEQUENCES: tuple[tuple[str, str], ...] = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 
 
 def max_edits(length: int) -> int:
@@ -105,7 +99,9 @@ def latin_skeleton(domain: str) -> str:
 
 
 def ascii_confusable_skeleton(text: str) -> str:
-    for a, b in _ASCII_CONFUSABLES:
+    """``rnodern`` / ``modem`` -> ``modem``; ``c1inic`` / ``dinic`` -> ``dlnlc``."""
+    text = text.translate(_ASCII_CHARS)
+    for a, b in _ASCII_SEQUENCES:
         text = text.replace(a, b)
     return text
 
@@ -236,6 +232,9 @@ def _compare(full: str, reg: str, homoglyph: bool, t: Target) -> tuple[str, int]
     k = max_edits(len(t.label))
     if k == 0:
         return None
+    if len(full) > len(t.domain) - 2 and OSA.distance(full, t.domain, score_cutoff=1) <= 1:
+        # One edit anywhere, also where the suffix no longer parses (partner.co.jpn).
+        return tech or "edit distance", round(OSA.normalized_similarity(full, t.domain) * 100)
     if suffix == t.suffix:
         suffix_ok = True
         budget = k
