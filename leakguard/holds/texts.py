@@ -109,7 +109,7 @@ TEXTS: dict[str, Localized] = {
     # ---- recipient marks
     "mark.internal": L("組織内", "internal"),
     "mark.external": L("社外", "external"),
-    "mark.to": L("宛先", "To"),
+    "mark.to": L("To", "To"),
     "mark.cc": L("CC", "Cc"),
     "mark.bcc": L("BCC", "Bcc"),
     "mark.similar": L("同僚 {similar_to} と似ています", "similar to colleague {similar_to}"),
