@@ -98,9 +98,41 @@ def _split_top(value: str) -> list[tuple[str, bool]]:
     return [(t, g) for t, g in items if t.strip() and t.strip() != ","]
 
 
+def _strip_comments(text: str) -> str:
+    """Remove (nested) comments without recursion (the stdlib parser recurses on them)."""
+    out: list[str] = []
+    depth = 0
+    in_quote = escape = False
+    for ch in text:
+        if escape:
+            escape = False
+            if not depth:
+                out.append(ch)
+            continue
+        if ch == "\\" and (in_quote or depth):
+            escape = True
+            if not depth:
+                out.append(ch)
+            continue
+        if depth:
+            depth += 1 if ch == "(" else -1 if ch == ")" else 0
+            continue
+        if ch == '"':
+            in_quote = not in_quote
+        elif ch == "(" and not in_quote:
+            depth = 1
+            out.append(" ")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
 def _addr_of(chunk: str) -> str:
-    unfolded = chunk.replace("\r\n", "").replace("\n", "")
-    pairs = getaddresses([unfolded])
+    unfolded = _strip_comments(chunk.replace("\r\n", "").replace("\n", ""))
+    try:
+        pairs = getaddresses([unfolded])
+    except Exception:  # hostile syntax: treat as no address (the text stays as written)
+        return ""
     return pairs[0][1] if pairs else ""
 
 

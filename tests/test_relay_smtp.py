@@ -1,0 +1,350 @@
+"""The SMTP front over real sockets: the service runs in this test's loop with a stand-in
+engine (verdict from an ``X-Test-Action`` header) and a real aiosmtpd sink as upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import smtplib
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from e2e.sink import Sink
+from relay_fakes import FakeEngine
+
+from leakguard.config import ServiceConfig
+from leakguard.holds.model import HoldState
+from leakguard.relay.users import add_user
+from leakguard.service import Service
+
+ALICE = "alice@city.example.lg.jp"
+PASSWORD = "correct horse battery staple"
+
+
+def mail(
+    action: str = "pass",
+    *,
+    frm: str = ALICE,
+    to: str = "bob@partner.example.co.jp",
+    cc: str = "carol@city.example.lg.jp",
+    tag: str = "1",
+) -> bytes:
+    return (
+        f"From: Alice <{frm}>\r\nTo: {to}\r\nCc: {cc}\r\nSubject: test {tag}\r\n"
+        f"Message-ID: <{tag}@city.example.lg.jp>\r\nX-Test-Action: {action}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        f"本文 {tag}\r\n..dot-stuffed line stays\r\n"
+    ).encode()
+
+
+@dataclass
+class Env:
+    service: Service
+    sink: Sink
+    engine: FakeEngine
+    ca: trustme.CA
+    tmp: Path
+
+    def port(self, name: str) -> int:
+        return self.service.smtp_ports[name]
+
+    def client_ctx(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        self.ca.configure_trust(ctx)
+        return ctx
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    add_user(tmp_path / "users.txt", ALICE, PASSWORD, ("shared@city.example.lg.jp",))
+    with Sink() as sink:
+        cfg = ServiceConfig.model_validate(
+            {
+                "hostname": "relay.test",
+                "data_dir": str(tmp_path / "data"),
+                "listeners": [
+                    {"kind": "plain", "listen": "127.0.0.1:0"},
+                    {"kind": "plain", "listen": "127.0.0.1:0", "trusted_networks": ["10.0.0.0/8"]},
+                    {"kind": "submission", "listen": "127.0.0.1:0"},
+                    {"kind": "smtps", "listen": "127.0.0.1:0"},
+                ],
+                "tls": {
+                    "cert_file": str(tmp_path / "cert.pem"),
+                    "key_file": str(tmp_path / "key.pem"),
+                },
+                "auth": {"users_file": str(tmp_path / "users.txt")},
+                "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                "delivery": {"poll_interval": "1s", "retry_base": "1s"},
+                "web": {"listen": "127.0.0.1:0"},
+                "holds": {
+                    "notice_from": "leakguard@city.example.lg.jp",
+                    "command_address": "leakguard-hold@city.example.lg.jp",
+                },
+            }
+        )
+        engine = FakeEngine()
+        service = Service(config=cfg, policy_path=tmp_path / "unused.yaml", engine=engine)
+        await service.start()
+        try:
+            yield Env(service, sink, engine, ca, tmp_path)
+        finally:
+            await service.stop(timeout=5)
+
+
+def _send(
+    port: int, raw: bytes, rcpts: list[str], *, frm: str = ALICE, options: tuple[str, ...] = ()
+) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.test")
+        code, _ = c.mail(frm, list(options))
+        if code != 250:
+            return code, _
+        for r in rcpts:
+            c.rcpt(r)
+        return c.data(raw)
+
+
+async def send(port: int, raw: bytes, rcpts: list[str], **kw: object) -> tuple[int, bytes]:
+    return await asyncio.to_thread(_send, port, raw, rcpts, **kw)  # type: ignore[arg-type]
+
+
+RCPTS = ["bob@partner.example.co.jp", "carol@city.example.lg.jp"]
+
+
+async def test_pass_relays_exact_bytes_and_learns_history(env: Env) -> None:
+    raw = mail("pass", tag="p1")
+    code, text = await send(env.port("plain-0"), raw, RCPTS, options=("BODY=8BITMIME",))
+    assert code == 250, text
+    (got,) = await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    assert got.data == raw and got.rcpts == RCPTS and got.mail_from == ALICE
+    assert "BODY=8BITMIME" in got.options
+    assert env.engine.calls[0][3] == ALICE  # trusted network: envelope sender is identity
+    assert env.service.store is not None
+    rcpts, _ = await env.service.store.sender_history(ALICE)
+    assert rcpts == {"bob@partner.example.co.jp", "carol@city.example.lg.jp"}
+    # the second message sees the history
+    await send(env.port("plain-0"), mail("pass", tag="p2"), RCPTS)
+    hist = env.engine.calls[1][2]
+    assert hist is not None and hist.known and "bob@partner.example.co.jp" in hist.recipients
+
+
+async def test_bcc_rewrites_only_headers_envelope_unchanged(env: Env) -> None:
+    raw = mail("bcc", to="bob@partner.example.co.jp, dan@other.example.com", tag="b1")
+    rcpts = ["bob@partner.example.co.jp", "dan@other.example.com", "carol@city.example.lg.jp"]
+    code, _ = await send(env.port("plain-0"), raw, rcpts)
+    assert code == 250
+    (got,) = await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    assert got.rcpts == rcpts
+    assert got.data == raw.replace(
+        b"To: bob@partner.example.co.jp, dan@other.example.com\r\n",
+        b"To: undisclosed-recipients:;\r\n",
+    )
+
+
+async def test_hold_stores_and_queues_notice(env: Env) -> None:
+    raw = mail("hold", tag="h1")
+    code, text = await send(env.port("plain-0"), raw, RCPTS)
+    assert code == 250 and text.startswith(b"2.0.0 held ")
+    hold_id = text.decode().split()[-1]
+    store = env.service.store
+    assert store is not None
+    hold = await store.get_hold(hold_id)
+    assert hold is not None and hold.state is HoldState.HELD
+    assert await store.get_message(hold.message_sha256) == raw
+    assert hold.rcpts == tuple(RCPTS) and hold.auth_user == ALICE
+    # nothing went upstream except the notice to the sender
+    msgs = await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    assert len(msgs) == 1 and msgs[0].rcpts == [ALICE] and raw not in msgs[0].data
+    assert hold_id.encode() in msgs[0].data or b"leakguard" in msgs[0].data.lower()
+
+
+async def test_reject_reason_language_depends_on_smtputf8(env: Env) -> None:
+    code, text = await send(env.port("plain-0"), mail("reject", tag="r1"), RCPTS)
+    assert code == 550
+    assert text.startswith(b"5.7.1 Too many external recipients")
+    code, text = await send(
+        env.port("plain-0"), mail("reject", tag="r2"), RCPTS, options=("SMTPUTF8",)
+    )
+    assert code == 550
+    assert "社外の宛先が多すぎます" in text.decode("utf-8")
+    assert env.sink.messages == []
+
+
+async def test_not_an_open_relay(env: Env) -> None:
+    # plain listener that does not trust loopback: 550 5.7.1 at MAIL FROM
+    code, text = await send(env.port("plain-1"), mail(tag="o1"), RCPTS)
+    assert code == 550 and text.startswith(b"5.7.1")
+
+    def submission_without_auth() -> tuple[int, int, int]:
+        with smtplib.SMTP("127.0.0.1", env.port("submission-2"), timeout=10) as c:
+            c.ehlo()
+            assert not c.has_extn("auth")  # AUTH not offered before TLS
+            before_tls = c.mail(ALICE)[0]
+            c.starttls(context=env.client_ctx())
+            c.ehlo()
+            assert c.has_extn("auth")
+            after_tls = c.mail(ALICE)[0]
+            rcpt = c.rcpt("bob@partner.example.co.jp")[0]
+            return before_tls, after_tls, rcpt
+
+    before, after, rcpt = await asyncio.to_thread(submission_without_auth)
+    assert before == 530 and after == 530 and rcpt in (503, 530)
+    await asyncio.sleep(0.2)
+    assert env.sink.messages == []
+
+
+async def test_submission_auth_and_sender_ownership(env: Env) -> None:
+    def run() -> dict[str, object]:
+        out: dict[str, object] = {}
+        with smtplib.SMTP("127.0.0.1", env.port("submission-2"), timeout=10) as c:
+            c.starttls(context=env.client_ctx())
+            c.ehlo()
+            try:
+                c.login(ALICE, "wrong")
+            except smtplib.SMTPAuthenticationError as e:
+                out["bad"] = e.smtp_code
+            c.login(ALICE, PASSWORD)
+            out["mail_other"] = c.mail("mallory@city.example.lg.jp")[0]
+            c.rset()
+            out["shared"] = c.mail("shared@city.example.lg.jp")[0]
+            c.rset()
+            c.mail(ALICE)
+            c.rcpt("bob@partner.example.co.jp")
+            out["forged_from"] = c.data(mail("pass", frm="mayor@city.example.lg.jp", tag="f1"))
+            c.mail(ALICE)
+            c.rcpt("bob@partner.example.co.jp")
+            out["ok"] = c.data(mail("pass", tag="ok1"))
+        return out
+
+    out = await asyncio.to_thread(run)
+    assert out["bad"] == 535
+    assert out["mail_other"] == 553
+    assert out["shared"] == 250
+    forged = out["forged_from"]
+    assert isinstance(forged, tuple) and forged[0] == 550
+    ok = out["ok"]
+    assert isinstance(ok, tuple) and ok[0] == 250
+    got = await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    assert [m.data for m in got] == [mail("pass", tag="ok1")]
+    assert env.engine.calls[-1][3] == ALICE
+
+
+async def test_smtps_auth_login_challenge_text(env: Env) -> None:
+    def run() -> tuple[bytes, bytes, int]:
+        raw_sock = socket.create_connection(("127.0.0.1", env.port("smtps-3")), timeout=10)
+        s = env.client_ctx().wrap_socket(raw_sock, server_hostname="localhost")
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"EHLO c\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        s.sendall(b"AUTH LOGIN\r\n")
+        c1 = f.readline()
+        s.sendall(base64.b64encode(ALICE.encode()) + b"\r\n")
+        c2 = f.readline()
+        s.sendall(base64.b64encode(PASSWORD.encode()) + b"\r\n")
+        final = int(f.readline()[:3])
+        s.close()
+        return c1, c2, final
+
+    c1, c2, final = await asyncio.to_thread(run)
+    assert base64.b64decode(c1[4:].strip()) == b"Username:"
+    assert base64.b64decode(c2[4:].strip()) == b"Password:"
+    assert final == 235
+
+
+async def test_bare_lf_smuggling_does_not_split(env: Env) -> None:
+    smuggled = (
+        b"From: a@city.example.lg.jp\r\nTo: x@partner.example.co.jp\r\nSubject: s\r\n\r\n"
+        b"hello\n.\r\nMAIL FROM:<evil@partner.example.co.jp>\r\nRCPT TO:<victim@x.example>\r\n"
+        b"DATA\r\nsmuggled\r\n.\r\n"
+    )
+
+    def run() -> list[bytes]:
+        s = socket.create_connection(("127.0.0.1", env.port("plain-0")), timeout=10)
+        f = s.makefile("rb")
+        replies = [f.readline()]
+        for cmd in (b"EHLO c\r\n",):
+            s.sendall(cmd)
+            while True:
+                line = f.readline()
+                if line[3:4] == b" ":
+                    break
+        for cmd in (
+            b"MAIL FROM:<a@city.example.lg.jp>\r\n",
+            b"RCPT TO:<x@partner.example.co.jp>\r\n",
+            b"DATA\r\n",
+        ):
+            s.sendall(cmd)
+            replies.append(f.readline())
+        s.sendall(smuggled + b"\r\n.\r\n")
+        replies.append(f.readline())
+        s.sendall(b"QUIT\r\n")
+        replies.append(f.readline())
+        s.close()
+        return replies
+
+    replies = await asyncio.to_thread(run)
+    assert replies[-2].startswith(b"250"), replies
+    got = await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    await asyncio.sleep(0.3)
+    got = env.sink.messages
+    assert len(got) == 1 and got[0].rcpts == ["x@partner.example.co.jp"]
+    assert b"MAIL FROM:<evil@partner.example.co.jp>" in got[0].data  # stayed inside the body
+
+
+async def test_upstream_failures_mirrored(env: Env) -> None:
+    env.sink.handler.data_reply = "554 5.7.1 content refused"
+    code, text = await send(env.port("plain-0"), mail(tag="u1"), RCPTS)
+    assert code == 554 and b"content refused" in text
+    env.sink.handler.data_reply = "451 4.3.0 try again"
+    code, text = await send(env.port("plain-0"), mail(tag="u2"), RCPTS)
+    assert code == 451 and text.startswith(b"4.3.0")
+    env.sink.handler.data_reply = None
+    env.sink.handler.refuse = {"bob@partner.example.co.jp": "550 5.1.1 unknown user"}
+    code, _ = await send(env.port("plain-0"), mail(tag="u3"), RCPTS)
+    assert code == 250  # carol got it; bob's failure becomes a DSN to the sender
+    got = await asyncio.to_thread(env.sink.handler.wait_for, 2)
+    dsn = [m for m in got if m.mail_from in ("", "<>")]
+    assert len(dsn) == 1 and dsn[0].rcpts == [ALICE] and b"5.1.1" in dsn[0].data
+
+
+async def test_limits_and_bad_input(env: Env) -> None:
+    def run() -> tuple[int, int]:
+        with smtplib.SMTP("127.0.0.1", env.port("plain-0"), timeout=10) as c:
+            c.ehlo()
+            c.mail(ALICE)
+            bad = c.rcpt("not an address")[0]
+            c.rset()
+            big = c.mail(ALICE, [f"SIZE={10**10}"])[0]
+            return bad, big
+
+    bad, big = await asyncio.to_thread(run)
+    assert bad in (501, 553) and big == 552
+
+
+async def test_metrics_health_and_reload(env: Env) -> None:
+    await send(env.port("plain-0"), mail("pass", tag="m1"), RCPTS)
+    await send(env.port("plain-0"), mail("reject", tag="m2"), RCPTS)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env.service.web_port}") as c:
+        m = (await c.get("/metrics")).text
+        h = await c.get("/healthz")
+    assert 'leakguard_messages_total{action="pass"} 1.0' in m
+    assert 'leakguard_rule_matches_total{mode="enforce",rule="test-reject"} 1.0' in m
+    assert "leakguard_queue_depth" in m and "leakguard_transaction_seconds_bucket" in m
+    assert h.status_code == 200 and h.json()["ok"] is True
+    assert env.service.reload() is True and env.engine.reloads == 1
+    env.engine.fail_reload = True
+    assert env.service.reload() is False  # the running policy stays
+    code, _ = await send(env.port("plain-0"), mail("pass", tag="m3"), RCPTS)
+    assert code == 250
