@@ -222,3 +222,15 @@ def test_hostile_display_names_are_bounded(display: str) -> None:
     local_part_tokens(display)
     romaji_skeleton(display)
     assert time.perf_counter() - start < 0.5
+
+
+def test_without_dictionary_kanji_names_stay_kanji(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(japanese, "_tokenizer", lambda: None)
+    (f,) = display_name_forms("佐藤一也", dictionary=True)
+    assert f.cjk == "佐藤一也"
+    assert f.romaji == ()
+    assert f.full  # four kanji without a space: taken as a full name
+    (g,) = display_name_forms("佐々木", dictionary=True)
+    assert not g.full  # three kanji may be a surname alone
+    (h,) = person_forms("佐藤 一也", "", dictionary=True)
+    assert h.full and h.romaji == ()

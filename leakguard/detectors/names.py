@@ -20,6 +20,7 @@ a recipient is checked against a handful of people, not the whole directory.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -197,6 +198,13 @@ def directory_index(org: Organization) -> NameIndex:
 _LOCK = threading.Lock()
 
 
+@functools.lru_cache(maxsize=65536)
+def _contact_forms(name: str) -> tuple[NameForms, ...]:
+    # Cached across senders and rebuilds: a contact list changes with every new recipient,
+    # and a dictionary reading costs far more than adding a name to an index.
+    return display_name_forms(name, dictionary=True)
+
+
 def build_contacts_index(contact_names: Mapping[str, Iterable[str]]) -> NameIndex:
     idx = NameIndex()
     count = 0
@@ -206,9 +214,7 @@ def build_contacts_index(contact_names: Mapping[str, Iterable[str]]) -> NameInde
             if count > MAX_CONTACT_NAMES:
                 return idx
             if name:
-                idx.add(
-                    address.lower(), name, "contacts", display_name_forms(name, dictionary=True)
-                )
+                idx.add(address.lower(), name, "contacts", _contact_forms(name[:200]))
     return idx
 
 
@@ -367,8 +373,9 @@ def external_recipients(msg: Message, ctx: Context) -> list[tuple[Address, str]]
 
 def _detail(addr: Address, m: Match) -> str:
     who = "a colleague" if m.entry.source == "directory" else "a usual contact"
+    shown = f"{addr.local}@{addr.unicode_domain or addr.domain}"
     return (
-        f"{addr.addr} resembles {who}, {m.entry.name} <{m.entry.address}> "
+        f"{shown} resembles {who}, {m.entry.name} <{m.entry.address}> "
         f"({m.matched_on}, {m.form} form, score {m.score})"
     )
 
