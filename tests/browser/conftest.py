@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from test_holds_support import Env, make_env  # noqa: E402
+from test_holds_support import Env, make_env
 
 CHROMIUM = os.environ.get("LEAKGUARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Live
 from test_holds_support import LOOKALIKE, THIRD_PARTY, do_hold, queued, text_of, verdict
 
 from leakguard.holds.model import HoldState
 from leakguard.types import Finding
+
+Live = Any  # the ``live`` fixture of tests/browser/conftest.py
 
 pytestmark = pytest.mark.browser
 
