@@ -107,10 +107,28 @@ def run(n: int, rng: random.Random, rounds: int = 50, per_message: int = 20) -> 
     )
 
 
+def contacts(n: int, rng: random.Random) -> None:
+    """A sender's contact index: built once, rebuilt when the contact list grows."""
+    people = directory(n, rng)
+    book = {p.email.replace("city.example.lg.jp", "client.example"): (p.name,) for p in people}
+    t0 = time.perf_counter()
+    names.build_contacts_index(book)
+    first = time.perf_counter() - t0
+    book["new.person@client.example"] = ("新規 太郎",)
+    t0 = time.perf_counter()
+    names.build_contacts_index(book)
+    again = time.perf_counter() - t0
+    print(
+        f"contacts  {n:>5}: first build {first * 1000:7.1f} ms; rebuild after one new "
+        f"contact {again * 1000:6.1f} ms"
+    )
+
+
 def main() -> None:
     rng = random.Random(7)
     for n in (50, 5000):
         run(n, rng)
+    contacts(2000, rng)
 
 
 if __name__ == "__main__":
