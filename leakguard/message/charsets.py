@@ -243,7 +243,7 @@ def _detect(data: bytes) -> Decoded:
 def decode_bytes(data: bytes, label: str | None) -> Decoded:
     """Decode ``data`` that claims charset ``label`` (None: no label). Never raises."""
     if not data:
-        return Decoded("", codec_for(label) or "", "")
+        return Decoded("", (label or "").strip().strip("\"'").lower(), "")
     codec = codec_for(label)
     if codec is None:  # no label at all
         d = _detect(data)

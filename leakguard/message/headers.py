@@ -146,6 +146,11 @@ def parse_header_block(buf: bytes, start: int = 0, end: int | None = None) -> He
         if m is None:
             if lm.start() == start and line.startswith(b"From "):
                 continue  # mbox separator
+            if fields and fields[-1][1][-1].rstrip().endswith(b";") and b"=" in line:
+                # An unindented parameter line ("Content-Type: x;\nboundary=...").
+                fields[-1][1].append(b" " + line)
+                defects.append("unindented header continuation line")
+                continue
             # Not a header: the body starts here (as in the stdlib parser).
             defects.append("malformed header line ends the header block")
             body_start = lm.start()
