@@ -19,7 +19,7 @@ from typing import Any
 from leakguard.durations import parse_duration
 from leakguard.holds.explain import local_time, zone
 from leakguard.holds.model import HoldState, Via
-from leakguard.holds.service import Decision, HoldService, resolve_secret
+from leakguard.holds.service import Decision, HoldService
 from leakguard.holds.texts import t
 from leakguard.i18n import lang_from_env
 from leakguard.organization import Organization
@@ -104,6 +104,7 @@ def _organization(cfg: Any, lang: str) -> Organization:
 async def _run(args: argparse.Namespace) -> int:
     lang = lang_from_env("ja")
     from leakguard.config import ConfigError, load_config
+    from leakguard.service import web_secret
     from leakguard.store import open_store
 
     try:
@@ -114,6 +115,7 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     if args.data_dir is not None:
         cfg = cfg.model_copy(update={"data_dir": str(args.data_dir)})
+    cfg.data_path.mkdir(parents=True, exist_ok=True)
     store = await open_store(cfg.store_url(), create=True)
     try:
         org = (
@@ -125,7 +127,7 @@ async def _run(args: argparse.Namespace) -> int:
             store,
             cfg.holds,
             cfg.web,
-            secret=resolve_secret(cfg.web, cfg.data_path),
+            secret=web_secret(cfg),
             organization=org,
         )
         cmd = args.holds_command

@@ -19,15 +19,12 @@ import asyncio
 import contextlib
 import email.policy
 import enum
-import os
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
-from pathlib import Path
 
 import structlog
 
@@ -241,32 +238,6 @@ def message_is_automatic(message: Message) -> bool:
     if auto and not auto.startswith("no"):
         return True
     return message.header(NOTICE_HEADER) is not None
-
-
-# --------------------------------------------------------------------------- secrets
-
-
-def resolve_secret(web: WebConfig, data_dir: Path | None) -> str:
-    """The signing secret: env ``LEAKGUARD_WEB_SECRET``, the config, else a file kept in
-    ``data_dir`` (created with mode 0600 on first use)."""
-    env = os.environ.get("LEAKGUARD_WEB_SECRET")
-    if env:
-        return env
-    if web.secret is not None and web.secret.get_secret_value():
-        return web.secret.get_secret_value()
-    if data_dir is None:
-        raise ValueError("no web secret configured and no data directory to keep one in")
-    path = data_dir / "web-secret"
-    try:
-        return path.read_text("ascii").strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return value
 
 
 # --------------------------------------------------------------------------- the service
@@ -894,8 +865,11 @@ class HoldService:
             with_withdraw=True,
         )
 
-    async def run_timers(self, interval: float = 5.0) -> None:
-        """Poll ``due_holds`` forever (until ``stop_timers`` or cancellation)."""
+    async def run_timers(self, interval: float | None = None) -> None:
+        """Poll ``due_holds`` every ``interval`` seconds (default ``timer_interval``) until
+        ``stop_timers`` or cancellation. State lives in the store, so restarts lose nothing."""
+        interval = self.config.timer_interval if interval is None else interval
+        self._stopping.clear()
         while not self._stopping.is_set():
             try:
                 await self.tick()
