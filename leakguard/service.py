@@ -373,12 +373,13 @@ class Service:
     async def run(self, ready: Callable[[Service], None] | None = None) -> None:
         """Start, serve until SIGTERM/SIGINT, stop. SIGHUP reloads the policy."""
         loop = asyncio.get_running_loop()
-        await self.start()
+        # handlers first: a signal that arrives while listeners open must not kill us
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start()
         if ready is not None:
             ready(self)
         try:
