@@ -255,3 +255,36 @@ def test_flanker_domain_typos(corpora_dir: Path) -> None:
     assert len(pairs) > 150 and len(valid) > 50
     assert recall >= 0.92
     assert false_positives == []
+
+
+def test_many_partner_domains_stay_fast() -> None:
+    import time
+
+    words = [
+        "sakura",
+        "fuji",
+        "tokai",
+        "minami",
+        "nishi",
+        "chuo",
+        "nihon",
+        "tokyo",
+        "osaka",
+        "kyoto",
+        "trading",
+        "shoji",
+        "kensetsu",
+        "denki",
+        "soft",
+        "systems",
+        "medical",
+    ]
+    partners = sorted({f"{a}-{b}.co.jp" for a in words for b in words if a != b})[:250]
+    o = Organization(internal_domains=["city.example.lg.jp"], partner_domains=partners)
+    unrelated = [f"x{i}-shop{i}.test{i}.com" for i in range(500)]
+    swaps = [p.replace(".co.jp", ".jp") for p in partners]
+    start = time.perf_counter()
+    assert not any(assess_domain(d, o) for d in unrelated)
+    assert all(assess_domain(d, o) for d in swaps)
+    per_domain = (time.perf_counter() - start) / (len(unrelated) + len(swaps))
+    assert per_domain < 0.002, f"{per_domain * 1e6:.0f} µs per domain"

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from confusable_homoglyphs import confusables
 from publicsuffixlist import PublicSuffixList
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from leakguard.detectors import DetectorResult
@@ -106,6 +107,7 @@ def ascii_confusable_skeleton(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=16384)
 def _split_suffix(domain: str) -> tuple[str, str]:
     """(name, public suffix): ``mail.partner.co.jp`` -> (``mail.partner``, ``co.jp``)."""
     if "." not in domain:
@@ -123,6 +125,7 @@ def _flat(text: str) -> str:
     return text.replace(".", "").replace("-", "")
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_real_suffix(suffix: str) -> bool:
     if not suffix:
         return False
@@ -142,6 +145,8 @@ class Target:
     label: str  # last label before the public suffix ("partner")
     stem: str  # everything before the public suffix ("city.example")
     suffix: str  # public suffix ("co.jp")
+    conf: str  # ASCII-confusable skeleton of ``domain``
+    conf_label: str  # ... of ``label``
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +157,42 @@ class LookalikeMatch:
     score: int
 
 
+def _multimap(pairs: list[tuple[str, Target]]) -> dict[str, list[Target]]:
+    out: dict[str, list[Target]] = {}
+    for key, t in pairs:
+        if key:
+            out.setdefault(key, []).append(t)
+    return out
+
+
 @dataclass
 class LookalikeIndex:
+    """Known-domain targets with look-up tables, so a recipient domain is compared with a
+    few candidates rather than with every known domain."""
+
     targets: tuple[Target, ...]
     registrables: frozenset[str]
     results: OrderedDict[str, LookalikeMatch | None] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    by_domain: dict[str, list[Target]] = field(default_factory=dict)
+    by_conf: dict[str, list[Target]] = field(default_factory=dict)
+    by_stem: dict[str, list[Target]] = field(default_factory=dict)
+    by_flat_stem: dict[str, list[Target]] = field(default_factory=dict)
+    by_flat: dict[str, list[Target]] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    conf_labels: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        ts = self.targets
+        self.by_domain = _multimap([(t.domain, t) for t in ts])
+        self.by_conf = _multimap([(t.conf, t) for t in ts])
+        self.by_stem = _multimap([(t.stem, t) for t in ts])
+        self.by_flat_stem = _multimap([(_flat(t.stem), t) for t in ts])
+        self.by_flat = _multimap([(_flat(t.domain), t) for t in ts])
+        self.labels = [t.label for t in ts]
+        self.conf_labels = [t.conf_label for t in ts]
+        self.domains = [t.domain for t in ts]
 
 
 def build_index(org: Organization) -> LookalikeIndex:
@@ -176,7 +211,17 @@ def build_index(org: Organization) -> LookalikeIndex:
             seen.add(cand)
             stem, suffix = _split_suffix(cand)
             label = stem.rpartition(".")[2]
-            targets.append(Target(cand, to_unicode_domain(cand), label, stem, suffix))
+            targets.append(
+                Target(
+                    domain=cand,
+                    shown=to_unicode_domain(cand),
+                    label=label,
+                    stem=stem,
+                    suffix=suffix,
+                    conf=ascii_confusable_skeleton(cand),
+                    conf_label=ascii_confusable_skeleton(label),
+                )
+            )
     return LookalikeIndex(targets=tuple(targets), registrables=frozenset(regs))
 
 
@@ -198,22 +243,83 @@ _LOCK = threading.Lock()
 # --------------------------------------------------------------------------- judging
 
 
-def _compare(full: str, reg: str, homoglyph: bool, t: Target) -> tuple[str, int] | None:
-    """Technique and score when the skeletons ``full`` / ``reg`` resemble target ``t``."""
-    if reg == t.domain or full == t.domain:
-        return ("homoglyph", 100) if homoglyph else None
-    if ascii_confusable_skeleton(reg) == ascii_confusable_skeleton(t.domain) or (
-        ascii_confusable_skeleton(full) == ascii_confusable_skeleton(t.domain)
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """The recipient domain's skeletons, computed once and compared with each candidate."""
+
+    full: str
+    reg: str
+    homoglyph: bool
+    conf_full: str
+    conf_reg: str
+    cands: tuple[tuple[str, str, str], ...]  # (domain, stem, suffix) for reg and full
+    label: str
+    suffix: str
+
+    @classmethod
+    def of(cls, full: str, reg: str, homoglyph: bool) -> _Probe:
+        cands = tuple((c, *_split_suffix(c)) for c in dict.fromkeys((reg, full)))
+        stem, suffix = _split_suffix(reg)
+        return cls(
+            full=full,
+            reg=reg,
+            homoglyph=homoglyph,
+            conf_full=ascii_confusable_skeleton(full),
+            conf_reg=ascii_confusable_skeleton(reg),
+            cands=cands,
+            label=stem.rpartition(".")[2],
+            suffix=suffix,
+        )
+
+
+def _candidates(p: _Probe, idx: LookalikeIndex) -> list[Target]:
+    found: dict[int, Target] = {}
+
+    def add(targets: list[Target] | None) -> None:
+        for t in targets or ():
+            found[id(t)] = t
+
+    for key in (p.reg, p.full):
+        add(idx.by_domain.get(key))
+    for key in (p.conf_reg, p.conf_full):
+        add(idx.by_conf.get(key))
+    labels = p.full.split(".")
+    for i in range(1, min(len(labels), 8)):  # partner.co.jp.evil.example
+        add(idx.by_domain.get(".".join(labels[:i])))
+    for cand, stem, _suffix in p.cands:
+        add(idx.by_stem.get(stem))
+        add(idx.by_flat_stem.get(_flat(stem)))
+        add(idx.by_flat.get(_flat(cand)))
+    if p.label:
+        for query, choices in (
+            (p.label, idx.labels),
+            (ascii_confusable_skeleton(p.label), idx.conf_labels),
+        ):
+            for _c, _d, pos in process.extract(
+                query, choices, scorer=OSA.distance, score_cutoff=2, limit=None
+            ):
+                found[id(idx.targets[pos])] = idx.targets[pos]
+    for _c, _d, pos in process.extract(
+        p.full, idx.domains, scorer=OSA.distance, score_cutoff=1, limit=None
     ):
-        return ("homoglyph" if homoglyph else "confusable letters"), 95
+        found[id(idx.targets[pos])] = idx.targets[pos]
+    return list(found.values())
+
+
+def _compare(p: _Probe, t: Target) -> tuple[str, int] | None:
+    """Technique and score when the probed domain resembles target ``t``."""
+    full, reg = p.full, p.reg
+    if reg == t.domain or full == t.domain:
+        return ("homoglyph", 100) if p.homoglyph else None
+    if t.conf in (p.conf_reg, p.conf_full):
+        return ("homoglyph" if p.homoglyph else "confusable letters"), 95
     if full.startswith(t.domain + "."):
         # partner.co.jp.com, gmail.com.com: a suffix appended; partner.co.jp.evil.example:
         # the known domain used as a subdomain of another one.
         rest = full[len(t.domain) + 1 :]
         return ("suffix swap" if _is_real_suffix(rest) else "embedded domain"), 90
-    tech = "homoglyph" if homoglyph else None
-    for cand in (reg, full):
-        stem, suffix = _split_suffix(cand)
+    tech = "homoglyph" if p.homoglyph else None
+    for cand, stem, suffix in p.cands:
         kind = ""
         if stem == t.stem and suffix != t.suffix:
             # The same name under another suffix; a suffix that is no public suffix at all
@@ -225,8 +331,7 @@ def _compare(full: str, reg: str, homoglyph: bool, t: Target) -> tuple[str, int]
             return tech or kind, 90
     # Edit distance between names (last label before the suffix) with the same, a real
     # swapped, or a mistyped suffix.
-    stem, suffix = _split_suffix(reg)
-    label = stem.rpartition(".")[2]
+    label, suffix = p.label, p.suffix
     if not label or not t.label:
         return None
     k = max_edits(len(t.label))
@@ -236,30 +341,20 @@ def _compare(full: str, reg: str, homoglyph: bool, t: Target) -> tuple[str, int]
         # One edit anywhere, also where the suffix no longer parses (partner.co.jpn).
         return tech or "edit distance", round(OSA.normalized_similarity(full, t.domain) * 100)
     if suffix == t.suffix:
-        suffix_ok = True
         budget = k
     elif len(t.label) >= 5 and (
         (_is_real_suffix(suffix) and _is_real_suffix(t.suffix))
         or OSA.distance(suffix, t.suffix, score_cutoff=1) <= 1
     ):
-        suffix_ok = True
         budget = 1
     else:
-        suffix_ok = False
-        budget = 0
-    if not suffix_ok:
         return None
     d = min(
         OSA.distance(label, t.label, score_cutoff=budget + 1),
-        OSA.distance(
-            ascii_confusable_skeleton(label),
-            ascii_confusable_skeleton(t.label),
-            score_cutoff=budget + 1,
-        ),
+        OSA.distance(ascii_confusable_skeleton(label), t.conf_label, score_cutoff=budget + 1),
     )
     if 0 < d <= budget:
-        score = round(OSA.normalized_similarity(reg, t.domain) * 100)
-        return tech or "edit distance", score
+        return tech or "edit distance", round(OSA.normalized_similarity(reg, t.domain) * 100)
     return None
 
 
@@ -284,11 +379,9 @@ def assess_domain(domain: str, org: Organization) -> LookalikeMatch | None:
 
 
 def _assess(d: str, org: Organization, idx: LookalikeIndex) -> LookalikeMatch | None:
-    if org.is_internal_domain(d) or org.is_partner_domain(d):
-        return None
     reg = registrable_domain(d)
     if reg in idx.registrables or d in idx.registrables:
-        return None  # a subdomain of a known domain (or the known domain itself)
+        return None  # a known domain or a subdomain of one (covers every internal/partner)
     uni_full = to_unicode_domain(d)
     uni_reg = to_unicode_domain(reg)
     homoglyph = not uni_full.isascii()
@@ -297,14 +390,17 @@ def _assess(d: str, org: Organization, idx: LookalikeIndex) -> LookalikeMatch | 
     if homoglyph:
         # The registrable domain of the skeleton may differ from that of the Unicode form.
         reg_sk = registrable_domain(full_sk) if full_sk.isascii() else reg_sk
+    probe = _Probe.of(full_sk, reg_sk, homoglyph)
     best: LookalikeMatch | None = None
-    for t in idx.targets:
-        hit = _compare(full_sk, reg_sk, homoglyph, t)
+    for t in _candidates(probe, idx):
+        hit = _compare(probe, t)
         if hit is None:
             continue
         technique, score = hit
-        if best is None or score > best.score:
+        if best is None or (score, len(t.domain)) > (best.score, len(best.resembles)):
             best = LookalikeMatch(domain=d, resembles=t.shown, technique=technique, score=score)
+    if best is not None and (org.is_internal_domain(d) or org.is_partner_domain(d)):
+        return None  # configured as ours after all (an exact pattern outside the targets)
     return best
 
 
