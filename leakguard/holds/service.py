@@ -199,7 +199,7 @@ def _decode_part(part: EmailMessage) -> str:
 
 
 def _html_text(html: str) -> str:
-    from selectolax.parser import HTMLParser  # type: ignore[attr-defined,unused-ignore]
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
     try:
         tree = HTMLParser(html)

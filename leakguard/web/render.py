@@ -86,7 +86,7 @@ def _decode(part: EmailMessage) -> str:
 
 
 def _html_to_text(html: str) -> str:
-    from selectolax.parser import HTMLParser  # type: ignore[attr-defined,unused-ignore]
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
     try:
         tree = HTMLParser(html[: MAX_TEXT * 5])
