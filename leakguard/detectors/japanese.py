@@ -220,8 +220,8 @@ def romaji_skeleton(text: str) -> str:
 
     Hepburn, Kunrei and passport spellings of the same reading give the same key:
     ``satou``/``satoh``/``satoo``/``satô`` -> ``sato``; ``ohno``/``oono`` -> ``ono``;
-    ``shinichi``/``siniti`` -> ``sinit i``-like key; ``homma``/``honma`` -> ``honna``... The
-    key is only ever compared with other keys, never shown.
+    ``shinichi``/``siniti`` -> ``siniti``; ``homma``/``honma`` -> ``honma``. The key is only
+    ever compared with other keys, never shown.
     """
     s = ascii_letters(text)
     if not s:
