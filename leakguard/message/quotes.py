@@ -222,25 +222,44 @@ class _Line:
     depth: int  # number of '>' quote markers
     text: str  # the line without its quote markers
     no: int  # 1-based line number in the part
+    blank: bool  # nothing but whitespace
+    marker: bool  # could start a header block or an attribution (colon, dashes, ...)
 
 
 def _split_lines(text: str) -> list[_Line]:
+    """Lines with their quote depth and whether they could start a header block or an
+    attribution (dashes or a rule, a colon near the start or at the end, "on behalf of")."""
     out: list[_Line] = []
+    append = out.append
+    qprefix_match = _QPREFIX_RE.match
     for no, raw in enumerate(text.splitlines(), 1):
-        head = raw[:16].lstrip(" \t")
-        if head[:1] in (">", "＞"):
-            m = _QPREFIX_RE.match(raw)
+        depth = 0
+        head = raw[:16]
+        if ">" in head or "＞" in head:
+            m = qprefix_match(raw)
             if m:
                 prefix = m.group(1)
-                depth = prefix.count(">") + prefix.count("＞")
-                out.append(_Line(min(depth, MAX_QUOTE_LEVELS), raw[m.end() :], no))
-                continue
-        out.append(_Line(0, raw, no))
+                depth = min(prefix.count(">") + prefix.count("＞"), MAX_QUOTE_LEVELS)
+                raw = raw[m.end() :]
+        s = raw.strip()
+        if not s:
+            append(_Line(depth, raw, no, True, False))
+            continue
+        head = raw[:64]
+        marker = (
+            s[0] in "-=_*"
+            or ":" in head
+            or "：" in head
+            or s[-1] in ":："
+            or "behalf" in raw
+            or "代理" in raw
+        )
+        append(_Line(depth, raw, no, False, marker))
     return out
 
 
 def _blank(line: _Line) -> bool:
-    return not line.text.strip()
+    return line.blank
 
 
 # --------------------------------------------------------------------------- line tests
@@ -315,6 +334,7 @@ class _TextAnalyser:
         self.lines = lines
         self.where = where
         self.html = html
+        self.scanned_to = 0
 
     def _loc(self, i: int) -> str:
         return f"{self.where}, line {self.lines[i].no}"
@@ -328,22 +348,33 @@ class _TextAnalyser:
     # -- headers
 
     def _header_at(self, i: int, end: int, level: int) -> _Header | None:
+        """A quoted header block starting at line ``i`` (separator, author or header line).
+
+        Sets ``self.scanned_to`` to the line where the scan stopped, so that a failed
+        attempt is not repeated from every line inside it (which would be quadratic).
+        Addresses are parsed only once the block is accepted.
+        """
         lines = self.lines
         line = lines[i]
+        self.scanned_to = i + 1
         if line.depth != level:
             return None
         is_sep, rest = _separator(line.text)
-        fields: dict[str, list[Address]] = {}
-        subject = ""
-        all_addrs: list[Address] = []
+        if not is_sep and _header_field(line.text) is None and not _BEHALF_RE.search(line.text):
+            return None
+        # (field, value) pairs; field "" = other header lines whose addresses still count
+        raw: list[tuple[str, str]] = []
+        keys: set[str] = set()
         author_lines: list[int] = []
         j = i
         if is_sep:
             j = i + 1
-            pending_rest = rest
-            if pending_rest and _header_field(pending_rest) is None:
-                pending_rest = ""
-            if not pending_rest:
+            hf_rest = _header_field(rest) if rest else None
+            if hf_rest is not None:
+                # Yahoo: "----- Forwarded Message ----- From: ...To: ...Subject: ..."
+                raw.append(hf_rest)
+                keys.add(hf_rest[0])
+            else:
                 # a wrapped separator ("... Forwarded by Name on 01/07/2002\n11:30 AM ----")
                 if j < end and lines[j].depth == level and lines[j].text.rstrip().endswith("--"):
                     j += 1
@@ -362,11 +393,9 @@ class _TextAnalyser:
                     and _looks_like_notes_author(lines[k].text)
                 ):
                     k += 1
-                if k > j and k < end and _header_field(lines[k].text) is not None:
+                if j < k < end and _header_field(lines[k].text) is not None:
                     author_lines = list(range(j, k))
                     j = k
-            else:
-                self._add_field(pending_rest, fields, all_addrs)
         start_j = j
         last_field = ""
         count = unknown = 0
@@ -379,7 +408,7 @@ class _TextAnalyser:
                 while k < end and k - j <= 2 and _blank(lines[k]):
                     k += 1
                 if (
-                    fields
+                    keys
                     and k < end
                     and k - j <= 2
                     and lines[k].depth == level
@@ -390,47 +419,32 @@ class _TextAnalyser:
                 break
             if ln.depth != level:
                 break
-            hf = _header_field(ln.text)
+            text = ln.text
+            hf = _header_field(text)
             if hf is not None:
-                last_field = self._add_field(ln.text, fields, all_addrs, hf)
-                if hf[0] == "subject" and not subject:
-                    subject = hf[1].strip()
-                j += 1
-                count += 1
-                continue
-            if fields and unknown < 8 and _RAW_HDR_RE.match(ln.text):
+                raw.append(hf)
+                keys.add(hf[0])
+                last_field = hf[0]
+            elif keys and unknown < 8 and _RAW_HDR_RE.match(text):
                 # other header lines pasted with the block (Full-name:, Message-ID:, ...)
-                if "@" in ln.text and not _ID_HDR_LINE_RE.match(ln.text):
-                    all_addrs.extend(parse_loose_address_list(ln.text))
+                if not _ID_HDR_LINE_RE.match(text):
+                    raw.append(("", text))
                 unknown += 1
                 last_field = ""
-                j += 1
-                count += 1
-                continue
-            if j == start_j and _BEHALF_RE.search(ln.text) and "@" in ln.text:
+            elif j == start_j and _BEHALF_RE.search(text) and "@" in text:
                 # "X <x@a> が Y <y@a> の代理で送信" standing above the header lines
-                addrs = parse_loose_address_list(ln.text)
-                fields.setdefault("from", []).extend(addrs)
-                all_addrs.extend(addrs)
+                raw.append(("from", text))
+                keys.add("from")
                 last_field = "from"
-                j += 1
-                count += 1
-                continue
-            if last_field in _ADDRESS_FIELDS and j > start_j and self._continues(ln.text, j):
-                addrs = parse_loose_address_list(ln.text)
-                fields.setdefault(last_field, []).extend(addrs)
-                all_addrs.extend(addrs)
-                j += 1
-                count += 1
-                continue
-            if last_field == "subject" and j > start_j and ln.text[:1] in " \t":
-                j += 1
-                count += 1
-                continue
-            break
-        if j == start_j and not fields:
+            elif last_field in _ADDRESS_FIELDS and j > start_j and self._continues(text, j):
+                raw.append((last_field, text))
+            elif not (last_field == "subject" and j > start_j and text[:1] in " \t"):
+                break
+            j += 1
+            count += 1
+        self.scanned_to = max(j, i + 1)
+        if not keys:
             return None
-        keys = set(fields)
         if not is_sep:
             # Notes replies: "Name\n01/07/2002 10:18 AM\nTo: ...\ncc: ...\nSubject: ..."
             if "from" not in keys:
@@ -450,13 +464,22 @@ class _TextAnalyser:
             )
             if not ok:
                 return None
-        elif not keys:
-            return None
+        fields: dict[str, list[Address]] = {}
+        all_addrs: list[Address] = []
+        subject = ""
         for k in author_lines:
             addrs = parse_loose_address_list(lines[k].text)
-            if addrs:
-                fields.setdefault("from", []).extend(addrs)
-                all_addrs.extend(addrs)
+            fields.setdefault("from", []).extend(addrs)
+            all_addrs.extend(addrs)
+        for name, value in raw:
+            if name == "subject" and not subject:
+                subject = value.strip()
+            if "@" not in value and "＠" not in value:
+                continue
+            addrs = parse_loose_address_list(value)
+            if name in _ADDRESS_FIELDS:
+                fields.setdefault(name, []).extend(addrs)
+            all_addrs.extend(addrs)
         first = author_lines[0] if author_lines and author_lines[0] < i else i
         return _Header(j, first, fields, subject, all_addrs)
 
@@ -469,25 +492,6 @@ class _TextAnalyser:
         prev = self.lines[j - 1].text.rstrip()
         return prev.endswith((",", ";"))
 
-    def _add_field(
-        self,
-        text: str,
-        fields: dict[str, list[Address]],
-        all_addrs: list[Address],
-        hf: tuple[str, str] | None = None,
-    ) -> str:
-        hf = hf or _header_field(text)
-        if hf is None:
-            return ""
-        name, value = hf
-        fields.setdefault(name, [])
-        if "@" in value or "＠" in value:
-            addrs = parse_loose_address_list(value)
-            if name in _ADDRESS_FIELDS:
-                fields[name].extend(addrs)
-            all_addrs.extend(addrs)
-        return name
-
     # -- main loop
 
     def analyse(
@@ -498,6 +502,7 @@ class _TextAnalyser:
         cur_parent = parent
         i = start
         pending_attr: tuple[int, list[Address]] | None = None  # (line index, authors)
+        no_header_before = start  # lines before this were scanned by a failed header attempt
         while i < end:
             ln = lines[i]
             if ln.depth > level:
@@ -513,10 +518,24 @@ class _TextAnalyser:
                 i = last_q + 1
                 continue
             text = ln.text
-            if not text.strip():
+            if ln.blank:
                 i += 1
                 continue
-            hdr = self._header_at(i, end, level)
+            # only lines with a colon, a dash rule or an "on behalf" can start a header block
+            # or an attribution (which may wrap over three lines, the last ending in ':')
+            maybe = ln.marker or any(
+                lines[k].marker for k in range(i + 1, min(i + 3, end)) if lines[k].depth == level
+            )
+            if not maybe:
+                if owner is not None and ("@" in text or "＠" in text):
+                    col.blocks[owner].add_addresses(find_addresses(text))
+                i += 1
+                continue
+            hdr = None
+            if i >= no_header_before and not col.full:
+                hdr = self._header_at(i, end, level)
+                if hdr is None:
+                    no_header_before = self.scanned_to
             if hdr is not None:
                 pending_attr = None
                 b = col.new(QuoteKind.HEADER_BLOCK, self._loc(hdr.first), cur_parent)
@@ -530,7 +549,7 @@ class _TextAnalyser:
                 owner = b
                 i = hdr.end
                 continue
-            attr = self._attribution_at(i, end, level)
+            attr = None if col.full else self._attribution_at(i, end, level)
             if attr is not None:
                 a_end, authors = attr
                 k = a_end

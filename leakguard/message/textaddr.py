@@ -15,6 +15,7 @@ quantifiers and constant work per candidate.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -148,13 +149,28 @@ def find_addresses(text: str) -> list[Address]:
     seen: set[str] = set()
     out: list[Address] = []
     for line in text.splitlines():
-        if ("@" not in line and "＠" not in line) or _ID_LINE_RE.match(line):
+        if "@" not in line and "＠" not in line:
             continue
-        for span in iter_address_spans(line):
-            if span.address.key not in seen:
-                seen.add(span.address.key)
-                out.append(span.address)
+        found = (
+            _line_addresses_cached(line) if len(line) <= _CACHE_MAX_LEN else _line_addresses(line)
+        )
+        for a in found:
+            if a.key not in seen:
+                seen.add(a.key)
+                out.append(a)
     return out
+
+
+_CACHE_MAX_LEN = 1000  # longer strings are parsed every time (and not kept alive by a cache)
+
+
+def _line_addresses(line: str) -> tuple[Address, ...]:
+    if _ID_LINE_RE.match(line):
+        return ()
+    return tuple(span.address for span in iter_address_spans(line))
+
+
+_line_addresses_cached = functools.lru_cache(maxsize=8192)(_line_addresses)
 
 
 _QUOTED_RE = re.compile(r'"([^"]{1,120})"')
@@ -186,6 +202,18 @@ def _clean_name(raw: str, bracketed: bool) -> str:
 def parse_loose_address_list(value: str) -> list[Address]:
     """Addresses with display names from a header value written by a mail client.
 
+    See ``_parse_loose``; results for short values are cached (mail repeats its headers).
+    """
+    if "@" not in value and "＠" not in value:
+        return []
+    if len(value) <= _CACHE_MAX_LEN:
+        return list(_parse_loose_cached(value))
+    return list(_parse_loose(value))
+
+
+def _parse_loose(value: str) -> tuple[Address, ...]:
+    """Addresses with display names from a header value written by a mail client.
+
     Tolerates what clients print into forwarded headers: ``Name <a@b>``, ``"Last, First"
     <a@b>``, unquoted ``Last, First <a@b>``, ``a@b <a@b>``, ``Name [mailto:a@b]``, ``a@b``
     lists separated by ``,`` or ``;``, and Notes names (ignored: they are not SMTP
@@ -193,7 +221,7 @@ def parse_loose_address_list(value: str) -> list[Address]:
     previous address and this one.
     """
     if _ID_LINE_RE.match(value):
-        return []
+        return ()
     out: list[Address] = []
     index: dict[str, int] = {}
     prev_end = 0
@@ -214,4 +242,7 @@ def parse_loose_address_list(value: str) -> list[Address]:
             continue
         index[key] = len(out)
         out.append(make_address(a.addr, name) if name else a)
-    return out
+    return tuple(out)
+
+
+_parse_loose_cached = functools.lru_cache(maxsize=8192)(_parse_loose)
