@@ -60,7 +60,8 @@ def make_mail(size: int, n_rcpts: int, attachment: int = 0) -> bytes:
         f"Message-ID: <bench-{size}-{n_rcpts}@{CITY}>\r\n"
         "MIME-Version: 1.0\r\n"
     )
-    text = _body(size if not attachment else 4000)
+    # text and HTML alternatives together make up about ``size`` bytes
+    text = _body(int(size / 2.3) if not attachment else 2000)
     html = "<html><body><div>" + text.replace("\r\n", "<br>\r\n") + "</div></body></html>"
     boundary = "b1_bench"
     alt = "b2_bench"

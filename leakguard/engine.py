@@ -43,12 +43,28 @@ def with_default_envelope(msg: Message) -> Message:
     return dataclasses.replace(msg, **changes) if changes else msg  # type: ignore[arg-type]
 
 
+_WARM_UP_MAIL = (
+    b"From: a <a@warm-up.invalid>\r\nTo: =?UTF-8?B?5L2Q6Jek?= <b.c@warm-up.example>\r\n"
+    b"Subject: warm-up\r\n\r\n> On Mon, X <x@y.example> wrote:\r\n> hi\r\n"
+)
+
+
+def warm_up(policy: Policy) -> None:
+    """Decide one synthetic mail so detectors build their per-organisation indexes now."""
+    msg = with_default_envelope(parse_message(_WARM_UP_MAIL))
+    ctx = Context(org=policy.organization)
+    facts, findings = run_detectors(msg, ctx)
+    evaluate(policy, msg, ctx, facts, findings)
+
+
 class Engine:
     def __init__(self, policy: Policy, *, policy_path: Path | None = None,
-                 org_path: Path | None = None) -> None:
-        self.policy = policy
+                 org_path: Path | None = None, warm: bool = True) -> None:
         self.policy_path = policy_path
         self.org_path = org_path
+        if warm:
+            warm_up(policy)
+        self.policy = policy
 
     @classmethod
     def from_files(cls, policy_path: Path, org_path: Path | None = None) -> Engine:
@@ -60,6 +76,7 @@ class Engine:
         if self.policy_path is None:
             return self.policy
         new = load_policy(self.policy_path, org_path=self.org_path)
+        warm_up(new)  # build the organisation's indexes before the swap, not on a message
         self.policy = new
         return new
 
