@@ -198,6 +198,8 @@ def test_duplicates_and_mixed_case_are_kept_in_headers() -> None:
         ("<@relay.example:user@x.com>", [("", "user@x.com")]),
         ("(outer (nested)) a@b.example", [("outer (nested)", "a@b.example")]),
         ("not an address, 山田 太郎", []),
+        ('"john doe"@x.com, <"a b"@y.jp>', [("", '"john doe"@x.com'), ("", '"a b"@y.jp')]),
+        ("user@[192.0.2.1]", [("", "user@[192.0.2.1]")]),
     ],
 )
 def test_parse_address_list_informal_forms(value: str, expected: list[tuple[str, str]]) -> None:

@@ -72,6 +72,7 @@ _TOKEN_RE = re.compile(
 )
 _ADDR_TRIM = "\"'`.,;:!?()[]{}<>「」『』【】（）＜＞"
 _LOCAL_OK_RE = re.compile(r"^[^\s@<>()\[\]\\,;:\"]+$")
+_QUOTED_LOCAL_RE = re.compile(r'^"(?:[^"\\\r\n]|\\.)+"$')
 _DOMAIN_OK_RE = re.compile(r"^(?:[^\s@<>()\[\]\\,;:\"'/=?]+|\[[^\[\]\s]+\])$")
 
 
@@ -115,13 +116,20 @@ def clean_addr_spec(spec: str) -> str | None:
         s = s.split("?", 1)[0]  # mailto:x@y?subject=...
     if ":" in s and "@" in s:  # obsolete route <@a,@b:user@host>
         s = s.rsplit(":", 1)[1]
-    s = s.strip().strip(_ADDR_TRIM if "@[" not in s else _ADDR_TRIM.replace("]", ""))
+    trim = _ADDR_TRIM
+    if "@[" in s:  # domain literal
+        trim = trim.replace("]", "")
+    if '"@' in s:  # quoted local part
+        trim = trim.replace('"', "")
+    s = s.strip().strip(trim)
     local, at, domain = s.rpartition("@")
     if not at or not local or not domain:
         return None
     local = local.strip()
     domain = domain.strip().rstrip(".")
-    if not _LOCAL_OK_RE.match(local) or not _DOMAIN_OK_RE.match(domain):
+    if not (_LOCAL_OK_RE.match(local) or _QUOTED_LOCAL_RE.match(local)):
+        return None
+    if not _DOMAIN_OK_RE.match(domain):
         return None
     return f"{local}@{domain}"
 
@@ -198,6 +206,7 @@ def parse_address_list(value: str) -> tuple[list[Address], bool]:
     box = _Mailbox()
     idx = 0
     pos = 0
+    quoted_end = -1
     n = len(text)
     while pos < n and len(out) < MAX_ADDRESSES:
         m = _TOKEN_RE.match(text, pos)
@@ -213,6 +222,7 @@ def parse_address_list(value: str) -> tuple[list[Address], bool]:
                 box.comments.append(inner)
         elif kind == "q":
             box.words.append((idx, _unquote(tok)))
+            quoted_end = pos
         elif kind == "sq":
             box.words.append((idx, tok[1:-1]))
         elif kind == "a":
@@ -250,7 +260,12 @@ def parse_address_list(value: str) -> tuple[list[Address], bool]:
                 box = _Mailbox()
             # a colon elsewhere is noise
         elif kind in ("w", "ew", "mailto"):
-            box.words.append((idx, tok))
+            if tok[0] == "@" and quoted_end == m.start() and box.words:
+                # "john doe"@example.com: a quoted local part
+                j, w = box.words[-1]
+                box.words[-1] = (j, '"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' + tok)
+            else:
+                box.words.append((idx, tok))
         # whitespace and stray closing brackets separate words and are otherwise ignored
     if len(out) < MAX_ADDRESSES:
         group_count += _finish(box, out)
