@@ -617,6 +617,12 @@ class _TextAnalyser:
                 # "> -----Original Message-----": the header block is the quoted message
                 self.analyse(start, end, inner, parent, None)
                 return
+        if attr is None and not any(
+            lines[n].depth == inner and not lines[n].blank for n in range(start, end)
+        ):
+            # ">> text" with nothing at the ">" level: no empty wrapper block
+            self.analyse(start, end, inner, parent, None)
+            return
         if attr is not None:
             b = self.col.new(self._attr_kind(), self._loc(attr[0]), parent, False)
             self.col.blocks[b].add_participants(attr[1])
