@@ -1,0 +1,253 @@
+"""The threads detector: which quoted addresses are news to which external recipient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from leakguard.detectors.threads import FACT, detect
+from leakguard.message.parse import parse_message
+from leakguard.organization import Context, Organization
+from leakguard.types import Finding
+
+FIXTURES = Path(__file__).parent / "fixtures" / "threads"
+ORG = Organization(
+    internal_domains=["city.example.lg.jp", "*.city.example.lg.jp"],
+    mailing_lists=["partners-ml@lists.example.org"],
+)
+CTX = Context(org=ORG)
+
+
+def mail(
+    body: str,
+    *,
+    frm: str = "Alice <alice@city.example.lg.jp>",
+    to: str = "",
+    cc: str = "",
+    html: str = "",
+    rcpts: list[str] | None = None,
+) -> bytes:
+    head = f"From: {frm}\r\nTo: {to}\r\n" + (f"Cc: {cc}\r\n" if cc else "")
+    head += "Subject: test\r\nMIME-Version: 1.0\r\n"
+    if html:
+        b = "BOUNDARY"
+        return (
+            head + f'Content-Type: multipart/alternative; boundary="{b}"\r\n\r\n'
+            f"--{b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+            f"--{b}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--{b}--\r\n"
+        ).encode()
+    return (head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body).encode()
+
+
+def run(raw: bytes, rcpts: list[str] | None = None, sender: str | None = None) -> list[Finding]:
+    msg = parse_message(raw, envelope_from=sender, envelope_rcpts=rcpts)
+    result = detect(msg, CTX)
+    assert result.facts[FACT] == len(result.findings)
+    for f in result.findings:
+        assert f.detector == "threads" and f.fact == FACT and len(f.addresses) == 1
+        assert {"location", "kind", "news_to"} <= set(f.evidence)
+    return list(result.findings)
+
+
+def addrs(findings: list[Finding]) -> set[str]:
+    return {f.addresses[0].lower() for f in findings}
+
+
+FORWARD_OF_CLIENT_THREAD = (
+    "FYI, see below.\r\n\r\nAlice\r\nalice@city.example.lg.jp\r\n\r\n"
+    "-----Original Message-----\r\n"
+    "From: Carol <carol@client-b.example.com>\r\n"
+    "Sent: Monday, January 01, 2024 10:00 AM\r\n"
+    "To: Alice <alice@city.example.lg.jp>\r\n"
+    "Cc: Dan <dan@client-b.example.com>\r\n"
+    "Subject: confidential terms\r\n\r\n"
+    "Our terms. Questions to legal@client-b.example.com\r\n"
+)
+
+# --------------------------------------------------------------------------- hold-worthy
+
+
+def test_forward_of_another_companys_thread_to_an_external_recipient() -> None:
+    found = run(mail(FORWARD_OF_CLIENT_THREAD, to="bob@partner-a.example.co.jp"))
+    assert addrs(found) == {
+        "carol@client-b.example.com",
+        "dan@client-b.example.com",
+        "legal@client-b.example.com",
+    }
+    carol = next(f for f in found if f.addresses[0] == "carol@client-b.example.com")
+    assert carol.evidence["kind"] == "header-block"
+    assert carol.evidence["location"] == "forwarded header block in text part 1, line 6"
+    assert carol.evidence["news_to"] == "bob@partner-a.example.co.jp"
+    assert carol.evidence["quoted_subject"] == "confidential terms"
+    assert "テキスト本文 1 の 6 行目" in carol.evidence["location_ja"]
+    legal = next(f for f in found if f.addresses[0] == "legal@client-b.example.com")
+    assert legal.evidence["quoted_from"] == "Carol <carol@client-b.example.com>"
+
+
+def test_nested_forward_inner_third_party_not_seen_by_outer_participant() -> None:
+    # Bob took part in the outer forward only; the inner message (Carol -> Eve, Cc Dan)
+    # is nested in a block Bob did NOT take part in: Carol and Dan are news to Bob.
+    body = (
+        "Bob, have a look.\r\n\r\n"
+        "-----Original Message-----\r\n"
+        "From: Frank <frank@city.example.lg.jp>\r\nSent: Tuesday\r\n"
+        "To: Alice <alice@city.example.lg.jp>\r\nSubject: FW: terms\r\n\r\nfrom Carol:\r\n\r\n"
+        "-----Original Message-----\r\n"
+        "From: Carol <carol@third.example.net>\r\nSent: Monday\r\n"
+        "To: Frank <frank@city.example.lg.jp>\r\nCc: Dan <dan@fourth.example.org>\r\n"
+        "Subject: terms\r\n\r\nOur terms.\r\n"
+    )
+    found = run(mail(body, to="bob@partner.example.com"))
+    assert addrs(found) == {"carol@third.example.net", "dan@fourth.example.org"}
+
+
+def test_nested_forward_recipient_who_took_part_outside_has_seen_everything_inside() -> None:
+    # Bob took part in the outer quoted message, which carried Carol's message inside it.
+    raw = (FIXTURES / "nested_forward_seen_by_recipient.eml").read_bytes()
+    assert run(raw) == []
+    # ...but a second external recipient who took part in neither learns Carol and Dan
+    found = run(raw, rcpts=["bob@partner.example.com", "zed@newcomer.example.com"])
+    assert addrs(found) == {"carol@third.example.net", "dan@fourth.example.org"}
+    assert all(f.evidence["news_to"] == "zed@newcomer.example.com" for f in found)
+
+
+def test_news_only_to_the_recipients_who_were_not_in_the_quoted_message() -> None:
+    body = (
+        "-----Original Message-----\r\nFrom: Carol <carol@client-b.example.com>\r\n"
+        "Sent: Monday\r\nTo: bob@partner-a.example.co.jp, alice@city.example.lg.jp\r\n"
+        "Cc: dan@client-b.example.com\r\nSubject: s\r\n\r\nbody\r\n"
+    )
+    found = run(mail(body, to="bob@partner-a.example.co.jp, zoe@partner-z.example.com"))
+    assert addrs(found) == {"carol@client-b.example.com", "dan@client-b.example.com"}
+    assert {f.evidence["news_to"] for f in found} == {"zoe@partner-z.example.com"}
+
+
+def test_japanese_outlook_forward_shift_jis_fixture() -> None:
+    found = run((FIXTURES / "outlook_ja_forward_sjis.eml").read_bytes())
+    assert addrs(found) == {"yamada@client-b.example.co.jp", "suzuki@rival-c.example.com"}
+
+
+def test_thunderbird_japanese_forward_iso2022jp_fixture() -> None:
+    found = run((FIXTURES / "thunderbird_ja_forward_iso2022jp.eml").read_bytes())
+    assert addrs(found) == {"takahashi@other.example.jp"}
+
+
+def test_html_only_forward_fixture() -> None:
+    found = run((FIXTURES / "gmail_html_only_forward.eml").read_bytes())
+    assert addrs(found) == {"carol@client.example.org"}
+    assert found[0].evidence["location"].startswith("forwarded header block in HTML part 1")
+
+
+def test_attached_rfc822_fixture() -> None:
+    found = run((FIXTURES / "attached_rfc822_forward.eml").read_bytes())
+    assert addrs(found) == {
+        "carol@client.example.org",
+        "dave@rival.example.com",
+        "erin@client.example.org",
+    }
+    assert {f.evidence["kind"] for f in found} == {"attached-message"}
+
+
+def test_text_and_html_alternatives_are_deduplicated_with_best_location() -> None:
+    html = (
+        "<p>FYI</p><div id='divRplyFwdMsg'><b>From:</b> Carol &lt;carol@client-b.example.com"
+        "&gt;<br><b>Sent:</b> Monday<br><b>To:</b> alice@city.example.lg.jp<br>"
+        "<b>Cc:</b> dan@client-b.example.com<br><b>Subject:</b> s</div><p>Our terms. "
+        "Questions to legal@client-b.example.com</p>"
+    )
+    found = run(mail(FORWARD_OF_CLIENT_THREAD, to="bob@partner-a.example.co.jp", html=html))
+    assert len(found) == 3
+    assert all("text part 1" in f.evidence["location"] for f in found)
+
+
+def test_quoted_signature_of_an_author_the_recipient_never_wrote_with() -> None:
+    body = (
+        "On Mon, Jan 1, 2024 at 10:00 AM Carol <carol@client-b.example.com> wrote:\r\n"
+        "> terms attached\r\n> --\r\n> Carol, Client B, carol@client-b.example.com\r\n"
+    )
+    found = run(mail(body, to="bob@partner-a.example.co.jp"))
+    assert addrs(found) == {"carol@client-b.example.com"}
+    assert found[0].evidence["kind"] == "attribution"
+
+
+# --------------------------------------------------------------------------- must pass
+
+
+def test_internal_only_mail() -> None:
+    assert run(mail(FORWARD_OF_CLIENT_THREAD, to="frank@city.example.lg.jp")) == []
+    assert run(mail(FORWARD_OF_CLIENT_THREAD, to="x@dept.city.example.lg.jp")) == []
+
+
+def test_one_to_one_reply_quoting_the_recipient_and_their_signature() -> None:
+    body = (
+        "Thanks Bob!\r\n\r\nOn Mon, Jan 1, 2024 at 10:00 AM Bob <bob@partner-a.example.co.jp> "
+        "wrote:\r\n> Here is the file. My assistant is amy@partner-a.example.co.jp.\r\n"
+        "> --\r\n> Bob, Partner A, bob@partner-a.example.co.jp, Tel 03-0000-0000\r\n"
+    )
+    assert run(mail(body, to="Bob <bob@partner-a.example.co.jp>")) == []
+
+
+def test_japanese_reply_quoting_the_recipient() -> None:
+    body = (
+        "承知しました。\r\n\r\n2024年1月1日(月) 10:00 山田太郎 <yamada@client.example.jp>:\r\n"
+        "> 資料をお送りします。担当は kimura@client.example.jp です。\r\n"
+    )
+    assert run(mail(body, to="山田太郎 <yamada@client.example.jp>")) == []
+
+
+def test_senders_own_signature_in_new_text_is_not_quoted_material() -> None:
+    body = (
+        "Hello Bob,\r\n\r\nplease find the file.\r\n\r\n--\r\nAlice\r\n"
+        "alice@city.example.lg.jp / private: alice.home@gmail.com\r\n"
+        "Our partner contact: carol@client-b.example.com\r\n"
+    )
+    assert run(mail(body, to="bob@partner-a.example.co.jp")) == []
+
+
+def test_at_signs_in_urls_and_code_inside_quotes() -> None:
+    body = (
+        "On Mon, Bob <bob@partner-a.example.co.jp> wrote:\r\n"
+        "> clone git@github.com:org/repo.git or https://deploy@git.example.com/x.git\r\n"
+        "> @dataclass\r\n> class X: ...\r\n> ssh root@localhost; ping admin@buildhost\r\n"
+        "> References: <CAKx=y$1@mail.gmail.com> <20240101.GA1234.56789012@mx.example.com>\r\n"
+    )
+    assert run(mail(body, to="bob@partner-a.example.co.jp")) == []
+
+
+def test_thread_whose_quoted_addresses_are_all_current_recipients() -> None:
+    body = (
+        "-----Original Message-----\r\nFrom: Carol <carol@client-b.example.com>\r\n"
+        "Sent: Monday\r\nTo: bob@partner-a.example.co.jp\r\nCc: alice@city.example.lg.jp\r\n"
+        "Subject: s\r\n\r\nbody\r\n"
+    )
+    raw = mail(body, to="bob@partner-a.example.co.jp", cc="carol@client-b.example.com")
+    assert run(raw) == []
+
+
+def test_external_thread_forwarded_to_internal_colleagues() -> None:
+    raw = mail(FORWARD_OF_CLIENT_THREAD, to="frank@city.example.lg.jp, eve@city.example.lg.jp")
+    assert run(raw) == []
+
+
+def test_mailing_list_recipient_is_not_an_external_recipient() -> None:
+    assert run(mail(FORWARD_OF_CLIENT_THREAD, to="partners-ml@lists.example.org")) == []
+
+
+def test_notes_names_in_quoted_headers_are_not_addresses() -> None:
+    body = (
+        "---------------------- Forwarded by Phillip K Allen/HOU/ECT on 10/16/2000 01:42 PM "
+        "---------------------------\r\n\r\nMike Grigsby\r\n10/12/2000 02:10 PM\r\n"
+        "To: Phillip K Allen/HOU/ECT@ECT\r\ncc: Jane Doe/Enron@EnronXGate\r\nSubject: Re: x\r\n"
+    )
+    assert run(mail(body, to="bob@partner-a.example.co.jp")) == []
+
+
+def test_envelope_only_bcc_recipient_counts_as_external() -> None:
+    raw = mail(FORWARD_OF_CLIENT_THREAD, to="frank@city.example.lg.jp")
+    found = run(raw, rcpts=["frank@city.example.lg.jp", "spy@elsewhere.example.com"])
+    assert "carol@client-b.example.com" in addrs(found)
+    assert all(f.evidence["news_to"] == "spy@elsewhere.example.com" for f in found)
+
+
+def test_no_quoted_blocks_gives_zero() -> None:
+    msg = parse_message(mail("hello", to="bob@partner-a.example.co.jp"))
+    assert detect(msg, CTX).facts == {FACT: 0}
