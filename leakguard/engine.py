@@ -58,8 +58,14 @@ def warm_up(policy: Policy) -> None:
 
 
 class Engine:
-    def __init__(self, policy: Policy, *, policy_path: Path | None = None,
-                 org_path: Path | None = None, warm: bool = True) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        policy_path: Path | None = None,
+        org_path: Path | None = None,
+        warm: bool = True,
+    ) -> None:
         self.policy_path = policy_path
         self.org_path = org_path
         if warm:
@@ -68,8 +74,9 @@ class Engine:
 
     @classmethod
     def from_files(cls, policy_path: Path, org_path: Path | None = None) -> Engine:
-        return cls(load_policy(policy_path, org_path=org_path), policy_path=policy_path,
-                   org_path=org_path)
+        return cls(
+            load_policy(policy_path, org_path=org_path), policy_path=policy_path, org_path=org_path
+        )
 
     def reload(self) -> Policy:
         """Load the policy files again. On any error raise and keep the running policy."""
@@ -93,8 +100,9 @@ class Engine:
         policy = self.policy  # one policy for the whole decision, even if reloaded meanwhile
         msg = parse_message(raw, envelope_from=envelope_from, envelope_rcpts=rcpts)
         msg = with_default_envelope(msg)
-        ctx = Context(org=policy.organization, history=history or SenderHistory(),
-                      auth_user=auth_user)
+        ctx = Context(
+            org=policy.organization, history=history or SenderHistory(), auth_user=auth_user
+        )
         facts, findings = run_detectors(msg, ctx)
         verdict = evaluate(policy, msg, ctx, facts, findings)
         return Decision(message=msg, verdict=verdict, cpu_seconds=time.process_time() - start)

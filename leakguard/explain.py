@@ -61,7 +61,9 @@ def explain_finding(f: Finding, lang: str) -> str:
         )
     if f.fact == "first_time_external_recipients":
         return (
-            f"初めて送信する社外の宛先: {who}" if ja else f"First mail to external address(es): {who}"
+            f"初めて送信する社外の宛先: {who}"
+            if ja
+            else f"First mail to external address(es): {who}"
         )
     if f.fact == "quoted_third_party_addresses":
         loc = ev.get("location", "")

@@ -50,7 +50,9 @@ class Address:
 
 
 class QuoteKind(enum.StrEnum):
-    HEADER_BLOCK = "header-block"  # "-----Original Message-----", "From: ... Sent: ...", 差出人/送信日時
+    HEADER_BLOCK = (
+        "header-block"  # "-----Original Message-----", "From: ... Sent: ...", 差出人/送信日時
+    )
     ATTRIBUTION = "attribution"  # "On <date>, X <x@y> wrote:" / "X さんは書きました:"
     GT_QUOTE = "gt-quote"  # ">"-prefixed lines without a recognised attribution
     HTML_QUOTE = "html-quote"  # gmail_quote, Outlook divRplyFwdMsg, <blockquote>
@@ -178,7 +180,7 @@ Facts = Mapping[str, int]
 
 
 class Action(enum.StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - an action name, not a password
     BCC = "bcc"
     DELAY = "delay"
     HOLD = "hold"

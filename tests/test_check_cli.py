@@ -38,18 +38,29 @@ def test_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
 def test_envelope_overrides(capsys: pytest.CaptureFixture[str]) -> None:
     # All twelve in Bcc: the header shows nobody, so nothing is visible -> pass.
     rcpts = [f"info@company{i:02d}.example" for i in range(1, 13)]
-    out = run_json(capsys, "--sender", "kazuya.sato@city.example.lg.jp", "--rcpt", *rcpts, "--",
-                   str(EX / "bulk-in-bcc-ja.eml"))
+    out = run_json(
+        capsys,
+        "--sender",
+        "kazuya.sato@city.example.lg.jp",
+        "--rcpt",
+        *rcpts,
+        "--",
+        str(EX / "bulk-in-bcc-ja.eml"),
+    )
     assert out[0]["action"] == "pass"
     assert out[0]["facts"]["external_recipients"] == 12
     assert out[0]["facts"]["visible_external_recipients"] == 0
 
 
-def test_org_replaces_policy_organisation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_org_replaces_policy_organisation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     org = tmp_path / "org.yaml"
     # Make the twelve companies' domain pattern internal: nothing is external any more.
-    org.write_text("internal_domains: [city.example.lg.jp]\npartner_domains: []\n"
-                   "mailing_lists: []\n", encoding="utf-8")
+    org.write_text(
+        "internal_domains: [city.example.lg.jp]\npartner_domains: []\nmailing_lists: []\n",
+        encoding="utf-8",
+    )
     out = run_json(capsys, "--org", str(org), str(EX / "mailing-list-ja.eml"))
     # all-staff is no longer a configured list but is internal; still pass
     assert out[0]["action"] == "pass"
@@ -58,8 +69,9 @@ def test_org_replaces_policy_organisation(tmp_path: Path, capsys: pytest.Capture
     assert out[0]["facts"]["external_recipients"] == 1  # city.example.lg.jp is external now
 
 
-def test_human_output_japanese_and_english(monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_human_output_japanese_and_english(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     mail = str(EX / "mixed-organizations-en.eml")
     monkeypatch.setenv("LANG", "ja_JP.UTF-8")
     assert main(["check", mail]) == 0
@@ -72,8 +84,9 @@ def test_human_output_japanese_and_english(monkeypatch: pytest.MonkeyPatch,
     assert "action: HOLD" in en and "can see each other" in en
 
 
-def test_unreadable_file_and_invalid_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_file_and_invalid_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LANG", "en_US.UTF-8")
     assert main(["check", str(tmp_path / "missing.eml"), str(EX / "mailing-list-ja.eml")]) == 1
     cap = capsys.readouterr()
@@ -88,7 +101,11 @@ def test_unreadable_file_and_invalid_policy(tmp_path: Path, capsys: pytest.Captu
 
 def test_console_script_runs() -> None:
     exe = Path(sys.executable).parent / "leakguard"
-    proc = subprocess.run([str(exe), "check", "--json", str(EX / "similar-to-colleague-ja.eml")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "check", "--json", str(EX / "similar-to-colleague-ja.eml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["action"] == "hold"

@@ -124,11 +124,15 @@ def test_nested_conditions() -> None:
 
 def test_organization_file_and_directory(tmp_path: Path) -> None:
     (tmp_path / "people.csv").write_text(
-        "email,name,kana,department,supervisor\na@corp.example.jp,山田 太郎,やまだ たろう,総務,b@corp.example.jp\n",
+        "email,name,kana,department,supervisor\n"
+        "a@corp.example.jp,山田 太郎,やまだ たろう,総務,b@corp.example.jp\n",
         encoding="utf-8",
     )
-    write(tmp_path, "internal_domains: [corp.example.jp, '*.corp.example.jp']\ndirectory: people.csv\n",
-          "org.yaml")
+    write(
+        tmp_path,
+        "internal_domains: [corp.example.jp, '*.corp.example.jp']\ndirectory: people.csv\n",
+        "org.yaml",
+    )
     pol = load_policy(write(tmp_path, "organization: org.yaml\n" + RULE.split("\n", 1)[1]))
     org = pol.organization
     assert org.is_internal_domain("corp.example.jp")
@@ -139,7 +143,9 @@ def test_organization_file_and_directory(tmp_path: Path) -> None:
 
 
 def test_org_file_errors_name_the_org_file(tmp_path: Path) -> None:
-    write(tmp_path, "internal_domains: [corp.example.jp]\npartner_domain: [x.example]\n", "org.yaml")
+    write(
+        tmp_path, "internal_domains: [corp.example.jp]\npartner_domain: [x.example]\n", "org.yaml"
+    )
     pol = write(tmp_path, "organization: org.yaml\n")
     with pytest.raises(PolicyError) as exc:
         load_policy(pol)
@@ -272,8 +278,9 @@ def test_schema_command_outputs_json_schema(capsys: pytest.CaptureFixture[str]) 
     assert "visible_external_recipients" in json.dumps(schema)
 
 
-def test_validate_command_reports_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_command_reports_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from leakguard.cli import main
 
     monkeypatch.setenv("LANG", "ja_JP.UTF-8")

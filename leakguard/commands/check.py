@@ -83,7 +83,9 @@ def decision_json(file: str, d: Decision) -> dict[str, Any]:
 def render_human(file: str, d: Decision, lang: str, out: TextIO) -> None:
     v = d.verdict
     out.write(f"{file}\n")
-    out.write(f"  {_t('action', lang)}: {v.action.value.upper()}  ({describe_action(v.action, lang)})\n")
+    out.write(
+        f"  {_t('action', lang)}: {v.action.value.upper()}  ({describe_action(v.action, lang)})\n"
+    )
     if v.approval:
         out.write(f"  {_t('approval', lang)}: {v.approval}\n")
     if v.offer_bcc:

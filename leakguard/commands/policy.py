@@ -14,8 +14,10 @@ from leakguard.policy import PolicyError, load_policy
 from leakguard.policy.model import OrganizationSpec, PolicySpec
 
 _T = {
-    "ok": ("{file}: 問題ありません (ルール {rules} 件, 社内ドメイン {domains} 件, 名簿 {people} 名)",
-           "{file}: OK ({rules} rules, {domains} internal domains, {people} people)"),
+    "ok": (
+        "{file}: 問題ありません (ルール {rules} 件, 社内ドメイン {domains} 件, 名簿 {people} 名)",
+        "{file}: OK ({rules} rules, {domains} internal domains, {people} people)",
+    ),
     "invalid": ("{file}: {n} 件の誤りがあります", "{file}: {n} problem(s)"),
     "no_tests": ("{file}: テストケースがありません (tests:)", "{file}: no test cases (tests:)"),
     "pass": ("合格", "ok"),
@@ -23,7 +25,10 @@ _T = {
     "summary": ("{ok}/{total} 件合格", "{ok}/{total} passed"),
     "unreadable": ("読めません", "cannot read"),
     "expected": ("期待 {expect}、結果 {got}", "expected {expect}, got {got}"),
-    "missing_rules": ("一致すべきルールが一致しません: {rules}", "rules that did not match: {rules}"),
+    "missing_rules": (
+        "一致すべきルールが一致しません: {rules}",
+        "rules that did not match: {rules}",
+    ),
 }
 
 

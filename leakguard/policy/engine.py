@@ -16,7 +16,10 @@ from leakguard.types import Action, Finding, Localized, Message, RuleMatch, Verd
 
 
 def _sender_matches(
-    sender: str, senders: Sequence[str], domains: Sequence[str], groups: Sequence[str],
+    sender: str,
+    senders: Sequence[str],
+    domains: Sequence[str],
+    groups: Sequence[str],
     ctx: Context,
 ) -> bool:
     s = sender.lower()
@@ -53,8 +56,12 @@ def _excepted(rule: Rule, sender: str, external_domains: Sequence[str], ctx: Con
         sender, ex.senders, ex.sender_domains, ex.sender_groups, ctx
     ):
         return True
-    return bool(ex.recipient_domains) and bool(external_domains) and all(
-        any(_domain_pattern_match(d, p) for p in ex.recipient_domains) for d in external_domains
+    return (
+        bool(ex.recipient_domains)
+        and bool(external_domains)
+        and all(
+            any(_domain_pattern_match(d, p) for p in ex.recipient_domains) for d in external_domains
+        )
     )
 
 

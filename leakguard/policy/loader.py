@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,28 +65,47 @@ class Policy:
 # --------------------------------------------------------------------------- YAML with marks
 
 
-def _construct(node: yaml.Node, path: tuple[Any, ...], marks: dict[tuple[Any, ...], Mark],
-               source: str, problems: list[Problem]) -> Any:
+def _construct(
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    marks: dict[tuple[Any, ...], Mark],
+    source: str,
+    problems: list[Problem],
+) -> Any:
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                problems.append(Problem(source, key_node.start_mark.line + 1,
-                                        key_node.start_mark.column + 1,
-                                        "expected a plain key"))
+                problems.append(
+                    Problem(
+                        source,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        "expected a plain key",
+                    )
+                )
                 continue
             key = str(key_node.value)  # keys are names; "on"/"yes" stay strings
             if key in out:
-                problems.append(Problem(source, key_node.start_mark.line + 1,
-                                        key_node.start_mark.column + 1,
-                                        f"key {key!r} appears twice in this mapping"))
-            marks[(*path, key, "__key__")] = (key_node.start_mark.line + 1,
-                                               key_node.start_mark.column + 1)
+                problems.append(
+                    Problem(
+                        source,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        f"key {key!r} appears twice in this mapping",
+                    )
+                )
+            marks[(*path, key, "__key__")] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
             out[key] = _construct(value_node, (*path, key), marks, source, problems)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, (*path, i), marks, source, problems) for i, v in enumerate(node.value)]
+        return [
+            _construct(v, (*path, i), marks, source, problems) for i, v in enumerate(node.value)
+        ]
     # scalars: let the safe constructor resolve the implicit type (int, bool, null, str)
     loader = yaml.SafeLoader("")
     try:
@@ -101,7 +121,9 @@ def load_yaml_with_marks(text: str, source: str) -> tuple[Any, dict[tuple[Any, .
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PolicyError([Problem(source, line, col, f"YAML syntax: {exc.problem or exc}")]) from exc
+        raise PolicyError(
+            [Problem(source, line, col, f"YAML syntax: {exc.problem or exc}")]
+        ) from exc
     except yaml.YAMLError as exc:
         raise PolicyError([Problem(source, 1, 1, f"YAML syntax: {exc}")]) from exc
     marks: dict[tuple[Any, ...], Mark] = {}
@@ -135,10 +157,9 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], list[s
     cur = data
     branch_value: Any = None
     for part in loc:
-        if isinstance(cur, dict) and part in cur:
-            path.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        in_map = isinstance(cur, dict) and part in cur
+        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        if in_map or in_list:
             path.append(part)
             cur = cur[part]
         else:
@@ -176,7 +197,7 @@ def _allowed_keys(path: tuple[Any, ...], tags: list[str]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _friendly(err: dict[str, Any], path: tuple[Any, ...], tags: list[str], data: Any) -> str:
+def _friendly(err: Mapping[str, Any], path: tuple[Any, ...], tags: list[str], data: Any) -> str:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         key = path[-1] if path else "?"
@@ -193,8 +214,9 @@ def _friendly(err: dict[str, Any], path: tuple[Any, ...], tags: list[str], data:
     return msg
 
 
-def _problems_from_validation(exc: ValidationError, data: Any,
-                              marks: dict[tuple[Any, ...], Mark], source: str) -> list[Problem]:
+def _problems_from_validation(
+    exc: ValidationError, data: Any, marks: dict[tuple[Any, ...], Mark], source: str
+) -> list[Problem]:
     errors = []
     for err in exc.errors():
         path, tags, branch_value = _yaml_path(tuple(err["loc"]), data)
@@ -273,14 +295,17 @@ def parse_organization_text(text: str, source: str) -> OrganizationSpec:
         except ValidationError as exc2:
             problems = _problems_from_validation(exc2, wrapped, wrapped_marks, source)
             raise PolicyError(
-                [Problem(p.file, p.line, p.column, p.message.removeprefix("organization."))
-                 for p in problems]
+                [
+                    Problem(p.file, p.line, p.column, p.message.removeprefix("organization."))
+                    for p in problems
+                ]
             ) from exc
         raise  # pragma: no cover
 
 
-def build_organization(spec: OrganizationSpec, base: Path | None, source: str) -> tuple[
-        Organization, list[Path]]:
+def build_organization(
+    spec: OrganizationSpec, base: Path | None, source: str
+) -> tuple[Organization, list[Path]]:
     people: tuple[Person, ...] = ()
     files: list[Path] = []
     if spec.directory:
@@ -290,7 +315,9 @@ def build_organization(spec: OrganizationSpec, base: Path | None, source: str) -
         try:
             people = load_directory_csv(dpath)
         except FileNotFoundError:
-            raise PolicyError([Problem(source, 1, 1, f"directory file not found: {dpath}")]) from None
+            raise PolicyError(
+                [Problem(source, 1, 1, f"directory file not found: {dpath}")]
+            ) from None
         except ValueError as exc:
             raise PolicyError([Problem(str(dpath), 1, 1, str(exc))]) from exc
         files.append(dpath)
@@ -327,12 +354,11 @@ def load_policy(path: Path, *, org_path: Path | None = None) -> Policy:
     files += org_files
     digest = hashlib.sha256()
     for f in files:
-        try:
+        with contextlib.suppress(OSError):  # the version is informative only
             digest.update(f.read_bytes())
-        except OSError:
-            pass
-    return Policy(spec=spec, organization=org, path=path, version=digest.hexdigest()[:12],
-                  files=tuple(files))
+    return Policy(
+        spec=spec, organization=org, path=path, version=digest.hexdigest()[:12], files=tuple(files)
+    )
 
 
 def iter_rules(policy: Policy) -> Iterator[Rule]:

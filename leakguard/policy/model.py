@@ -141,12 +141,14 @@ def _condition_kind(data: Any) -> str | None:
             if key in data:
                 return key
         return "facts"
-    if isinstance(data, BaseModel):
-        return {
-            AllCondition: "all",
-            AnyCondition: "any",
-            NotCondition: "not",
-        }.get(type(data), "facts")
+    if isinstance(data, AllCondition):
+        return "all"
+    if isinstance(data, AnyCondition):
+        return "any"
+    if isinstance(data, NotCondition):
+        return "not"
+    if isinstance(data, FactCondition):
+        return "facts"
     return None
 
 
@@ -213,7 +215,9 @@ class Scope(_Strict):
     recipient_domains: list[str] = Field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.senders or self.sender_domains or self.sender_groups or self.recipient_domains)
+        return not (
+            self.senders or self.sender_domains or self.sender_groups or self.recipient_domains
+        )
 
 
 class Exceptions(_Strict):
@@ -321,7 +325,7 @@ class PolicyTestCase(_Strict):
 class PolicySpec(_Strict):
     version: Literal[1] = 1
     organization: str | OrganizationSpec = Field(
-        default_factory=OrganizationSpec,
+        default_factory=lambda: OrganizationSpec(),
         description="inline organisation or the path of an organisation file",
     )
     rules: list[Rule] = Field(default_factory=list)
