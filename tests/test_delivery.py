@@ -150,9 +150,9 @@ async def test_queue_retries_then_delivers(store: SqlStore) -> None:
             await asyncio.sleep(0.02)
         assert rec.state is DeliveryState.DONE
         assert len(t.sent) == 1 and t.sent[0].raw == RAW
-        assert (await store.sender_history(SENDER))[0] == {r.lower() for r in RCPTS}
     finally:
-        await d.stop()
+        await d.stop()  # flushes the history batch
+    assert (await store.sender_history(SENDER))[0] == {r.lower() for r in RCPTS}
 
 
 async def test_queue_final_failure_tells_sender(store: SqlStore) -> None:

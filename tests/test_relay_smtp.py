@@ -130,7 +130,11 @@ async def test_pass_relays_exact_bytes_and_learns_history(env: Env) -> None:
     assert "BODY=8BITMIME" in got.options
     assert env.engine.calls[0][3] == ALICE  # trusted network: envelope sender is identity
     assert env.service.store is not None
-    rcpts, _ = await env.service.store.sender_history(ALICE)
+    for _ in range(50):  # history is written in batches, within about a second
+        rcpts, _ = await env.service.store.sender_history(ALICE)
+        if rcpts:
+            break
+        await asyncio.sleep(0.1)
     assert rcpts == {"bob@partner.example.co.jp", "carol@city.example.lg.jp"}
     # the second message sees the history
     await send(env.port("plain-0"), mail("pass", tag="p2"), RCPTS)

@@ -128,6 +128,9 @@ class Delivery:
         self._slots = asyncio.Semaphore(settings.workers)
         self._inflight: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._history: list[tuple[str, list[tuple[str, str]]]] = []
+        self._history_due = asyncio.Event()
+        self._history_task: asyncio.Task[None] | None = None
 
     def _log(self, event: str, **kw: Any) -> None:
         if self.log is not None:
@@ -187,12 +190,33 @@ class Delivery:
         return Outcome(reply=reply, accepted=result.accepted, queued_id=queued_id)
 
     async def _record(self, sender: str, accepted: Sequence[str], names: Mapping[str, str]) -> None:
+        """Remember recipients. Batched: history is advisory and need not cost one fsync
+        per message; ``flush_history`` writes the batch (within a second, and on stop)."""
         if not sender or not accepted:
             return
+        self._history.append((sender, [(r, names.get(r.lower(), "")) for r in accepted]))
+        if len(self._history) >= 500 or self._runner is None:
+            await self.flush_history()
+        else:
+            self._history_due.set()
+
+    async def flush_history(self) -> None:
+        batch, self._history = self._history, []
+        self._history_due.clear()
+        if not batch:
+            return
         try:
-            await self.store.record_sent(sender, [(r, names.get(r.lower(), "")) for r in accepted])
+            await self.store.record_sent_many(batch)
         except Exception as exc:  # history is advisory; never fail a delivered message
             self._log("history_error", error=repr(exc))
+
+    async def _history_loop(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._history_due.wait(), 1.0)
+            await asyncio.sleep(0.2)  # gather a batch
+            await self.flush_history()
+        await self.flush_history()
 
     async def _handle_refused(
         self, raw: bytes, mail_from: str, refused: Mapping[str, Reply]
@@ -248,6 +272,7 @@ class Delivery:
     def start(self) -> None:
         if self._runner is None:
             self._runner = asyncio.create_task(self.run(), name="leakguard-delivery")
+            self._history_task = asyncio.create_task(self._history_loop(), name="history")
 
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
@@ -256,6 +281,11 @@ class Delivery:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._runner, timeout)
             self._runner = None
+        if self._history_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._history_task, timeout)
+            self._history_task = None
+        await self.flush_history()
 
     async def recover(self) -> int:
         now = datetime.now(UTC)

@@ -576,21 +576,32 @@ class SqlStore:
     # ------------------------------------------------------------------ sender history
 
     async def record_sent(self, sender: str, rcpts: Sequence[tuple[str, str]]) -> None:
-        sender_key = sender.strip().lower()[:320]
-        if not sender_key or not rcpts:
+        await self.record_sent_many([(sender, rcpts)])
+
+    async def record_sent_many(
+        self, batch: Sequence[tuple[str, Sequence[tuple[str, str]]]]
+    ) -> None:
+        """``record_sent`` for many messages in one transaction (one fsync)."""
+        merged: dict[tuple[str, str, str], int] = {}
+        for sender, rcpts in batch:
+            sender_key = sender.strip().lower()[:320]
+            if not sender_key:
+                continue
+            for a, n in rcpts:
+                addr = (a or "").strip().lower()[:320]
+                if addr:
+                    key = (sender_key, addr, (n or "").strip()[:_NAME_LIMIT])
+                    merged[key] = merged.get(key, 0) + 1
+        if not merged:
             return
         now = _now()
         h = t.sent_history.c
-        pairs = {
-            ((a or "").strip().lower()[:320], (n or "").strip()[:_NAME_LIMIT]) for a, n in rcpts
-        }
-        pairs = {(a, n) for a, n in pairs if a}
         async with self._tx() as conn:
-            for addr, name in sorted(pairs):
+            for (sender_key, addr, name), count in sorted(merged.items()):
                 res = await conn.execute(
                     sa.update(t.sent_history)
                     .where(h.sender == sender_key, h.rcpt == addr, h.display_name == name)
-                    .values(count=h.count + 1, last_at=now)
+                    .values(count=h.count + count, last_at=now)
                 )
                 if res.rowcount == 0:
                     await conn.execute(
@@ -598,7 +609,7 @@ class SqlStore:
                             sender=sender_key,
                             rcpt=addr,
                             display_name=name,
-                            count=1,
+                            count=count,
                             first_at=now,
                             last_at=now,
                         )
