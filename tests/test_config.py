@@ -28,7 +28,10 @@ def test_example_config_is_valid() -> None:
 
 
 def test_unknown_key_and_bad_values_name_line_and_column() -> None:
-    text = "hostname: x\nlisteners:\n  - kind: plain\n    lisen: 1.2.3.4:25\nlimits:\n  idle_timeout: soon\n"
+    text = (
+        "hostname: x\nlisteners:\n  - kind: plain\n    lisen: 1.2.3.4:25\n"
+        "limits:\n  idle_timeout: soon\n"
+    )
     with pytest.raises(ConfigError) as ei:
         parse_config_text(text, "svc.yaml")
     msgs = [str(p) for p in ei.value.problems]
