@@ -123,6 +123,31 @@ _SEP_PHRASES = _words(
     "начало переадресованного сообщения"
 )
 _SEP_PHRASE_ALT = "|".join(re.escape(p) for p in sorted(set(_SEP_PHRASES), key=len, reverse=True))
+# Labels written one after the other on a single line (Yahoo): "...corp>Sent: ...Subject:".
+# Case-sensitive, capitalised as clients print them, not preceded by a lower-case letter.
+_INLINE_LABEL_RE = re.compile(
+    r"(?<![a-zà-ÿа-я])(?P<label>"
+    + "|".join(
+        re.escape(form)
+        for lab in sorted(_FIELD_OF, key=len, reverse=True)
+        if lab[:1].isalpha() and lab[:1].lower() != lab[:1].upper() and len(lab) > 1
+        for form in {lab[:1].upper() + lab[1:], lab.upper() if len(lab) <= 3 else lab}
+        if form[:1].isupper()
+    )
+    + r")[ \t]?:"
+)
+
+
+def _split_inline_headers(text: str) -> list[tuple[str, str]]:
+    """``From: a <a@x>To: b@y Subject: s`` -> ``[("from", "a <a@x>"), ("to", ...), ...]``."""
+    hits = [m for m in _INLINE_LABEL_RE.finditer(text)][:16]
+    out: list[tuple[str, str]] = []
+    for n, m in enumerate(hits):
+        end = hits[n + 1].start() if n + 1 < len(hits) else len(text)
+        out.append((_FIELD_OF[m.group("label").lower()], text[m.end() : end].strip()))
+    return out
+
+
 # "-----Original Message-----", "---------- Forwarded message ---------",
 # "----- Forwarded Message ----- From: ..." (Yahoo, all on one line),
 # "---------------------- Forwarded by Name/OU/ORG on 01/02/2001 ..." (Notes, may wrap),
@@ -372,8 +397,9 @@ class _TextAnalyser:
             hf_rest = _header_field(rest) if rest else None
             if hf_rest is not None:
                 # Yahoo: "----- Forwarded Message ----- From: ...To: ...Subject: ..."
-                raw.append(hf_rest)
-                keys.add(hf_rest[0])
+                for pair in _split_inline_headers(rest):
+                    raw.append(pair)
+                    keys.add(pair[0])
             else:
                 # a wrapped separator ("... Forwarded by Name on 01/07/2002\n11:30 AM ----")
                 if j < end and lines[j].depth == level and lines[j].text.rstrip().endswith("--"):
