@@ -66,7 +66,7 @@ def explain_finding(f: Finding, lang: str) -> str:
             else f"First mail to external address(es): {who}"
         )
     if f.fact == "quoted_third_party_addresses":
-        loc = ev.get("location", "")
+        loc = (ev.get("location_ja") if ja else "") or ev.get("location", "")
         news = ev.get("news_to", "")
         if ja:
             text = f"引用・転送部分に第三者のアドレス {who} が含まれています"

@@ -15,6 +15,7 @@ from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from leakguard.durations import format_duration
+from leakguard.explain import explain_finding
 from leakguard.holds.codec import decode
 from leakguard.holds.model import HoldRecord
 from leakguard.holds.texts import t
@@ -166,8 +167,10 @@ def _notes_for(
                 flagged.add(key)
             elif f.fact == "first_time_external_recipients":
                 add(per_rcpt, addr, t("mark.first_time", lang))
-            elif f.detail:
-                add(per_rcpt, addr, clean_line(f.detail, 200))
+            elif f.fact in ("visible_external_recipients", "visible_external_organizations"):
+                continue  # the recipient is already marked external; the reason says the rest
+            else:
+                add(per_rcpt, addr, clean_line(explain_finding(f, lang), 200))
     return per_rcpt, per_third, flagged
 
 
