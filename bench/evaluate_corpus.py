@@ -365,58 +365,73 @@ def forward_inline(raw: bytes) -> bytes:
     return head.encode() + text.replace("\n", "\r\n").encode("utf-8")
 
 
-def evaluate_sisimai(args: argparse.Namespace, corpora: Path) -> dict[str, Any]:
-    root = corpora / "sisimai-set-of-emails" / "maildir"
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    engine = Engine(load_policy(Path(args.policy)))  # the default (fictional city) organisation
-    parse_fail: list[str] = []
-    actions: dict[str, collections.Counter[str]] = {
-        "attached": collections.Counter(),
-        "inline": collections.Counter(),
-    }
-    not_pass: list[tuple[str, str, str]] = []
-    attached_seen = 0
-    cpu: list[float] = []
+@dataclass
+class BounceResult:
+    files: int = 0
+    parse_failures: list[str] = field(default_factory=list)
+    with_attached_message: int = 0
+    actions: dict[str, collections.Counter[str]] = field(
+        default_factory=lambda: {"attached": collections.Counter(), "inline": collections.Counter()}
+    )
+    not_pass: list[tuple[str, str, str]] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+
+def check_bounces(files: Sequence[Path], engine: Engine, base: Path) -> BounceResult:
+    """Parse every bounce; forward each (attached and inline) to the internal help desk."""
+    out = BounceResult(files=len(files))
     for p in files:
-        rel = str(p.relative_to(corpora))
+        rel = str(p.relative_to(base))
         raw = p.read_bytes()
         try:
             msg = parse_message(raw)
-            attached_seen += bool(msg.attached_messages)
-        except Exception:
-            parse_fail.append(rel)
+        except Exception:  # measuring: "parse_message never raises" is what is checked
+            out.parse_failures.append(rel)
             continue
+        out.with_attached_message += bool(msg.attached_messages)
         for kind, fwd in (("attached", forward_as_attachment), ("inline", forward_inline)):
             try:
                 d = engine.decide(fwd(raw), envelope_from=USER, rcpts=[HELPDESK])
             except Exception:
-                actions[kind]["error"] += 1
-                not_pass.append((rel, kind, "error"))
+                out.actions[kind]["error"] += 1
+                out.not_pass.append((rel, kind, "error"))
                 continue
-            cpu.append(d.cpu_seconds * 1000)
-            actions[kind][d.verdict.action.value] += 1
+            out.cpu_ms.append(d.cpu_seconds * 1000)
+            out.actions[kind][d.verdict.action.value] += 1
             if d.verdict.action.value != "pass":
-                not_pass.append((rel, kind, ",".join(d.verdict.rule_ids)))
+                out.not_pass.append((rel, kind, ",".join(d.verdict.rule_ids)))
+    return out
+
+
+def bounce_files(corpora: Path) -> list[Path]:
+    root = corpora / "sisimai-set-of-emails" / "maildir"
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def evaluate_sisimai(args: argparse.Namespace, corpora: Path) -> dict[str, Any]:
+    files = bounce_files(corpora)
+    engine = Engine(load_policy(Path(args.policy)))  # the default (fictional city) organisation
+    res = check_bounces(files, engine, corpora)
     print(
-        f"\nSisimai bounces: {len(files)} files; parse failures: {len(parse_fail)}; "
-        f"with an attached message (message/rfc822) found: {attached_seen}"
+        f"\nSisimai bounces: {res.files} files; parse failures: {len(res.parse_failures)}; "
+        f"with an attached message (message/rfc822) found: {res.with_attached_message}"
     )
-    for kind, c in actions.items():
+    for kind, c in res.actions.items():
         print(f"  forwarded to internal help desk ({kind}): {dict(c)}")
-    for rel, kind, why in not_pass[:10]:
+    for rel, kind, why in res.not_pass[:10]:
         print(f"    not pass: {rel} ({kind}): {why}")
-    if cpu:
-        cpu.sort()
+    if res.cpu_ms:
+        cpu = sorted(res.cpu_ms)
         print(
             f"  engine CPU per forward: median {statistics.median(cpu):.2f} ms, "
             f"max {cpu[-1]:.1f} ms"
         )
     return {
-        "files": len(files),
-        "parse_failures": parse_fail,
-        "with_attached_message": attached_seen,
-        "forward_actions": {k: dict(v) for k, v in actions.items()},
-        "not_pass": not_pass,
+        "files": res.files,
+        "parse_failures": res.parse_failures,
+        "with_attached_message": res.with_attached_message,
+        "forward_actions": {k: dict(v) for k, v in res.actions.items()},
+        "not_pass": res.not_pass,
     }
 
 
