@@ -11,16 +11,18 @@ import csv
 import fnmatch
 import functools
 import io
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from publicsuffixlist import PublicSuffixList
 
 from leakguard.types import Address
 
 _PSL = PublicSuffixList()
+T = TypeVar("T")
 
 
 def to_ascii_domain(domain: str) -> str:
@@ -148,8 +150,21 @@ class Organization:
         self._internal_cache: dict[str, bool] = {}
         self._partner_cache: dict[str, bool] = {}
         # Detectors keep their prepared indexes (name tables, domain skeletons) here, built
-        # once per organisation rather than once per message.
+        # once per organisation rather than once per message; see ``cached``.
         self.cache: dict[str, Any] = {}
+        self.cache_lock = threading.RLock()
+
+    def cached(self, key: str, build: Callable[[Organization], T]) -> T:
+        """The value cached under ``key``, built by ``build(self)`` once (thread-safe: the
+        relay decides in worker threads)."""
+        value = self.cache.get(key)
+        if value is None:
+            with self.cache_lock:
+                value = self.cache.get(key)
+                if value is None:
+                    value = build(self)
+                    self.cache[key] = value
+        return cast(T, value)
 
     # -- domains
     def is_internal_domain(self, domain: str) -> bool:

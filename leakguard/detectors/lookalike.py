@@ -226,18 +226,7 @@ def build_index(org: Organization) -> LookalikeIndex:
 
 
 def lookalike_index(org: Organization) -> LookalikeIndex:
-    idx = org.cache.get(INDEX_KEY)
-    if isinstance(idx, LookalikeIndex):
-        return idx
-    with _LOCK:
-        idx = org.cache.get(INDEX_KEY)
-        if not isinstance(idx, LookalikeIndex):
-            idx = build_index(org)
-            org.cache[INDEX_KEY] = idx
-    return idx
-
-
-_LOCK = threading.Lock()
+    return org.cached(INDEX_KEY, build_index)
 
 
 # --------------------------------------------------------------------------- judging

@@ -21,7 +21,6 @@ a recipient is checked against a handful of people, not the whole directory.
 from __future__ import annotations
 
 import functools
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -184,18 +183,7 @@ def build_directory_index(org: Organization) -> NameIndex:
 
 def directory_index(org: Organization) -> NameIndex:
     """The organisation's directory index, built on first use and kept in ``org.cache``."""
-    idx = org.cache.get(INDEX_KEY)
-    if isinstance(idx, NameIndex):
-        return idx
-    with _LOCK:
-        idx = org.cache.get(INDEX_KEY)
-        if not isinstance(idx, NameIndex):
-            idx = build_directory_index(org)
-            org.cache[INDEX_KEY] = idx
-    return idx
-
-
-_LOCK = threading.Lock()
+    return org.cached(INDEX_KEY, build_directory_index)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -223,17 +211,16 @@ def contacts_index(
 ) -> NameIndex:
     """The sender's contact index, cached per sender while their contact list is unchanged."""
     snapshot = {k: tuple(v) for k, v in contact_names.items()}
-    with _LOCK:
-        cache = org.cache.get(CONTACTS_KEY)
-        if not isinstance(cache, OrderedDict):
-            cache = OrderedDict()
-            org.cache[CONTACTS_KEY] = cache
+    cache: OrderedDict[str, tuple[dict[str, tuple[str, ...]], NameIndex]] = org.cached(
+        CONTACTS_KEY, lambda _org: OrderedDict()
+    )
+    with org.cache_lock:
         hit = cache.get(sender)
         if hit is not None and hit[0] == snapshot:
             cache.move_to_end(sender)
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
     idx = build_contacts_index(snapshot)
-    with _LOCK:
+    with org.cache_lock:
         cache[sender] = (snapshot, idx)
         cache.move_to_end(sender)
         while len(cache) > CONTACT_CACHE_SIZE:
