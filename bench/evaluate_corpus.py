@@ -156,17 +156,25 @@ def write_organization(
 # --------------------------------------------------------------------------- workers
 
 _ENGINE: Engine | None = None
+_ENGINE_ERROR = ""
 
 
 def _init_worker(policy_path: str, org_path: str | None) -> None:
-    global _ENGINE
-    _ENGINE = Engine(load_policy(Path(policy_path), org_path=Path(org_path) if org_path else None))
+    """Build the worker's engine. A failure is recorded, not raised: a Pool whose initializer
+    raises respawns workers for ever instead of stopping."""
+    global _ENGINE, _ENGINE_ERROR
+    try:
+        org = Path(org_path) if org_path else None
+        _ENGINE = Engine(load_policy(Path(policy_path), org_path=org))
+    except Exception:
+        _ENGINE_ERROR = traceback.format_exc(limit=3)
 
 
 def _decide(job: tuple[str, str, str]) -> dict[str, Any]:
     """Run the engine on one corpus file; never raises (errors are reported)."""
     path, rel, sender = job
-    assert _ENGINE is not None
+    if _ENGINE is None:
+        return {"file": rel, "error": _ENGINE_ERROR or "engine not initialised"}
     raw = Path(path).read_bytes()
     try:
         d = _ENGINE.decide(raw, envelope_from=sender or None)
@@ -197,6 +205,7 @@ def _run(
     jobs: list[tuple[str, str, str]], processes: int, policy: Path, org: Path | None
 ) -> Iterator[dict[str, Any]]:
     init = (str(policy), str(org) if org else None)
+    Engine(load_policy(policy, org_path=org))  # fail fast, in the parent, on a broken setup
     if processes <= 1:
         _init_worker(*init)
         yield from map(_decide, jobs)
