@@ -1,0 +1,66 @@
+"""Recipients detector: visible external addresses and organisations, first-time recipients."""
+
+from __future__ import annotations
+
+from leakguard.detectors.recipients import detect
+from leakguard.engine import with_default_envelope
+from leakguard.message import parse_message
+from leakguard.organization import Context, Organization, SenderHistory
+
+ORG = Organization(
+    internal_domains=["city.example.lg.jp", "*.city.example.lg.jp"],
+    mailing_lists=["all-staff@city.example.lg.jp", "Partners-List@ext-list.example"],
+)
+
+
+def facts_of(headers: str, rcpts: list[str] | None = None, history: SenderHistory | None = None):  # type: ignore[no-untyped-def]
+    raw = (
+        "From: Sato <kazuya.sato@city.example.lg.jp>\r\n" + headers + "Subject: t\r\n\r\nbody\r\n"
+    ).encode()
+    msg = with_default_envelope(parse_message(raw, envelope_rcpts=rcpts))
+    return detect(msg, Context(org=ORG, history=history or SenderHistory()))
+
+
+def test_organisations_are_registrable_domains_public_suffix_aware() -> None:
+    r = facts_of(
+        "To: a@tokyo.vendor.example.co.jp, b@osaka.vendor.example.co.jp, c@vendor.example.co.jp\r\n"
+        "Cc: d@other.co.jp\r\n"
+    )
+    assert r.facts["visible_external_recipients"] == 4
+    # vendor.example.co.jp's three addresses are one organisation (example.co.jp), plus other.co.jp
+    assert r.facts["visible_external_organizations"] == 2
+    orgs = next(f for f in r.findings if f.fact == "visible_external_organizations")
+    assert orgs.evidence["organizations"] == "example.co.jp, other.co.jp"
+
+
+def test_internal_subdomains_lists_and_duplicates_do_not_count() -> None:
+    r = facts_of(
+        "To: x@kyoiku.city.example.lg.jp, all-staff@city.example.lg.jp, "
+        "partners-list@EXT-LIST.example\r\n"
+        'Cc: A@Ext.example, a@ext.EXAMPLE, "a" <a@ext.example>\r\n'
+    )
+    assert r.facts["visible_external_recipients"] == 1
+    assert r.facts["visible_external_organizations"] == 1
+
+
+def test_undisclosed_recipients_and_bcc_only() -> None:
+    rcpts = [f"info@c{i}.example" for i in range(12)]
+    r = facts_of("To: undisclosed-recipients:;\r\n", rcpts=rcpts)
+    assert r.facts["visible_external_recipients"] == 0
+    assert r.facts["external_recipients"] == 12
+    assert r.facts["external_organizations"] == 12
+
+
+def test_idn_domains_unicode_and_punycode_are_one() -> None:
+    r = facts_of("To: a@例え.jp, b@xn--r8jz45g.jp\r\n")
+    assert r.facts["visible_external_organizations"] == 1
+
+
+def test_first_time_only_with_history() -> None:
+    hdr = "To: old@partner.example, new@partner.example\r\n"
+    assert facts_of(hdr).facts["first_time_external_recipients"] == 0  # no history: no claim
+    hist = SenderHistory(recipients=frozenset({"old@partner.example"}), known=True)
+    r = facts_of(hdr, history=hist)
+    assert r.facts["first_time_external_recipients"] == 1
+    f = next(f for f in r.findings if f.fact == "first_time_external_recipients")
+    assert f.addresses == ("new@partner.example",)
