@@ -64,3 +64,28 @@ def test_first_time_only_with_history() -> None:
     assert r.facts["first_time_external_recipients"] == 1
     f = next(f for f in r.findings if f.fact == "first_time_external_recipients")
     assert f.addresses == ("new@partner.example",)
+
+
+def test_reply_all_among_people_who_already_met_exposes_nobody() -> None:
+    quoted = (
+        "Thanks.\r\n\r\n-----Original Message-----\r\n"
+        "From: Mary <m@travel.example>\r\n"
+        "Sent: Monday, November 23, 2026 6:02 PM\r\n"
+        "To: Sato <kazuya.sato@city.example.lg.jp>; Ken <k@hotel.example>\r\n"
+        "Subject: minutes\r\n\r\nfine\r\n"
+    )
+
+    def run(to: str):  # type: ignore[no-untyped-def]
+        raw = (
+            "From: Sato <kazuya.sato@city.example.lg.jp>\r\nTo: " + to + "\r\nSubject: RE: minutes"
+            "\r\n\r\n" + quoted
+        ).encode()
+        msg = with_default_envelope(parse_message(raw))
+        return detect(msg, Context(org=ORG)).facts
+
+    met = run("m@travel.example, k@hotel.example")
+    assert met["visible_external_organizations"] == 2
+    assert met["exposed_external_organizations"] == 0
+    # a newcomer from a third organisation sees both: everyone is exposed
+    new = run("m@travel.example, k@hotel.example, n@agency.example")
+    assert new["exposed_external_organizations"] == 3

@@ -1,6 +1,8 @@
 """Recipients and organisations: who can see whom, and who is new.
 
 Facts: ``visible_external_recipients``, ``visible_external_organizations``,
+``exposed_external_organizations`` (the same, but 0 when every visible external recipient
+already took part together in a quoted message of the thread: a reply-all exposes nobody),
 ``external_recipients``, ``external_organizations``, ``first_time_external_recipients``,
 ``recipients``, ``attachments``, ``message_size``.
 """
@@ -30,9 +32,25 @@ def envelope_recipients(msg: Message) -> tuple[Address, ...]:
     return tuple(out)
 
 
+def already_acquainted(msg: Message, visible_ext: list[Address]) -> bool:
+    """True when every visible external recipient took part, together, in one quoted
+    message (its From/To/Cc): a reply-all among people who have already seen each other's
+    addresses exposes nobody new."""
+    if len(visible_ext) < 2:
+        return False
+    keys = {a.key for a in visible_ext}
+    for block in msg.quoted_blocks:
+        if not block.participants_known:
+            continue
+        if keys <= {p.key for p in block.participants}:
+            return True
+    return False
+
+
 def detect(msg: Message, ctx: Context) -> DetectorResult:
     visible_ext = [a for a in msg.visible_recipients if is_external(a, ctx)]
     visible_orgs = sorted({ctx.org.organization_of(a.domain) for a in visible_ext})
+    acquainted = already_acquainted(msg, visible_ext)
     rcpts = envelope_recipients(msg)
     ext = [a for a in rcpts if is_external(a, ctx)]
     ext_orgs = sorted({ctx.org.organization_of(a.domain) for a in ext})
@@ -57,7 +75,10 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
                     f"{len(visible_orgs)} external organisations can see each other: "
                     + ", ".join(visible_orgs)
                 ),
-                evidence={"organizations": ", ".join(visible_orgs)},
+                evidence={
+                    "organizations": ", ".join(visible_orgs),
+                    "already_acquainted": "yes" if acquainted else "no",
+                },
             )
         )
     first_time: list[Address] = []
@@ -75,6 +96,7 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
     facts = {
         "visible_external_recipients": len(visible_ext),
         "visible_external_organizations": len(visible_orgs),
+        "exposed_external_organizations": 0 if acquainted else len(visible_orgs),
         "external_recipients": len(ext),
         "external_organizations": len(ext_orgs),
         "first_time_external_recipients": len(first_time),

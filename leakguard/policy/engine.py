@@ -14,6 +14,12 @@ from leakguard.policy.loader import Policy
 from leakguard.policy.model import Exceptions, Rule, Scope
 from leakguard.types import Action, Finding, Localized, Message, RuleMatch, Verdict
 
+# Facts derived from another fact's findings: a rule testing the key is explained by the
+# findings of the values.
+_EVIDENCE_OF: dict[str, tuple[str, ...]] = {
+    "exposed_external_organizations": ("visible_external_organizations",),
+}
+
 
 def _sender_matches(
     sender: str,
@@ -96,6 +102,7 @@ def evaluate(
         if not rule.when.test(fact_values):
             continue
         used = rule.when.facts_used()
+        used |= {base for fact in used for base in _EVIDENCE_OF.get(fact, ())}
         match = RuleMatch(
             rule_id=rule.id,
             action=Action(rule.action),

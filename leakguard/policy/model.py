@@ -34,6 +34,10 @@ from leakguard.durations import parse_duration
 FACT_DESCRIPTIONS: dict[str, str] = {
     "visible_external_recipients": "external addresses visible in To/Cc (de-duplicated)",
     "visible_external_organizations": "distinct external organisations visible in To/Cc",
+    "exposed_external_organizations": (
+        "visible_external_organizations, but 0 when all visible external recipients already "
+        "took part together in a quoted message (reply-all in an existing thread)"
+    ),
     "quoted_third_party_addresses": (
         "third-party addresses in quoted/forwarded material that are news to an external recipient"
     ),
@@ -95,6 +99,7 @@ class FactCondition(_Strict):
 
     visible_external_recipients: FactTest | None = None
     visible_external_organizations: FactTest | None = None
+    exposed_external_organizations: FactTest | None = None
     quoted_third_party_addresses: FactTest | None = None
     name_similar_recipients: FactTest | None = None
     lookalike_domains: FactTest | None = None
