@@ -691,25 +691,6 @@ def _is_outlook_header_div(tag: str, attrs: dict[str, str | None]) -> bool:
     return bool(_OUTLOOK_BORDER_RE.search(attrs.get("style") or ""))
 
 
-class _HtmlText:
-    """Accumulates rendered lines with the current quote depth."""
-
-    def __init__(self) -> None:
-        self.out: list[str] = []
-        self.line: list[str] = []
-        self.depth = 0
-
-    def newline(self) -> None:
-        text = " ".join("".join(self.line).split())
-        self.line.clear()
-        if text:
-            self.out.append("> " * min(self.depth, MAX_QUOTE_LEVELS) + text)
-
-    def rule(self) -> None:
-        self.newline()
-        self.out.append("> " * min(self.depth, MAX_QUOTE_LEVELS) + _RULE)
-
-
 def render_html_quotes(html: str) -> str:
     """Render HTML to text, marking quoted content with ``>`` as a mail client would.
 
@@ -722,72 +703,89 @@ def render_html_quotes(html: str) -> str:
     """
     from selectolax.lexbor import LexborHTMLParser, LexborNode  # only paid for HTML parts
 
-    tree = LexborHTMLParser(html)
-    root = tree.root
+    root = LexborHTMLParser(html).root
     if root is None:
         return ""
-    r = _HtmlText()
-    # (node, entering, quote levels added, literal text); literal entries carry only text
-    stack: list[tuple[LexborNode | None, bool, int, str]] = [(root, True, 0, "")]
+    out: list[str] = []
+    line: list[str] = []
+    depth = 0
     pre = 0
+
+    def newline() -> None:
+        if line:
+            text = " ".join("".join(line).split())
+            line.clear()
+            if text:
+                out.append("> " * min(depth, MAX_QUOTE_LEVELS) + text)
+
+    # entries: a node to enter, a str of literal text, or (tag, quote levels added) to leave
+    stack: list[LexborNode | str | tuple[str, int]] = [root]
+    pop = stack.pop
+    push = stack.append
     while stack:
-        node, entering, added, literal = stack.pop()
-        if node is None:
-            r.line.append(literal)
+        item = pop()
+        if isinstance(item, str):
+            line.append(item)
             continue
-        tag = node.tag or ""
-        if not entering:
+        if isinstance(item, tuple):
+            tag, added = item
             if tag in _BLOCK_TAGS:
-                r.newline()
+                newline()
             if tag == "pre":
                 pre -= 1
-            r.depth -= added
+            depth -= added
             continue
+        node = item
+        tag = node.tag or ""
         if tag == "-text":
             t = node.text_content or ""
             if pre and "\n" in t:
                 for n, piece in enumerate(t.split("\n")):
                     if n:
-                        r.newline()
-                    r.line.append(piece)
+                        newline()
+                    line.append(piece)
+            elif "\n" in t or "\r" in t:
+                line.append(t.replace("\n", " ").replace("\r", " "))
             else:
-                r.line.append(t.replace("\n", " ").replace("\r", " "))
+                line.append(t)
             continue
         if tag in _SKIP_TAGS or not node.is_element_node:
             continue
         if "@" in tag:
             # an unescaped "<jane@example.com>" parsed as an element: keep it as text
-            r.line.append(f" <{tag}> ")
-        attrs = node.attributes
+            line.append(f" <{tag}> ")
         if tag in _BLOCK_TAGS:
-            r.newline()
-        if tag == "hr" or _is_outlook_header_div(tag, attrs):
-            r.rule()
+            newline()
         inc = 0
-        if _is_quote_container(tag, attrs) and (
-            tag == "blockquote" or node.css_first("blockquote") is None
-        ):
+        if tag == "div":
+            attrs = node.attributes
+            if _is_outlook_header_div(tag, attrs):
+                newline()
+                out.append("> " * min(depth, MAX_QUOTE_LEVELS) + _RULE)
+            if _is_quote_container(tag, attrs) and node.css_first("blockquote") is None:
+                inc = 1
+        elif tag == "blockquote":
             inc = 1
-        if tag == "pre":
+        elif tag == "hr":
+            newline()
+            out.append("> " * min(depth, MAX_QUOTE_LEVELS) + _RULE)
+        elif tag == "pre":
             pre += 1
-        if tag == "a":
-            href = (attrs.get("href") or "").strip()
+        elif tag == "a":
+            href = (node.attributes.get("href") or "").strip()
             if href[:7].lower() == "mailto:":
                 addr = href[7:].split("?", 1)[0].strip()
                 label = node.text(deep=True)
                 if addr and addr.lower() not in label.lower():
                     # "<a href=mailto:x@y>Name</a>" renders as "Name <x@y>"
-                    stack.append((None, True, 0, f" <{addr}>"))
-        r.depth += inc
-        stack.append((node, False, inc, ""))
-        children: list[LexborNode] = []
-        child = node.child
-        while child is not None:
-            children.append(child)
-            child = child.next
-        stack.extend((c, True, 0, "") for c in reversed(children))
-    r.newline()
-    return "\n".join(r.out)
+                    push(f" <{addr}>")
+        depth += inc
+        push((tag, inc))
+        children = list(node.iter(include_text=True))
+        children.reverse()
+        stack.extend(children)
+    newline()
+    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- entry points
