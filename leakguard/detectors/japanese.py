@@ -238,6 +238,25 @@ def romaji_skeleton(text: str) -> str:
     return s
 
 
+# One Hepburn / Kunrei syllable (with an optional doubled consonant before it), a syllabic
+# "n", "m" before b/m/p (homma) or the long-vowel "h" after "o" (satoh, ohno).
+_ROMAJI_WORD_RE = re.compile(
+    r"(?:(?:[kstpc](?=[kstpc]))?"
+    r"(?:ky|gy|sh|sy|zy|ch|ty|ts|ny|hy|by|py|my|ry|j|[kgsztdnhbpmyrwf])?[aiueo]"
+    r"|n|m(?=[bmp])|(?<=o)h(?![aiueo]))+"
+)
+
+
+@functools.lru_cache(maxsize=65536)
+def looks_like_romaji(word: str) -> bool:
+    """True when ``word`` can be read as romanised Japanese (``kazuya``, ``satoh``, ``ohno``;
+    not ``smith``, ``kevin``, ``michael``). Short Western names can pass (``anna``, ``kate``):
+    the answer only decides whether a name's word order is unknown, never a match.
+    """
+    letters = ascii_letters(word)
+    return len(letters) >= 2 and _ROMAJI_WORD_RE.fullmatch(letters) is not None
+
+
 def initials_of(raw: str) -> frozenset[str]:
     """Letters a given-name initial may be written with (raw and skeleton first letters)."""
     letters = ascii_letters(raw)

@@ -34,17 +34,20 @@ from leakguard.detectors.japanese import (
     display_name_forms,
     initials_of,
     local_part_tokens,
+    looks_like_romaji,
     person_forms,
     romaji_skeleton,
 )
-from leakguard.organization import Context, Organization
+from leakguard.organization import Context, Organization, Person
 from leakguard.types import Address, Finding, Message
 
 DETECTOR = "names"
 FACT = "name_similar_recipients"
 INDEX_KEY = "names.index"
 CONTACTS_KEY = "names.contacts"
+SENDERS_KEY = "names.senders"
 CONTACT_CACHE_SIZE = 256
+SENDER_CACHE_SIZE = 1024
 MAX_RECIPIENTS = 1000  # bound the work on a hostile message
 MAX_CONTACT_NAMES = 5000
 
@@ -69,10 +72,11 @@ class NameEntry:
 
     address: str  # lower-case address of the person or contact
     name: str  # the name as known (directory name column, or the contact's display name)
-    source: str  # "directory" | "contacts"
-    parts: tuple[str, ...] = ()  # romaji skeletons in written order
+    source: str  # "directory" | "contacts" | "sender"
+    parts: tuple[str, ...] = ()  # romaji skeletons in written order, middle initials left out
     initials: tuple[frozenset[str], ...] = ()
     family: int | None = None  # index of the surname in ``parts`` when known
+    keys: frozenset[str] = frozenset()  # the name in comparable form (see ``name_keys``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +114,21 @@ class NameIndex:
             if not f.full:
                 continue  # a surname alone (or an unknown single word) is never a target
             self.size += 1
-            parts = tuple(romaji_skeleton(r) for r in f.romaji)
+            # One-letter words are middle initials ("John J Smith", "Regan M. Smith"): they
+            # are neither name parts nor initials of a given name.
+            kept = [i for i, r in enumerate(f.romaji) if len(r) >= 2]
+            words = tuple(f.romaji[i] for i in kept)
+            parts = tuple(romaji_skeleton(r) for r in words)
             split = len(parts) >= 2 and all(parts)
+            family = kept.index(f.family) if f.family in kept else None
             entry = NameEntry(
                 address=address,
                 name=name,
                 source=source,
                 parts=parts if split else (),
-                initials=tuple(initials_of(r) for r in f.romaji) if split else (),
-                family=f.family if split else None,
+                initials=tuple(initials_of(r) for r in words) if split else (),
+                family=family if split else None,
+                keys=name_keys(f),
             )
             if f.cjk and len(f.cjk) >= 2:
                 self.cjk.setdefault(f.cjk, []).append(entry)
@@ -130,19 +140,15 @@ class NameIndex:
                         self.kana.setdefault(rev, []).append(entry)
             if split:
                 for i, p in enumerate(parts):
-                    if len(p) < 2:
-                        continue
                     self.parts.setdefault(p, []).append((entry, i))
                     bucket = self.others.setdefault(p, ([], []))
-                    surname = entry.family is None or entry.family == i
                     for j, other in enumerate(parts):
-                        if j == i:
-                            continue
-                        bucket[0].append(other)
-                        bucket[1].append(entry)
-                        if surname:
-                            for letter in entry.initials[j]:
-                                self.initials.setdefault((p, letter), []).append(entry)
+                        if j != i:
+                            bucket[0].append(other)
+                            bucket[1].append(entry)
+                for surname, given in _initial_pairs(words, family, f.romaji_from):
+                    for letter in entry.initials[given]:
+                        self.initials.setdefault((parts[surname], letter), []).append(entry)
             for concat in _concatenations(f.romaji):
                 if len(concat) >= 6:
                     for key, table in (
@@ -152,6 +158,46 @@ class NameIndex:
                         bucket = table.setdefault(key, ([], []))
                         bucket[0].append(concat)
                         bucket[1].append(entry)
+
+
+def _initial_pairs(
+    words: tuple[str, ...], family: int | None, romaji_from: str
+) -> list[tuple[int, int]]:
+    """(surname, given name) positions under which ``initial + surname`` forms are filed.
+
+    * Japanese names read from kana (family name known, 姓 名): the surname with the initial of
+      every other part (``k.sato``, ``satok`` for 佐藤 一也), as before.
+    * Latin names whose writing shows the surname ("SATO Kazuya", "Smith, John"): that
+      surname with the initial of the first other part.
+    * Latin names whose every word reads as romaji ("Kazuya Sato", "Sato Kazuya"): the order
+      is unknown, so either word may be the surname.
+    * Other Latin names (Western "First Last"): only the last word with the first word's
+      initial (``j.smith``, ``jsmith``, ``smithj``), never a given name plus a letter
+      (``john.j``, ``kevinm``), which would match anyone with that given name.
+    """
+    n = len(words)
+    if family is not None:
+        if romaji_from == "kana":
+            return [(family, j) for j in range(n) if j != family]
+        return [(family, next(j for j in range(n) if j != family))]
+    if all(looks_like_romaji(w) for w in words):
+        return [(i, j) for i in range(n) for j in range(n) if i != j]
+    return [(n - 1, 0)]
+
+
+def name_keys(f: NameForms) -> frozenset[str]:
+    """Comparable keys of one full name: its kanji form and its romaji words in any order
+    (middle initials left out), so "Cuilla, Martin", "Martin J. Cuilla" and "martin cuilla"
+    share a key, as do 佐藤 一也 (read さとう かずや) and "Kazuya Sato"."""
+    if not f.full:
+        return frozenset()
+    keys: set[str] = set()
+    if len(f.cjk) >= 2:
+        keys.add("cjk:" + f.cjk)
+    words = sorted(romaji_skeleton(r) for r in f.romaji if len(r) >= 2)
+    if len(words) >= 2 and all(words):
+        keys.add("romaji:" + " ".join(words))
+    return frozenset(keys)
 
 
 def _concatenations(romaji: tuple[str, ...]) -> set[str]:
@@ -167,17 +213,21 @@ def _concatenations(romaji: tuple[str, ...]) -> set[str]:
     return out
 
 
+def _directory_forms(person: Person) -> list[NameForms]:
+    forms = list(person_forms(person.name, person.kana))
+    if not any(f.romaji for f in forms):
+        # No reading at all: a name-like local part of the person's own address
+        # ("kazuya.sato@") stands in for the romaji form.
+        toks = local_part_tokens(person.email.rpartition("@")[0])
+        if len(toks) >= 2 and all(len(t) >= 2 for t in toks):
+            forms.append(NameForms(romaji=toks, romaji_from="romaji", full=True))
+    return forms
+
+
 def build_directory_index(org: Organization) -> NameIndex:
     idx = NameIndex()
     for person in org.directory:
-        forms = list(person_forms(person.name, person.kana))
-        if not any(f.romaji for f in forms):
-            # No reading at all: a name-like local part of the person's own address
-            # ("kazuya.sato@") stands in for the romaji form.
-            toks = local_part_tokens(person.email.rpartition("@")[0])
-            if len(toks) >= 2 and all(len(t) >= 2 for t in toks):
-                forms.append(NameForms(romaji=toks, romaji_from="romaji", full=True))
-        idx.add(person.key, person.name or person.email, "directory", forms)
+        idx.add(person.key, person.name or person.email, "directory", _directory_forms(person))
     return idx
 
 
@@ -228,6 +278,74 @@ def contacts_index(
     return idx
 
 
+@dataclass(frozen=True, slots=True)
+class SenderNames:
+    """Who sends, as the name detector knows them: the sender's addresses (envelope sender,
+    From, SMTP AUTH identity), their name keys (directory entries and From display names)
+    and a small index of those names for finding the sender's own outside addresses."""
+
+    addresses: frozenset[str] = frozenset()
+    keys: frozenset[str] = frozenset()
+    index: NameIndex = field(default_factory=NameIndex)
+
+    def is_sender(self, entry: NameEntry) -> bool:
+        """True when ``entry`` (a colleague or contact) is the sender under another name
+        or address: their own directory row, or a row or contact with their name."""
+        return entry.address in self.addresses or not self.keys.isdisjoint(entry.keys)
+
+
+NO_SENDER = SenderNames()
+
+
+def build_sender_names(
+    org: Organization, addresses: Iterable[str], displays: Iterable[str]
+) -> SenderNames:
+    addrs = frozenset(a for a in addresses if a)
+    idx = NameIndex()
+    keys: set[str] = set()
+    for a in sorted(addrs):
+        person = org.person(a)
+        if person is not None:
+            forms = _directory_forms(person)
+            idx.add(person.key, person.name or person.email, "sender", forms)
+            keys.update(*(name_keys(f) for f in forms))
+    first = min(addrs) if addrs else ""
+    for display in displays:
+        if display:
+            forms = list(_contact_forms(display[:200]))
+            idx.add(first, display, "sender", forms)
+            keys.update(*(name_keys(f) for f in forms))
+    return SenderNames(addresses=addrs, keys=frozenset(keys), index=idx)
+
+
+def sender_names(msg: Message, ctx: Context) -> SenderNames:
+    """The sender's names, cached per (addresses, From display names) in ``org.cache``."""
+    addrs = {a.key for a in msg.from_ if a.domain}
+    if msg.sender is not None:
+        addrs.add(msg.sender.key)
+    if ctx.auth_user and "@" in ctx.auth_user:
+        addrs.add(ctx.auth_user.strip().lower())
+    displays = tuple(dict.fromkeys(a.display_name for a in msg.from_ if a.display_name))[:4]
+    if not addrs and not displays:
+        return NO_SENDER
+    key = (tuple(sorted(addrs))[:8], displays)
+    org = ctx.org
+    cache: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], SenderNames] = org.cached(
+        SENDERS_KEY, lambda _org: OrderedDict()
+    )
+    with org.cache_lock:
+        hit = cache.get(key)
+        if hit is not None:
+            cache.move_to_end(key)
+            return hit
+    built = build_sender_names(org, key[0], displays)
+    with org.cache_lock:
+        cache[key] = built
+        while len(cache) > SENDER_CACHE_SIZE:
+            cache.popitem(last=False)
+    return built
+
+
 # --------------------------------------------------------------------------- matching
 
 
@@ -236,16 +354,22 @@ def _similarity(a: str, b: str) -> int:
 
 
 def match_romaji(
-    tokens: tuple[str, ...], idx: NameIndex, exclude: str, matched_on: str, form: str
+    tokens: tuple[str, ...],
+    idx: NameIndex,
+    exclude: str,
+    matched_on: str,
+    form: str,
+    sender: SenderNames = NO_SENDER,
 ) -> Match | None:
-    """Best match of raw romaji tokens (``("kazuya", "sato")``, ``("ksato",)``) in ``idx``."""
+    """Best match of raw romaji tokens (``("kazuya", "sato")``, ``("ksato",)``) in ``idx``,
+    leaving out the ``exclude`` address and the sender's own entries."""
     best: Match | None = None
 
     best_rank = (-1, -1, -1)
 
     def consider(entry: NameEntry, score: int) -> None:
         nonlocal best, best_rank
-        if entry.address == exclude or score < best_rank[0]:
+        if entry.address == exclude or score < best_rank[0] or sender.is_sender(entry):
             return
         m = Match(entry, matched_on, form, score)
         rank = m.rank()
@@ -258,7 +382,7 @@ def match_romaji(
     # (a) two words: one is exactly a name part, the other the other part (typos allowed
     # from 5 letters) or its initial.
     for i, si in enumerate(skels):
-        if len(si) < 2 or si not in idx.others:
+        if len(tokens[i]) < 2 or si not in idx.others:
             continue
         others, entries = idx.others[si]
         for j, sj in enumerate(skels):
@@ -310,8 +434,11 @@ def match_romaji(
     return best
 
 
-def match_recipient(addr: Address, display_name: str, idx: NameIndex) -> Match | None:
-    """The best resemblance of one recipient to a name in ``idx`` (its own address excluded)."""
+def match_recipient(
+    addr: Address, display_name: str, idx: NameIndex, sender: SenderNames = NO_SENDER
+) -> Match | None:
+    """The best resemblance of one recipient to a name in ``idx`` (its own address and the
+    sender's own entries excluded)."""
     key = addr.key
     best: Match | None = None
 
@@ -324,16 +451,17 @@ def match_recipient(addr: Address, display_name: str, idx: NameIndex) -> Match |
         for f in display_name_forms(display_name, variants=True):
             if f.cjk:
                 for entry in idx.cjk.get(f.cjk, ()):
-                    if entry.address != key:
+                    if entry.address != key and not sender.is_sender(entry):
                         better(Match(entry, "display name", "kanji", 100))
             if f.kana:
                 for entry in idx.kana.get(f.kana, ()):
-                    if entry.address != key:
+                    if entry.address != key and not sender.is_sender(entry):
                         better(Match(entry, "display name", "kana", 100))
             if f.romaji:
                 form = "kana" if f.romaji_from == "kana" else "romaji"
-                better(match_romaji(f.romaji, idx, key, "display name", form))
-    better(match_romaji(local_part_tokens(addr.local), idx, key, "local part", "romaji"))
+                better(match_romaji(f.romaji, idx, key, "display name", form, sender))
+    tokens = local_part_tokens(addr.local)
+    better(match_romaji(tokens, idx, key, "local part", "romaji", sender))
     return best
 
 
@@ -358,6 +486,37 @@ def external_recipients(msg: Message, ctx: Context) -> list[tuple[Address, str]]
     return out
 
 
+def sender_aliases(msg: Message, ctx: Context) -> frozenset[str]:
+    """External recipient addresses (envelope and To/Cc) that are probably the sender's own
+    outside mailboxes, lower-cased.
+
+    A recipient is one when its display name or local part matches the sender's directory
+    entry or the sender's From display name the way ``name_similar_recipients`` matches a
+    colleague: the full name (any order, kanji / kana / romaji, small typos) or the surname
+    with the given name's initial (``jsmith@home.example`` for John Smith). The sender's own
+    address is not listed.
+    """
+    sender = sender_names(msg, ctx)
+    if not sender.index.size:
+        return frozenset()
+    names: dict[str, str] = {}
+    for a in (*msg.to, *msg.cc):
+        if a.display_name and a.key not in names:
+            names[a.key] = a.display_name
+    seen: set[str] = set()
+    out: set[str] = set()
+    for a in (*msg.envelope_rcpts, *msg.to, *msg.cc):
+        key = a.key
+        if not a.domain or key in seen or key in sender.addresses or ctx.org.is_internal(a):
+            continue
+        seen.add(key)
+        if match_recipient(a, names.get(key, ""), sender.index) is not None:
+            out.add(key)
+        if len(seen) >= MAX_RECIPIENTS:
+            break
+    return frozenset(out)
+
+
 def _detail(addr: Address, m: Match) -> str:
     who = "a colleague" if m.entry.source == "directory" else "a usual contact"
     shown = f"{addr.local}@{addr.unicode_domain or addr.domain}"
@@ -372,15 +531,16 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
     if not recipients:
         return DetectorResult(facts={FACT: 0})
     directory = directory_index(ctx.org)
+    sender = sender_names(msg, ctx)
     contacts: NameIndex | None = None
     if ctx.history.contact_names:
-        sender = msg.sender.key if msg.sender else ""
-        contacts = contacts_index(ctx.org, sender, ctx.history.contact_names)
+        sender_key = msg.sender.key if msg.sender else ""
+        contacts = contacts_index(ctx.org, sender_key, ctx.history.contact_names)
     findings: list[Finding] = []
     for addr, display in recipients:
-        best = match_recipient(addr, display, directory) if directory.size else None
+        best = match_recipient(addr, display, directory, sender) if directory.size else None
         if contacts is not None and contacts.size:
-            m = match_recipient(addr, display, contacts)
+            m = match_recipient(addr, display, contacts, sender)
             if m is not None and (best is None or m.rank() > best.rank()):
                 best = m
         if best is None:
