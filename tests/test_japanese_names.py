@@ -234,3 +234,32 @@ def test_without_dictionary_kanji_names_stay_kanji(monkeypatch: pytest.MonkeyPat
     assert not g.full  # three kanji may be a surname alone
     (h,) = person_forms("佐藤 一也", "", dictionary=True)
     assert h.full and h.romaji == ()
+
+
+# --------------------------------------------------------------------------- romaji-looking words
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "kazuya",
+        "sato",
+        "satoh",
+        "ohno",
+        "shinichi",
+        "homma",
+        "tsuyoshi",
+        "kouichi",
+        "Satō",
+        "itchi",
+    ],
+)
+def test_romaji_words(word: str) -> None:
+    assert japanese.looks_like_romaji(word)
+
+
+@pytest.mark.parametrize(
+    "word", ["smith", "kevin", "michael", "james", "martin", "brandt", "finch", "x", ""]
+)
+def test_western_words_are_not_romaji(word: str) -> None:
+    assert not japanese.looks_like_romaji(word)

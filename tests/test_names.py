@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from leakguard.detectors import names
-from leakguard.detectors.japanese import kana_to_romaji
+from leakguard.detectors import DetectorResult, names
+from leakguard.detectors.japanese import kana_to_romaji, romaji_skeleton
 from leakguard.message.addresses import make_address
 from leakguard.organization import (
     Context,
@@ -49,8 +49,9 @@ def message(
     to: Iterable[Address] = (),
     cc: Iterable[Address] = (),
     envelope: Iterable[Address] | None = None,
+    sender: Address | None = None,
 ) -> Message:
-    sender = make_address(SENDER, "山田 太郎")
+    sender = sender or make_address(SENDER, "山田 太郎")
     to, cc = tuple(to), tuple(cc)
     rcpts = tuple(envelope) if envelope is not None else (*to, *cc)
     return Message(
@@ -77,7 +78,7 @@ def run(
     *rcpts: Address,
     organization: Organization | None = None,
     contacts: Mapping[str, tuple[str, ...]] | None = None,
-) -> names.DetectorResult:
+) -> DetectorResult:
     history = SenderHistory(contact_names=contacts or {}, known=bool(contacts))
     ctx = Context(org=organization or org(), history=history)
     return names.detect(message(to=rcpts), ctx)
@@ -352,3 +353,224 @@ def test_five_thousand_people_stay_fast() -> None:
     assert hits >= 1200  # the first two of each three resemble a colleague
     assert hits < 1300  # the unrelated third rarely does
     assert per_recipient < 0.001, f"{per_recipient * 1e6:.0f} µs per recipient"
+
+
+# ------------------------------------------------- Western initials (false holds on real mail)
+
+# Synthetic Western directory: middle initials, "Last, First", an upper-case family name.
+WESTERN_CSV = """email,name,kana,department,supervisor
+oliver.brandt@corp.example,Oliver Q Brandt,,Legal,
+walter.finch@corp.example,Walter J Finch,,Trading,
+regina.lowe@corp.example,Regina T. Lowe,,Finance,
+nathan.price@corp.example,Nathan Price,,IT,
+harriet.quinn@corp.example,"Quinn, Harriet",,HR,
+peter.holm@corp.example,HOLM Peter,,Sales,
+kazuya.mori@corp.example,Kazuya Mori,,Sales,
+clara.vance@corp.example,Clara Vance,,Audit,
+colin.vance@corp.example,Colin Vance,,Audit,
+"""
+
+
+def western_org() -> Organization:
+    return Organization(
+        internal_domains=["corp.example"], directory=parse_directory_csv(WESTERN_CSV)
+    )
+
+
+def run_western(*rcpts: Address, sender: Address | None = None) -> DetectorResult:
+    sender = sender or make_address("boss@corp.example", "The Boss")
+    return names.detect(message(to=rcpts, sender=sender), Context(org=western_org()))
+
+
+@pytest.mark.parametrize(
+    ("local", "similar_to", "score"),
+    [
+        # the conventional forms: first initial + last name, in either order and separator
+        ("o.brandt", "oliver.brandt", 80),
+        ("obrandt", "oliver.brandt", 80),
+        ("brandto", "oliver.brandt", 80),
+        ("brandt.o", "oliver.brandt", 80),
+        ("o-brandt", "oliver.brandt", 80),
+        ("brandt_o", "oliver.brandt", 80),
+        ("r.lowe", "regina.lowe", 80),
+        # a middle initial in the local part is allowed
+        ("oliver.q.brandt", "oliver.brandt", 100),
+        ("walter.j.finch", "walter.finch", 100),
+        ("w.j.finch", "walter.finch", 80),
+        # the full name without the directory's middle initial
+        ("oliver.brandt", "oliver.brandt", 100),
+        # "Last, First" and an upper-case family name say which word is the surname
+        ("hquinn", "harriet.quinn", 80),
+        ("quinn.h", "harriet.quinn", 80),
+        ("pholm", "peter.holm", 80),
+        # a romaji-only Japanese name: the word order is unknown, either word may be the surname
+        ("k.mori", "kazuya.mori", 80),
+        ("morik", "kazuya.mori", 80),
+    ],
+)
+def test_western_initial_forms_fire(local: str, similar_to: str, score: int) -> None:
+    result = run_western(make_address(f"{local}@outside.example"))
+    assert result.facts == {names.FACT: 1}, result.findings
+    ev = result.findings[0].evidence
+    assert ev["similar_to"] == f"{similar_to}@corp.example"
+    assert int(ev["score"]) == score
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        # given name + one letter is not "surname + initial"
+        "oliverq",
+        "oliver.q",
+        "nathanp",
+        "nathan.p",
+        "walterf",
+        "harrieth",  # "Quinn, Harriet": harriet is the given name
+        "peterh",  # "HOLM Peter": peter is the given name
+        # given name + middle initial + another surname (scored 100 before)
+        "walter.j.kowalski",
+        "oliver.q.zimmer",
+        # a middle initial is no given-name initial, and no name part
+        "tlowe",
+        "t.lowe",
+        "q.brandt",
+        "brandtq",
+        "nathan.j",
+    ],
+)
+def test_given_name_plus_letter_does_not_fire(local: str) -> None:
+    result = run_western(make_address(f"{local}@outside.example"))
+    assert result.facts == {names.FACT: 0}, result.findings
+
+
+def test_middle_initials_are_not_name_parts() -> None:
+    idx = names.directory_index(western_org())
+    assert romaji_skeleton("j") not in idx.parts  # "J" -> "zy" used to count as a name part
+    finch = romaji_skeleton("finch")  # skeletons, as the index keeps them
+    (entry, _), *_ = idx.parts[finch]
+    assert entry.parts == ("walter", finch)
+    assert (finch, "w") in idx.initials
+    assert ("walter", "f") not in idx.initials
+    assert (finch, "j") not in idx.initials
+    assert ("lowe", "t") not in idx.initials
+
+
+# ---------------------------------------------------- the sender's own outside address
+
+
+def test_sender_own_private_address_is_not_a_colleague() -> None:
+    sender = make_address("oliver.brandt@corp.example")  # no display name: directory row only
+    home = make_address("obrandt7@home-isp.example")
+    result = run_western(home, sender=sender)
+    assert result.facts == {names.FACT: 0}, result.findings
+    ctx = Context(org=western_org())
+    msg = message(to=(home, make_address("nathan.p@home-isp.example")), sender=sender)
+    assert names.sender_aliases(msg, ctx) == frozenset({"obrandt7@home-isp.example"})
+    # Someone else sending to the same address is warned as before.
+    result = run_western(home)
+    assert result.facts == {names.FACT: 1}
+    assert result.findings[0].evidence["similar_to"] == "oliver.brandt@corp.example"
+
+
+def test_sender_known_by_from_display_name_only() -> None:
+    # The sender writes from an address the directory does not list; their From display name
+    # is a directory person's name (their other address): not "a colleague" either.
+    sender = make_address("hq@corp.example", "Harriet Quinn")
+    home = make_address("hquinn@home-isp.example", "Harriet Q.")
+    assert run_western(home, sender=sender).facts == {names.FACT: 0}
+    msg = message(to=(home,), sender=sender)
+    assert names.sender_aliases(msg, Context(org=western_org())) == {"hquinn@home-isp.example"}
+
+
+def test_sender_alias_by_display_name_and_envelope_only() -> None:
+    sender = make_address("nathan.price@corp.example", "Nathan Price")
+    shown = make_address("nate1977@mail.example", "Price, Nathan")
+    hidden = make_address("nprice@mail.example")  # envelope only (Bcc)
+    other = make_address("o.brandt@mail.example")  # a colleague's name, not the sender's
+    internal = make_address("nathan.price@corp.example")
+    msg = message(
+        to=(shown, other, internal), envelope=(shown, other, internal, hidden), sender=sender
+    )
+    ctx = Context(org=western_org())
+    assert names.sender_aliases(msg, ctx) == {"nate1977@mail.example", "nprice@mail.example"}
+    result = names.detect(msg, ctx)
+    assert [f.addresses for f in result.findings] == [("o.brandt@mail.example",)]
+
+
+def test_another_colleague_with_the_same_initial_and_surname_still_fires() -> None:
+    # Clara Vance writes to cvance@home: it may be her own mailbox, but it is also how Colin
+    # Vance would be written, the autocomplete incident the check exists for.
+    sender = make_address("clara.vance@corp.example", "Clara Vance")
+    home = make_address("cvance@home-isp.example")
+    result = run_western(home, sender=sender)
+    assert result.facts == {names.FACT: 1}
+    assert result.findings[0].evidence["similar_to"] == "colin.vance@corp.example"
+    msg = message(to=(home,), sender=sender)
+    assert names.sender_aliases(msg, Context(org=western_org())) == {"cvance@home-isp.example"}
+
+
+def test_japanese_sender_own_address() -> None:
+    sender = make_address("kazuya.sato@city.example.lg.jp", "佐藤 一也")
+    for rcpt in (
+        make_address("k.sato@gmail.com"),
+        make_address("kazu@gmail.com", "佐藤一也"),
+        make_address("x@yahoo.co.jp", "サトウ カズヤ"),
+    ):
+        msg = message(to=(rcpt,), sender=sender)
+        ctx = Context(org=org())
+        assert names.detect(msg, ctx).facts == {names.FACT: 0}, rcpt
+        assert names.sender_aliases(msg, ctx) == {rcpt.key}
+    # Another colleague's name is still reported when 佐藤 一也 sends it.
+    msg = message(to=(make_address("s.ohno@gmail.com"),), sender=sender)
+    assert names.detect(msg, Context(org=org())).facts == {names.FACT: 1}
+    assert names.sender_aliases(msg, Context(org=org())) == frozenset()
+
+
+def test_sender_name_among_contacts_is_not_a_usual_contact() -> None:
+    sender = make_address("clara.vance@corp.example", "Clara Vance")
+    contacts = {
+        "clara.v@old-home.example": ("Clara Vance",),
+        "m.kobayashi@vendor.example": ("Kobayashi Miki",),
+    }
+    ctx = Context(org=western_org(), history=SenderHistory(contact_names=contacts, known=True))
+    mine = make_address("clara.vance@new-home.example")
+    theirs = make_address("miki.kobayashi@free.example")
+    result = names.detect(message(to=(mine, theirs), sender=sender), ctx)
+    assert [f.addresses for f in result.findings] == [("miki.kobayashi@free.example",)]
+
+
+def test_sender_names_cached_per_sender() -> None:
+    o = western_org()
+    sender = make_address("oliver.brandt@corp.example", "Oliver Brandt")
+    msg = message(to=(make_address("obrandt@x.example"),), sender=sender)
+    names.sender_aliases(msg, Context(org=o))
+    cache = o.cache[names.SENDERS_KEY]
+    (first,) = cache.values()
+    names.detect(msg, Context(org=o))
+    assert list(cache.values()) == [first]
+    assert first.addresses == {"oliver.brandt@corp.example"}
+    other = message(to=(make_address("obrandt@x.example"),))
+    names.sender_aliases(other, Context(org=o))
+    assert len(cache) == 2
+
+
+def test_sender_aliases_without_sender_name_or_recipients() -> None:
+    ctx = Context(org=western_org())
+    anon = make_address("noreply@corp.example")  # not in the directory, no display name
+    assert (
+        names.sender_aliases(message(to=(make_address("n.price@x.example"),), sender=anon), ctx)
+        == frozenset()
+    )
+    assert names.sender_aliases(message(sender=anon), ctx) == frozenset()
+
+
+def test_sender_aliases_hostile_recipients_are_bounded() -> None:
+    sender = make_address("kazuya.sato@city.example.lg.jp", "佐藤 一也")
+    rcpts = [
+        make_address(f"{'k.' * 200}{i}@x{i}.example", "様" * 500 + "佐藤") for i in range(2000)
+    ]
+    msg = message(to=rcpts, sender=sender)
+    start = time.perf_counter()
+    aliases = names.sender_aliases(msg, Context(org=org()))
+    assert time.perf_counter() - start < 2.0
+    assert len(aliases) <= names.MAX_RECIPIENTS

@@ -12,6 +12,19 @@ fires; a full name, or a surname with the given name's initial (``k.sato``, ``sa
 ``j.smith``) does. Small romaji typos are tolerated with ``rapidfuzz`` (optimal string
 alignment distance: one edit for names of 5 to 11 letters, two from 12 letters).
 
+Which word is the surname: Japanese names read from kana put it first (姓 名); Latin names
+say so by an upper-case word ("SATO Kazuya") or a comma ("Smith, John"); otherwise a name
+whose words all read as romaji may have either order, and a Western "First Last" name takes
+the last word. Initials are accepted only as that surname with the given name's first
+letter, never as a given name plus a letter (``john.j``, ``kevinm``), and one-letter words
+of a name ("John J Smith") are middle initials: neither name parts nor initials.
+
+The sender is never "a colleague" or "a usual contact": their own directory row, and any
+row or contact with the sender's name (directory name or From display name), are left out.
+``sender_aliases`` lists the external recipients that are probably the sender's own outside
+mailboxes (``jsmith@home-isp.example`` from ``john.smith@``), for the other detectors to
+treat as the sender; the sender's names are cached per sender (``org.cache["names.senders"]``).
+
 Indexes are built once per organisation (``org.cache["names.index"]``) and once per sender's
 contact list (``org.cache["names.contacts"]``, bounded): candidates are found by exact
 look-ups of name parts and by 3-letter prefix / suffix buckets of the concatenated names, so
