@@ -447,6 +447,18 @@ def match_romaji(
     return best
 
 
+@functools.lru_cache(maxsize=16384)
+def _recipient_forms(display_name: str) -> tuple[NameForms, ...]:
+    # Shared by ``sender_aliases`` and ``detect`` (the same recipients, one message), and
+    # across messages: people write to the same names again and again.
+    return display_name_forms(display_name, variants=True)
+
+
+@functools.lru_cache(maxsize=16384)
+def _local_tokens(local: str) -> tuple[str, ...]:
+    return local_part_tokens(local)
+
+
 def match_recipient(
     addr: Address, display_name: str, idx: NameIndex, sender: SenderNames = NO_SENDER
 ) -> Match | None:
@@ -461,7 +473,7 @@ def match_recipient(
             best = m
 
     if display_name:
-        for f in display_name_forms(display_name, variants=True):
+        for f in _recipient_forms(display_name):
             if f.cjk:
                 for entry in idx.cjk.get(f.cjk, ()):
                     if entry.address != key and not sender.is_sender(entry):
@@ -473,7 +485,7 @@ def match_recipient(
             if f.romaji:
                 form = "kana" if f.romaji_from == "kana" else "romaji"
                 better(match_romaji(f.romaji, idx, key, "display name", form, sender))
-    tokens = local_part_tokens(addr.local)
+    tokens = _local_tokens(addr.local)
     better(match_romaji(tokens, idx, key, "local part", "romaji", sender))
     return best
 
