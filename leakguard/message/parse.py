@@ -63,6 +63,8 @@ class _Collector:
     attachments: list[Attachment] = field(default_factory=list)
     attached: list[Message] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    # per text part: (multipart/alternative number, branch) of its nearest such ancestor
+    alternative_of: list[tuple[int, int] | None] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -208,6 +210,8 @@ class _Walker:
     buf: bytes
     budget: _Budget
     out: _Collector
+    alternative: tuple[int, int] | None = None  # see _Collector.alternative_of
+    n_alternatives: int = 0
 
     def entity(
         self, hb: HeaderBlock, start: int, end: int, path: str, depth: int, default: str
@@ -257,12 +261,20 @@ class _Walker:
             self._text(_Entity("text/plain", ent.params, "", ent.cte), start, end, path or "1")
             return
         child_default = "message/rfc822" if ent.ctype == "multipart/digest" else "text/plain"
+        outer = self.alternative
+        group = 0
+        if ent.ctype == "multipart/alternative":
+            self.n_alternatives += 1
+            group = self.n_alternatives
         for n, (s, e) in enumerate(parts, 1):
             if self.budget.parts_exceeded:
-                return
+                break
+            if group:
+                self.alternative = (group, n)
             child_hb = parse_header_block(self.buf, s, e)
             child_path = f"{path}.{n}" if path else str(n)
             self.entity(child_hb, child_hb.body_start, e, child_path, depth + 1, child_default)
+        self.alternative = outer
 
     def _message(self, ent: _Entity, start: int, end: int, path: str, depth: int) -> None:
         self.out.attachments.append(
@@ -302,6 +314,7 @@ class _Walker:
             if defect:
                 self.out.defects.append(f"part {path}: {defect}")
         self.out.text_parts.append(TextPart(ent.ctype, text, decoded.charset, path, html))
+        self.out.alternative_of.append(self.alternative)
 
     def _attachment(self, ent: _Entity, start: int, end: int, path: str) -> None:
         self.out.attachments.append(
@@ -310,6 +323,24 @@ class _Walker:
 
 
 # --------------------------------------------------------------------------- messages
+
+
+def _plain_alternatives(
+    text_parts: Sequence[TextPart], alternative_of: Sequence[tuple[int, int] | None]
+) -> dict[int, int]:
+    """HTML part index -> index of an earlier text/plain part in another branch of the
+    same multipart/alternative (the same content, written as plain text)."""
+    out: dict[int, int] = {}
+    plain: dict[int, tuple[int, int]] = {}  # alternative number -> (part index, branch)
+    for i, (part, alt) in enumerate(zip(text_parts, alternative_of, strict=True)):
+        if alt is None:
+            continue
+        group, branch = alt
+        if part.content_type == "text/plain":
+            plain.setdefault(group, (i, branch))
+        elif part.content_type == "text/html" and group in plain and plain[group][1] != branch:
+            out[i] = plain[group][0]
+    return out
 
 
 def _first(addrs: tuple[Address, ...]) -> Address | None:
@@ -342,7 +373,13 @@ def _parse(
     text_parts = tuple(out.text_parts)
     attached = tuple(out.attached)
     try:
-        quoted = tuple(quotes.extract_quotes(text_parts, attached))
+        quoted = tuple(
+            quotes.extract_quotes(
+                text_parts,
+                attached,
+                plain_alternatives=_plain_alternatives(text_parts, out.alternative_of),
+            )
+        )
     except Exception as exc:  # another module's bug must not lose the mail
         quoted = ()
         defects.append(f"quote extraction failed: {type(exc).__name__}")

@@ -33,11 +33,12 @@ backtrack beyond a bounded window, and text without any ``@`` is skipped at once
 
 from __future__ import annotations
 
+import html as html_lib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from leakguard.message.textaddr import find_addresses, parse_loose_address_list
+from leakguard.message.textaddr import address_keys, find_addresses, parse_loose_address_list
 from leakguard.types import Address, Message, QuotedBlock, QuoteKind, TextPart
 
 MAX_QUOTE_LEVELS = 24  # '>' levels analysed separately; deeper lines are merged into the last
@@ -834,18 +835,69 @@ def _add_attached(
         )
 
 
+# Markup that starts quoted material in HTML (see render_html_quotes)
+_HTML_QUOTE_START_RE = re.compile(
+    r"<blockquote\b|<hr\b|gmail_quote|yahoo_quoted|moz-forward-container|protonmail_quote|"
+    r"divrplyfwdmsg|appendonsend|border-top",
+    re.IGNORECASE,
+)
+
+
+@dataclass(slots=True)
+class _PlainSeen:
+    """Addresses of one analysed text/plain part: in its quoted blocks, and elsewhere."""
+
+    quoted: set[str]
+    other: set[str]
+
+
+def _repeats_plain(part: TextPart, plain: _PlainSeen) -> bool:
+    """Whether analysing the HTML ``part`` could only repeat what its text/plain alternative
+    showed: each address it holds is in a block found in the plain part, or (the sender's
+    signature, a name in the new text) is outside the plain part's blocks and appears in
+    the HTML only before its first quote markup.
+
+    Addresses are looked for in the HTML source with its entities decoded (text,
+    ``mailto:`` links, ``<a@b>`` written unescaped) and in the rendered text (text joined
+    across inline tags), token by token with no context filter: a superset of what
+    analysing the rendered quotes could find.
+    """
+    src = part.html[:MAX_TEXT_CHARS]
+    if "&" in src:
+        src = html_lib.unescape(src)
+    src_keys = address_keys(src)
+    extra = (src_keys | address_keys(part.text)) - plain.quoted
+    if not extra:
+        return True
+    if not extra <= plain.other or not extra <= src_keys:
+        return False
+    m = _HTML_QUOTE_START_RE.search(src)
+    return m is None or not (address_keys(src[m.start() :]) & extra)
+
+
 def _extract(
-    text_parts: Sequence[TextPart], attached: Sequence[Message], depth: int
+    text_parts: Sequence[TextPart],
+    attached: Sequence[Message],
+    depth: int,
+    plain_alternatives: Mapping[int, int] | None = None,
 ) -> tuple[QuotedBlock, ...]:
     col = _Collector()
     n_text = n_html = 0
-    for part in text_parts:
+    # text/plain part index -> the addresses it showed (when its analysis was complete)
+    plain_seen: dict[int, _PlainSeen] = {}
+    for index, part in enumerate(text_parts):
         is_html = part.content_type.lower() == "text/html"
         if is_html:
             n_html += 1
             src = part.html
             if src:
                 if "@" not in src and "＠" not in src:
+                    continue
+                alt = plain_alternatives.get(index) if plain_alternatives else None
+                seen = plain_seen.get(alt) if alt is not None else None
+                if seen is not None and _repeats_plain(part, seen):
+                    # the text/plain alternative showed every address this part holds:
+                    # its blocks already carry them (the detector prefers plain locations)
                     continue
                 try:
                     text = render_html_quotes(src[:MAX_TEXT_CHARS])
@@ -859,15 +911,23 @@ def _extract(
             text = part.text
             where = f"text part {n_text}"
         if "@" not in text and "＠" not in text:
+            plain_seen[index] = _PlainSeen(set(), set())
             continue
+        first = len(col.blocks)
         _analyse_text(col, text, where, is_html)
+        if not is_html and not col.full:
+            quoted = {k for b in col.blocks[first:] for k in b._akeys}
+            plain_seen[index] = _PlainSeen(quoted, address_keys(text) - quoted)
     for n, att in enumerate(attached, 1):
         _add_attached(col, att, f"attached message {n}", None, depth)
     return tuple(b.freeze() for b in col.blocks)
 
 
 def extract_quotes(
-    text_parts: Sequence[TextPart], attached: Sequence[Message]
+    text_parts: Sequence[TextPart],
+    attached: Sequence[Message],
+    *,
+    plain_alternatives: Mapping[int, int] | None = None,
 ) -> tuple[QuotedBlock, ...]:
     """The quoted and forwarded messages inside a mail, outermost first.
 
@@ -875,5 +935,12 @@ def extract_quotes(
     ``html``); ``attached`` its message/rfc822 parts, each already parsed (their own
     ``quoted_blocks`` are reused, re-indexed, with ``parent`` pointing at the attached
     message's block).
+
+    ``plain_alternatives`` maps the index of an HTML part to that of an earlier text/plain
+    part of the same multipart/alternative. Such an HTML part is not analysed when it can
+    only repeat its plain alternative: every address it holds is in a block found in the
+    plain part, or outside the plain part's blocks and, in the HTML, before any quote
+    markup (see ``_repeats_plain``). When it holds any other address (a truncated plain
+    part, a quote the plain part lost) it is analysed in full, as HTML-only mails are.
     """
-    return _extract(text_parts, attached, 0)
+    return _extract(text_parts, attached, 0, plain_alternatives)

@@ -173,6 +173,45 @@ def _line_addresses(line: str) -> tuple[Address, ...]:
 _line_addresses_cached = functools.lru_cache(maxsize=8192)(_line_addresses)
 
 
+_AT_RE = re.compile("[@＠]")
+_WINDOW_BEFORE = 66  # a local part (64 characters) and the character before it
+_WINDOW_AFTER = 700  # a domain of ten labels
+
+
+def address_keys(text: str) -> set[str]:
+    """Keys of every ``local@domain`` token in ``text`` that ``find_addresses`` or
+    ``parse_loose_address_list`` could report anywhere, whatever surrounds it.
+
+    No context filter (URL, code remote, Message-ID, identifier line) is applied, only the
+    token's own checks, so the result is a superset of what those functions find in the
+    same characters: a cheap way to tell whether a text can hold an address another text
+    does not. Only windows around each ``@`` are scanned (overlapping windows are merged),
+    so the work is linear in the length of the text.
+    """
+    keys: set[str] = set()
+    ats = [m.start() for m in _AT_RE.finditer(text)]
+    n = len(ats)
+    i = 0
+    while i < n:
+        lo = max(0, ats[i] - _WINDOW_BEFORE)
+        hi = ats[i] + _WINDOW_AFTER
+        i += 1
+        while i < n and ats[i] - _WINDOW_BEFORE <= hi:
+            hi = ats[i] + _WINDOW_AFTER
+            i += 1
+        for m in _ADDR_RE.finditer(text, lo, min(hi, len(text))):
+            local = m.group("local").rstrip(".")
+            domain = m.group("domain")
+            if local and ".." not in local and _plausible_tld(domain.rsplit(".", 1)[-1]):
+                keys.add(_key_of(f"{local}@{domain}"))
+    return keys
+
+
+@functools.lru_cache(maxsize=8192)
+def _key_of(addr: str) -> str:
+    return make_address(addr).key
+
+
 _QUOTED_RE = re.compile(r'"([^"]{1,120})"')
 _NAME_STRIP = " \t\"'<>[](),;:*\u3000\xa0"
 _NAME_NOISE_RE = re.compile(r"\[?mailto:\s*$|^\s*(?:on behalf of|の代理で送信|が)\s*", re.I)
