@@ -59,6 +59,12 @@ def explain_finding(f: Finding, lang: str) -> str:
             if ja
             else f"Several external organisations can see each other's addresses: {orgs}"
         )
+    if f.fact == "own_external_addresses":
+        return (
+            f"送信者本人の社外アドレスと思われる宛先: {who}"
+            if ja
+            else f"Recipient(s) that look like the sender's own outside mailbox: {who}"
+        )
     if f.fact == "first_time_external_recipients":
         return (
             f"初めて送信する社外の宛先: {who}"

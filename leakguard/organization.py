@@ -233,3 +233,6 @@ class Context:
     org: Organization
     history: SenderHistory = SenderHistory()
     auth_user: str | None = None
+    # External recipient addresses that are probably the sender's own outside mailboxes
+    # (lower-cased); resolved once per message before the detectors run.
+    sender_aliases: frozenset[str] = frozenset()

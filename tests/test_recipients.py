@@ -89,3 +89,25 @@ def test_reply_all_among_people_who_already_met_exposes_nobody() -> None:
     # a newcomer from a third organisation sees both: everyone is exposed
     new = run("m@travel.example, k@hotel.example, n@agency.example")
     assert new["exposed_external_organizations"] == 3
+
+
+def test_senders_own_outside_mailbox_is_the_sender_not_an_outsider() -> None:
+    from leakguard.detectors.run import run_detectors
+    from leakguard.organization import Person
+
+    org = Organization(
+        internal_domains=["city.example.lg.jp"],
+        directory=[Person("kazuya.sato@city.example.lg.jp", "佐藤 一也", "さとう かずや")],
+    )
+    raw = (
+        "From: =?UTF-8?B?5L2Q6JekIOS4gOS5nw==?= <kazuya.sato@city.example.lg.jp>\r\n"
+        "To: k.sato@home-isp.example, info@vendor.example\r\nSubject: memo\r\n\r\nbody\r\n"
+    ).encode()
+    msg = with_default_envelope(parse_message(raw))
+    facts, findings = run_detectors(msg, Context(org=org))
+    assert facts["own_external_addresses"] == 1
+    assert facts["visible_external_recipients"] == 1  # only the vendor
+    assert facts["visible_external_organizations"] == 1
+    assert facts["name_similar_recipients"] == 0  # the sender is not "a colleague"
+    own = next(f for f in findings if f.fact == "own_external_addresses")
+    assert own.addresses == ("k.sato@home-isp.example",)

@@ -15,8 +15,14 @@ from leakguard.types import Address, Finding, Message
 
 
 def is_external(addr: Address, ctx: Context) -> bool:
-    """External: has a domain, is not internal and is not a configured mailing list."""
-    return bool(addr.domain) and not ctx.org.is_internal(addr) and not ctx.org.is_mailing_list(addr)
+    """External: has a domain, is not internal, not a configured mailing list and not the
+    sender's own outside mailbox (``ctx.sender_aliases``)."""
+    return (
+        bool(addr.domain)
+        and not ctx.org.is_internal(addr)
+        and not ctx.org.is_mailing_list(addr)
+        and addr.key not in ctx.sender_aliases
+    )
 
 
 def envelope_recipients(msg: Message) -> tuple[Address, ...]:
@@ -93,7 +99,18 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
                     detail=f"{len(first_time)} external recipient(s) never written to before",
                 )
             )
+    own = sorted({a.key for a in (*rcpts, *msg.visible_recipients) if a.key in ctx.sender_aliases})
+    if own:
+        findings.append(
+            Finding(
+                detector="recipients",
+                fact="own_external_addresses",
+                addresses=tuple(own),
+                detail=f"{len(own)} recipient(s) look like the sender's own outside mailbox",
+            )
+        )
     facts = {
+        "own_external_addresses": len(own),
         "visible_external_recipients": len(visible_ext),
         "visible_external_organizations": len(visible_orgs),
         "exposed_external_organizations": 0 if acquainted else len(visible_orgs),

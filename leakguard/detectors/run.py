@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Sequence
 
 from leakguard.detectors import Detector, DetectorResult
+from leakguard.detectors.names import sender_aliases
 from leakguard.organization import Context
 from leakguard.types import Finding, Message
 
@@ -32,6 +34,11 @@ def detectors() -> tuple[Detector, ...]:
 
 
 def run_detectors(msg: Message, ctx: Context) -> tuple[dict[str, int], tuple[Finding, ...]]:
+    # Who is who first: a recipient that is the sender's own outside mailbox is the sender
+    # for every detector (not a colleague look-alike, not news to anyone, not an organisation).
+    aliases = sender_aliases(msg, ctx)
+    if aliases:
+        ctx = dataclasses.replace(ctx, sender_aliases=aliases)
     facts: dict[str, int] = {}
     findings: list[Finding] = []
     for detect in detectors():

@@ -44,6 +44,10 @@ FACT_DESCRIPTIONS: dict[str, str] = {
     "name_similar_recipients": "external recipients whose name resembles a colleague or contact",
     "lookalike_domains": "recipient domains that resemble an internal or partner domain",
     "first_time_external_recipients": "external recipients the sender never wrote to before",
+    "own_external_addresses": (
+        "recipients that look like the sender's own outside mailbox (same name); they are not "
+        "counted as external by the other facts"
+    ),
     "external_recipients": "external envelope recipients (To, Cc and Bcc)",
     "external_organizations": "distinct external organisations among all envelope recipients",
     "recipients": "envelope recipients",
@@ -104,6 +108,7 @@ class FactCondition(_Strict):
     name_similar_recipients: FactTest | None = None
     lookalike_domains: FactTest | None = None
     first_time_external_recipients: FactTest | None = None
+    own_external_addresses: FactTest | None = None
     external_recipients: FactTest | None = None
     external_organizations: FactTest | None = None
     recipients: FactTest | None = None
