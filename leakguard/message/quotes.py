@@ -550,9 +550,13 @@ class _TextAnalyser:
                 continue
             # only lines with a colon, a dash rule or an "on behalf" can start a header block
             # or an attribution (which may wrap over three lines, the last ending in ':')
-            maybe = ln.marker or any(
-                lines[k].marker for k in range(i + 1, min(i + 3, end)) if lines[k].depth == level
-            )
+            maybe = ln.marker
+            if not maybe:
+                for k in range(i + 1, i + 3 if i + 3 < end else end):
+                    nxt = lines[k]
+                    if nxt.marker and nxt.depth == level:
+                        maybe = True
+                        break
             if not maybe:
                 if owner is not None and ("@" in text or "＠" in text):
                     col.blocks[owner].add_addresses(find_addresses(text))

@@ -173,7 +173,6 @@ def _line_addresses(line: str) -> tuple[Address, ...]:
 _line_addresses_cached = functools.lru_cache(maxsize=8192)(_line_addresses)
 
 
-_AT_RE = re.compile("[@＠]")
 _WINDOW_BEFORE = 66  # a local part (64 characters) and the character before it
 _WINDOW_AFTER = 700  # a domain of ten labels
 
@@ -189,7 +188,14 @@ def address_keys(text: str) -> set[str]:
     so the work is linear in the length of the text.
     """
     keys: set[str] = set()
-    ats = [m.start() for m in _AT_RE.finditer(text)]
+    ats: list[int] = []
+    for sign in "@＠":
+        at = text.find(sign)
+        while at >= 0:
+            ats.append(at)
+            at = text.find(sign, at + 1)
+    if "＠" in text:
+        ats.sort()
     n = len(ats)
     i = 0
     while i < n:
