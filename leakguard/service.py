@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import secrets
 import signal
@@ -25,6 +24,7 @@ from leakguard.config import ServiceConfig, split_host_port
 from leakguard.delivery import Delivery, DeliverySettings, UpstreamTransport
 from leakguard.delivery.maildir import MaildirTransport
 from leakguard.delivery.smtp import SmtpTransport, client_tls_context, try_login
+from leakguard.holds.service import HoldService
 from leakguard.logging import get_logger
 from leakguard.metrics import Metrics, metrics_routes
 from leakguard.relay.actions import Decider, Relay, RelaySettings
@@ -37,6 +37,7 @@ from leakguard.relay.auth import (
 from leakguard.relay.rewrite import bcc_rewrite
 from leakguard.relay.server import ListenerRuntime, ListenerSpec, server_tls_context, start_listener
 from leakguard.store import SqlStore, open_store
+from leakguard.web.app import create_app
 
 
 def _web_server_class() -> Any:
@@ -91,7 +92,7 @@ class Service:
         self.store: SqlStore | None = None
         self.delivery: Delivery | None = None
         self.relay: Relay | None = None
-        self.holds: Any = None
+        self.holds: HoldService | None = None
         self.servers: list[tuple[asyncio.Server, ListenerRuntime, ListenerSpec]] = []
         self.web_server: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -156,13 +157,8 @@ class Service:
             )
         return UsersFileAuthenticator(self.config.users_file_path())
 
-    def _make_holds(self, store: SqlStore, engine: Decider) -> Any:
-        try:
-            mod = importlib.import_module("leakguard.holds.service")
-        except ModuleNotFoundError:
-            self.log.warning("holds_unavailable", msg="leakguard.holds.service not installed")
-            return None
-        return mod.HoldService(
+    def _make_holds(self, store: SqlStore, engine: Decider) -> HoldService:
+        return HoldService(
             store,
             self.config.holds,
             self.config.web,
@@ -258,7 +254,7 @@ class Service:
                 trusted_networks=lc.trusted_networks if lc.kind == "plain" else [],
             )
         delivery.start()
-        if self.holds is not None and hasattr(self.holds, "run_timers"):
+        if self.holds is not None:
             self._tasks.append(asyncio.create_task(self.holds.run_timers(), name="hold-timers"))
         await self._start_web()
         self.started_at = datetime.now(UTC)
@@ -277,12 +273,8 @@ class Service:
 
         routes: list[Any] = metrics_routes(self.metrics, self.health)
         app: Any
-        try:
-            web_mod = importlib.import_module("leakguard.web.app")
-        except ModuleNotFoundError:
-            web_mod = None
-        if web_mod is not None and self.holds is not None:
-            app = web_mod.create_app(self.holds, self.config.web, extra_routes=routes)
+        if self.holds is not None:
+            app = create_app(self.holds, self.config.web, extra_routes=routes)
         else:
             app = Starlette(routes=routes)
         host, port = split_host_port(self.config.web.listen)
@@ -355,7 +347,7 @@ class Service:
         for server, _rt, _sp in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)
-        if self.holds is not None and hasattr(self.holds, "stop_timers"):
+        if self.holds is not None:
             self.holds.stop_timers()
         if self.web_server is not None:
             self.web_server.should_exit = True
