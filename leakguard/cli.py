@@ -7,14 +7,14 @@ Each command module exposes ``register(subparsers)``; it adds its parser(s) and 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 from leakguard import __version__
+from leakguard.commands import check, holds, policy, serve, users
 
-# module name -> registered in this order in --help
-_COMMAND_MODULES = ("check", "policy", "serve", "users", "holds")
+# registered in this order in --help
+_COMMANDS = (check, policy, serve, users, holds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"leakguard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"leakguard.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"leakguard.commands.{name}":
-                continue  # command not built yet
-            raise
+    for module in _COMMANDS:
         module.register(sub)
     return parser
 
