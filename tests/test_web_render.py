@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from leakguard.web.render import message_view, sanitize_html
 
 
@@ -33,3 +35,19 @@ def test_hostile_bytes_never_raise() -> None:
     ):
         v = message_view(raw)
         assert isinstance(v.text, str)
+
+
+def test_japanese_mail_with_cp932_extensions_is_shown_as_written() -> None:
+    # ISO-2022-JP as Japanese clients send it, with a circled digit (NEC row 13, a CP932
+    # extension that Python's strict iso-2022-jp codec rejects): the review page must show
+    # the text as written, not mojibake or an empty view.
+    kanji = "見積書を送付します".encode("iso-2022-jp")  # ESC $ B ... ESC ( B
+    body = b"\x1b$B\x2d\x21" + kanji[3:] + b"\r\n"  # "①見積書を送付します"
+    raw = (
+        b"From: a@city.example.lg.jp\r\nTo: b@x.example\r\n"
+        b"Subject: =?ISO-2022-JP?B?" + base64.b64encode("見積".encode("iso-2022-jp")) + b"?=\r\n"
+        b"Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n" + body
+    )
+    v = message_view(raw)
+    assert "①見積書を送付します" in v.text
+    assert ("Subject", "見積") in v.headers

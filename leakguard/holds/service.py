@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.parser import BytesParser
 
 import structlog
 
@@ -43,6 +42,7 @@ from leakguard.holds.notice import (
 from leakguard.holds.texts import t
 from leakguard.holds.tokens import LinkSigner, hash_token, looks_like_token, new_hold_id, new_token
 from leakguard.i18n import normalize_lang
+from leakguard.message import parse_message
 from leakguard.organization import Organization
 from leakguard.types import Action, Message, Verdict
 from leakguard.web.config import WebConfig
@@ -147,90 +147,27 @@ def parse_command(text: str) -> Decision | None:
     return None
 
 
-def reply_text(raw: bytes) -> tuple[str, EmailMessage | None]:
-    """The text a person typed into a reply (first text/plain part; HTML as text)."""
-    try:
-        msg = BytesParser(policy=email.policy.default).parsebytes(raw[: 4 * 1024 * 1024])
-    except Exception:
-        return "", None
-    if not isinstance(msg, EmailMessage):
-        return "", None
+def reply_text(raw: bytes) -> tuple[str, Message]:
+    """The text a person typed into a reply (first text/plain part, else the HTML rendered
+    as text), from the same parser the relay uses (Japanese charsets included)."""
+    msg = parse_message(raw[: 4 * 1024 * 1024])
     html: str | None = None
-    count = 0
-    for part in msg.walk():
-        count += 1
-        if count > 200:
-            break
-        if part.is_multipart():
-            continue
-        ctype = part.get_content_type()
-        if ctype not in ("text/plain", "text/html"):
-            continue
-        if str(part.get("Content-Disposition", "")).lower().startswith("attachment"):
-            continue
-        content = _decode_part(part)
-        if not isinstance(content, str):
-            continue
-        if ctype == "text/plain":
-            return content[:_MAX_REPLY_TEXT], msg
+    for part in msg.text_parts:
+        if part.content_type == "text/plain":
+            return part.text[:_MAX_REPLY_TEXT], msg
         if html is None:
-            html = content[:_MAX_REPLY_TEXT]
-    if html is not None:
-        return _html_text(html), msg
-    return "", msg
+            html = part.text[:_MAX_REPLY_TEXT]
+    return html or "", msg
 
 
-def _decode_part(part: EmailMessage) -> str:
-    """Decode a text part; a missing charset means UTF-8 (then Shift_JIS) rather than ASCII."""
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        return ""
-    if not isinstance(payload, bytes):
-        return ""
-    payload = payload[: _MAX_REPLY_TEXT * 4]
-    charsets = [c for c in (part.get_content_charset(), "utf-8", "cp932") if c]
-    for cs in charsets:
-        try:
-            return payload.decode(cs)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return payload.decode("utf-8", "replace")
-
-
-def _html_text(html: str) -> str:
-    from selectolax.lexbor import LexborHTMLParser as HTMLParser
-
-    try:
-        tree = HTMLParser(html)
-        for node in tree.css("blockquote, style, script, head"):
-            node.decompose()
-        body = tree.body or tree.root
-        return body.text(separator="\n") if body is not None else ""
-    except Exception:
-        return ""
-
-
-def is_automatic(msg: EmailMessage | None, mail_from: str) -> bool:
+def is_automatic(msg: Message, mail_from: str) -> bool:
     """Bounces, auto-replies and our own notices: never answered, never noticed (RFC 3834)."""
-    if not mail_from:
+    if not mail_from or message_is_automatic(msg):
         return True
-    if msg is None:
-        return False
-    try:
-        auto = str(msg.get("Auto-Submitted", "") or "").strip().lower()
-        if auto and not auto.startswith("no"):
-            return True
-        if msg.get(NOTICE_HEADER) is not None:
-            return True
-        prec = str(msg.get("Precedence", "") or "").strip().lower()
-        if prec in ("bulk", "junk", "list", "auto_reply"):
-            return True
-        if msg.get("X-Autoreply") is not None or msg.get("X-Autorespond") is not None:
-            return True
-    except Exception:
-        return False
-    return False
+    prec = (msg.header("Precedence") or "").strip().lower()
+    if prec in ("bulk", "junk", "list", "auto_reply"):
+        return True
+    return msg.header("X-Autoreply") is not None or msg.header("X-Autorespond") is not None
 
 
 def message_is_automatic(message: Message) -> bool:
@@ -595,8 +532,8 @@ class HoldService:
             return "250 2.0.0 Automatic message ignored"
         identity = auth_user or mail_from
         token = self._token_from_rcpts(rcpts)
-        if token is None and msg is not None:
-            m = re.search(r"\+([a-z2-7]{32})@", str(msg.get("To", "") or "").lower())
+        if token is None:
+            m = re.search(r"\+([a-z2-7]{32})@", (msg.header("To") or "").lower())
             token = m.group(1) if m else None
         now = self.now()
         rec = await self.store.peek_token(hash_token(token), now) if token else None

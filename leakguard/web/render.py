@@ -8,17 +8,14 @@ the page's Content-Security-Policy blocks anything that slipped through.
 
 from __future__ import annotations
 
-import email.policy
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.parser import BytesParser
 
 import nh3
 
 from leakguard.holds.explain import clean_line
+from leakguard.message import parse_message
 
 MAX_TEXT = 200_000  # characters shown
-MAX_PARTS = 200
 MAX_PARSE = 30 * 1024 * 1024
 
 _TAGS = {
@@ -68,75 +65,27 @@ def sanitize_html(html: str) -> str:
     return str(cleaned)
 
 
-def _decode(part: EmailMessage) -> str:
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        return ""
-    if not isinstance(payload, bytes):
-        return ""
-    for cs in (part.get_content_charset(), "utf-8", "cp932"):
-        if not cs:
-            continue
-        try:
-            return payload.decode(cs)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return payload.decode("utf-8", "replace")
-
-
-def _html_to_text(html: str) -> str:
-    from selectolax.lexbor import LexborHTMLParser as HTMLParser
-
-    try:
-        tree = HTMLParser(html[: MAX_TEXT * 5])
-        for node in tree.css("script, style, head"):
-            node.decompose()
-        body = tree.body or tree.root
-        return str(body.text(separator="\n")) if body is not None else ""
-    except Exception:
-        return ""
+_SHOWN_HEADERS = ("from", "to", "cc", "subject", "date", "reply-to", "message-id")
 
 
 def message_view(raw: bytes) -> MessageView:
-    """Text and sanitised HTML of the first text parts; never raises on hostile input."""
-    try:
-        msg = BytesParser(policy=email.policy.default).parsebytes(raw[:MAX_PARSE])
-    except Exception:
-        return MessageView(raw[:MAX_TEXT].decode("utf-8", "replace"), "", (), len(raw) > MAX_TEXT)
-    headers: list[tuple[str, str]] = []
-    try:
-        for k, v in list(msg.items())[:100]:
-            if k.lower() in ("from", "to", "cc", "subject", "date", "reply-to", "message-id"):
-                headers.append((clean_line(k, 40), clean_line(str(v), 2000)))
-    except Exception:
-        headers = []
-    text: str | None = None
-    html: str | None = None
-    for i, part in enumerate(msg.walk()):
-        if i > MAX_PARTS:
-            break
-        if part.is_multipart():
-            continue
-        try:
-            disposition = part.get_content_disposition()
-            ctype = part.get_content_type()
-        except Exception:
-            disposition, ctype = "attachment", ""
-        if disposition == "attachment":
-            continue
-        if ctype == "text/plain" and text is None:
-            text = _decode(part)
-        elif ctype == "text/html" and html is None:
-            html = _decode(part)
-        if text is not None and html is not None:
-            break
-    if text is None:
-        text = _html_to_text(html) if html else ""
-    truncated = len(text) > MAX_TEXT
+    """Text and sanitised HTML of the first text parts; never raises on hostile input.
+
+    Uses the relay's own parser (``leakguard.message``), so Japanese charsets, RFC 2047 and
+    HTML rendering are handled exactly as when the mail was checked.
+    """
+    msg = parse_message(raw[:MAX_PARSE])
+    headers = tuple(
+        (clean_line(k, 40), clean_line(v, 2000))
+        for k, v in msg.headers[:100]
+        if k.lower() in _SHOWN_HEADERS
+    )
+    plain = next((p for p in msg.text_parts if p.content_type == "text/plain"), None)
+    html = next((p for p in msg.text_parts if p.content_type == "text/html"), None)
+    text = plain.text if plain is not None else (html.text if html is not None else "")
     return MessageView(
         text=text[:MAX_TEXT],
-        html=sanitize_html(html) if html else "",
-        headers=tuple(headers),
-        truncated=truncated,
+        html=sanitize_html(html.html) if html is not None and html.html else "",
+        headers=headers,
+        truncated=len(text) > MAX_TEXT,
     )
