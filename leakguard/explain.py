@@ -65,6 +65,12 @@ def explain_finding(f: Finding, lang: str) -> str:
             if ja
             else f"Recipient(s) that look like the sender's own outside mailbox: {who}"
         )
+    if f.fact == "uninspected_parts":
+        return (
+            "大きすぎる・多すぎる・入れ子が深すぎるため、確認できなかった部分があります"
+            if ja
+            else "Some parts were too large, too many or too deeply nested to be checked"
+        )
     if f.fact == "first_time_external_recipients":
         return (
             f"初めて送信する社外の宛先: {who}"

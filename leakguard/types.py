@@ -122,6 +122,9 @@ class Message:
     headers: tuple[tuple[str, str], ...]  # decoded (name, value) pairs in order
     defects: tuple[str, ...] = ()
     has_undisclosed_group: bool = False  # "undisclosed-recipients:;" or another empty group
+    # Parts or subtrees the parser did not read because a size, count or depth limit was
+    # reached (recorded in ``defects`` too): the detectors could not see what is in them.
+    uninspected_parts: int = 0
 
     @property
     def size(self) -> int:

@@ -161,6 +161,7 @@ def test_default_policy_is_valid() -> None:
         "forwarded-third-party",
         "similar-to-colleague",
         "lookalike-domain",
+        "uninspected-content",
     ]
     assert pol.organization.is_internal_domain("city.example.lg.jp")
     assert len(pol.organization.directory) >= 5

@@ -111,3 +111,26 @@ def test_senders_own_outside_mailbox_is_the_sender_not_an_outsider() -> None:
     assert facts["name_similar_recipients"] == 0  # the sender is not "a colleague"
     own = next(f for f in findings if f.fact == "own_external_addresses")
     assert own.addresses == ("k.sato@home-isp.example",)
+
+
+def test_mail_that_cannot_be_fully_checked_is_held_for_outsiders_only() -> None:
+    from pathlib import Path
+
+    from leakguard.engine import Engine
+    from leakguard.policy import load_policy
+
+    engine = Engine(load_policy(Path(__file__).parents[1] / "policies" / "default.yaml"))
+    big = b"x" * (5 * 1024 * 1024)
+    raw = (
+        b"From: kazuya.sato@city.example.lg.jp\r\nTo: someone@outside.example\r\n"
+        b"Subject: big\r\nContent-Type: text/plain\r\n\r\n" + big + b"\r\n"
+    )
+    d = engine.decide(raw)
+    assert d.message.uninspected_parts == 1
+    assert d.verdict.facts["uninspected_parts"] == 1
+    assert d.verdict.action.value == "hold"
+    assert d.verdict.rule_ids == ("uninspected-content",)
+    inside = raw.replace(b"someone@outside.example", b"tanaka@city.example.lg.jp")
+    assert engine.decide(inside).verdict.action.value == "pass"
+    small = raw.replace(big, b"hello")
+    assert engine.decide(small).verdict.facts["uninspected_parts"] == 0

@@ -109,6 +109,19 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
                 detail=f"{len(own)} recipient(s) look like the sender's own outside mailbox",
             )
         )
+    if msg.uninspected_parts:
+        findings.append(
+            Finding(
+                detector="recipients",
+                fact="uninspected_parts",
+                addresses=(),
+                detail=(
+                    f"{msg.uninspected_parts} part(s) too large, too many or too deeply nested "
+                    "to be checked"
+                ),
+                evidence={"defects": "; ".join(msg.defects[:5])},
+            )
+        )
     facts = {
         "own_external_addresses": len(own),
         "visible_external_recipients": len(visible_ext),
@@ -119,6 +132,7 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
         "first_time_external_recipients": len(first_time),
         "recipients": len(rcpts),
         "attachments": len(msg.attachments),
+        "uninspected_parts": msg.uninspected_parts,
         "message_size": msg.size,
     }
     return DetectorResult(facts=facts, findings=tuple(findings))

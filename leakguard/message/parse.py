@@ -53,6 +53,7 @@ class _Budget:
     parts: int = 0
     text_bytes: int = 0
     parts_exceeded: bool = False
+    uninspected: int = 0  # parts or subtrees left unread because a limit was reached
 
 
 @dataclass(slots=True)
@@ -221,6 +222,7 @@ class _Walker:
         if budget.parts > MAX_PARTS:
             if not budget.parts_exceeded:
                 budget.parts_exceeded = True
+                budget.uninspected += 1
                 self.out.defects.append(f"more than {MAX_PARTS} MIME parts; rest ignored")
             return
         self.out.defects.extend(hb.defects)
@@ -245,6 +247,7 @@ class _Walker:
         self, ent: _Entity, start: int, end: int, path: str, depth: int, where: str
     ) -> None:
         if depth >= MAX_DEPTH:
+            self.budget.uninspected += 1
             self.out.defects.append(f"{where}: MIME nesting deeper than {MAX_DEPTH}; ignored")
             return
         try:
@@ -281,6 +284,7 @@ class _Walker:
             Attachment(ent.filename, ent.ctype, end - start, path, ent.disposition)
         )
         if depth >= MAX_DEPTH:
+            self.budget.uninspected += 1
             self.out.defects.append(
                 f"part {path}: attached message nested deeper than {MAX_DEPTH}; not parsed"
             )
@@ -292,6 +296,7 @@ class _Walker:
     def _text(self, ent: _Entity, start: int, end: int, path: str) -> None:
         size = end - start
         if size > MAX_TEXT_BYTES or self.budget.text_bytes + size > MAX_TOTAL_TEXT_BYTES:
+            self.budget.uninspected += 1
             self.out.defects.append(f"part {path}: text too large to inspect ({size} bytes)")
             self._attachment(ent, start, end, path)
             return
@@ -402,6 +407,7 @@ def _parse(
         headers=headers,
         defects=tuple(dict.fromkeys(defects)),
         has_undisclosed_group=g_to or g_cc or g_bcc,
+        uninspected_parts=budget.uninspected,
     )
 
 
@@ -438,4 +444,5 @@ def parse_message(
             quoted_blocks=(),
             headers=(),
             defects=(f"internal-error: {type(exc).__name__}: {exc}"[:200],),
+            uninspected_parts=1,  # nothing of the body was read
         )

@@ -52,6 +52,9 @@ FACT_DESCRIPTIONS: dict[str, str] = {
     "external_organizations": "distinct external organisations among all envelope recipients",
     "recipients": "envelope recipients",
     "attachments": "attachments in the mail",
+    "uninspected_parts": (
+        "parts the checks could not read (over the size, count or nesting limits)"
+    ),
     "message_size": "size of the mail in bytes",
 }
 FACTS: tuple[str, ...] = tuple(FACT_DESCRIPTIONS)
@@ -113,6 +116,7 @@ class FactCondition(_Strict):
     external_organizations: FactTest | None = None
     recipients: FactTest | None = None
     attachments: FactTest | None = None
+    uninspected_parts: FactTest | None = None
     message_size: FactTest | None = None
 
     @model_validator(mode="after")
