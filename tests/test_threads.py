@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leakguard.detectors.run import run_detectors
 from leakguard.detectors.threads import FACT, detect
 from leakguard.message.parse import parse_message
 from leakguard.organization import Context, Organization
@@ -38,9 +39,14 @@ def mail(
     return (head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body).encode()
 
 
-def run(raw: bytes, rcpts: list[str] | None = None, sender: str | None = None) -> list[Finding]:
+def run(
+    raw: bytes,
+    rcpts: list[str] | None = None,
+    sender: str | None = None,
+    ctx: Context = CTX,
+) -> list[Finding]:
     msg = parse_message(raw, envelope_from=sender, envelope_rcpts=rcpts)
-    result = detect(msg, CTX)
+    result = detect(msg, ctx)
     assert result.facts[FACT] == len(result.findings)
     for f in result.findings:
         assert f.detector == "threads" and f.fact == FACT and len(f.addresses) == 1
@@ -251,3 +257,50 @@ def test_envelope_only_bcc_recipient_counts_as_external() -> None:
 def test_no_quoted_blocks_gives_zero() -> None:
     msg = parse_message(mail("hello", to="bob@partner-a.example.co.jp"))
     assert detect(msg, CTX).facts == {FACT: 0}
+
+
+# --------------------------------------------------------------------------- the sender's own
+
+
+def test_senders_own_outside_mailbox_is_not_an_external_recipient() -> None:
+    raw = mail(FORWARD_OF_CLIENT_THREAD, to="alice.home@mail.example.net")
+    assert addrs(run(raw)) >= {"carol@client-b.example.com"}  # without the alias: news
+    own = Context(org=ORG, sender_aliases=frozenset({"alice.home@mail.example.net"}))
+    assert run(raw, ctx=own) == []
+    # another outsider in the same mail still learns Carol, Dan and legal@
+    raw2 = mail(FORWARD_OF_CLIENT_THREAD, to="alice.home@mail.example.net, bob@partner.example")
+    found = run(raw2, ctx=own)
+    assert addrs(found) == {
+        "carol@client-b.example.com",
+        "dan@client-b.example.com",
+        "legal@client-b.example.com",
+    }
+    assert {f.evidence["news_to"] for f in found} == {"bob@partner.example"}
+
+
+def test_senders_own_outside_mailbox_quoted_is_not_a_third_party() -> None:
+    body = (
+        "-----Original Message-----\r\nFrom: Alice Home <alice.home@mail.example.net>\r\n"
+        "Sent: Monday\r\nTo: Alice <alice@city.example.lg.jp>\r\nSubject: notes\r\n\r\n"
+        "my notes; Carol is carol@client-b.example.com\r\n"
+    )
+    raw = mail(body, to="alice.home@mail.example.net, bob@partner.example")
+    own = Context(org=ORG, sender_aliases=frozenset({"alice.home@mail.example.net"}))
+    found = run(raw, ctx=own)
+    assert addrs(found) == {"carol@client-b.example.com"}
+    assert found[0].evidence["news_to"] == "bob@partner.example"
+    assert "alice.home" not in found[0].evidence["news_to"]
+
+
+def test_sender_alias_resolved_by_run_detectors_silences_a_forward_to_oneself() -> None:
+    # the From display name matches the local part of the outside recipient
+    raw = mail(
+        FORWARD_OF_CLIENT_THREAD,
+        frm="Alice Tanaka <alice@city.example.lg.jp>",
+        to="Alice Tanaka <alice.tanaka@mail.example.net>",
+    )
+    msg = parse_message(raw)
+    assert detect(msg, CTX).facts[FACT] == 3  # without aliases resolved
+    facts, findings = run_detectors(msg, CTX)
+    assert facts[FACT] == 0
+    assert not [f for f in findings if f.detector == "threads"]

@@ -3,14 +3,16 @@
 Fact ``quoted_third_party_addresses`` (DESIGN §2): the number of distinct addresses found
 in quoted or forwarded material (``Message.quoted_blocks``) that are
 
-* not the sender (envelope sender, From, Sender, Reply-To),
+* not the sender (envelope sender, From, Sender, Reply-To) nor one of the sender's own
+  outside mailboxes among the recipients (``ctx.sender_aliases``),
 * not internal (``ctx.org.is_internal``) and not a configured mailing list,
 * not among this message's recipients (envelope, To, Cc, Bcc),
 * and news to at least one external recipient: one who did not take part (From/To/Cc) in
   any quoted message where the address appears, nor in any message that quotes it (a
   person who took part in a block has seen every block nested inside it).
 
-Nothing counts when no recipient is external (mailing lists are not external recipients).
+Nothing counts when no recipient is external (mailing lists are not external recipients, and
+neither are the sender's own outside mailboxes: nothing the sender forwards is news to them).
 One ``Finding`` per address, with its best location (header lines before bodies, plain text
 before the HTML alternative that repeats it).
 """
@@ -110,11 +112,16 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
     for a in (*msg.envelope_rcpts, *msg.to, *msg.cc, *msg.bcc):
         if a.domain:
             rcpts.setdefault(a.key, a)
-    external = [a for a in rcpts.values() if not org.is_internal(a) and not org.is_mailing_list(a)]
+    aliases = ctx.sender_aliases
+    external = [
+        a
+        for a in rcpts.values()
+        if a.key not in aliases and not org.is_internal(a) and not org.is_mailing_list(a)
+    ]
     if not external or not msg.quoted_blocks:
         return DetectorResult(facts={FACT: 0})
 
-    excluded: set[str] = set(rcpts)
+    excluded: set[str] = set(rcpts) | aliases
     for a in (*msg.from_, *msg.reply_to):
         excluded.add(a.key)
     for opt in (msg.envelope_from, msg.sender_header):
