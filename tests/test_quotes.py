@@ -10,7 +10,11 @@ import pytest
 
 from leakguard.message.parse import parse_message
 from leakguard.message.quotes import extract_quotes, render_html_quotes
-from leakguard.message.textaddr import find_addresses, parse_loose_address_list
+from leakguard.message.textaddr import (
+    find_addresses,
+    is_automated_local,
+    parse_loose_address_list,
+)
 from leakguard.types import Message, QuotedBlock, QuoteKind, TextPart
 
 FIXTURES = Path(__file__).parent / "fixtures" / "threads"
@@ -520,3 +524,52 @@ def test_garbage_never_crashes() -> None:
     for _ in range(300):
         s = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 400)))
         extract_quotes([plain(s), html_part(s)], [])
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        "noreply",
+        "No-Reply",
+        "no_reply",
+        "donotreply",
+        "do-not-reply",
+        "noreply-billing",
+        "MAILER-DAEMON",
+        "postmaster",
+        "newsletter",
+        "notifications",
+        "bounce",
+        "bounces+1234=alice=example.com",
+        "bounce-a1b2c3",
+        "owner-tech-exchange",
+        "tech-exchange-request",
+        "tech-exchange-owner",
+        "cheatsheets-unsubscribe",
+        "list-bounces",
+    ],
+)
+def test_automated_local_parts(local: str) -> None:
+    assert is_automated_local(local)
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        "info",
+        "sales",
+        "support",
+        "customercare",
+        "it-help",
+        "owner",
+        "request",
+        "news",
+        "bouncer",
+        "john.owner",
+        "noreplyer.smith",
+        "alice",
+        "postmaster.general.office.x" + "y" * 64,
+    ],
+)
+def test_people_and_company_contacts_are_not_automated(local: str) -> None:
+    assert not is_automated_local(local)

@@ -304,3 +304,37 @@ def test_sender_alias_resolved_by_run_detectors_silences_a_forward_to_oneself() 
     facts, findings = run_detectors(msg, CTX)
     assert facts[FACT] == 0
     assert not [f for f in findings if f.detector == "threads"]
+
+
+# --------------------------------------------------------------------------- automated mailboxes
+
+
+def test_automated_and_list_addresses_in_a_forward_are_not_third_parties() -> None:
+    body = (
+        "see below\r\n\r\n-----Original Message-----\r\n"
+        "From: Example Shop <no-reply@shop.example.com>\r\nSent: Monday\r\n"
+        "To: Alice <alice@city.example.lg.jp>\r\n"
+        "Cc: owner-tech-exchange@lists.example.net, tech-exchange-request@lists.example.net\r\n"
+        "Subject: your order\r\n\r\n"
+        "Bounces go to MAILER-DAEMON@mx.shop.example.com; unsubscribe at "
+        "news-unsubscribe@lists.example.net or newsletter@shop.example.com.\r\n"
+        "Questions: info@shop.example.com, support@shop.example.com, "
+        "Kenji <k.sato@shop.example.com>\r\n"
+    )
+    found = run(mail(body, to="bob@partner-a.example.co.jp"))
+    # company contacts and people still count; automated mailboxes never do
+    assert addrs(found) == {
+        "info@shop.example.com",
+        "support@shop.example.com",
+        "k.sato@shop.example.com",
+    }
+
+
+def test_forward_of_a_newsletter_from_a_noreply_sender_passes() -> None:
+    body = (
+        "-----Original Message-----\r\n"
+        "From: Example News [mailto:newsletter@news.example.com]\r\nSent: Monday\r\n"
+        "To: alice@city.example.lg.jp\r\nSubject: offers\r\n\r\n"
+        "Reply to noreply@news.example.com? Please don't.\r\n"
+    )
+    assert run(mail(body, to="bob@partner-a.example.co.jp")) == []

@@ -6,6 +6,9 @@ in quoted or forwarded material (``Message.quoted_blocks``) that are
 * not the sender (envelope sender, From, Sender, Reply-To) nor one of the sender's own
   outside mailboxes among the recipients (``ctx.sender_aliases``),
 * not internal (``ctx.org.is_internal``) and not a configured mailing list,
+* not an automated or list mailbox (``noreply@``, ``mailer-daemon@``, ``newsletter@``, list
+  ``owner-…@`` / ``…-request@``; see ``leakguard.message.textaddr.is_automated_local``):
+  those are not anyone's contact data,
 * not among this message's recipients (envelope, To, Cc, Bcc),
 * and news to at least one external recipient: one who did not take part (From/To/Cc) in
   any quoted message where the address appears, nor in any message that quotes it (a
@@ -23,6 +26,7 @@ import re
 from dataclasses import dataclass
 
 from leakguard.detectors import DetectorResult
+from leakguard.message.textaddr import is_automated_local
 from leakguard.organization import Context
 from leakguard.types import Address, Finding, Message, QuotedBlock, QuoteKind
 
@@ -142,9 +146,15 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
         pkeys = {p.key for p in b.participants}
         for a in b.addresses:
             k = a.key
-            if not a.domain or k in excluded or org.is_internal(a) or org.is_mailing_list(a):
+            if k in excluded or not a.domain:
                 continue
-            occurrences.setdefault(k, []).append(_Occurrence(i, b, a, k in pkeys))
+            occs = occurrences.get(k)
+            if occs is None:
+                if org.is_internal(a) or org.is_mailing_list(a) or is_automated_local(a.local):
+                    excluded.add(k)  # decided once per address
+                    continue
+                occs = occurrences[k] = []
+            occs.append(_Occurrence(i, b, a, k in pkeys))
 
     findings: list[Finding] = []
     for k, occs in occurrences.items():

@@ -291,3 +291,28 @@ def _parse_loose(value: str) -> tuple[Address, ...]:
 
 
 _parse_loose_cached = functools.lru_cache(maxsize=8192)(_parse_loose)
+
+
+# Local parts of mailboxes that send or receive mail for software, not for a person: no-reply
+# senders, bounce handlers, mail system roles, newsletter and notification senders, and the
+# administrative addresses of mailing lists (RFC 2142 / list manager conventions). Company
+# contacts that people answer (info@, sales@, support@, customercare@) are NOT listed here.
+_AUTOMATED_LOCAL_RE = re.compile(
+    r"(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|mailer[-_.]?daemon|postmaster|"
+    r"newsletters?|notifications?|notify|bounces?|listserv|listproc|majordomo)"
+    r"(?:[-_.][a-z0-9._-]*|\d+)?"
+    r"|owner-[a-z0-9._-]+"
+    r"|[a-z0-9._-]+-(?:request|owner|subscribe|unsubscribe|bounces?|no-?reply)",
+)
+
+
+def is_automated_local(local: str) -> bool:
+    """Whether ``local`` names an automated or mailing-list mailbox rather than a person or a
+    desk people write to: ``noreply``, ``no-reply``, ``donotreply``, ``mailer-daemon``,
+    ``postmaster``, ``newsletter``, ``notifications``, ``bounce…``, list ``owner-…`` and
+    ``…-request`` / ``…-owner`` / ``…-unsubscribe`` / ``…-bounces`` addresses. A ``+tag``
+    (``bounces+1234=user=example.com``) is ignored. Conservative: ``info``, ``sales``,
+    ``support`` and other company contacts are not automated.
+    """
+    base = local.lower().split("+", 1)[0]
+    return len(base) <= 64 and _AUTOMATED_LOCAL_RE.fullmatch(base) is not None
