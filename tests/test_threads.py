@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import pytest
+
 from leakguard.detectors.run import run_detectors
-from leakguard.detectors.threads import FACT, detect
+from leakguard.detectors.threads import FACT, detect, same_person
+from leakguard.message.addresses import make_address
 from leakguard.message.parse import parse_message
 from leakguard.organization import Context, Organization
 from leakguard.types import Finding
@@ -338,3 +342,101 @@ def test_forward_of_a_newsletter_from_a_noreply_sender_passes() -> None:
         "Reply to noreply@news.example.com? Please don't.\r\n"
     )
     assert run(mail(body, to="bob@partner-a.example.co.jp")) == []
+
+
+# --------------------------------------------------------------------------- same person
+
+
+def _resend(quoted: str, to: str) -> bytes:
+    body = (
+        "Resending, the first one bounced.\r\n\r\n-----Original Message-----\r\n"
+        "From: Alice <alice@city.example.lg.jp>\r\nSent: Monday\r\n"
+        f"To: {quoted}\r\nSubject: minutes\r\n\r\nthe minutes\r\n"
+    )
+    return mail(body, to=to)
+
+
+@pytest.mark.parametrize(
+    ("quoted", "recipient"),
+    [
+        ("ojones@attbi-example.net", "ojones01@attbi-example.net"),  # digits added
+        ("sreyerson@nui-example.com", "sryerson@nui-example.com"),  # one typo, long
+        ("eduardo_alvarez@bah-example.com", "alvarez_eduardo@bah-example.com"),  # swapped
+        ("k.sato@acme-corp.co.jp", "sato.k@acme-corp.co.jp"),
+        ("john.smith@tokyo.acme-corp.co.jp", "johnsmith@acme-corp.co.jp"),  # same org
+        ("margaret.smith@acme.example", "Margret.Smith@acme.example"),
+        ("Kenji Sato <kenji@acme.example>", "Sato Kenji <ks@acme.example>"),  # display name
+    ],
+)
+def test_recipient_quoted_under_another_address_is_not_a_third_party(
+    quoted: str, recipient: str
+) -> None:
+    assert run(_resend(quoted, recipient)) == []
+
+
+@pytest.mark.parametrize(
+    ("quoted", "recipient"),
+    [
+        ("sato.k@acme-corp.co.jp", "sato.y@acme-corp.co.jp"),  # different initials
+        ("jsmith@acme.example", "ksmith@acme.example"),
+        ("jsmith@acme.example", "jsmyth@acme.example"),  # borderline: too short to trust
+        ("john.a.smith@acme.example", "john.b.smith@acme.example"),  # middle initials
+        ("yuki.sato@acme.example", "yuka.sato@acme.example"),
+        ("maria.lopez@acme.example", "mario.lopez@acme.example"),
+        ("jsmith1@freemail.example", "jsmith2@freemail.example"),  # different digits
+        ("eduardo_alvarez@bah-example.com", "alvarez_eduardo@other-example.com"),  # domain
+        ("Kenji <kenji@acme.example>", "Kenji <kenji.t@acme.example>"),  # one-word name
+        ("al@acme.example", "la@acme.example"),  # too short to compare tokens
+    ],
+)
+def test_different_people_at_the_recipients_company_stay_third_parties(
+    quoted: str, recipient: str
+) -> None:
+    found = run(_resend(quoted, recipient))
+    assert len(found) == 1
+    assert found[0].addresses[0].lower() == make_address(quoted.split("<")[-1].strip(">")).key
+    q = parse_message(_resend(quoted, recipient)).quoted_blocks[0].participants[-1]
+    assert not same_person(q, parse_message(_resend(quoted, recipient)).to[0])
+
+
+def test_participant_under_another_address_has_seen_the_quoted_thread() -> None:
+    # Bob took part in the quoted message under his old address: Carol is not news to him,
+    # but is to Zoe.
+    body = (
+        "-----Original Message-----\r\nFrom: Carol <carol@client-b.example.com>\r\n"
+        "Sent: Monday\r\nTo: Bob <robert.brown@partner.example.com>\r\nSubject: s\r\n\r\nx\r\n"
+    )
+    assert run(mail(body, to="Bob <brown.robert@partner.example.com>")) == []
+    found = run(mail(body, to="brown.robert@partner.example.com, zoe@partner-z.example"))
+    assert addrs(found) == {"carol@client-b.example.com"}
+    assert found[0].evidence["news_to"] == "zoe@partner-z.example"
+
+
+def test_sender_quoted_under_another_address_is_not_a_third_party() -> None:
+    body = (
+        "-----Original Message-----\r\nFrom: Alice Tanaka <alice.tanaka@mail.example.net>\r\n"
+        "Sent: Monday\r\nTo: Carol <carol@client-b.example.com>\r\nSubject: s\r\n\r\nx\r\n"
+    )
+    raw = mail(body, frm="Alice Tanaka <tanaka.alice@mail.example.net>", to="bob@partner.example")
+    assert addrs(run(raw)) == {"carol@client-b.example.com"}
+    other = mail(body, frm="Ann Tanaka <tanaka.ann@mail.example.net>", to="bob@partner.example")
+    assert addrs(run(other)) == {"carol@client-b.example.com", "alice.tanaka@mail.example.net"}
+
+
+def test_same_person_checks_are_bounded() -> None:
+    # 300 recipients and, quoted, the same 300 people under other addresses: the work is
+    # bounded, and past the bound addresses count as third parties (more findings, not fewer)
+    rcpts = [f"person{i:03d}.alpha@acme.example" for i in range(300)]
+    quoted = ", ".join(f"alpha.person{i:03d}@acme.example" for i in range(300))
+    body = (
+        "-----Original Message-----\r\nFrom: Carol <carol@client-b.example.com>\r\n"
+        f"Sent: Monday\r\nTo: {quoted}\r\nSubject: s\r\n\r\nx\r\n"
+    )
+    raw = mail(body, to="x@partner.example")
+    start = time.perf_counter()
+    found = run(raw, rcpts=[*rcpts, "x@partner.example"])
+    assert time.perf_counter() - start < 1.0
+    assert "carol@client-b.example.com" in addrs(found)
+    assert 50 < len(found) - 1 < 300  # the first ones were recognised, the rest were not
+    assert "alpha.person000@acme.example" not in addrs(found)
+    assert "alpha.person299@acme.example" in addrs(found)

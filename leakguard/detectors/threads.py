@@ -9,10 +9,14 @@ in quoted or forwarded material (``Message.quoted_blocks``) that are
 * not an automated or list mailbox (``noreply@``, ``mailer-daemon@``, ``newsletter@``, list
   ``owner-…@`` / ``…-request@``; see ``leakguard.message.textaddr.is_automated_local``):
   those are not anyone's contact data,
-* not among this message's recipients (envelope, To, Cc, Bcc),
+* not among this message's recipients (envelope, To, Cc, Bcc) nor one of them (or the
+  sender) under another address: same registrable domain and evidently the same person
+  (``same_person``: the same name tokens in another order or with digits added, one typo
+  in a long local part, or the same full display name),
 * and news to at least one external recipient: one who did not take part (From/To/Cc) in
   any quoted message where the address appears, nor in any message that quotes it (a
-  person who took part in a block has seen every block nested inside it).
+  person who took part in a block has seen every block nested inside it; a participant
+  who is a recipient under another address counts as that recipient).
 
 Nothing counts when no recipient is external (mailing lists are not external recipients, and
 neither are the sender's own outside mailboxes: nothing the sender forwards is news to them).
@@ -25,9 +29,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rapidfuzz.distance import OSA
+
 from leakguard.detectors import DetectorResult
 from leakguard.message.textaddr import is_automated_local
-from leakguard.organization import Context
+from leakguard.organization import Context, registrable_domain
 from leakguard.types import Address, Finding, Message, QuotedBlock, QuoteKind
 
 FACT = "quoted_third_party_addresses"
@@ -56,6 +62,10 @@ _KIND_RANK = {
     QuoteKind.GT_QUOTE: 4,
 }
 _MAX_ANCESTRY = 64
+# Same-person comparisons per message (quoted address x known address at its domain); past
+# this, addresses are taken as different people (more findings, never fewer).
+_MAX_SAME_PERSON_CHECKS = 5000
+_MIN_TYPO_LEN = 7  # a one-edit typo is only trusted on local parts this long (letters only)
 
 
 def location_en(block: QuotedBlock) -> str:
@@ -110,10 +120,112 @@ def _rank(occ: _Occurrence) -> tuple[int, int, int]:
     )
 
 
+_LETTERS_RE = re.compile(r"[^\W\d_]+")
+_DIGITS_RE = re.compile(r"\d+")
+
+
+def _local_form(local: str) -> tuple[tuple[str, ...], str]:
+    """(letter tokens, digits) of a local part: ``Eduardo_Alvarez2`` -> (("eduardo",
+    "alvarez"), "2"); a ``+tag`` is dropped."""
+    base = local.split("+", 1)[0].lower()
+    return tuple(_LETTERS_RE.findall(base)), "".join(_DIGITS_RE.findall(base))
+
+
+def _name_form(display_name: str) -> tuple[str, ...]:
+    """Sorted words of a display name that names a person (two words or more), else ()."""
+    if not display_name or "@" in display_name:
+        return ()
+    words = sorted(w.casefold() for w in _LETTERS_RE.findall(display_name))
+    return tuple(words) if len(words) >= 2 else ()
+
+
+def _one_inner_edit(a: str, b: str) -> bool:
+    """Two spellings of one long name token, one typo apart: one insertion, deletion,
+    substitution or transposition, not in the first two letters nor the last one (where
+    initials and name endings sit: ``jsmith`` / ``ksmith``, ``maria`` / ``mario``)."""
+    if min(len(a), len(b)) < _MIN_TYPO_LEN or OSA.distance(a, b, score_cutoff=1) != 1:
+        return False
+    n = min(len(a), len(b))
+    pre = 0
+    while pre < n and a[pre] == b[pre]:
+        pre += 1
+    suf = 0
+    while suf < n - pre and a[-1 - suf] == b[-1 - suf]:
+        suf += 1
+    return pre >= 2 and suf >= 1
+
+
+def same_person(a: Address, b: Address) -> bool:
+    """Whether two addresses are evidently one person's: the same registrable domain and
+    the same full display name, or local parts with the same letter tokens (in any order,
+    with any separators: ``eduardo_alvarez`` / ``alvarez.eduardo``, ``ojones`` /
+    ``ojones01``) or one typo apart in one long token (``sreyerson`` / ``sryerson``,
+    ``margaret.smith`` / ``margret.smith``).
+
+    Different people at one company stay different: initials must agree (``sato.k`` /
+    ``sato.y``, ``jsmith`` / ``ksmith``, ``john.a.smith`` / ``john.b.smith``), differing
+    digits are different mailboxes (``jsmith1`` / ``jsmith2``), and names shorter than
+    seven letters get no typo tolerance (``jsmith`` / ``jsmyth``, ``yuki.sato`` /
+    ``yuka.sato``).
+    """
+    if a.key == b.key:
+        return True
+    if not a.domain or not b.domain:
+        return False
+    if a.domain != b.domain and registrable_domain(a.domain) != registrable_domain(b.domain):
+        return False
+    na = _name_form(a.display_name)
+    if na and na == _name_form(b.display_name):
+        return True
+    ta, da = _local_form(a.local)
+    tb, db = _local_form(b.local)
+    if not ta or not tb or (da and db and da != db):
+        return False
+    ja, jb = "".join(ta), "".join(tb)
+    if len(ja) < 4 or len(jb) < 4:
+        return False
+    if ja == jb or sorted(ta) == sorted(tb):
+        return True
+    if len(ta) != len(tb):
+        return False
+    diff = [(x, y) for x, y in zip(ta, tb, strict=True) if x != y]
+    return len(diff) == 1 and _one_inner_edit(*diff[0])
+
+
+class _Identities:
+    """Which quoted address is a known person (a recipient, the sender) under another
+    address; each key is decided once, with a bounded number of comparisons."""
+
+    def __init__(self, known: list[Address]) -> None:
+        self._by_domain: dict[str, list[Address]] = {}
+        for a in known:
+            if a.domain:
+                self._by_domain.setdefault(registrable_domain(a.domain), []).append(a)
+        self._memo: dict[str, str | None] = {}
+        self._checks = 0
+
+    def of(self, a: Address) -> str | None:
+        """The key of the known address ``a`` evidently is, or None."""
+        k = a.key
+        if k in self._memo:
+            return self._memo[k]
+        found: str | None = None
+        if a.domain:
+            for known in self._by_domain.get(registrable_domain(a.domain), ()):
+                if self._checks >= _MAX_SAME_PERSON_CHECKS:
+                    break
+                self._checks += 1
+                if same_person(a, known):
+                    found = known.key
+                    break
+        self._memo[k] = found
+        return found
+
+
 def detect(msg: Message, ctx: Context) -> DetectorResult:
     org = ctx.org
     rcpts: dict[str, Address] = {}
-    for a in (*msg.envelope_rcpts, *msg.to, *msg.cc, *msg.bcc):
+    for a in (*msg.to, *msg.cc, *msg.bcc, *msg.envelope_rcpts):  # display names first
         if a.domain:
             rcpts.setdefault(a.key, a)
     aliases = ctx.sender_aliases
@@ -126,20 +238,32 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
         return DetectorResult(facts={FACT: 0})
 
     excluded: set[str] = set(rcpts) | aliases
-    for a in (*msg.from_, *msg.reply_to):
-        excluded.add(a.key)
+    senders = [*msg.from_, *msg.reply_to]
     for opt in (msg.envelope_from, msg.sender_header):
         if opt is not None:
-            excluded.add(opt.key)
+            senders.append(opt)
+    excluded.update(a.key for a in senders)
+    # a quoted address that is a recipient or the sender under another address
+    identities = _Identities([*rcpts.values(), *senders])
 
     blocks = msg.quoted_blocks
     # who has seen each block: its participants and those of every block it is nested in
+    external_keys = {a.key for a in external}
+    block_keys: list[set[str]] = []
+    for b in blocks:
+        keys = {p.key for p in b.participants}
+        for p in b.participants:
+            if p.key not in external_keys and not org.is_internal(p):
+                same = identities.of(p)
+                if same is not None:
+                    keys.add(same)
+        block_keys.append(keys)
     seen_by: list[frozenset[str]] = []
     for i in range(len(blocks)):
-        keys: set[str] = set()
+        seen: set[str] = set()
         for j in _ancestry(blocks, i):
-            keys.update(p.key for p in blocks[j].participants)
-        seen_by.append(frozenset(keys))
+            seen |= block_keys[j]
+        seen_by.append(frozenset(seen))
 
     occurrences: dict[str, list[_Occurrence]] = {}
     for i, b in enumerate(blocks):
@@ -150,7 +274,12 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
                 continue
             occs = occurrences.get(k)
             if occs is None:
-                if org.is_internal(a) or org.is_mailing_list(a) or is_automated_local(a.local):
+                if (
+                    org.is_internal(a)
+                    or org.is_mailing_list(a)
+                    or is_automated_local(a.local)
+                    or identities.of(a) is not None
+                ):
                     excluded.add(k)  # decided once per address
                     continue
                 occs = occurrences[k] = []
