@@ -10,7 +10,10 @@ that carries more than its plain alternative is still analysed in full.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
+
+import pytest
 
 from leakguard.message.parse import parse_message
 from leakguard.message.textaddr import address_keys, find_addresses, parse_loose_address_list
@@ -202,3 +205,68 @@ def test_address_keys_is_linear_on_hostile_text() -> None:
         start = time.process_time()
         address_keys(text)
         assert time.process_time() - start < 1.0, text[:20]
+
+
+# --------------------------------------------------------------------------- hostile HTML
+
+
+def _deep_html_mail(depth: int) -> bytes:
+    fwd = (
+        "-----Original Message-----<br>From: Carol &lt;carol@client-b.example.com&gt;<br>"
+        "Sent: Monday<br>To: kazuya.sato@city.example.lg.jp<br>Subject: terms<br><br>body"
+    )
+    html = "<div>" * depth + fwd + "</div>" * depth
+    return (
+        f"From: {SENDER}\r\nTo: bob@partner.example\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n" + html
+    ).encode()
+
+
+def test_hazardous_html_is_analysed_from_its_flat_text_not_walked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from leakguard.message import quotes
+
+    walked: list[int] = []
+    real = quotes.render_html_quotes
+
+    def spy(html: str) -> str:
+        walked.append(len(html))
+        return real(html)
+
+    monkeypatch.setattr(quotes, "render_html_quotes", spy)
+    # 8,000 nested <div>s: the parser renders it flat and records why
+    msg = parse_message(_deep_html_mail(8000))
+    assert any("rendered without structure" in d for d in msg.defects)
+    assert walked == []
+    # the forwarded header block is still found in the flat text
+    (blk,) = msg.quoted_blocks
+    assert blk.location == "HTML part 1, line 1"
+    assert {a.key for a in blk.addresses} == {
+        "carol@client-b.example.com",
+        "kazuya.sato@city.example.lg.jp",
+    }
+    # ordinary nesting is still walked for its quote markup
+    shallow = parse_message(_deep_html_mail(20))
+    assert not any("rendered without structure" in d for d in shallow.defects)
+    assert len(walked) == 1
+    assert [a.key for a in shallow.quoted_blocks[0].addresses] == [a.key for a in blk.addresses]
+
+
+def test_deeply_nested_html_quote_extraction_is_fast() -> None:
+    raw = _deep_html_mail(8000)
+    msg = parse_message(raw)
+    best = min(_timed(lambda: _reextract(msg)) for _ in range(3))
+    assert best < 0.03, f"quote extraction of 8,000 nested divs took {best * 1000:.1f} ms"
+
+
+def _reextract(msg: Message) -> tuple[QuotedBlock, ...]:
+    from leakguard.message.quotes import extract_quotes
+
+    return extract_quotes(msg.text_parts, msg.attached_messages)
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

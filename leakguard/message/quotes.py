@@ -38,6 +38,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from leakguard.message.html import html_hazard
 from leakguard.message.textaddr import address_keys, find_addresses, parse_loose_address_list
 from leakguard.types import Address, Message, QuotedBlock, QuoteKind, TextPart
 
@@ -903,10 +904,16 @@ def _extract(
                     # the text/plain alternative showed every address this part holds:
                     # its blocks already carry them (the detector prefers plain locations)
                     continue
-                try:
-                    text = render_html_quotes(src[:MAX_TEXT_CHARS])
-                except Exception:  # a broken HTML part must not lose the rest of the mail
+                src = src[:MAX_TEXT_CHARS]
+                if html_hazard(src):
+                    # the parser rendered it flat for the same reason (a defect of the
+                    # message): its text is analysed instead of walking hostile markup again
                     text = part.text
+                else:
+                    try:
+                        text = render_html_quotes(src)
+                    except Exception:  # a broken HTML part must not lose the rest of the mail
+                        text = part.text
             else:
                 text = part.text
             where = f"HTML part {n_html}"
@@ -946,5 +953,11 @@ def extract_quotes(
     plain part, or outside the plain part's blocks and, in the HTML, before any quote
     markup (see ``_repeats_plain``). When it holds any other address (a truncated plain
     part, a quote the plain part lost) it is analysed in full, as HTML-only mails are.
+
+    HTML that ``leakguard.message.html.html_hazard`` refuses to give the tree builder (deep
+    nesting, tens of thousands of tags, hundreds of attributes) is not walked for quote
+    markup: the part's flat rendering (``TextPart.text``, made by the parser for the same
+    reason) is analysed instead, so header blocks and attributions are still found but
+    ``<blockquote>`` levels are not.
     """
     return _extract(text_parts, attached, 0, plain_alternatives)
