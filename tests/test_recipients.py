@@ -100,9 +100,9 @@ def test_senders_own_outside_mailbox_is_the_sender_not_an_outsider() -> None:
         directory=[Person("kazuya.sato@city.example.lg.jp", "佐藤 一也", "さとう かずや")],
     )
     raw = (
-        "From: =?UTF-8?B?5L2Q6JekIOS4gOS5nw==?= <kazuya.sato@city.example.lg.jp>\r\n"
-        "To: k.sato@home-isp.example, info@vendor.example\r\nSubject: memo\r\n\r\nbody\r\n"
-    ).encode()
+        b"From: =?UTF-8?B?5L2Q6JekIOS4gOS5nw==?= <kazuya.sato@city.example.lg.jp>\r\n"
+        b"To: k.sato@home-isp.example, info@vendor.example\r\nSubject: memo\r\n\r\nbody\r\n"
+    )
     msg = with_default_envelope(parse_message(raw))
     facts, findings = run_detectors(msg, Context(org=org))
     assert facts["own_external_addresses"] == 1
