@@ -514,3 +514,34 @@ def test_broken_input_never_raises() -> None:
         m = parse_message(raw)
         assert isinstance(m, Message)
         assert not any(d.startswith("internal-error") for d in m.defects), (raw[:40], m.defects)
+
+
+# --------------------------------------------------------------------------- header sections that
+# other software reads differently must not hide recipients from the checks
+
+
+def test_bare_cr_does_not_end_a_crlf_header_section_and_counts_as_uninspected() -> None:
+    to = ", ".join(f"u{i}@c{i}.example" for i in range(12))
+    raw = ("From: a@city.example.lg.jp\r\nSubject: x\r\r" + f"To: {to}\r\n\r\nbody\r\n").encode()
+    msg = parse_message(raw)
+    # The MTA keeps "\r\rTo: ..." inside the Subject line; a mail client may show a To line.
+    assert msg.to == ()
+    assert msg.uninspected_parts == 1
+    assert any("bare CR" in d for d in msg.defects)
+
+
+def test_header_fields_beyond_the_limit_count_as_uninspected() -> None:
+    to = ", ".join(f"u{i}@c{i}.example" for i in range(12))
+    raw = (
+        "From: a@city.example.lg.jp\r\n" + "X-Pad: y\r\n" * 2100 + f"To: {to}\r\n\r\nbody\r\n"
+    ).encode()
+    msg = parse_message(raw)
+    assert msg.to == ()
+    assert msg.uninspected_parts == 1
+
+
+def test_cr_only_files_still_parse() -> None:
+    msg = parse_message(b"From: a@x.example\rTo: b@y.example\rSubject: mac\r\rbody line\r")
+    assert [a.addr for a in msg.to] == ["b@y.example"]
+    assert msg.subject == "mac"
+    assert msg.uninspected_parts == 0

@@ -23,8 +23,14 @@ from leakguard.message.charsets import decode_bytes, decode_header_bytes
 ENCODED_WORD_RE = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _B64_JUNK_RE = re.compile(rb"[^A-Za-z0-9+/]")
 _HEADER_NAME_RE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
-_BLANK_LINE_RE = re.compile(rb"\r?\n\r?\n|\r\r")
-_LINE_RE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)?")
+# Mail with LF or CRLF line ends (everything that crosses SMTP): a bare CR is not a line
+# break, exactly as for the MTAs downstream, so "\r\r" cannot end the header section early.
+_BLANK_LINE_RE = re.compile(rb"\r?\n\r?\n")
+_LINE_RE = re.compile(rb"([^\n]*?)\r?(\n)|([^\n]+)$")
+# CR-only files (old Mac mail, some archives): CR is the line break.
+_BLANK_LINE_CR_RE = re.compile(rb"\r\r")
+_LINE_CR_RE = re.compile(rb"([^\r]*)(\r)?")
+_CR_ONLY_PROBE = 64 * 1024
 MAX_HEADERS = 2000  # per entity; more are ignored (recorded as a defect)
 
 
@@ -94,6 +100,10 @@ class HeaderBlock:
     fields: list[tuple[str, str]]
     body_start: int  # offset of the body in the buffer the block was read from
     defects: list[str]
+    truncated: bool = False  # more than MAX_HEADERS fields: the rest was not read
+    # A bare CR inside a CRLF/LF header section: MTAs keep it inside the line, but some
+    # mail clients break the line there, so they may show header fields nobody checked.
+    ambiguous: bool = False
 
     def get_all(self, name: str) -> list[str]:
         lname = name.lower()
@@ -110,13 +120,19 @@ class HeaderBlock:
         return [(k, decode_rfc2047(v, self.defects).strip()) for k, v in self.fields]
 
 
-def _header_end(buf: bytes, start: int, end: int) -> tuple[int, int]:
+def cr_only(buf: bytes, start: int, end: int) -> bool:
+    """True for an entity whose lines end in a bare CR (no LF in its first 64 KiB)."""
+    probe = min(end, start + _CR_ONLY_PROBE)
+    return buf.find(b"\n", start, probe) < 0 and buf.find(b"\r", start, probe) >= 0
+
+
+def _header_end(buf: bytes, start: int, end: int, cr: bool) -> tuple[int, int]:
     """(end of the header block, start of the body) within ``buf[start:end]``."""
     if buf.startswith(b"\r\n", start):
         return start, start + 2
-    if buf.startswith((b"\n", b"\r"), start):
+    if buf.startswith(b"\n", start) or (cr and buf.startswith(b"\r", start)):
         return start, start + 1
-    m = _BLANK_LINE_RE.search(buf, start, end)
+    m = (_BLANK_LINE_CR_RE if cr else _BLANK_LINE_RE).search(buf, start, end)
     if m is None:
         return end, end
     # The first line break ends the last header line; the rest is the blank line.
@@ -127,11 +143,15 @@ def _header_end(buf: bytes, start: int, end: int) -> tuple[int, int]:
 def parse_header_block(buf: bytes, start: int = 0, end: int | None = None) -> HeaderBlock:
     """Read the header block of the entity ``buf[start:end]``. Never raises."""
     stop = len(buf) if end is None else end
-    hend, body_start = _header_end(buf, start, stop)
+    cr = cr_only(buf, start, stop)
+    hend, body_start = _header_end(buf, start, stop, cr)
     defects: list[str] = []
+    truncated = False
     fields: list[tuple[bytes, list[bytes]]] = []
-    for lm in _LINE_RE.finditer(buf, start, hend):
-        line = lm.group(1)
+    for lm in (_LINE_CR_RE if cr else _LINE_RE).finditer(buf, start, hend):
+        line = lm.group(1) if lm.group(1) is not None else (lm.group(3) or b"")
+        if not cr and lm.group(3) is not None:
+            line = line.rstrip(b"\r")
         if not line:
             if not lm.group(2):
                 break
@@ -157,6 +177,7 @@ def parse_header_block(buf: bytes, start: int = 0, end: int | None = None) -> He
             break
         if len(fields) >= MAX_HEADERS:
             defects.append(f"more than {MAX_HEADERS} header fields; rest ignored")
+            truncated = True
             break
         fields.append((m.group(0)[:-1].rstrip(b" \t"), [line[m.end() :]]))
     out: list[tuple[str, str]] = []
@@ -166,4 +187,10 @@ def parse_header_block(buf: bytes, start: int = 0, end: int | None = None) -> He
         if decoded.charset != "us-ascii":
             defects.append(f"8-bit header {name} decoded as {decoded.charset}")
         out.append((name, decoded.text.strip()))
-    return HeaderBlock(out, body_start, defects)
+    ambiguous = False
+    if not cr:
+        bare = re.search(rb"\r(?!\n)", buf[start:hend])
+        if bare is not None:
+            ambiguous = True
+            defects.append("bare CR inside the header section (line ends are ambiguous)")
+    return HeaderBlock(out, body_start, defects, truncated, ambiguous)

@@ -226,6 +226,8 @@ class _Walker:
                 self.out.defects.append(f"more than {MAX_PARTS} MIME parts; rest ignored")
             return
         self.out.defects.extend(hb.defects)
+        if hb.truncated or hb.ambiguous:
+            budget.uninspected += 1  # header fields not read, or read differently elsewhere
         ent = _entity(hb, default, self.out.defects)
         where = f"part {path or '1'}"
         if ent.ctype.startswith("multipart/"):
