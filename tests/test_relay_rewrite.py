@@ -6,7 +6,16 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 from email.utils import getaddresses
 
-from leakguard.relay.rewrite import bcc_rewrite, header_end, rewrite_recipients
+import pytest
+
+from leakguard.message.addresses import parse_address_list
+from leakguard.message.headers import parse_header_block
+from leakguard.relay.rewrite import (
+    bcc_rewrite,
+    header_end,
+    rewrite_recipients,
+    visible_external,
+)
 
 
 def internal(addr: str) -> bool:
@@ -134,3 +143,104 @@ def test_hostile_input_does_not_crash() -> None:
     # a To after the header section is body text and untouched
     raw = b"\r\n\r\nTo: x@partner.example.co.jp"
     assert bcc_rewrite(raw, internal) == raw
+
+
+# ---------------------------------------------------------------- one parser, fail closed
+# The detectors read To/Cc with ``parse_address_list``; whatever they see as external must be
+# gone after the rewrite, and every byte outside To/Cc must stay.
+
+INT = "y@city.example.lg.jp"
+
+
+def _to_values(out: bytes) -> list[str]:
+    hb = parse_header_block(out)
+    return [*hb.get_all("To"), *hb.get_all("Cc")]
+
+
+def _internal_left(out: bytes) -> set[str]:
+    keys: set[str] = set()
+    for v in _to_values(out):
+        keys |= {a.key for a in parse_address_list(v)[0] if internal(a.addr)}
+    return keys
+
+
+def _assert_hidden(raw: bytes, out: bytes) -> None:
+    assert visible_external(raw, internal), "the case must have a visible external address"
+    assert visible_external(out, internal) == []
+    assert out.startswith(HEAD_BEFORE)
+    assert out.endswith(HEAD_AFTER + BODY)
+
+
+def test_space_separated_addresses_are_removed() -> None:
+    ext = " ".join(f"u{i}@c{i}.example" for i in range(12))
+    raw = make(f"To: {ext} {INT}\r\n".encode())
+    res = rewrite_recipients(raw, internal)
+    _assert_hidden(raw, res.raw)
+    assert len(res.removed) == 12 and res.visible == ()
+    assert _internal_left(res.raw) == {INT}
+    raw = make(f"To: {ext}\r\n".encode())
+    out = bcc_rewrite(raw, internal)
+    assert out == HEAD_BEFORE + b"To: undisclosed-recipients:;\r\n" + HEAD_AFTER + BODY
+
+
+def test_huge_field_is_rebuilt_not_left_alone() -> None:
+    ext = ", ".join(f"someone{i}@partner{i % 50}.example.co.jp" for i in range(12_000))
+    value = f"To: {INT}, Hanako <h@soumu.city.example.lg.jp>,\r\n {ext}\r\n".encode()
+    assert len(value) > 256 * 1024
+    raw = make(value)
+    res = rewrite_recipients(raw, internal)
+    _assert_hidden(raw, res.raw)
+    assert len(res.removed) >= 9_998 and res.visible == ()
+    assert _internal_left(res.raw) == {INT, "h@soumu.city.example.lg.jp"}
+    assert len(res.raw) < len(raw) - 256 * 1024
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        'To: "a, b" <x@partner.example.co.jp>, y@city.example.lg.jp',
+        "To: x@partner.example.co.jp (comment, with comma), y@city.example.lg.jp",
+        "To: (lead, comment) x@partner.example.co.jp, (c) y@city.example.lg.jp",
+        "To: <@route.example:x@partner.example.co.jp>, y@city.example.lg.jp",
+        "To: x@partner.example.co.jp; y@city.example.lg.jp",  # Outlook separator
+        "To: 'Doe, John' <x@partner.example.co.jp>; y@city.example.lg.jp",
+        "To: grp: x@partner.example.co.jp, y@city.example.lg.jp;, w@other.example",
+        "To: grp: x@partner.example.co.jp w@other.example;, y@city.example.lg.jp",
+        "To: =?utf-8?q?Ext_=3Cx=40partner=2Eexample=2Eco=2Ejp=3E?= <x@partner.example.co.jp>,"
+        " =?UTF-8?B?55Sw5Lit?= <y@city.example.lg.jp>",
+        "To: x@partner.example.co.jp,, y@city.example.lg.jp",
+        "To: x@partner.example.co.jp\r\n\t, y@city.example.lg.jp",
+        "To: Name <x@partner.example.co.jp",
+        "To: x@PARTNER.example.co.jp.",
+        "To: x@ｐａｒｔｎｅｒ.example, y@city.example.lg.jp",
+        "To: x@partner.example.co.jp\r\nTo: z@other.example",
+        "TO : x@partner.example.co.jp",
+        "To: <x@partner.example.co.jp>(c)<z@other.example>",
+        "To: Boss <x@partner.example.co.jp> <y@city.example.lg.jp>",
+        'To: "a" b <x@partner.example.co.jp>, y@city.example.lg.jp',
+        "To: y@city.example.lg.jp\rx@partner.example.co.jp",  # bare CR is not a line break
+        "To: 山田 ＜x@partner.example.co.jp＞、佐藤 ＜y@city.example.lg.jp＞",
+        "To: Partner [mailto:x@partner.example.co.jp], y@city.example.lg.jp",
+        "Cc: x@partner.example.co.jp\r\nTo: y@city.example.lg.jp",
+        "To: y@city.example.lg.jp\r\nCc: a@b.example c@d.example y@city.example.lg.jp",
+    ],
+)
+def test_odd_syntax_leaves_no_external_visible(field: str) -> None:
+    raw = make(field.encode() + b"\r\n")
+    before = _internal_left(raw)
+    res = rewrite_recipients(raw, internal)
+    _assert_hidden(raw, res.raw)
+    assert res.visible == () and res.changed
+    assert _internal_left(res.raw) == before  # internal recipients stay visible
+
+
+def test_splitter_disagreement_falls_back_to_internal_only() -> None:
+    # An unindented continuation line: the header parser joins it to To, the field splitter
+    # does not, so the item rewrite misses it; the re-parse notices and every To/Cc is
+    # rebuilt from its internal addresses, which ends the join.
+    raw = b"To: y@city.example.lg.jp;\r\nb=x@partner.example.co.jp\r\nSubject: s\r\n\r\nbody\r\n"
+    assert visible_external(raw, internal) == ["b=x@partner.example.co.jp"]
+    res = rewrite_recipients(raw, internal)
+    assert res.visible == () and visible_external(res.raw, internal) == []
+    assert res.raw.startswith(b"To: y@city.example.lg.jp\r\n")
+    assert res.raw.endswith(b"\r\nb=x@partner.example.co.jp\r\nSubject: s\r\n\r\nbody\r\n")

@@ -352,3 +352,31 @@ async def test_metrics_health_and_reload(env: Env) -> None:
     assert env.service.reload() is False  # the running policy stays
     code, _ = await send(env.port("plain-0"), mail("pass", tag="m3"), RCPTS)
     assert code == 250
+
+
+async def test_bcc_space_separated_to_is_hidden_over_smtp(env: Env) -> None:
+    ext = [f"u{i}@c{i}.example" for i in range(12)]
+    raw = mail("bcc", to=" ".join(ext), tag="b2")
+    code, _ = await send(env.port("plain-0"), raw, [*ext, "carol@city.example.lg.jp"])
+    assert code == 250
+    (got,) = await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    assert got.rcpts == [*ext, "carol@city.example.lg.jp"]
+    assert got.data == raw.replace(
+        b"To: " + " ".join(ext).encode() + b"\r\n", b"To: undisclosed-recipients:;\r\n"
+    )
+
+
+async def test_bcc_refused_when_externals_would_stay_visible(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leakguard.relay import actions, replies
+    from leakguard.relay.rewrite import RewriteResult
+
+    def stuck(raw: bytes, *_a: object, **_k: object) -> RewriteResult:
+        return RewriteResult(raw=raw, removed=(), visible=("bob@partner.example.co.jp",))
+
+    monkeypatch.setattr(actions, "rewrite_recipients", stuck)
+    code, text = await send(env.port("plain-0"), mail("bcc", tag="b3"), RCPTS)
+    assert f"{code} {text.decode()}" == replies.BCC_UNSAFE
+    await asyncio.sleep(0.3)
+    assert env.sink.messages == []

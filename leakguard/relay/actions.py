@@ -259,12 +259,18 @@ class Relay:
         org = self.org
         header = self.settings.bcc_header
         plain = rewrite_recipients(tx.raw, org.is_internal)
+        if plain.visible:  # fail closed: never deliver a bcc verdict with externals visible
+            self.log.error("bcc_rewrite_unsafe", sender=tx.mail_from, visible=len(plain.visible))
+            return replies.BCC_UNSAFE
         if header is None or not plain.changed:
             out = await self.delivery.deliver_now(
                 plain.raw, tx.mail_from, rcpts, options=options, history=history
             )
             return out.reply
         marked = rewrite_recipients(tx.raw, org.is_internal, record_header=header)
+        if marked.visible:
+            self.log.error("bcc_rewrite_unsafe", sender=tx.mail_from, visible=len(marked.visible))
+            return replies.BCC_UNSAFE
         if self.settings.bcc_header_to_external:
             out = await self.delivery.deliver_now(
                 marked.raw, tx.mail_from, rcpts, options=options, history=history

@@ -24,6 +24,7 @@ REJECTED = "550 5.7.1 {reason}"
 BAD_ADDRESS = "553 5.1.3 Bad address syntax"
 TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 NO_RCPTS = "554 5.5.1 No valid recipients"
+BCC_UNSAFE = "550 5.7.1 External recipients could not be hidden from each other; put them in Bcc"
 MIXED_COMMAND = "452 4.5.3 Send replies to the hold notice in a message of their own"
 
 # -- temporary trouble on our side

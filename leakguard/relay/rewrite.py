@@ -6,15 +6,29 @@ kept as written); every other byte — other headers, their folding, the body an
 encodings — is left exactly as received. An emptied To becomes
 ``To: undisclosed-recipients:;``; an emptied Cc is removed. The envelope is not changed, so
 everyone still receives the mail; external recipients simply no longer see each other.
+
+One parser: which addresses a field holds is decided by
+``leakguard.message.addresses.parse_address_list`` — the parser the detectors used to reach
+the ``bcc`` verdict — never by a second one. The rewrite fails closed: the result is parsed
+again (``parse_header_block`` + the same address parser, as ``parse_message`` does) and if
+an external address is still visible in To/Cc — or a field is too large to rewrite item by
+item — every To/Cc field is rebuilt from its internal addresses only (an emptied To becomes
+``undisclosed-recipients:;``). If even that leaves one visible (the two field splitters
+disagree on hostile bytes), ``RewriteResult.visible`` names it and the caller must not
+deliver (``Relay._bcc`` refuses the mail).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import getaddresses
+from email.utils import formataddr
 
-_MAX_FIELD = 256 * 1024  # a To/Cc larger than this is left alone (and the mail still flows)
+from leakguard.message.addresses import addresses_in, parse_address_list
+from leakguard.message.headers import parse_header_block
+from leakguard.types import Address
+
+_MAX_FIELD = 256 * 1024  # a To/Cc larger than this is rebuilt from its internal addresses
 _FOLD_AT = 78
 
 
@@ -22,6 +36,9 @@ _FOLD_AT = 78
 class RewriteResult:
     raw: bytes
     removed: tuple[str, ...]  # addresses taken out of To/Cc
+    # external addresses still visible in To/Cc after the rewrite (re-parsed). Non-empty
+    # only when even the fallback could not hide them: such a result must not be delivered.
+    visible: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -41,8 +58,14 @@ def header_end(raw: bytes) -> int:
 
 
 def _fields(head: bytes) -> list[bytes]:
-    """Split a header section into fields, each with its continuation lines and line end."""
-    lines = head.splitlines(keepends=True)
+    """Split a header section into fields, each with its continuation lines and line end.
+
+    Only LF ends a line (a bare CR does not), as for ``parse_header_block`` and the MTAs.
+    """
+    lines = [ln + b"\n" for ln in head.split(b"\n")]
+    lines[-1] = lines[-1][:-1]
+    if not lines[-1]:
+        lines.pop()
     out: list[bytes] = []
     for line in lines:
         if out and line[:1] in (b" ", b"\t"):
@@ -98,76 +121,90 @@ def _split_top(value: str) -> list[tuple[str, bool]]:
     return [(t, g) for t, g in items if t.strip() and t.strip() != ","]
 
 
-def _strip_comments(text: str) -> str:
-    """Remove (nested) comments without recursion (the stdlib parser recurses on them)."""
-    out: list[str] = []
-    depth = 0
-    in_quote = escape = False
-    for ch in text:
-        if escape:
-            escape = False
-            if not depth:
-                out.append(ch)
-            continue
-        if ch == "\\" and (in_quote or depth):
-            escape = True
-            if not depth:
-                out.append(ch)
-            continue
-        if depth:
-            depth += 1 if ch == "(" else -1 if ch == ")" else 0
-            continue
-        if ch == '"':
-            in_quote = not in_quote
-        elif ch == "(" and not in_quote:
-            depth = 1
-            out.append(" ")
-            continue
-        out.append(ch)
-    return "".join(out)
+def _format(a: Address) -> str:
+    """One address written back (display name RFC 2047-encoded when not ASCII)."""
+    return formataddr((a.display_name, a.addr), charset="utf-8")
 
 
-def _addr_of(chunk: str) -> str:
-    unfolded = _strip_comments(chunk.replace("\r\n", "").replace("\n", ""))
-    try:
-        pairs = getaddresses([unfolded])
-    except Exception:  # hostile syntax: treat as no address (the text stays as written)
-        return ""
-    return pairs[0][1] if pairs else ""
+def _split_item(
+    chunk: str, keep: Callable[[str], bool], removed: list[str]
+) -> tuple[str | None, set[str]]:
+    """One top-level item: its text to keep (None: drop it) and the keys it held.
+
+    An item the shared parser reads as several addresses (``a@x b@y``, no comma) is rebuilt
+    from its internal addresses when any of them is external.
+    """
+    addrs, _ = parse_address_list(chunk.replace("\r\n", " ").replace("\n", " "))
+    keys = {a.key for a in addrs}
+    ext = [a for a in addrs if not keep(a.addr)]
+    if not ext:
+        return chunk.strip(), keys
+    removed += [a.addr for a in ext]
+    stay = [_format(a) for a in addrs if keep(a.addr)]
+    return (", ".join(stay) if stay else None), keys
 
 
-def _filter_group(text: str, keep: Callable[[str], bool], removed: list[str]) -> str:
+def _filter_group(
+    text: str, keep: Callable[[str], bool], removed: list[str]
+) -> tuple[str, set[str]]:
     text = text.lstrip(", \t\r\n")
     name, _, members = text.partition(":")
     members = members.rstrip()
     if members.endswith(";"):
         members = members[:-1]
     kept: list[str] = []
+    keys: set[str] = set()
     for chunk, _g in _split_top(members):
-        addr = _addr_of(chunk)
-        if addr and "@" in addr and not keep(addr):
-            removed.append(addr)
-        else:
-            kept.append(chunk.strip())
-    return f"{name.strip()}:{' ' + ', '.join(kept) if kept else ''};"
+        item, held = _split_item(chunk, keep, removed)
+        keys |= held
+        if item is not None:
+            kept.append(item)
+    return f"{name.strip()}:{' ' + ', '.join(kept) if kept else ''};", keys
 
 
 def _rewrite_value(value: str, keep: Callable[[str], bool]) -> tuple[list[str], list[str]]:
-    """The items that stay (original text, stripped) and the addresses removed."""
+    """The items that stay (original text, stripped) and the addresses removed.
+
+    Falls back to ``_safe_value`` when the item split does not account for every external
+    address the shared parser finds in the whole value.
+    """
     kept: list[str] = []
     removed: list[str] = []
+    seen: set[str] = set()
     for chunk, is_group in _split_top(value):
         if is_group:
             before = len(removed)
-            rebuilt = _filter_group(chunk, keep, removed)
+            rebuilt, held = _filter_group(chunk, keep, removed)
+            seen |= held
             kept.append(rebuilt if len(removed) > before else chunk.strip())
             continue
-        addr = _addr_of(chunk)
-        if addr and "@" in addr and not keep(addr):
-            removed.append(addr)
-        else:
-            kept.append(chunk.strip())
+        item, held = _split_item(chunk, keep, removed)
+        seen |= held
+        if item is not None:
+            kept.append(item)
+    whole, _ = parse_address_list(value.replace("\r\n", " ").replace("\n", " "))
+    if any(not keep(a.addr) and a.key not in seen for a in whole):
+        return _safe_value(value, keep)
     return kept, removed
+
+
+def _safe_value(value: str, keep: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    """The fail-closed form: only the internal addresses, rebuilt from the parse."""
+    addrs, _ = parse_address_list(value.replace("\r\n", " ").replace("\n", " "))
+    kept = [_format(a) for a in addrs if keep(a.addr)]
+    removed = [a.addr for a in addrs if not keep(a.addr)]
+    return kept, removed
+
+
+def visible_external(raw: bytes, is_internal: Callable[[str], bool]) -> list[str]:
+    """External addresses a reader of ``raw`` sees in To/Cc, parsed as the detectors do."""
+    hb = parse_header_block(raw)
+    addrs, _ = addresses_in([*hb.get_all("To"), *hb.get_all("Cc")])
+    out: list[str] = []
+    for a in addrs:
+        if not is_internal(a.addr) and a.addr not in out:
+            out.append(a.addr)
+    return out
 
 
 def _build(name: str, items: list[str], eol: str) -> str:
@@ -188,6 +225,18 @@ def rewrite_recipients(
     ``record_header`` (e.g. ``X-Leakguard-Bcc``) adds one line saying how many addresses
     were moved; it is added only when something changed.
     """
+    res = _rewrite(raw, is_internal, record_header, safe=False)
+    left = visible_external(res.raw, is_internal)
+    if not left:
+        return res
+    res = _rewrite(raw, is_internal, record_header, safe=True)
+    left = visible_external(res.raw, is_internal)
+    return RewriteResult(raw=res.raw, removed=res.removed, visible=tuple(left))
+
+
+def _rewrite(
+    raw: bytes, is_internal: Callable[[str], bool], record_header: str | None, *, safe: bool
+) -> RewriteResult:
     end = header_end(raw)
     head, rest = raw[:end], raw[end:]
     fields = _fields(head)
@@ -195,24 +244,29 @@ def rewrite_recipients(
     removed_all: list[str] = []
     to_slots: list[int] = []  # indexes in ``out`` of emptied To fields (None placeholders)
     to_kept = False
+    rebuilt = False
     for f in fields:
         name_b, colon, _ = f.partition(b":")
         lname = name_b.strip().lower()
-        if not colon or lname not in (b"to", b"cc") or len(f) > _MAX_FIELD:
-            if lname == b"to":
-                to_kept = True
+        if not colon or lname not in (b"to", b"cc"):
             out.append(f)
             continue
         eol = "\r\n" if f.endswith(b"\r\n") else "\n" if f.endswith(b"\n") else ""
         text = f.decode("utf-8", "surrogateescape")
         name, _, value = text.partition(":")
         value = value[: len(value) - len(eol)] if eol else value
-        kept, removed = _rewrite_value(value, is_internal)
-        if not removed:
+        if safe or len(f) > _MAX_FIELD:
+            kept, removed = _safe_value(value, is_internal)
+            changed = bool(removed) or safe
+        else:
+            kept, removed = _rewrite_value(value, is_internal)
+            changed = bool(removed)
+        if not changed:
             if lname == b"to":
                 to_kept = True
             out.append(f)
             continue
+        rebuilt = True
         removed_all += removed
         if kept:
             if lname == b"to":
@@ -221,14 +275,14 @@ def rewrite_recipients(
         elif lname == b"to":
             to_slots.append(len(out))
             out.append(b"")  # decided below
-    if not removed_all:
+    if not rebuilt:
         return RewriteResult(raw=raw, removed=())
     if to_slots and not to_kept:
         first = to_slots[0]
         eol_b = b"\r\n" if b"\r\n" in head or not head else b"\n"
         out[first] = b"To: undisclosed-recipients:;" + eol_b
     new_head = b"".join(out)
-    if record_header:
+    if record_header and removed_all:
         eol_b = b"\r\n" if b"\r\n" in head or not head else b"\n"
         n = len(removed_all)
         plural = "s" if n != 1 else ""
