@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,13 +14,15 @@ from test_holds_support import (
     Env,
     do_hold,
     make_env,
+    message_of,
     parse,
     queued,
+    raw_mail,
     text_of,
     verdict,
 )
 
-from leakguard.holds.model import HoldState, Via
+from leakguard.holds.model import HoldRecord, HoldState, Via
 from leakguard.holds.service import ADMIN_ONLY, Decision, HoldService
 from leakguard.store import open_store, sqlite_url
 from leakguard.types import Action
@@ -230,3 +233,120 @@ async def test_unresolvable_approval_leaves_it_to_administrators(tmp_path: Path)
 async def test_supervisor_is_never_the_sender(env: Env) -> None:
     h = await do_hold(env, verdict(approval=SENDER))
     assert h.approvers == (DEPUTY,)
+
+
+# ----------------------------------------------------------------- the sender never approves
+
+
+async def _hold_as(
+    env: Env, *, mail_from: str, auth_user: str | None, approval: str = "supervisor"
+) -> HoldRecord:
+    raw = raw_mail(sender=mail_from)
+    rcpts = ["a@client-one.example.com"]
+    return await env.service.hold(
+        raw=raw,
+        verdict=verdict(approval=approval),
+        message=message_of(raw, mail_from=mail_from, rcpts=rcpts),
+        mail_from=mail_from,
+        rcpts=rcpts,
+        auth_user=auth_user,
+    )
+
+
+async def test_deputy_who_is_the_sender_is_never_escalated_to(tmp_path: Path) -> None:
+    env = await make_env(tmp_path, deputy=SENDER, escalate_after="1h")
+    try:
+        h = await do_hold(env, verdict(approval="supervisor"))
+        assert h.approvers == (SUPERVISOR,) and h.escalate_at is None
+        out = await env.service.resolve(
+            h.id, Decision.RELEASE, actor=SENDER, via=Via.REPLY, identity=SENDER
+        )
+        assert out.code == "needs_approval"
+        env.clock.advance(hours=2)
+        await env.service.tick()
+        got = await env.store.get_hold(h.id)
+        assert got is not None and got.approvers == (SUPERVISOR,)
+        out = await env.service.resolve(
+            h.id, Decision.RELEASE, actor=SENDER, via=Via.REPLY, identity=SENDER
+        )
+        assert not out.ok and out.code == "needs_approval"
+        assert await state(env, h.id) == HoldState.HELD
+        assert await queued(env, "mail") == []
+        # the real approver still can
+        out = await env.service.resolve(
+            h.id, Decision.RELEASE, actor=SUPERVISOR, via=Via.REPLY, identity=SUPERVISOR
+        )
+        assert out.ok
+    finally:
+        await env.store.close()
+
+
+async def test_escalation_due_when_deputy_became_the_sender_is_skipped(env: Env) -> None:
+    h = await do_hold(env, verdict(approval="supervisor"))
+    assert h.escalate_at is not None  # made while the deputy was someone else
+    env.config.deputy = SENDER  # configuration changed before the escalation came due
+    env.clock.advance(hours=2)
+    assert await env.service.tick() == 1
+    got = await env.store.get_hold(h.id)
+    assert got is not None and got.escalated and got.approvers == (SUPERVISOR,)
+    assert await notices_to(env, DEPUTY) == []
+    assert len(await notices_to(env, SENDER)) == 1  # only the first notice, no "escalated"
+    assert any("escalation skipped" in tr.note for tr in await env.store.timeline(h.id))
+    out = await env.service.resolve(
+        h.id, Decision.RELEASE, actor=SENDER, via=Via.REPLY, identity=SENDER
+    )
+    assert out.code == "needs_approval"
+    assert await env.service.tick() == 0  # not due again
+
+
+async def test_role_of_never_makes_the_sender_an_approver(env: Env) -> None:
+    h = await do_hold(env, verdict(approval="supervisor"))
+    # a record whose approvers include the sender and the AUTH user (e.g. made before the fix)
+    bad = dataclasses.replace(
+        h, approvers=(SUPERVISOR, SENDER, "Login-Name"), auth_user="login-name"
+    )
+    assert HoldService.role_of(bad, SENDER) == "sender"
+    assert HoldService.role_of(bad, SENDER.upper()) == "sender"
+    assert HoldService.role_of(bad, " login-name ") == "sender"
+    assert HoldService.role_of(bad, SUPERVISOR) == "approver"
+    assert HoldService.role_of(bad, "suzuki@city.example.lg.jp") == ""
+    assert HoldService.role_of(bad, "") == "" and HoldService.role_of(bad, None) == ""
+
+
+async def test_auth_user_is_never_an_approver_of_what_they_sent(env: Env) -> None:
+    # the supervisor submits mail from the sender's (shared) mailbox with their own login
+    h = await _hold_as(env, mail_from=SENDER, auth_user=SUPERVISOR)
+    assert SUPERVISOR not in h.approvers and h.approvers == (DEPUTY,)
+    assert h.escalate_at is None  # the deputy already approves
+    out = await env.service.resolve(
+        h.id, Decision.RELEASE, actor=SUPERVISOR, via=Via.REPLY, identity=SUPERVISOR
+    )
+    assert not out.ok and out.code == "needs_approval"
+    # nobody asked the supervisor to approve their own mail; the deputy was asked
+    assert await notices_to(env, SUPERVISOR) == []
+    (deputy_notice,) = await notices_to(env, DEPUTY)
+    assert "【承認依頼】" in str(parse(deputy_notice)["Subject"])
+    out = await env.service.resolve(
+        h.id, Decision.RELEASE, actor=DEPUTY, via=Via.REPLY, identity=DEPUTY
+    )
+    assert out.ok
+
+
+async def test_auth_user_who_is_also_the_deputy_leaves_it_to_administrators(
+    tmp_path: Path,
+) -> None:
+    env = await make_env(tmp_path, deputy=SUPERVISOR, escalate_after="1h")
+    try:
+        h = await _hold_as(env, mail_from=SENDER, auth_user=SUPERVISOR)
+        assert h.approvers == (ADMIN_ONLY,) and h.escalate_at is None
+        for who in (SENDER, SUPERVISOR):
+            out = await env.service.resolve(
+                h.id, Decision.RELEASE, actor=who, via=Via.WEB, identity=who
+            )
+            assert out.code == "needs_approval"
+        out = await env.service.resolve(
+            h.id, Decision.RELEASE, actor="admin:root", via=Via.CLI, admin=True
+        )
+        assert out.ok
+    finally:
+        await env.store.close()

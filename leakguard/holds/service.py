@@ -9,7 +9,9 @@ Who may answer a hold:
 - the sender (envelope sender or SMTP AUTH identity recorded with the hold), unless the
   hold needs approval: then the sender may only withdraw (discard);
 - an approver (``approval: supervisor`` / an address / ``group:<name>``, plus the deputy
-  after escalation): everything;
+  after escalation): everything. The sender (envelope sender or AUTH user) is never an
+  approver of their own mail: such approvers are dropped, a deputy who is the sender is not
+  escalated to, and ``role_of`` ranks "sender" before "approver";
 - an administrator (CLI, admin web view): everything.
 """
 
@@ -184,6 +186,11 @@ def _email_like(s: str | None) -> bool:
     return bool(s) and "@" in (s or "")
 
 
+def _own_identities(mail_from: str | None, auth_user: str | None) -> frozenset[str]:
+    """The sender's identities on a hold (lower case): envelope sender and AUTH user."""
+    return frozenset(x.strip().lower() for x in (mail_from, auth_user) if x and x.strip())
+
+
 class HoldService:
     """Implements ``HoldHandler`` for the relay and the actions of web, reply and CLI."""
 
@@ -242,19 +249,34 @@ class HoldService:
         return explain(hold, lang=lang, now=self.now(), timezone=self.config.timezone)
 
     @staticmethod
-    def role_of(hold: HoldRecord, identity: str | None) -> str:
+    def is_own(hold: HoldRecord, identity: str | None) -> bool:
+        """True when ``identity`` is the hold's envelope sender or its SMTP AUTH user."""
         if not identity:
-            return ""
+            return False
         ident = identity.strip().lower()
-        if ident in {a.lower() for a in hold.approvers if a != ADMIN_ONLY}:
-            return "approver"
-        if ident == hold.mail_from.lower() or (hold.auth_user and ident == hold.auth_user.lower()):
+        return bool(ident) and ident in _own_identities(hold.mail_from, hold.auth_user)
+
+    @staticmethod
+    def role_of(hold: HoldRecord, identity: str | None) -> str:
+        """ "sender", "approver" or "". The sender (envelope or AUTH identity) is never an
+        approver of their own mail, whatever the approvers list says (two-person check)."""
+        if not identity or not identity.strip():
+            return ""
+        if HoldService.is_own(hold, identity):
             return "sender"
+        ident = identity.strip().lower()
+        if ident in {a.strip().lower() for a in hold.approvers if a != ADMIN_ONLY}:
+            return "approver"
         return ""
 
-    def _approvers_for(self, approval: str | None, sender: str) -> tuple[str, ...]:
+    def _approvers_for(
+        self, approval: str | None, sender: str, auth_user: str | None = None
+    ) -> tuple[str, ...]:
+        """Who may release: never the sender nor the authenticated user who submitted it
+        (on a shared mailbox the mailbox's supervisor may be the person who sent it)."""
         if not approval:
             return ()
+        own = _own_identities(sender, auth_user)
         org = self.org
         found: list[str] = []
         a = approval.strip()
@@ -267,13 +289,29 @@ class HoldService:
         elif "@" in a:
             found.append(a)
         approvers = tuple(
-            x for x in dict.fromkeys(f.strip() for f in found) if x and x.lower() != sender.lower()
+            x for x in dict.fromkeys(f.strip() for f in found) if x and x.lower() not in own
         )
         if approvers:
             return approvers
-        if self.config.deputy and self.config.deputy.lower() != sender.lower():
-            return (self.config.deputy,)
+        deputy = (self.config.deputy or "").strip()
+        if deputy and deputy.lower() not in own:
+            return (deputy,)
         return (ADMIN_ONLY,)
+
+    def _deputy_for(
+        self, mail_from: str, auth_user: str | None, approvers: Sequence[str]
+    ) -> str | None:
+        """The configured deputy to escalate to, unless approval is not needed, the deputy
+        already approves, or the mail is the deputy's own (then no escalation: the approvers
+        and administrators decide, as when nobody can approve)."""
+        deputy = (self.config.deputy or "").strip()
+        if not deputy or not approvers or tuple(approvers) == (ADMIN_ONLY,):
+            return None
+        if deputy.lower() in {a.strip().lower() for a in approvers}:
+            return None
+        if deputy.lower() in _own_identities(mail_from, auth_user):
+            return None
+        return deputy
 
     async def _issue_token(self, hold: HoldRecord, actor: str) -> str:
         token = new_token()
@@ -418,18 +456,13 @@ class HoldService:
         org = self.org
         person = org.person(sender) if sender else None
         delay = verdict.action == Action.DELAY
-        approvers = () if delay else self._approvers_for(verdict.approval, sender)
+        approvers = () if delay else self._approvers_for(verdict.approval, sender, auth_user)
         due_at = None
         if delay:
             secs = verdict.delay_seconds
             due_at = now + (timedelta(seconds=secs) if secs is not None else self.default_delay)
         escalate_at = None
-        if (
-            approvers
-            and approvers != (ADMIN_ONLY,)
-            and self.config.deputy
-            and self.config.deputy.lower() not in {a.lower() for a in approvers}
-        ):
+        if self._deputy_for(mail_from or sender, auth_user, approvers) is not None:
             escalate_at = now + self.escalate_after
         summary = codec.summarize(message, rcpts, org, sender_name=person.name if person else "")
         record = HoldRecord(
@@ -772,10 +805,18 @@ class HoldService:
         return n
 
     async def _escalate(self, hold: HoldRecord) -> None:
-        deputy = self.config.deputy
+        # checked again here: the configuration may have changed since the hold was made
+        deputy = self._deputy_for(hold.mail_from, hold.auth_user, hold.approvers)
         after = int(self.escalate_after.total_seconds())
         if not deputy:
             await self.store.set_escalated(hold.id, hold.approvers)
+            if self.config.deputy:
+                await self.store.record_event(
+                    hold.id,
+                    actor="system",
+                    via=Via.TIMER,
+                    note="escalation skipped: the deputy is the sender or already an approver",
+                )
             return
         approvers = (*(a for a in hold.approvers if a != ADMIN_ONLY), deputy)
         await self.store.set_escalated(hold.id, approvers)
