@@ -380,3 +380,40 @@ async def test_bcc_refused_when_externals_would_stay_visible(
     assert f"{code} {text.decode()}" == replies.BCC_UNSAFE
     await asyncio.sleep(0.3)
     assert env.sink.messages == []
+
+
+async def test_hold_reply_with_other_recipients_is_refused_whole(env: Env) -> None:
+    from email import message_from_bytes
+    from email.policy import default as default_policy
+
+    from leakguard.relay import replies
+
+    raw = mail("hold", tag="mx1")
+    code, text = await send(env.port("plain-0"), raw, RCPTS)
+    assert code == 250
+    hold_id = text.decode().split()[-1]
+    (notice,) = await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    reply_to = str(message_from_bytes(notice.data, policy=default_policy)["Reply-To"])
+    assert reply_to.startswith("leakguard-hold+")
+    reply = (
+        b"Subject: Re\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nrelease\r\n"
+        b"> review: https://relay.test/h/secret-link\r\n"
+    )
+    for rcpts in ([reply_to, "partner@alpha-corp.example"], ["carol@city.example.lg.jp", reply_to]):
+        code, text = await send(env.port("plain-0"), reply, rcpts)
+        assert f"{code} {text.decode()}" == replies.MIXED_COMMAND
+    code, text = await send(
+        env.port("plain-0"), reply, [reply_to, "bob@partner.example.co.jp"], options=("SMTPUTF8",)
+    )
+    assert code == 550 and "保留通知への返信" in text.decode("utf-8")
+    await asyncio.sleep(0.3)
+    assert len(env.sink.messages) == 1  # only the notice: nothing relayed
+    store = env.service.store
+    assert store is not None
+    h = await store.get_hold(hold_id)
+    assert h is not None and h.state is HoldState.HELD  # nothing executed
+    # the same reply to the hold address alone is executed
+    code, _ = await send(env.port("plain-0"), reply, [reply_to])
+    assert code == 250
+    h = await store.get_hold(hold_id)
+    assert h is not None and h.state is HoldState.RELEASED

@@ -134,18 +134,17 @@ class Relay:
         loop = asyncio.get_running_loop()
         start = loop.time()
         normal = list(tx.rcpts)
-        command_reply: str | None = None
         if self.holds is not None:
             cmd = [r for r in tx.rcpts if self.holds.is_command_address(r)]
             if cmd:
                 normal = [r for r in tx.rcpts if r not in cmd]
-                command_reply = await self._shielded(
+                if normal:  # never execute and relay the same mail (it quotes live links)
+                    return self._mixed_command(tx, cmd, normal)
+                return await self._shielded(
                     self.holds.handle_reply(
                         raw=tx.raw, mail_from=tx.mail_from, rcpts=cmd, auth_user=tx.auth_user
                     )
                 )
-                if not normal:
-                    return command_reply
         try:
             history = await self._history(tx.mail_from)
             async with asyncio.timeout(self.settings.decide_timeout):
@@ -184,6 +183,22 @@ class Relay:
         self.metrics.smtp_replies.labels(reply[:1] + "xx").inc()
         self._audit(tx, decision, action, reply, start, len(normal))
         return reply
+
+    def _mixed_command(self, tx: Transaction, cmd: list[str], normal: list[str]) -> str:
+        self.metrics.smtp_replies.labels("5xx").inc()
+        self.log.info(
+            "mixed_command_refused",
+            sender=tx.mail_from,
+            auth_user=tx.auth_user,
+            peer=tx.peer,
+            command_rcpts=len(cmd),
+            other_rcpts=len(normal),
+        )
+        if self.language_of(tx.auth_user or tx.mail_from) == "ja":
+            return replies.smtp_text(
+                replies.MIXED_COMMAND_JA, utf8=tx.smtputf8, fallback=replies.MIXED_COMMAND
+            )
+        return replies.MIXED_COMMAND
 
     async def _shielded(self, coro: Any) -> str:
         """Run to completion even if the client disconnects (the handler is cancelled)."""

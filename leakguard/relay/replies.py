@@ -25,7 +25,12 @@ BAD_ADDRESS = "553 5.1.3 Bad address syntax"
 TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 NO_RCPTS = "554 5.5.1 No valid recipients"
 BCC_UNSAFE = "550 5.7.1 External recipients could not be hidden from each other; put them in Bcc"
-MIXED_COMMAND = "452 4.5.3 Send replies to the hold notice in a message of their own"
+# A reply to a hold notice sent together with other recipients: the whole transaction is
+# refused (nothing executed, nothing relayed), since the quoted notice holds live links.
+MIXED_COMMAND = "550 5.7.1 Nothing sent: a reply to a hold notice must go to the hold address alone"
+MIXED_COMMAND_JA = (
+    "550 5.7.1 送信しませんでした: 保留通知への返信は、保留用アドレスだけに宛てて送ってください"
+)
 
 # -- temporary trouble on our side
 LOCAL_ERROR = "451 4.3.0 Local error; please try again later"
