@@ -192,6 +192,10 @@ TEXTS: dict[str, Localized] = {
         "管理者ユーザーファイルが設定されていません (web.admin_users_file)。",
         "No administrators' users file is configured (web.admin_users_file).",
     ),
+    "admin.same_as_smtp": L(
+        "web.admin_users_file ({path}) が SMTP AUTH のユーザーファイルと同じです。すべてのメール利用者が管理者になり、誰の保留メールでも送信できてしまうため、起動できません。管理者用に別のファイルを作成してください (leakguard users add --file 管理者ファイル)。",
+        "web.admin_users_file ({path}) is the SMTP AUTH users file. Every mail user would become an administrator able to release anyone's held mail, so leakguard refuses to start. Create a separate file for administrators (leakguard users add --file ADMIN-FILE).",
+    ),
     "admin.filter": L("絞り込み", "Filter"),
     "admin.any": L("すべて", "any"),
     "admin.sender": L("差出人", "Sender"),

@@ -10,13 +10,21 @@ runs with uvicorn in the relay's event loop. Rules it keeps:
 - Pages work without JavaScript and send a strict Content-Security-Policy: no scripts at
   all, styles only from here, images only ``data:``, forms only to this site, no framing.
 - Held mail is shown as text, or as HTML sanitised by nh3 without any link or image source.
+- Administrators log in against ``web.admin_users_file``, which must not be the SMTP AUTH
+  users file (``create_app`` refuses it: every mail user would become an administrator).
+  An admin session is a signed cookie bound to a random session id, the user's password
+  hash and this process; every admin request checks that the user is still in the file
+  with the same password and that the session was not logged out (logout revokes the id
+  server-side). Sessions end when the service restarts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +46,7 @@ from leakguard.holds.service import ADMIN_ONLY, Decision, HoldService, Outcome
 from leakguard.holds.texts import t
 from leakguard.i18n import normalize_lang
 from leakguard.relay.auth import Throttle
-from leakguard.relay.users import verify_password
+from leakguard.relay.users import User, read_users, verify_hash
 from leakguard.web.config import WebConfig
 from leakguard.web.render import message_view
 
@@ -49,6 +57,7 @@ CSP = (
 CSRF_COOKIE = "lg_csrf"
 SESSION_COOKIE = "lg_admin"
 SESSION_MAX_AGE = 8 * 3600
+_MAX_REVOKED = 10_000  # logged-out session ids remembered (beyond: every session ends)
 
 _ENV = Environment(
     loader=PackageLoader("leakguard.web", "templates"),
@@ -73,6 +82,37 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         return response
 
 
+class WebConfigError(ValueError):
+    """A web configuration the app refuses to run with (message in Japanese and English)."""
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when both paths name one file (resolved path, or same inode when both exist)."""
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        if pa.resolve() == pb.resolve():
+            return True
+    except (OSError, RuntimeError):
+        pass
+    try:
+        return os.path.samefile(pa, pb)
+    except OSError:
+        return False
+
+
+def check_admin_users_file(
+    admin_users_file: str | os.PathLike[str] | None,
+    smtp_users_file: str | os.PathLike[str] | None,
+) -> None:
+    """Refuse an administrators' users file that is the SMTP AUTH users file."""
+    if admin_users_file and smtp_users_file and _same_file(admin_users_file, smtp_users_file):
+        raise WebConfigError(
+            t("admin.same_as_smtp", "ja", path=str(admin_users_file))
+            + "\n"
+            + t("admin.same_as_smtp", "en", path=str(admin_users_file))
+        )
+
+
 def _decision(value: str) -> Decision | None:
     try:
         return Decision(value)
@@ -81,14 +121,31 @@ def _decision(value: str) -> Decision | None:
 
 
 class WebApp:
-    def __init__(self, service: HoldService, config: WebConfig) -> None:
+    def __init__(
+        self,
+        service: HoldService,
+        config: WebConfig,
+        *,
+        smtp_users_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        check_admin_users_file(config.admin_users_file, smtp_users_file)
         self.service = service
         self.config = config
+        self.smtp_users_file = smtp_users_file
         secret = service.secret
         self._key = (secret.encode() if isinstance(secret, str) else secret) + b"|web"
-        self._sessions = URLSafeTimedSerializer(secret, salt="leakguard.admin-session.v1")
         self.secure_cookies = config.base_url.lower().startswith("https://")
         self.throttle = Throttle()
+        self._new_session_epoch()
+        self._users_cache: tuple[tuple[str, int, int, int], dict[str, User]] | None = None
+
+    def _new_session_epoch(self) -> None:
+        """Sessions are signed with a per-process key part: a restart (or too many logouts
+        to remember) ends every session, so a revoked session never comes back."""
+        self._sessions = URLSafeTimedSerializer(
+            self._key + secrets.token_bytes(16), salt="leakguard.admin-session.v2"
+        )
+        self._revoked: dict[str, float] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -262,18 +319,63 @@ class WebApp:
 
     # ------------------------------------------------------------------ admin view
 
-    def admin_user(self, request: Request) -> str | None:
+    def _session_data(self, request: Request) -> dict[str, str] | None:
         cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
+        if not cookie or len(cookie) > 4096:
             return None
         try:
             data = self._sessions.loads(cookie, max_age=SESSION_MAX_AGE)
         except BadSignature:
             return None
-        return data.get("u") if isinstance(data, dict) and isinstance(data.get("u"), str) else None
+        if not isinstance(data, dict):
+            return None
+        out = {k: data.get(k) for k in ("u", "n", "p")}
+        if not all(isinstance(v, str) and v for v in out.values()):
+            return None
+        return {k: str(v) for k, v in out.items()}
+
+    def admin_user(self, request: Request) -> str | None:
+        """The logged-in administrator, checked on every request: signed, not expired, not
+        logged out, and the user still in the admin users file with the same password."""
+        data = self._session_data(request)
+        if data is None or data["n"] in self._revoked:
+            return None
+        user = self._admin_users().get(data["u"])
+        if user is None or not hmac.compare_digest(self._fingerprint(user), data["p"]):
+            return None
+        return user.name
+
+    def _fingerprint(self, user: User) -> str:
+        """Binds a session to the user's current password hash (a change ends it)."""
+        msg = b"session|" + user.name.encode() + b"|" + user.hash.encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:32]
+
+    def _admin_users(self) -> dict[str, User]:
+        """The admin users file, re-read whenever it changes (stat), never the SMTP one."""
+        path = self._users_path()
+        if path is None:
+            return {}
+        try:
+            st = path.stat()
+        except OSError:
+            return {}
+        key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._users_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            users = read_users(path)
+        except (OSError, UnicodeError):
+            return {}
+        self._users_cache = (key, users)
+        return users
 
     def _users_path(self) -> Path | None:
-        return Path(self.config.admin_users_file) if self.config.admin_users_file else None
+        if not self.config.admin_users_file:
+            return None
+        if self.smtp_users_file and _same_file(self.config.admin_users_file, self.smtp_users_file):
+            return None  # refused at creation; also if the configuration was changed since
+        return Path(self.config.admin_users_file)
 
     async def login_get(self, request: Request) -> Response:
         lang = self.lang_of(request, self.default_lang(request))
@@ -304,7 +406,8 @@ class WebApp:
                 error=t("admin.no_users", lang),
                 configured=False,
             )
-        if self.throttle.blocked(user) or not verify_password(path, user, password):
+        record = self._admin_users().get(user)
+        if self.throttle.blocked(user) or not verify_hash(record, password) or record is None:
             self.throttle.failed(user)
             return self.render(
                 request,
@@ -316,9 +419,10 @@ class WebApp:
             )
         self.throttle.succeeded(user)
         resp = RedirectResponse(f"/admin?lang={lang}", status_code=303)
+        session = {"u": record.name, "n": secrets.token_urlsafe(16), "p": self._fingerprint(record)}
         resp.set_cookie(
             SESSION_COOKIE,
-            str(self._sessions.dumps({"u": user})),
+            str(self._sessions.dumps(session)),
             httponly=True,
             samesite="strict",
             secure=self.secure_cookies,
@@ -331,8 +435,18 @@ class WebApp:
         form = await request.form()
         resp = RedirectResponse("/admin/login", status_code=303)
         if self.csrf_ok(request, str(form.get("csrf", ""))):
+            data = self._session_data(request)
+            if data is not None:
+                self._revoke(data["n"])
             resp.delete_cookie(SESSION_COOKIE, path="/admin")
         return resp
+
+    def _revoke(self, nonce: str) -> None:
+        now = time.monotonic()
+        self._revoked = {n: at for n, at in self._revoked.items() if now - at < SESSION_MAX_AGE}
+        if len(self._revoked) >= _MAX_REVOKED:
+            self._new_session_epoch()  # cannot remember more: end every session instead
+        self._revoked[nonce] = now
 
     async def admin_list(self, request: Request) -> Response:
         user = self.admin_user(request)
@@ -429,9 +543,16 @@ async def _root(request: Request) -> Response:
 
 
 def create_app(
-    service: HoldService, config: WebConfig, *, extra_routes: Sequence[BaseRoute] = ()
+    service: HoldService,
+    config: WebConfig,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    smtp_users_file: str | os.PathLike[str] | None = None,
 ) -> Starlette:
-    web = WebApp(service, config)
+    """The web app. ``smtp_users_file`` (the SMTP AUTH users file, when that mode is used)
+    lets it refuse ``config.admin_users_file`` pointing at the same file (``WebConfigError``,
+    in Japanese and English): every mail user would become an administrator."""
+    web = WebApp(service, config, smtp_users_file=smtp_users_file)
     static_dir = Path(__file__).parent / "static"
     routes: list[BaseRoute] = [
         Route("/", _root),

@@ -18,5 +18,8 @@ class WebConfig(BaseModel):
         "Generated and kept in the data directory when unset.",
     )
     admin_users_file: str | None = Field(
-        None, description="Users allowed into the administrators' view (argon2 users file)."
+        None,
+        description="Users allowed into the administrators' view (argon2 users file, "
+        "written by 'leakguard users add --file'). Must be a separate file, never the SMTP "
+        "AUTH users file: every mail user would become an administrator (refused at start).",
     )
