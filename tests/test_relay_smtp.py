@@ -417,3 +417,71 @@ async def test_hold_reply_with_other_recipients_is_refused_whole(env: Env) -> No
     assert code == 250
     h = await store.get_hold(hold_id)
     assert h is not None and h.state is HoldState.RELEASED
+
+
+def _auth_send_many(env: Env, mails: list[bytes]) -> list[tuple[int, bytes]]:
+    out = []
+    with smtplib.SMTP("127.0.0.1", env.port("submission-2"), timeout=10) as c:
+        c.starttls(context=env.client_ctx())
+        c.ehlo()
+        c.login(ALICE, PASSWORD)
+        for raw in mails:
+            c.mail(ALICE)
+            c.rcpt("bob@partner.example.co.jp")
+            out.append(c.data(raw))
+    return out
+
+
+def _with_from(headers: str, tag: str) -> bytes:
+    return (
+        f"{headers}To: bob@partner.example.co.jp\r\nSubject: from {tag}\r\n"
+        f"Message-ID: <{tag}@city.example.lg.jp>\r\n\r\nhello {tag}\r\n"
+    ).encode()
+
+
+FROM_REFUSED = {
+    "no-from": "",
+    "other": "From: mayor@city.example.lg.jp\r\n",
+    "two-from": f"From: {ALICE}\r\nFrom: mayor@city.example.lg.jp\r\n",
+    "no-domain": "From: Boss <mayor>\r\n",
+    "group": "From: undisclosed:;\r\n",
+    "encoded-word": "From: =?utf-8?b?bWF5b3JAY2l0eS5leGFtcGxlLmxnLmpw?=\r\n",
+    "name-shows-other": f'From: "mayor@city.example.lg.jp" <{ALICE}>\r\n',
+    "encoded-name-shows-other": (
+        f"From: =?utf-8?q?Mayor_=3Cmayor=40city=2Eexample=2Elg=2Ejp=3E?= <{ALICE}>\r\n"
+    ),
+    "comment-shows-other": f"From: {ALICE} (mayor@city.example.lg.jp)\r\n",
+    "list": f"From: <mayor@city.example.lg.jp>, {ALICE}\r\n",
+    "folded-no-comma": f"From:{ALICE}\r\n\tmayor@city.example.lg.jp\r\n",
+    "sender": f"From: {ALICE}\r\nSender: mayor@city.example.lg.jp\r\n",
+    "sender-no-domain": f"From: {ALICE}\r\nSender: mayor\r\n",
+}
+FROM_ACCEPTED = {
+    "own": f"From: Alice <{ALICE}>\r\n",
+    "shared": f"From: Shared <shared@city.example.lg.jp>\r\nSender: {ALICE}\r\n",
+    "own-in-name": f'From: "{ALICE}" <{ALICE}>\r\n',
+    "at-in-name": f'From: "Alice @ City Hall" <{ALICE}>\r\n',
+    "japanese-name": f"From: =?UTF-8?B?5L2Q6Jek?= <{ALICE}>\r\n",
+}
+
+
+async def test_authenticated_from_and_sender_ownership(env: Env) -> None:
+    from leakguard.relay import replies
+
+    cases = [*FROM_REFUSED.items(), *FROM_ACCEPTED.items()]
+    res = await asyncio.to_thread(_auth_send_many, env, [_with_from(h, t) for t, h in cases])
+    got = {t: r for (t, _h), r in zip(cases, res, strict=True)}
+    for tag in FROM_REFUSED:
+        assert got[tag][0] == 550, (tag, got[tag])
+    for tag in FROM_ACCEPTED:
+        assert got[tag][0] == 250, (tag, got[tag])
+    assert f"550 {got['no-from'][1].decode()}" == replies.NO_FROM
+    assert f"550 {got['group'][1].decode()}" == replies.NO_FROM
+    assert f"550 {got['no-domain'][1].decode()}" == replies.NO_FROM  # no mailbox in it
+    assert b"<mayor>" in got["sender-no-domain"][1]
+    assert b"Sender:" in got["sender"][1]
+    assert b"display name" in got["encoded-name-shows-other"][1]
+    msgs = await asyncio.to_thread(env.sink.handler.wait_for, len(FROM_ACCEPTED))
+    await asyncio.sleep(0.3)
+    subjects = sorted(m.data.split(b"Subject: from ")[1].split(b"\r\n")[0] for m in msgs)
+    assert subjects == sorted(t.encode() for t in FROM_ACCEPTED)

@@ -16,13 +16,15 @@ from typing import Any, Protocol
 
 from leakguard.delivery import Delivery, SendOptions
 from leakguard.holds.model import HoldHandler
+from leakguard.message.addresses import clean_addr_spec, make_address, parse_address_list
+from leakguard.message.headers import parse_header_block
 from leakguard.metrics import Metrics
 from leakguard.organization import Organization, SenderHistory
 from leakguard.relay import replies
 from leakguard.relay.auth import may_send_as
 from leakguard.relay.rewrite import rewrite_recipients
 from leakguard.store import SqlStore
-from leakguard.types import Action, Message, Verdict
+from leakguard.types import Action, Address, Message, Verdict
 
 
 class DecisionLike(Protocol):
@@ -145,6 +147,20 @@ class Relay:
                         raw=tx.raw, mail_from=tx.mail_from, rcpts=cmd, auth_user=tx.auth_user
                     )
                 )
+        if tx.authenticated and self.settings.check_from_header and tx.auth_user:
+            refused = self.check_author(tx)
+            if refused is not None:
+                self.metrics.messages.labels("refused").inc()
+                self.metrics.smtp_replies.labels(refused[:1] + "xx").inc()
+                self.log.info(
+                    "from_refused",
+                    auth_user=tx.auth_user,
+                    sender=tx.mail_from,
+                    peer=tx.peer,
+                    listener=tx.listener,
+                    reply=refused[:200],
+                )
+                return refused
         try:
             history = await self._history(tx.mail_from)
             async with asyncio.timeout(self.settings.decide_timeout):
@@ -163,11 +179,6 @@ class Relay:
             )
             return replies.LOCAL_ERROR
         self.metrics.decision_seconds.observe(decision.cpu_seconds)
-        if tx.authenticated and self.settings.check_from_header and tx.auth_user:
-            for a in decision.message.from_:
-                if a.domain and not self.may_send_as(tx.auth_user, a.addr):
-                    self._audit(tx, decision, "refused", replies.FROM_NOT_OWNED, start, len(normal))
-                    return replies.FROM_NOT_OWNED.format(addr=_ascii(a.addr))
         try:
             reply = await self._shielded(self._execute(tx, decision, normal))
         except Exception as exc:
@@ -183,6 +194,54 @@ class Relay:
         self.metrics.smtp_replies.labels(reply[:1] + "xx").inc()
         self._audit(tx, decision, action, reply, start, len(normal))
         return reply
+
+    def check_author(self, tx: Transaction) -> str | None:
+        """From:/Sender: ownership for an authenticated submission; the refusal, or None.
+
+        Read with the parser the detectors use. Every From: mailbox (at least one is
+        required) and every Sender: mailbox must have a domain and be one the user may send
+        as; a display name (or comment) that shows a different address the user may not use
+        — an RFC 2047 word decoding to ``boss@city...``, say — is refused too.
+        """
+        user = tx.auth_user or ""
+        hb = parse_header_block(tx.raw)
+
+        def reply(en: str, ja: str, addr: str = "") -> str:
+            a = _ascii(addr)
+            if self.language_of(user) == "ja":
+                return replies.smtp_text(
+                    ja.format(addr=a), utf8=tx.smtputf8, fallback=en.format(addr=a)
+                )
+            return en.format(addr=a)
+
+        def name_addresses(a: Address) -> list[str]:
+            found = []
+            for word in a.display_name.replace("<", " ").replace(">", " ").split():
+                spec = clean_addr_spec(word) if "@" in word else None
+                if spec is not None and "." in spec.rpartition("@")[2]:
+                    found.append(make_address(spec).addr)
+            return found
+
+        checks = (
+            ("From", replies.FROM_NOT_OWNED, replies.FROM_NOT_OWNED_JA),
+            ("Sender", replies.SENDER_HDR_NOT_OWNED, replies.SENDER_HDR_NOT_OWNED_JA),
+        )
+        for field_name, not_owned, not_owned_ja in checks:
+            values = hb.get_all(field_name)
+            mailboxes: list[Address] = []
+            for v in values:
+                mailboxes += parse_address_list(v)[0]
+            if field_name == "From" and not mailboxes:
+                return reply(replies.NO_FROM, replies.NO_FROM_JA)
+            if values and not mailboxes and any(v.strip() for v in values):
+                return reply(not_owned, not_owned_ja, " ".join(values)[:100])
+            for a in mailboxes:
+                if not a.domain or not self.may_send_as(user, a.addr):
+                    return reply(not_owned, not_owned_ja, a.addr)
+                for shown in name_addresses(a):
+                    if shown.lower() != a.key and not self.may_send_as(user, shown):
+                        return reply(replies.FROM_NAME_ADDRESS, replies.FROM_NAME_ADDRESS_JA, shown)
+        return None
 
     def _mixed_command(self, tx: Transaction, cmd: list[str], normal: list[str]) -> str:
         self.metrics.smtp_replies.labels("5xx").inc()

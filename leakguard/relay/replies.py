@@ -17,7 +17,15 @@ AUTH_REQUIRED = "530 5.7.0 Authentication required"
 RELAY_DENIED = "550 5.7.1 Relaying denied: authenticate or send from a trusted network"
 SENDER_NOT_OWNED = "553 5.7.1 Sender address <{addr}> is not yours to send as"
 FROM_NOT_OWNED = "550 5.7.1 From: header address <{addr}> is not yours to send as"
+FROM_NOT_OWNED_JA = "550 5.7.1 From: ヘッダーの <{addr}> はあなたが使えるアドレスではありません"
 NO_FROM = "550 5.7.1 Message has no From: address"
+NO_FROM_JA = "550 5.7.1 From: ヘッダーに送信者のアドレス (user@domain) がありません"
+SENDER_HDR_NOT_OWNED = "550 5.7.1 Sender: header address <{addr}> is not yours to send as"
+SENDER_HDR_NOT_OWNED_JA = (
+    "550 5.7.1 Sender: ヘッダーの <{addr}> はあなたが使えるアドレスではありません"
+)
+FROM_NAME_ADDRESS = "550 5.7.1 The display name in From:/Sender: shows another address <{addr}>"
+FROM_NAME_ADDRESS_JA = "550 5.7.1 From:/Sender: の表示名に別のアドレス <{addr}> が書かれています"
 
 # -- refused: the message
 REJECTED = "550 5.7.1 {reason}"
