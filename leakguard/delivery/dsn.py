@@ -2,6 +2,14 @@
 
 A DSN is sent with the null envelope sender (``MAIL FROM:<>``), so a DSN that fails is
 never answered with another one.
+
+Internationalised mail (RFC 6531 SMTPUTF8, RFC 6533): when the sender or a failed
+recipient has a non-ASCII address, the DSN is itself a UTF-8 message (RFC 6532 headers;
+it goes out with SMTPUTF8, see ``service.options_for``) whose machine-readable parts are
+``message/global-delivery-status`` (``utf-8;`` address type) and ``message/global-headers``.
+Otherwise it is plain ASCII-headed RFC 3464. The reporting host is written as an A-label.
+Every header line ends in CRLF; the Subject is RFC 2047-encoded by the stdlib header
+registry. ``build_dsn`` does not raise on hostile input (addresses, replies, headers).
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.header import Header
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 
 from leakguard.delivery.transport import Reply
@@ -24,6 +32,27 @@ def _clean(value: str, limit: int = 900) -> str:
     """One header-safe line: no CR/LF or control characters."""
     out = "".join(ch if ch.isprintable() else " " for ch in value)
     return out[:limit]
+
+
+_SUBJECT = "配信できませんでした / Undelivered Mail"
+
+
+def ascii_host(value: str) -> str:
+    """``value`` as an ASCII DNS name (IDNA A-labels), or ``localhost`` if it is not one."""
+    host = _clean(value, 200).strip().rstrip(".")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except (UnicodeError, ValueError):
+            return "localhost"
+    host = "".join(ch for ch in host if ch.isalnum() or ch in ".-_[]:")
+    return host or "localhost"
+
+
+def _subject_line() -> str:
+    """The folded, RFC 2047-encoded Subject line (CRLF line ends, no trailing CRLF)."""
+    folded = str(SMTP_POLICY.header_factory("Subject", _SUBJECT).fold(policy=SMTP_POLICY))
+    return folded.rstrip("\r\n")
 
 
 def status_of(reply: Reply) -> str:
@@ -56,6 +85,10 @@ def _subject_of(raw: bytes) -> str:
         return _clean(m.group(1), 200)
 
 
+def _ascii_text(value: str) -> str:
+    return value.encode("ascii", "replace").decode("ascii")
+
+
 def build_dsn(
     *,
     original: bytes,
@@ -64,15 +97,22 @@ def build_dsn(
     reporting_host: str,
     arrival: datetime | None = None,
 ) -> bytes:
-    """A failure report to ``sender`` listing each recipient in ``failed`` and why."""
-    host = _clean(reporting_host, 200) or "localhost"
+    """A failure report to ``sender`` listing each recipient in ``failed`` and why.
+
+    UTF-8 (RFC 6532/6533) when the sender or a failed recipient is not ASCII, else ASCII
+    headers; see the module docstring.
+    """
+    host = ascii_host(reporting_host)
     now = datetime.now(UTC)
+    to = _clean(sender, 320)
+    rcpts = {_clean(r, 320): rep for r, rep in failed.items()}
+    utf8 = not (to.isascii() and all(r.isascii() for r in rcpts))
     subject = _subject_of(original)
     boundary = "=_leakguard_" + secrets.token_hex(12)
     lines_ja = [
         "次の宛先にメールを届けられませんでした。",
         "",
-        *(f"  {_clean(r, 320)}: {_clean(str(rep), 400)}" for r, rep in failed.items()),
+        *(f"  {r}: {_clean(str(rep), 400)}" for r, rep in rcpts.items()),
         "",
         f"件名: {subject}" if subject else "",
         "宛先を確かめてから、もう一度送ってください。",
@@ -80,7 +120,7 @@ def build_dsn(
     lines_en = [
         "Your message could not be delivered to these recipients:",
         "",
-        *(f"  {_clean(r, 320)}: {_clean(str(rep), 400)}" for r, rep in failed.items()),
+        *(f"  {r}: {_clean(str(rep), 400)}" for r, rep in rcpts.items()),
         "",
         f"Subject: {subject}" if subject else "",
         "Please check the addresses and send it again.",
@@ -92,31 +132,35 @@ def build_dsn(
         f"Arrival-Date: {format_datetime(arrival or now)}",
     ]
     blocks = ["\r\n".join(per_msg)]
-    for rcpt, rep in failed.items():
+    for rcpt, rep in rcpts.items():
+        # RFC 6533 §3: a non-ASCII address is of type utf-8 (raw in the global part)
+        addr_type = "rfc822" if rcpt.isascii() else "utf-8"
+        diag = _clean(str(rep), 500)
         blocks.append(
             "\r\n".join(
                 [
-                    f"Final-Recipient: rfc822; {_clean(rcpt, 320)}",
+                    f"Final-Recipient: {addr_type}; {rcpt}",
                     "Action: failed",
                     f"Status: {status_of(rep)}",
-                    f"Diagnostic-Code: smtp; {_clean(str(rep), 500)}",
+                    f"Diagnostic-Code: smtp; {diag if utf8 else _ascii_text(diag)}",
                 ]
             )
         )
     status_body = ("\r\n\r\n".join(blocks) + "\r\n").encode("utf-8")
-    subj = Header("配信できませんでした / Undelivered Mail", "utf-8").encode()
+    status_type = "message/global-delivery-status" if utf8 else "message/delivery-status"
+    headers_type = "message/global-headers" if utf8 else "text/rfc822-headers"
     head = "\r\n".join(
         [
             f"From: Mail Delivery System <MAILER-DAEMON@{host}>",
-            f"To: <{_clean(sender, 320)}>",
-            f"Subject: {subj}",
+            f"To: <{to}>",  # RFC 6532 UTF-8 when the sender's address is not ASCII
+            _subject_line(),
             f"Date: {format_datetime(now)}",
             f"Message-ID: {make_msgid('dsn', domain=host)}",
             "Auto-Submitted: auto-replied",
             "MIME-Version: 1.0",
             f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
         ]
-    ).encode("ascii")
+    ).encode("utf-8")
     parts = [
         head + b"\r\n\r\n",
         b"This is a delivery status notification.\r\n\r\n",
@@ -124,10 +168,10 @@ def build_dsn(
         b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
         b64,
         f"--{boundary}\r\n".encode(),
-        b"Content-Type: message/delivery-status\r\n\r\n",
+        f"Content-Type: {status_type}\r\n\r\n".encode(),
         status_body,
         f"--{boundary}\r\n".encode(),
-        b"Content-Type: text/rfc822-headers\r\n\r\n",
+        f"Content-Type: {headers_type}\r\n\r\n".encode(),
         original_headers(original),
         f"--{boundary}--\r\n".encode(),
     ]

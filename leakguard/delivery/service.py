@@ -8,6 +8,16 @@ message was accepted get a DSN to the sender (5xx) or a queued retry (4xx).
 
 ``Delivery.run`` works the queue (released holds, notices, DSNs, deferred mail): claims due
 work, sends it, retries with exponential backoff, and on final failure tells the sender.
+
+Once the upstream has accepted a message for some recipients, nothing that follows may
+send it to them again:
+
+- the client gets 250 (never a 4xx it would retry) however the follow-up goes;
+- the worker first records durably who got it (``finish_delivery``, or
+  ``update_delivery_rcpts`` narrowing the delivery to the recipients still to try), and
+  only then does the follow-up work (sender history, DSN);
+- a DSN is its own queued delivery (null sender); ``send_dsn`` never raises, so a DSN
+  that cannot be built or stored is logged (``dsn_error``) and never re-queues the mail.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -136,6 +146,10 @@ class Delivery:
         if self.log is not None:
             self.log.info(event, **kw)
 
+    def _warn(self, event: str, **kw: Any) -> None:
+        if self.log is not None:
+            self.log.warning(event, **kw)
+
     # ------------------------------------------------------------------ synchronous path
 
     async def _send(
@@ -214,7 +228,8 @@ class Delivery:
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._history_due.wait(), 1.0)
-            await asyncio.sleep(0.2)  # gather a batch
+            if not self._stopping.is_set():
+                await asyncio.sleep(0.2)  # gather a batch
             await self.flush_history()
         await self.flush_history()
 
@@ -237,14 +252,30 @@ class Delivery:
             await self.send_dsn(raw, mail_from, perm)
         return did
 
-    async def send_dsn(self, raw: bytes, mail_from: str, failed: Mapping[str, Reply]) -> None:
+    async def send_dsn(self, raw: bytes, mail_from: str, failed: Mapping[str, Reply]) -> int | None:
+        """Queue a DSN to ``mail_from`` as its own delivery; returns its queue id.
+
+        Never raises: a DSN is follow-up work for a message the upstream has (partly)
+        accepted, and its failure must not turn into a 4xx for the client or a retry of
+        the original (a duplicate for every recipient that already got it). A DSN that
+        cannot be built or stored is logged (``dsn_error``) and counted instead.
+        """
         if not mail_from or not failed:  # null sender (a DSN itself): never bounce
-            return
-        dsn = build_dsn(
-            original=raw, sender=mail_from, failed=failed, reporting_host=self.settings.hostname
-        )
-        await self.enqueue(dsn, "", [mail_from], kind="dsn")
-        self._log("dsn_queued", to=mail_from, recipients=len(failed))
+            return None
+        try:
+            dsn = build_dsn(
+                original=raw,
+                sender=mail_from,
+                failed=failed,
+                reporting_host=self.settings.hostname,
+            )
+            did = await self.enqueue(dsn, "", [mail_from], kind="dsn")
+        except Exception as exc:
+            self.metrics.upstream_errors.labels("dsn_error").inc()
+            self._warn("dsn_error", to=mail_from, recipients=len(failed), error=repr(exc)[:500])
+            return None
+        self._log("dsn_queued", to=mail_from, recipients=len(failed), delivery=did)
+        return did
 
     # ------------------------------------------------------------------ queue
 
@@ -277,6 +308,7 @@ class Delivery:
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         self._wake.set()
+        self._history_due.set()  # the history loop flushes and ends now, not in a second
         if self._runner is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._runner, timeout)
@@ -331,68 +363,136 @@ class Delivery:
         self._wake.set()  # a slot is free
 
     async def _attempt(self, d: DeliveryRecord) -> None:
+        """One try of a claimed delivery (see the module docstring for the guarantees)."""
         try:
-            await self._attempt_inner(d)
+            raw = await self.store.get_message(d.message_sha256)
         except Exception as exc:
-            self._log("delivery_error", delivery=d.id, error=repr(exc))
-            with contextlib.suppress(Exception):
-                await self.store.retry_delivery(
-                    d.id, next_attempt_at=self._next_at(d.attempts), error=repr(exc)[:500]
-                )
-
-    def _next_at(self, attempts: int) -> datetime:
-        return datetime.now(UTC) + backoff(
-            attempts, base=self.settings.retry_base, cap=self.settings.retry_max
-        )
-
-    async def _attempt_inner(self, d: DeliveryRecord) -> None:
-        raw = await self.store.get_message(d.message_sha256)
+            await self._requeue(d, exc)
+            return
         try:
             result = await self._send(
                 d.mail_from, d.rcpts, raw, options_for(raw, d.mail_from, d.rcpts)
             )
-        except UpstreamError as exc:
-            self.metrics.upstream_errors.labels("temporary" if exc.temporary else "permanent").inc()
-            await self._failed(d, raw, exc, refused=exc.refused)
+        except UpstreamError as exc:  # nothing was accepted: retrying cannot duplicate
+            kind = "temporary" if exc.temporary else "permanent"
+            self.metrics.upstream_errors.labels(kind).inc()
+            try:
+                await self._failed(d, raw, exc, refused=exc.refused)
+            except Exception as exc2:
+                await self._requeue(d, exc2)
             return
+        except Exception as exc:  # a transport bug before anything was accepted
+            await self._requeue(d, exc)
+            return
+        # The upstream has taken the message for ``result.accepted``. From here on, no
+        # error may put those recipients back in the queue (that is a duplicate each).
+        try:
+            await self._accepted(d, raw, result)
+        except Exception as exc:  # pragma: no cover - _accepted guards each step itself
+            self._warn("delivery_followup_error", delivery=d.id, error=repr(exc)[:500])
+
+    async def _requeue(self, d: DeliveryRecord, exc: BaseException) -> None:
+        """Try again later; only for attempts where the upstream accepted nothing."""
+        self._log("delivery_error", delivery=d.id, error=repr(exc)[:500])
+        with contextlib.suppress(Exception):
+            await self.store.retry_delivery(
+                d.id, next_attempt_at=self._next_at(d.attempts), error=repr(exc)[:500]
+            )
+
+    async def _persist(
+        self, d: DeliveryRecord, step: str, op: Callable[[], Awaitable[None]]
+    ) -> bool:
+        """Run an idempotent store write, retrying briefly. If the store stays down the
+        delivery is left in ``sending``: recovery will send it again (at-least-once)."""
+        last: Exception | None = None
+        for i in range(3):
+            try:
+                await op()
+                return True
+            except Exception as exc:
+                last = exc
+                await asyncio.sleep(0.1 * 2**i)
+        self._warn("delivery_unrecorded", delivery=d.id, step=step, error=repr(last)[:500])
+        return False
+
+    async def _accepted(self, d: DeliveryRecord, raw: bytes, result: SendResult) -> None:
+        """Bookkeeping after the upstream accepted: first record durably who got it
+        (narrow or finish the delivery), then the follow-up work (history, DSN), which
+        never fails the delivery."""
         refused = result.refused
-        temp = [r for r, rep in refused.items() if rep.temporary]
+        temp = {r: rep for r, rep in refused.items() if rep.temporary}
         perm = {r: rep for r, rep in refused.items() if not rep.temporary}
+        final = False
+        if temp:
+            error = one_line("; ".join(f"{r}: {rep}" for r, rep in temp.items()), 500)
+            final = self._is_final(d, temporary=True)
+            if final:
+                await self._persist(
+                    d,
+                    "finish",
+                    lambda: self.store.finish_delivery(
+                        d.id, state=DeliveryState.FAILED, error=error
+                    ),
+                )
+            elif await self._persist(
+                d, "narrow", lambda: self.store.update_delivery_rcpts(d.id, list(temp))
+            ):
+                await self._persist(
+                    d,
+                    "retry",
+                    lambda: self.store.retry_delivery(
+                        d.id, next_attempt_at=self._next_at(d.attempts), error=error
+                    ),
+                )
+        else:
+            await self._persist(
+                d, "finish", lambda: self.store.finish_delivery(d.id, state=DeliveryState.DONE)
+            )
+        # follow-up work: each step below swallows its own errors
         if d.kind == "mail":
             await self._record(d.mail_from, result.accepted, display_names(raw))
-        if perm and d.kind == "mail":
-            await self.send_dsn(raw, d.mail_from, perm)
-        if temp:
-            await self.store.update_delivery_rcpts(d.id, temp)
-            await self._failed(
-                d,
-                raw,
-                UpstreamError(451, "; ".join(f"{r}: {refused[r]}" for r in temp), temporary=True),
-                refused={r: refused[r] for r in temp},
+            await self.send_dsn(raw, d.mail_from, {**perm, **temp} if final else perm)
+        if temp and not final:
+            self._log(
+                "delivery_deferred",
+                delivery=d.id,
+                kind=d.kind,
+                attempts=d.attempts,
+                delivered=len(result.accepted),
+                remaining=len(temp),
             )
             return
-        await self.store.finish_delivery(d.id, state=DeliveryState.DONE)
-        self.metrics.deliveries.labels(d.kind, "done").inc()
+        result_label = "failed" if final else "done"
+        self.metrics.deliveries.labels(d.kind, result_label).inc()
         self._log(
             "delivered",
             delivery=d.id,
             kind=d.kind,
             hold_id=d.hold_id,
             recipients=len(result.accepted),
+            failed=len(perm) + (len(temp) if final else 0),
             attempts=d.attempts,
+        )
+
+    def _next_at(self, attempts: int) -> datetime:
+        return datetime.now(UTC) + backoff(
+            attempts, base=self.settings.retry_base, cap=self.settings.retry_max
+        )
+
+    def _is_final(self, d: DeliveryRecord, *, temporary: bool) -> bool:
+        age = (datetime.now(UTC) - d.created_at).total_seconds() if d.created_at is not None else 0
+        return (
+            (not temporary)
+            or d.attempts >= self.settings.max_attempts
+            or (age >= self.settings.give_up_after)
         )
 
     async def _failed(
         self, d: DeliveryRecord, raw: bytes, exc: UpstreamError, *, refused: Mapping[str, Reply]
     ) -> None:
+        """Nothing was accepted this time: retry later, or give up and tell the sender."""
         error = one_line(str(exc), 500)
-        age = (datetime.now(UTC) - d.created_at).total_seconds() if d.created_at is not None else 0
-        final = (
-            (not exc.temporary)
-            or d.attempts >= self.settings.max_attempts
-            or (age >= self.settings.give_up_after)
-        )
-        if not final:
+        if not self._is_final(d, temporary=exc.temporary):
             await self.store.retry_delivery(
                 d.id, next_attempt_at=self._next_at(d.attempts), error=error
             )
