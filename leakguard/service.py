@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import ssl
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +77,39 @@ def web_secret(config: ServiceConfig) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
     return value
+
+
+def private_dir(path: Path, log: Any = None) -> None:
+    """Create the data directory owner-only (0700); tighten one that others can read.
+
+    Held mail is personal data: nobody but the service account may list or read it.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, 0o700)
+            if log is not None:
+                log.warning("data_dir_permissions_tightened", path=str(path), was=oct(mode))
+    except PermissionError:  # not ours (e.g. a mounted volume): leave it, say so
+        if log is not None:
+            log.warning("data_dir_permissions_unchanged", path=str(path))
+
+
+def private_sqlite_files(url: str) -> None:
+    """Owner-only modes (0600) for a SQLite store and its -wal/-shm files."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return
+    db = url.split(":///", 1)[1].split("?", 1)[0]
+    if not db or db == ":memory:":
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        f = Path(db + suffix)
+        try:
+            if stat.S_IMODE(f.stat().st_mode) & 0o077:
+                os.chmod(f, 0o600)
+        except OSError:
+            continue
 
 
 @dataclass
@@ -169,11 +203,12 @@ class Service:
 
     async def start(self) -> None:
         cfg = self.config
-        cfg.data_path.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_path, self.log)
         engine = self.engine or self._make_engine()
         self.engine = engine
         store = await open_store(cfg.store_url())
         self.store = store
+        private_sqlite_files(cfg.store_url())
         transport = self.transport or self._make_transport()
         self.transport = transport
         delivery = Delivery(

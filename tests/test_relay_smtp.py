@@ -485,3 +485,34 @@ async def test_authenticated_from_and_sender_ownership(env: Env) -> None:
     await asyncio.sleep(0.3)
     subjects = sorted(m.data.split(b"Subject: from ")[1].split(b"\r\n")[0] for m in msgs)
     assert subjects == sorted(t.encode() for t in FROM_ACCEPTED)
+
+
+async def test_data_dir_and_store_are_owner_only(env: Env) -> None:
+    import stat
+
+    data = env.tmp / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    dbs = list(data.glob("leakguard.db*"))
+    assert any(p.name == "leakguard.db" for p in dbs)
+    for p in dbs:
+        assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, p
+
+
+def test_existing_world_readable_data_dir_is_tightened(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from leakguard.service import private_dir, private_sqlite_files
+
+    d = tmp_path / "d"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    private_dir(d)
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    private_dir(tmp_path / "new" / "deep")
+    assert stat.S_IMODE((tmp_path / "new" / "deep").stat().st_mode) == 0o700
+    db = d / "x.db"
+    db.write_bytes(b"")
+    os.chmod(db, 0o644)
+    private_sqlite_files(f"sqlite+aiosqlite:///{db}")
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {exc}", file=sys.stderr)
         return 2
     service = Service(config=cfg, policy_path=policy, org_path=org, engine=engine)
+    # Everything the service creates (store, held mail, secrets, maildir) is owner-only:
+    # held mail is personal data.
+    os.umask(0o077)
     try:
         asyncio.run(service.run())
     except (OSError, ValueError) as exc:
