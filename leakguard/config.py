@@ -117,6 +117,11 @@ class AuthConfig(_Model):
     cache_upstream_success: str = Field(
         default="10m", description="upstream mode: remember a successful login this long."
     )
+    allow_plaintext_auth: bool = Field(
+        default=False,
+        description="upstream mode with upstream.tls none: allow passing users' passwords "
+        "to the upstream in clear. Only for a loopback upstream (tests); never in production.",
+    )
 
     _d = field_validator("cache_upstream_success")(_duration)
 
@@ -155,6 +160,34 @@ class UpstreamConfig(_Model):
     helo_name: str | None = None
 
     _d = field_validator("timeout")(_duration)
+
+
+def is_loopback_host(host: str) -> bool:
+    h = host.strip().strip("[]").lower()
+    if h == "localhost" or h.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def plaintext_auth_problem(auth: AuthConfig, upstream: UpstreamConfig | None) -> str | None:
+    """Why pass-through AUTH would send users' passwords in clear, or None when it won't."""
+    if auth.mode != "upstream" or upstream is None or upstream.tls != "none":
+        return None
+    if not auth.allow_plaintext_auth:
+        return (
+            "auth.mode 'upstream' with upstream.tls 'none' would send users' passwords to "
+            "the upstream in clear; use tls: starttls or implicit "
+            "(auth.allow_plaintext_auth: true is accepted only for a loopback upstream)"
+        )
+    if not is_loopback_host(upstream.host):
+        return (
+            f"auth.allow_plaintext_auth is only for a loopback upstream, not {upstream.host!r}; "
+            "use upstream.tls: starttls or implicit"
+        )
+    return None
 
 
 class DeliveryConfig(_Model):
@@ -227,6 +260,16 @@ class ServiceConfig(_Model):
     log: LogConfig = Field(default_factory=LogConfig)
     holds: HoldsConfig = Field(default_factory=lambda: HoldsConfig.model_validate({}))
     web: WebConfig = Field(default_factory=lambda: WebConfig.model_validate({}))
+
+    @field_validator("upstream")
+    @classmethod
+    def _no_plaintext_passwords(cls, v: UpstreamConfig | None, info: Any) -> Any:
+        auth = info.data.get("auth")
+        if v is not None and isinstance(auth, AuthConfig):
+            problem = plaintext_auth_problem(auth, v)
+            if problem:
+                raise ValueError(problem)
+        return v
 
     # ---------------------------------------------------------------- derived values
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from leakguard.config import ServiceConfig, split_host_port
+from leakguard.config import ServiceConfig, plaintext_auth_problem, split_host_port
 from leakguard.delivery import Delivery, DeliverySettings, UpstreamTransport
 from leakguard.delivery.maildir import MaildirTransport
 from leakguard.delivery.smtp import SmtpTransport, client_tls_context, try_login
@@ -175,6 +175,9 @@ class Service:
             up = self.config.upstream
             if up is None:
                 raise ValueError("auth.mode 'upstream' needs an upstream")
+            problem = plaintext_auth_problem(auth, up)  # also after command-line overrides
+            if problem:
+                raise ValueError(problem)
             ctx = (
                 client_tls_context(verify=up.verify, ca_file=up.ca_file)
                 if up.tls != "none"

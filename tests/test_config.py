@@ -80,3 +80,45 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     assert out.policy == "p.yaml" and out.data_path == tmp_path and out.log.json_ is True
     args.upstream = "smtp.example.jp:587"
     assert apply_overrides(cfg, args).upstream.tls == "starttls"  # type: ignore[union-attr]
+
+
+PLAINTEXT_AUTH = (
+    "hostname: x\nauth:\n  mode: upstream\n{allow}upstream:\n  host: {host}\n  tls: {tls}\n"
+)
+
+
+def test_pass_through_auth_in_clear_is_refused_with_file_and_line() -> None:
+    text = PLAINTEXT_AUTH.format(allow="", host="smtp.example.net", tls="none")
+    with pytest.raises(ConfigError) as ei:
+        parse_config_text(text, "svc.yaml")
+    (p,) = ei.value.problems
+    assert str(p).startswith("svc.yaml:5:") and "in clear" in str(p), str(p)
+    # also for a loopback upstream unless explicitly allowed
+    with pytest.raises(ConfigError):
+        parse_config_text(PLAINTEXT_AUTH.format(allow="", host="127.0.0.1", tls="none"))
+    # the explicit switch is for loopback only
+    allow = "  allow_plaintext_auth: true\n"
+    with pytest.raises(ConfigError) as ei:
+        parse_config_text(PLAINTEXT_AUTH.format(allow=allow, host="smtp.example.net", tls="none"))
+    assert "loopback" in str(ei.value)
+    for host in ("127.0.0.1", "localhost", "::1"):
+        cfg = parse_config_text(PLAINTEXT_AUTH.format(allow=allow, host=f"'{host}'", tls="none"))
+        assert cfg.auth.allow_plaintext_auth and cfg.upstream is not None
+    # TLS to the upstream, or another auth mode, is fine
+    for tls in ("starttls", "implicit"):
+        parse_config_text(PLAINTEXT_AUTH.format(allow="", host="smtp.example.net", tls=tls))
+    parse_config_text(
+        "auth:\n  mode: users_file\nupstream:\n  host: smtp.example.net\n  tls: none\n"
+    )
+
+
+def test_service_refuses_plaintext_pass_through_after_overrides(tmp_path: Path) -> None:
+    from leakguard.config import UpstreamConfig
+    from leakguard.service import Service
+
+    cfg = parse_config_text(
+        PLAINTEXT_AUTH.format(allow="", host="smtp.example.net", tls="starttls")
+    ).model_copy(update={"upstream": UpstreamConfig(host="10.1.2.3", port=25, tls="none")})
+    svc = Service(config=cfg, policy_path=tmp_path / "p.yaml")
+    with pytest.raises(ValueError, match="in clear"):
+        svc._make_authenticator()
