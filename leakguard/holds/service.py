@@ -33,7 +33,7 @@ from leakguard.durations import format_duration, parse_duration
 from leakguard.holds import codec
 from leakguard.holds.config import HoldsConfig
 from leakguard.holds.explain import Explanation, explain, normalize_command_text
-from leakguard.holds.model import HoldRecord, HoldState, Store, TokenRecord, Via
+from leakguard.holds.model import HoldRecord, HoldState, Store, TokenRecord, Transition, Via
 from leakguard.holds.notice import (
     NOTICE_HEADER,
     Answer,
@@ -56,6 +56,15 @@ log = structlog.get_logger("leakguard.holds")
 ADMIN_ONLY = "admin:"
 
 _MAX_REPLY_TEXT = 64 * 1024
+
+# Hold notices that could not be queued when the hold was made are retried by the timers.
+NOTICE_FAILED = "notice could not be queued"
+NOTICE_RESENT = "notice re-sent"
+NOTICE_GAVE_UP = "notice retry given up"
+_NOTICE_RETRIES = 5
+_NOTICE_GRACE = timedelta(minutes=1)  # a hold younger than this may have its notice in flight
+_NOTICE_SCAN_LIMIT = 10_000
+_SENT_NOTE = re.compile(r"^notice (held|delayed|approval|pending) sent to (.+)$")
 
 
 def _utcnow() -> datetime:
@@ -221,6 +230,8 @@ class HoldService:
         cmd = config.command_address.strip().lower()
         self._cmd_local, _, self._cmd_domain = cmd.rpartition("@")
         self._stopping = asyncio.Event()
+        self._notice_pending: dict[str, int] = {}  # hold id -> failed attempts
+        self._notice_scanned = False
 
     # ------------------------------------------------------------------ helpers
 
@@ -497,12 +508,18 @@ class HoldService:
             await self._notify_new(stored, message)
         except Exception:  # the hold is durable; a notice failure must not lose the mail
             log.exception("hold.notice_failed", hold_id=stored.id)
-            await self.store.record_event(
-                stored.id, actor="system", via=Via.RELAY, note="notice could not be queued"
-            )
+            self._notice_pending[stored.id] = 0  # the timers try again
+            with contextlib.suppress(Exception):
+                await self.store.record_event(
+                    stored.id, actor="system", via=Via.RELAY, note=NOTICE_FAILED
+                )
         return stored
 
-    async def _notify_new(self, hold: HoldRecord, message: Message) -> None:
+    async def _notify_new(
+        self, hold: HoldRecord, message: Message, *, skip: frozenset[str] = frozenset()
+    ) -> None:
+        """Queue the first notices of a hold; ``skip``: recipients (lower case) who already
+        have theirs (a retry after a partial failure sends each notice once)."""
         sender = hold.mail_from
         if (
             message_is_automatic(message)
@@ -517,23 +534,100 @@ class HoldService:
                 note="notice suppressed: automatic message or no sender",
             )
             return
+        sender_done = sender.lower() in skip
         if hold.action == "delay":
-            await self._notice(hold, sender, "sender", "delayed", "head.delayed")
+            if not sender_done:
+                await self._notice(hold, sender, "sender", "delayed", "head.delayed")
             return
         if not hold.approvers:
-            await self._notice(hold, sender, "sender", "held", "head.held")
+            if not sender_done:
+                await self._notice(hold, sender, "sender", "held", "head.held")
             return
         real = [a for a in hold.approvers if a != ADMIN_ONLY]
         for a in real:
-            await self._notice(hold, a, "approver", "approval", "head.approval")
-        await self._notice(
-            hold,
-            sender,
-            "sender",
-            "pending",
-            "head.pending" if real else "head.pending_admin",
-            approvers=", ".join(real),
+            if a.lower() not in skip:
+                await self._notice(hold, a, "approver", "approval", "head.approval")
+        if not sender_done:
+            await self._notice(
+                hold,
+                sender,
+                "sender",
+                "pending",
+                "head.pending" if real else "head.pending_admin",
+                approvers=", ".join(real),
+            )
+
+    # ------------------------------------------------------------------ notice retries
+
+    @staticmethod
+    def _notice_status(timeline: Sequence[Transition]) -> tuple[bool, bool, frozenset[str]]:
+        """(any first notice handled, retry still wanted, recipients already noticed)."""
+        noticed: set[str] = set()
+        handled = failed = settled = False
+        for tr in timeline:
+            note = tr.note
+            m = _SENT_NOTE.match(note)
+            if m:
+                noticed.add(m.group(2).strip().lower())
+                handled = True
+            elif note.startswith("notice suppressed"):
+                handled = settled = True
+            elif note == NOTICE_FAILED:
+                failed = True
+            elif note in (NOTICE_RESENT, NOTICE_GAVE_UP):
+                settled = True
+        return handled, (failed or not handled) and not settled, frozenset(noticed)
+
+    async def _scan_missing_notices(self, now: datetime) -> None:
+        """Once per process: open holds whose first notice is missing (a crash between the
+        hold's commit and its notice, or a failure logged by an earlier process)."""
+        holds = await self.store.list_holds(
+            states=(HoldState.HELD, HoldState.DELAYED), limit=_NOTICE_SCAN_LIMIT
         )
+        for hold in holds:
+            if hold.id in self._notice_pending or hold.created_at > now - _NOTICE_GRACE:
+                continue
+            _, wanted, _ = self._notice_status(await self.store.timeline(hold.id))
+            if wanted:
+                self._notice_pending[hold.id] = 0
+        self._notice_scanned = True
+
+    async def retry_notices(self, now: datetime | None = None) -> int:
+        """Queue the first notices that could not be queued when their hold was made (each
+        recipient once). Called by ``tick``; returns how many holds got their notices."""
+        now = now or self.now()
+        if not self._notice_scanned:
+            await self._scan_missing_notices(now)
+        done = 0
+        for hold_id in list(self._notice_pending):
+            try:
+                hold = await self.store.get_hold(hold_id)
+                if hold is None or not hold.state.is_open:
+                    del self._notice_pending[hold_id]
+                    continue
+                _, wanted, noticed = self._notice_status(await self.store.timeline(hold_id))
+                if not wanted:
+                    del self._notice_pending[hold_id]
+                    continue
+                raw = await self.store.get_message(hold.message_sha256)
+                await self._notify_new(hold, parse_message(raw), skip=noticed)
+                await self.store.record_event(
+                    hold_id, actor="system", via=Via.TIMER, note=NOTICE_RESENT
+                )
+                del self._notice_pending[hold_id]
+                log.info("hold.notice_resent", hold_id=hold_id)
+                done += 1
+            except Exception:
+                attempts = self._notice_pending.get(hold_id, 0) + 1
+                self._notice_pending[hold_id] = attempts
+                log.exception("hold.notice_retry_failed", hold_id=hold_id, attempts=attempts)
+                if attempts >= _NOTICE_RETRIES:
+                    del self._notice_pending[hold_id]
+                    with contextlib.suppress(Exception):
+                        await self.store.record_event(
+                            hold_id, actor="system", via=Via.TIMER, note=NOTICE_GAVE_UP
+                        )
+        return done
 
     def is_command_address(self, rcpt: str) -> bool:
         local, _, domain = rcpt.strip().strip("<>").lower().rpartition("@")
@@ -759,7 +853,8 @@ class HoldService:
     # ------------------------------------------------------------------ timers
 
     async def tick(self, now: datetime | None = None) -> int:
-        """Handle every due hold once (delays, expiry, escalation). Returns how many."""
+        """Handle every due hold once (delays, expiry, escalation) and queue first notices
+        that could not be queued before (``retry_notices``). Returns how many."""
         now = now or self.now()
         n = 0
         for hold in await self.store.due_holds(now):
@@ -802,6 +897,10 @@ class HoldService:
                 n += 1
             except Exception:
                 log.exception("hold.timer_failed", hold_id=hold.id)
+        try:
+            n += await self.retry_notices(now)
+        except Exception:
+            log.exception("hold.notice_retry_failed")
         return n
 
     async def _escalate(self, hold: HoldRecord) -> None:
