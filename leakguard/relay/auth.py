@@ -1,8 +1,10 @@
 """Who is sending: SMTP AUTH back-ends and the rule that a user sends only as themselves.
 
 Password hashing (argon2) runs in a worker thread so the event loop never stalls on it.
-Repeated failures for one login or one client address are slowed down and then refused
-for a while. Credentials are never logged.
+Repeated failures for one login from one client address, or from one client address
+overall, are refused for a while; failures for a login from anywhere only slow its
+attempts down (a hard lock there would let anyone lock anyone out). Credentials are never
+logged.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from typing import Protocol
 
 from leakguard.relay.users import User, read_users, verify_hash
 
-MAX_FAILURES = 8
+MAX_FAILURES = 8  # per (login, client address): then that pair is refused for a while
+MAX_PEER_FAILURES = 30  # per client address, whatever the login (an office NAT has many users)
+SOFT_AFTER = 4  # per login, from anywhere: failures beyond this slow every attempt down...
+SOFT_MAX_DELAY = 8.0  # ...to at most this many seconds, but never lock the login out
 LOCK_SECONDS = 300.0
 
 
@@ -96,17 +101,19 @@ class Throttle:
         self.lock = lock_seconds
         self._fails: dict[str, list[float]] = {}
 
-    def blocked(self, *keys: str) -> bool:
+    def count(self, key: str) -> int:
+        """Failures recorded for ``key`` within the lock window."""
         now = time.monotonic()
-        for k in keys:
-            recent = [t for t in self._fails.get(k, []) if now - t < self.lock]
-            if recent:
-                self._fails[k] = recent
-            else:
-                self._fails.pop(k, None)
-            if len(recent) >= self.max:
-                return True
-        return False
+        recent = [t for t in self._fails.get(key, []) if now - t < self.lock]
+        if recent:
+            self._fails[key] = recent
+        else:
+            self._fails.pop(key, None)
+        return len(recent)
+
+    def blocked(self, *keys: str, limit: int | None = None) -> bool:
+        n = self.max if limit is None else limit
+        return any(self.count(k) >= n for k in keys)
 
     def failed(self, *keys: str) -> None:
         if len(self._fails) > 50000:

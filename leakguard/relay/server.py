@@ -28,7 +28,13 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from leakguard.metrics import Metrics
 from leakguard.relay import replies
 from leakguard.relay.actions import Relay, Transaction
-from leakguard.relay.auth import Authenticator, Throttle
+from leakguard.relay.auth import (
+    MAX_PEER_FAILURES,
+    SOFT_AFTER,
+    SOFT_MAX_DELAY,
+    Authenticator,
+    Throttle,
+)
 
 # Generous for real MTAs reusing a connection, tight for commands only abusers repeat.
 _CALL_LIMITS = {
@@ -129,6 +135,16 @@ class RelayHandler:
 
     # ------------------------------------------------------------------ AUTH (async)
 
+    fail_delay = 0.5  # after a failed login (slows guessing); tests set 0
+    soft_delay_unit = 0.5  # per-login slow-down step (doubles), capped at SOFT_MAX_DELAY
+
+    def login_delay(self, login_key: str) -> float:
+        """Seconds to wait before checking a login that keeps failing (from anywhere)."""
+        extra = self.throttle.count(login_key) - SOFT_AFTER
+        if extra < 0:
+            return 0.0
+        return min(SOFT_MAX_DELAY, self.soft_delay_unit * 2.0 ** min(extra, 16))
+
     async def _check(
         self, server: SMTP, mechanism: str, login: bytes, password: bytes
     ) -> AuthResult:
@@ -136,17 +152,23 @@ class RelayHandler:
         name = login.decode("utf-8", "replace").strip()
         if self.authenticator is None:
             return AuthResult(success=False, handled=False)
-        if self.throttle.blocked("u:" + name.lower(), "p:" + peer):
+        # Hard blocks only where the failures come from: this login from this client, or
+        # this client overall. Failures for a login from elsewhere only slow it down.
+        pair, peer_key, login_key = f"lp:{name.lower()}|{peer}", f"p:{peer}", f"u:{name.lower()}"
+        if self.throttle.blocked(pair) or self.throttle.blocked(peer_key, limit=MAX_PEER_FAILURES):
             self.metrics.auth_failures.inc()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.fail_delay * 2)
             return AuthResult(
                 success=False,
                 handled=False,
                 message="454 4.7.0 Too many failed logins; try again later",
             )
+        delay = self.login_delay(login_key)
+        if delay:
+            await asyncio.sleep(delay)
         principal = await self.authenticator.authenticate(name, password.decode("utf-8", "replace"))
         if principal is None:
-            self.throttle.failed("u:" + name.lower(), "p:" + peer)
+            self.throttle.failed(pair, peer_key, login_key)
             self.metrics.auth_failures.inc()
             self.log.info(
                 "auth_failed",
@@ -155,9 +177,9 @@ class RelayHandler:
                 mechanism=mechanism,
                 listener=self.listener.name,
             )
-            await asyncio.sleep(0.5)  # slow down guessing
+            await asyncio.sleep(self.fail_delay)  # slow down guessing
             return AuthResult(success=False, handled=False)
-        self.throttle.succeeded("u:" + name.lower())
+        self.throttle.succeeded(pair, login_key)
         self.log.info(
             "auth_ok", user=principal, peer=peer, mechanism=mechanism, listener=self.listener.name
         )
