@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 
 import pytest
 from test_holds_support import LOOKALIKE, THIRD_PARTY, verdict
@@ -64,6 +65,42 @@ def test_defang() -> None:
     assert defang("see http://a.example/x and HTTPS://b") == "see hxxp://a.example/x and HxxPS://b"
     assert defang("www.example.com") == "www[.]example.com"
     assert defang("javascript:alert(1)") == "javascript[:]alert(1)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mailto:boss@evil.example", "mailto[:]boss@evil.example"),
+        ("MailTo:x@y", "MailTo[:]x@y"),
+        ("mailto&#58;x@y", "mailto[:]x@y"),
+        ("連絡は mailto:x@y まで", "連絡は mailto[:]x@y まで"),
+        ("ｈｔｔｐ：／／evil.example/", "ｈxxｐ：／／evil.example/"),
+        ("ＨＴＴＰＳ：／／evil.example", "ＨxxＰＳ：／／evil.example"),
+        ("http：//mixed.example", "hxxp：//mixed.example"),
+        ("http﹕//small-colon.example", "hxxp﹕//small-colon.example"),
+        ("ｍａｉｌｔｏ：x@y", "ｍａｉｌｔｏ[:]x@y"),
+        ("ｊａｖａｓｃｒｉｐｔ：alert(1)", "ｊａｖａｓｃｒｉｐｔ[:]alert(1)"),
+        ("ｗｗｗ．evil．example", "ｗｗｗ[.]evil．example"),
+        ("xhttp://glued.example", "xhxxp://glued.example"),
+        # ordinary text is left alone
+        ("TEL：03-1234-5678 / FAX:03-1234-5679", "TEL：03-1234-5678 / FAX:03-1234-5679"),
+        ("お世話になっております。", "お世話になっております。"),
+        ("hxxp://already.example", "hxxp://already.example"),
+    ],
+)
+def test_defang_mailto_and_full_width(text: str, expected: str) -> None:
+    out = defang(text)
+    assert out == expected
+    assert "http://" not in unicodedata.normalize("NFKC", out).lower()
+    assert "mailto:" not in unicodedata.normalize("NFKC", out).lower()
+
+
+def test_defang_is_fast_on_long_hostile_text() -> None:
+    text = "ｈｔｔｐ：／／" * 20_000 + "日本語" * 20_000
+    t0 = time.perf_counter()
+    out = defang(text)
+    assert time.perf_counter() - t0 < 2.0
+    assert "ｔｔ" not in out
 
 
 @pytest.mark.parametrize(

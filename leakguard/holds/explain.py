@@ -21,17 +21,44 @@ from leakguard.holds.model import HoldRecord
 from leakguard.holds.texts import t
 from leakguard.types import Finding, Verdict
 
-_URL_SCHEME = re.compile(r"\b(h)(tt)(ps?)(:|&#58;)(//)", re.IGNORECASE)
-_OTHER_SCHEME = re.compile(r"\b(ftp|file|javascript|data|vbscript)(:)", re.IGNORECASE)
-_WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
+_URL_SCHEME = re.compile(r"h(tt)ps?(?::|&#58;)//", re.IGNORECASE)
+_OTHER_SCHEME = re.compile(
+    r"\b(?:ftp|file|javascript|data|vbscript|mailto)(:|&#58;)", re.IGNORECASE
+)
+_WWW = re.compile(r"\bwww(\.)", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+def _ascii_fold(ch: str) -> str:
+    """The one ASCII character ``ch`` stands for under NFKC (full-width ``ｈ``, ``：``,
+    ``／``, small ``﹕``...), else ``ch`` itself: a same-length view for finding links."""
+    if ch.isascii():
+        return ch
+    n = unicodedata.normalize("NFKC", ch)
+    return n if len(n) == 1 and n.isascii() else ch
+
+
 def defang(text: str) -> str:
-    """Make links in hostile text non-clickable (``http://`` -> ``hxxp://``, ``www[.]``)."""
-    text = _URL_SCHEME.sub(lambda m: f"{m.group(1)}xx{m.group(3)}{m.group(4)}{m.group(5)}", text)
-    text = _OTHER_SCHEME.sub(lambda m: f"{m.group(1)}[:]", text)
-    return _WWW.sub(lambda m: f"{m.group(1)}[.]", text)
+    """Make links in hostile text non-clickable: ``http://`` -> ``hxxp://``, ``mailto:``
+    (and ``javascript:``, ``data:``...) -> ``mailto[:]``, ``www.`` -> ``www[.]``, also when
+    written in full-width or other compatibility forms (``ｈｔｔｐ：／／``)."""
+    view = text if text.isascii() else "".join(_ascii_fold(c) for c in text)
+    edits: list[tuple[int, int, str]] = []
+    edits.extend((m.start(1), m.end(1), "xx") for m in _URL_SCHEME.finditer(view))
+    edits.extend((m.start(1), m.end(1), "[:]") for m in _OTHER_SCHEME.finditer(view))
+    edits.extend((m.start(1), m.end(1), "[.]") for m in _WWW.finditer(view))
+    if not edits:
+        return text
+    out: list[str] = []
+    pos = 0
+    for start, end, repl in sorted(edits):
+        if start < pos:  # overlapping edit (cannot happen with these patterns): skip it
+            continue
+        out.append(text[pos:start])
+        out.append(repl)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def clean_line(text: str, limit: int = 300) -> str:
