@@ -18,6 +18,25 @@ send it to them again:
   only then does the follow-up work (sender history, DSN);
 - a DSN is its own queued delivery (null sender); ``send_dsn`` never raises, so a DSN
   that cannot be built or stored is logged (``dsn_error``) and never re-queues the mail.
+
+Where delivery is at-least-once, not exactly-once (the upstream's acceptance and our
+commit cannot be one atomic step; DESIGN §4 promises no loss, not no duplicates):
+
+- *ambiguous upstream failure*: the connection is lost or times out after the message
+  content was sent, before the final reply (``UpstreamError.ambiguous``). The transport
+  never retries it on the spot; it is a temporary failure: 451 to the client, a later
+  retry for a queued delivery. If the upstream had in fact accepted it, the recipients
+  get a second copy. We choose that over "done, possibly": without the upstream's 250
+  the message is still ours (RFC 5321 §6.1), and treating it as sent would silently lose
+  mail whenever the upstream fails before committing, the more common case.
+- *crash, or store down, after acceptance*: if the process dies (or the store refuses
+  the write, after a few quick retries; logged as ``delivery_unrecorded``) between the
+  upstream's 250 and our ``finish_delivery`` / ``update_delivery_rcpts``, the delivery
+  stays ``sending`` and ``recover`` re-queues it with the recipients it had: those who
+  already got it get it again. Likewise a direct delivery whose temporarily refused
+  recipients cannot be queued (store down) fails the client's transaction (451) after
+  some recipients were served, and the client's retry duplicates for them: losing the
+  refused recipients behind a 250 would break "nothing acknowledged is lost".
 """
 
 from __future__ import annotations
@@ -161,7 +180,10 @@ class Delivery:
             async with asyncio.timeout(self.settings.upstream_timeout):
                 return await self.transport.send(mail_from, rcpts, raw, options)
         except TimeoutError as exc:
-            raise UpstreamError(451, "4.4.7 upstream timed out", temporary=True) from exc
+            # the stage is unknown here (maybe after DATA): treat it as ambiguous
+            raise UpstreamError(
+                451, "4.4.7 upstream timed out", temporary=True, ambiguous=True
+            ) from exc
         finally:
             self.metrics.upstream_seconds.observe(loop.time() - start)
 
@@ -183,8 +205,7 @@ class Delivery:
         try:
             result = await self._send(mail_from, rcpts, raw, opts)
         except UpstreamError as exc:
-            kind = "temporary" if exc.temporary else "permanent"
-            self.metrics.upstream_errors.labels(kind).inc()
+            self._count_error(exc, mail_from=mail_from, rcpts=len(rcpts))
             if exc.temporary and self.settings.queue_on_temporary_failure:
                 did = await self.enqueue(
                     raw, mail_from, rcpts, kind="mail", last_error=one_line(str(exc))
@@ -202,6 +223,13 @@ class Delivery:
         if up:
             reply += f" ({up})"
         return Outcome(reply=reply, accepted=result.accepted, queued_id=queued_id)
+
+    def _count_error(self, exc: UpstreamError, **kw: Any) -> None:
+        if exc.ambiguous:  # see the module docstring: retried, maybe one duplicate
+            self.metrics.upstream_errors.labels("ambiguous").inc()
+            self._warn("upstream_ambiguous", error=one_line(str(exc), 300), **kw)
+        else:
+            self.metrics.upstream_errors.labels("temporary" if exc.temporary else "permanent").inc()
 
     async def _record(self, sender: str, accepted: Sequence[str], names: Mapping[str, str]) -> None:
         """Remember recipients. Batched: history is advisory and need not cost one fsync
@@ -373,9 +401,8 @@ class Delivery:
             result = await self._send(
                 d.mail_from, d.rcpts, raw, options_for(raw, d.mail_from, d.rcpts)
             )
-        except UpstreamError as exc:  # nothing was accepted: retrying cannot duplicate
-            kind = "temporary" if exc.temporary else "permanent"
-            self.metrics.upstream_errors.labels(kind).inc()
+        except UpstreamError as exc:  # nothing was accepted (or, if ambiguous, maybe was)
+            self._count_error(exc, delivery=d.id, rcpts=len(d.rcpts))
             try:
                 await self._failed(d, raw, exc, refused=exc.refused)
             except Exception as exc2:

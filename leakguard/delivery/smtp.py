@@ -4,6 +4,16 @@ aiosmtplib has no connection pool, so this keeps a small one: at most ``pool_siz
 connected ``SMTP`` clients, each used by one transaction at a time, reconnected when they
 fail or have been idle too long. TLS is explicit (``start_tls=True`` or ``use_tls=True``;
 never the opportunistic default that an attacker in the middle can strip).
+
+Never twice: a pooled connection the server dropped while idle is retried once on a fresh
+connection, but only when the drop happened before the DATA command (MAIL/RCPT), when the
+server cannot have the message. A connection lost (or timed out) after DATA was sent is
+*ambiguous*: the server may have queued the message before the final reply was lost. It
+is never retried here; it raises ``UpstreamError(ambiguous=True)``, a temporary failure:
+the client gets a 4xx (it keeps responsibility and retries later) and a queued delivery
+is retried after its backoff. That may deliver one duplicate, the price RFC 5321 §6.1
+sets for not losing mail whose acceptance was never confirmed; losing a released or
+DSN'd message silently would be worse.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import contextlib
 import ssl
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import aiosmtplib
 
@@ -21,10 +32,30 @@ from leakguard.delivery.transport import NO_OPTIONS, Reply, SendOptions, SendRes
 _IDLE_REUSE_SECONDS = 20.0  # servers close idle clients after 30 s .. 5 min
 
 
+class _Client(aiosmtplib.SMTP):
+    """``aiosmtplib.SMTP`` that remembers whether this transaction reached DATA."""
+
+    data_started = False
+
+    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.data_started = True  # from here on, a lost connection is ambiguous
+        return await super().data(*args, **kwargs)
+
+
+def _ambiguous(exc: BaseException) -> UpstreamError:
+    return UpstreamError(
+        451,
+        f"4.4.2 upstream connection lost after the message was sent "
+        f"(it may have been accepted): {exc}",
+        temporary=True,
+        ambiguous=True,
+    )
+
+
 class _Conn:
     __slots__ = ("client", "last_used")
 
-    def __init__(self, client: aiosmtplib.SMTP) -> None:
+    def __init__(self, client: _Client) -> None:
         self.client = client
         self.last_used = 0.0
 
@@ -72,8 +103,8 @@ class SmtpTransport:
     def __repr__(self) -> str:  # never show the password
         return f"SmtpTransport({self.host}:{self.port}, tls={self.tls})"
 
-    def _new_client(self) -> aiosmtplib.SMTP:
-        return aiosmtplib.SMTP(
+    def _new_client(self) -> _Client:
+        return _Client(
             hostname=self.host,
             port=self.port,
             username=self._username,
@@ -143,6 +174,7 @@ class SmtpTransport:
             try:
                 if not reused:
                     await self._connect(conn)
+                conn.client.data_started = False
                 errors, reply = await conn.client.sendmail(
                     mail_from, list(rcpts), raw, mail_options=mail_options
                 )
@@ -168,14 +200,18 @@ class SmtpTransport:
                     raise UpstreamError(exc.code, exc.message, temporary=True) from exc
                 raise UpstreamError(exc.code, exc.message, temporary=400 <= exc.code < 500) from exc
             except aiosmtplib.SMTPServerDisconnected as exc:
-                # a pooled connection the server dropped while idle: one fresh try
+                if conn.client.data_started:  # the server may have the message: no retry
+                    raise _ambiguous(exc) from exc
                 if reused and attempt == 1:
+                    # a pooled connection the server dropped while idle: one fresh try
                     reused = False
                     continue
                 raise UpstreamError(
                     451, f"4.4.2 upstream disconnected: {exc}", temporary=True
                 ) from exc
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                if conn.client.data_started:  # e.g. no final reply within the timeout
+                    raise _ambiguous(exc) from exc
                 raise UpstreamError(
                     451, f"4.4.1 upstream unavailable: {exc}", temporary=True
                 ) from exc

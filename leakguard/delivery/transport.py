@@ -38,7 +38,14 @@ class SendResult:
 
 
 class UpstreamError(Exception):
-    """Nothing was accepted. ``temporary``: try again later (4xx, timeouts, no connection)."""
+    """Nothing was accepted. ``temporary``: try again later (4xx, timeouts, no connection).
+
+    ``ambiguous``: the connection was lost (or timed out) after the message content was
+    handed over, before the upstream's final reply; it may have accepted the message.
+    Such an error is always temporary: until the upstream says 250 the message is still
+    ours to deliver (RFC 5321 §6.1), so it is retried later, at the risk of one duplicate,
+    rather than being lost.
+    """
 
     def __init__(
         self,
@@ -47,12 +54,14 @@ class UpstreamError(Exception):
         *,
         temporary: bool,
         refused: dict[str, Reply] | None = None,
+        ambiguous: bool = False,
     ) -> None:
         super().__init__(f"{code} {text}")
         self.code = code
         self.text = text
-        self.temporary = temporary
+        self.temporary = temporary or ambiguous
         self.refused = refused or {}
+        self.ambiguous = ambiguous
 
 
 @dataclass(frozen=True, slots=True)
