@@ -140,6 +140,7 @@ async def test_queue_retries_then_delivers(store: SqlStore) -> None:
             if rec.attempts >= 2:
                 break
             await asyncio.sleep(0.02)
+        assert rec is not None
         assert rec.attempts >= 2 and rec.state in (DeliveryState.QUEUED, DeliveryState.SENDING)
         t.fail_with = None
         for _ in range(100):
@@ -148,7 +149,7 @@ async def test_queue_retries_then_delivers(store: SqlStore) -> None:
             if rec.state is DeliveryState.DONE:
                 break
             await asyncio.sleep(0.02)
-        assert rec.state is DeliveryState.DONE
+        assert rec is not None and rec.state is DeliveryState.DONE
         assert len(t.sent) == 1 and t.sent[0].raw == RAW
     finally:
         await d.stop()  # flushes the history batch
