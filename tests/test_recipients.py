@@ -134,3 +134,24 @@ def test_mail_that_cannot_be_fully_checked_is_held_for_outsiders_only() -> None:
     assert engine.decide(inside).verdict.action.value == "pass"
     small = raw.replace(big, b"hello")
     assert engine.decide(small).verdict.facts["uninspected_parts"] == 0
+
+
+def test_own_mailbox_that_also_looks_like_another_colleague_is_the_sender() -> None:
+    from leakguard.detectors.run import run_detectors
+    from leakguard.organization import Person
+
+    org = Organization(
+        internal_domains=["city.example.lg.jp"],
+        directory=[
+            Person("kazuya.sato@city.example.lg.jp", "佐藤 一也", "さとう かずや"),
+            Person("kenji.sato@city.example.lg.jp", "佐藤 健二", "さとう けんじ"),
+        ],
+    )
+    raw = (
+        b"From: Kazuya Sato <kazuya.sato@city.example.lg.jp>\r\n"
+        b"To: k.sato@home-isp.example\r\nSubject: memo\r\n\r\nbody\r\n"
+    )
+    msg = with_default_envelope(parse_message(raw))
+    facts, _ = run_detectors(msg, Context(org=org))
+    assert facts["own_external_addresses"] == 1
+    assert facts["name_similar_recipients"] == 0

@@ -563,6 +563,10 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
         contacts = contacts_index(ctx.org, sender_key, ctx.history.contact_names)
     findings: list[Finding] = []
     for addr, display in recipients:
+        if addr.key in ctx.sender_aliases:
+            # Named like the sender: the sender's own outside mailbox. When it also looks like
+            # another colleague (same initial and surname), the sender is the likelier owner.
+            continue
         best = match_recipient(addr, display, directory, sender) if directory.size else None
         if contacts is not None and contacts.size:
             m = match_recipient(addr, display, contacts, sender)
