@@ -59,6 +59,7 @@ RULES = (
     "forwarded-third-party",
     "similar-to-colleague",
     "lookalike-domain",
+    "uninspected-content",
 )
 
 
