@@ -412,8 +412,8 @@ async def test_hold_reply_with_other_recipients_is_refused_whole(env: Env) -> No
     assert store is not None
     h = await store.get_hold(hold_id)
     assert h is not None and h.state is HoldState.HELD  # nothing executed
-    # the same reply to the hold address alone is executed
-    code, _ = await send(env.port("plain-0"), reply, [reply_to])
+    # the same reply to the hold address alone (or "reply all": plus the sender) is executed
+    code, _ = await send(env.port("plain-0"), reply, [ALICE, reply_to])
     assert code == 250
     h = await store.get_hold(hold_id)
     assert h is not None and h.state is HoldState.RELEASED

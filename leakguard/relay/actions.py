@@ -139,7 +139,10 @@ class Relay:
         if self.holds is not None:
             cmd = [r for r in tx.rcpts if self.holds.is_command_address(r)]
             if cmd:
-                normal = [r for r in tx.rcpts if r not in cmd]
+                # "Reply all" to a notice also goes to the sender themself (the notice's
+                # To); that copy is dropped rather than refusing the command.
+                me = {x.lower() for x in (tx.mail_from, tx.auth_user or "") if x}
+                normal = [r for r in tx.rcpts if r not in cmd and r.lower() not in me]
                 if normal:  # never execute and relay the same mail (it quotes live links)
                     return self._mixed_command(tx, cmd, normal)
                 return await self._shielded(
