@@ -312,7 +312,12 @@ class Service:
         routes: list[Any] = metrics_routes(self.metrics, self.health)
         app: Any
         if self.holds is not None:
-            app = create_app(self.holds, self.config.web, extra_routes=routes)
+            smtp_users = (
+                self.config.users_file_path() if self.config.auth.mode == "users_file" else None
+            )
+            app = create_app(
+                self.holds, self.config.web, extra_routes=routes, smtp_users_file=smtp_users
+            )
         else:
             app = Starlette(routes=routes)
         host, port = split_host_port(self.config.web.listen)

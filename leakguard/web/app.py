@@ -407,8 +407,17 @@ class WebApp:
                 configured=False,
             )
         record = self._admin_users().get(user)
-        if self.throttle.blocked(user) or not verify_hash(record, password) or record is None:
-            self.throttle.failed(user)
+        # Hard blocks only for this user from this client, or for one noisy client: a
+        # stranger must not be able to lock an administrator out (see relay.auth.Throttle).
+        peer = f"p:{request.client.host if request.client else '?'}"
+        pair = f"u:{user}|{peer}"
+        if (
+            self.throttle.blocked(pair)
+            or self.throttle.blocked(peer, limit=30)
+            or not verify_hash(record, password)
+            or record is None
+        ):
+            self.throttle.failed(pair, peer)
             return self.render(
                 request,
                 "admin_login.html.j2",
@@ -417,7 +426,7 @@ class WebApp:
                 error=t("admin.bad_login", lang),
                 configured=True,
             )
-        self.throttle.succeeded(user)
+        self.throttle.succeeded(pair)
         resp = RedirectResponse(f"/admin?lang={lang}", status_code=303)
         session = {"u": record.name, "n": secrets.token_urlsafe(16), "p": self._fingerprint(record)}
         resp.set_cookie(
