@@ -545,3 +545,24 @@ def test_cr_only_files_still_parse() -> None:
     assert [a.addr for a in msg.to] == ["b@y.example"]
     assert msg.subject == "mac"
     assert msg.uninspected_parts == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a(b)@ext.example", ["a@ext.example"]),
+        ("Boss <a(c)@ext.example>", ["a@ext.example"]),
+        ("a@(x)ext.example", ["a@ext.example"]),
+        ("a @ ext.example, c@d.example", ["a@ext.example", "c@d.example"]),
+        ("John (Sales) Doe <j@x.example>", ["j@x.example"]),
+        ("j@x.com (John Doe)", ["j@x.com"]),
+        ("a@b.example c@d.example", ["a@b.example", "c@d.example"]),
+    ],
+)
+def test_comments_and_spaces_inside_an_address_do_not_hide_it(
+    value: str, expected: list[str]
+) -> None:
+    # RFC 5322 allows CFWS between the atoms of an addr-spec; mail clients display the
+    # address, so the checks (and the Bcc rewrite, which uses the same parser) must see it.
+    addrs, _ = parse_address_list(value)
+    assert [a.addr for a in addrs] == expected

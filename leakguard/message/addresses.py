@@ -108,9 +108,15 @@ def _unquote(q: str) -> str:
     return re.sub(r"\\(.)", r"\1", inner)
 
 
+_INNER_COMMENT_RE = re.compile(r"\([^()]*\)|\s+")
+
+
 def clean_addr_spec(spec: str) -> str | None:
     """``local@domain`` from a token, or None when it is not an address."""
     s = spec.strip()
+    if "(" in s and '"' not in s:
+        # RFC 5322 CFWS inside an addr-spec: <a(comment)@x.example> is a@x.example
+        s = _INNER_COMMENT_RE.sub("", s)
     if s.lower().startswith("mailto:"):
         s = s[7:]
         s = s.split("?", 1)[0]  # mailto:x@y?subject=...
@@ -207,6 +213,11 @@ def parse_address_list(value: str) -> tuple[list[Address], bool]:
     idx = 0
     pos = 0
     quoted_end = -1
+    # Words of one addr-spec split by CFWS: "a(b)@x.example", "a @ x.example" (RFC 5322
+    # allows comments and folding whitespace between its atoms; mail clients show one
+    # address, so the checks must see it too).
+    word_end = -1  # end of the last word token while only comments/whitespace follow it
+    gap_ws = False
     n = len(text)
     while pos < n and len(out) < MAX_ADDRESSES:
         m = _TOKEN_RE.match(text, pos)
@@ -220,7 +231,24 @@ def parse_address_list(value: str) -> tuple[list[Address], bool]:
             inner, pos = _read_comment(text, m.start())
             if inner.strip():
                 box.comments.append(inner)
-        elif kind == "q":
+            continue  # a comment does not end the word run (see word_end)
+        if kind == "ws":
+            gap_ws = True
+            continue
+        glue = word_end >= 0 and kind in ("w", "ew", "mailto") and bool(box.words)
+        if glue:
+            prev = box.words[-1][1]
+            at_edge = prev.endswith("@") or tok.startswith("@")
+            glue = (at_edge or not gap_ws) and not (tok.startswith("@") and "@" in prev)
+            glue = glue and not (prev.endswith("@") and "@" in tok)
+        word_end = -1
+        gap_ws = False
+        if glue:
+            j, w = box.words[-1]
+            box.words[-1] = (j, w + tok)
+            word_end = pos
+            continue
+        if kind == "q":
             box.words.append((idx, _unquote(tok)))
             quoted_end = pos
         elif kind == "sq":
@@ -266,7 +294,8 @@ def parse_address_list(value: str) -> tuple[list[Address], bool]:
                 box.words[-1] = (j, '"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' + tok)
             else:
                 box.words.append((idx, tok))
-        # whitespace and stray closing brackets separate words and are otherwise ignored
+            word_end = pos
+        # stray closing brackets separate words and are otherwise ignored
     if len(out) < MAX_ADDRESSES:
         group_count += _finish(box, out)
     if in_group and group_count == 0:
