@@ -52,7 +52,8 @@ class Metrics:
         )
         self.upstream_errors = Counter(
             "leakguard_upstream_errors",
-            "Upstream failures, by kind (temporary, permanent, refused_recipient)",
+            "Upstream failures, by kind (temporary, permanent, refused_recipient, ambiguous: "
+            "connection lost after DATA, dsn_error: a bounce could not be built or sent)",
             ["kind"],
             registry=r,
         )
