@@ -516,3 +516,30 @@ def test_existing_world_readable_data_dir_is_tightened(tmp_path: Path) -> None:
     os.chmod(db, 0o644)
     private_sqlite_files(f"sqlite+aiosqlite:///{db}")
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+async def test_decisions_run_in_their_own_bounded_pool(env: Env) -> None:
+    relay = env.service.relay
+    assert relay is not None
+    seen: list[str] = []
+    original = env.engine.decide
+
+    def spying_decide(*args: object, **kw: object) -> object:
+        import threading
+
+        seen.append(threading.current_thread().name)
+        return original(*args, **kw)  # type: ignore[arg-type]
+
+    env.engine.decide = spying_decide  # type: ignore[method-assign]
+    code, _ = await send(env.port("plain-0"), mail("pass", tag="pool1"), RCPTS)
+    assert code == 250
+    assert seen and seen[0].startswith("leakguard-decide")  # not the default executor
+    # A full backlog answers 451 at once (the client retries) instead of piling up threads.
+    relay._deciding = relay.settings.decide_backlog
+    try:
+        code, text = await send(env.port("plain-0"), mail("pass", tag="pool2"), RCPTS)
+        assert code == 451, text
+    finally:
+        relay._deciding = 0
+    code, _ = await send(env.port("plain-0"), mail("pass", tag="pool3"), RCPTS)
+    assert code == 250

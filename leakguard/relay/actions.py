@@ -9,8 +9,10 @@ client that hangs up, so a half-done commit never happens (DESIGN §4).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -81,6 +83,11 @@ class RelaySettings:
     bcc_header: str | None = None
     bcc_header_to_external: bool = False
     decide_timeout: float = 30.0
+    # Decisions run in their own small pool, so CPU-heavy mail cannot starve AUTH (argon2),
+    # maildir writes or other work of the default executor; beyond ``decide_backlog``
+    # waiting decisions the client is told to retry later instead of piling up threads.
+    decide_workers: int = 2
+    decide_backlog: int = 64
 
 
 class Relay:
@@ -105,6 +112,10 @@ class Relay:
         self.log = log
         self.senders_of = senders_of
         self._tasks: set[asyncio.Task[str]] = set()
+        self._decide_pool = ThreadPoolExecutor(
+            max_workers=max(1, settings.decide_workers), thread_name_prefix="leakguard-decide"
+        )
+        self._deciding = 0
 
     @property
     def org(self) -> Organization:
@@ -129,6 +140,7 @@ class Relay:
         """Wait for actions still committing (graceful shutdown)."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
+        self._decide_pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ the transaction
 
@@ -164,16 +176,24 @@ class Relay:
                     reply=refused[:200],
                 )
                 return refused
+        if self._deciding >= self.settings.decide_backlog:
+            self.metrics.messages.labels("busy").inc()
+            self.log.warning("decision_backlog_full", sender=tx.mail_from, peer=tx.peer)
+            return replies.LOCAL_ERROR
+        self._deciding += 1
         try:
             history = await self._history(tx.mail_from)
             async with asyncio.timeout(self.settings.decide_timeout):
-                decision = await asyncio.to_thread(
-                    self.engine.decide,
-                    tx.raw,
-                    envelope_from=tx.mail_from,
-                    rcpts=normal,
-                    history=history,
-                    auth_user=tx.auth_user,
+                decision = await loop.run_in_executor(
+                    self._decide_pool,
+                    functools.partial(
+                        self.engine.decide,
+                        tx.raw,
+                        envelope_from=tx.mail_from,
+                        rcpts=normal,
+                        history=history,
+                        auth_user=tx.auth_user,
+                    ),
                 )
         except Exception as exc:
             self.metrics.messages.labels("error").inc()
@@ -181,6 +201,8 @@ class Relay:
                 "decision_failed", error=repr(exc)[:500], sender=tx.mail_from, peer=tx.peer
             )
             return replies.LOCAL_ERROR
+        finally:
+            self._deciding -= 1
         self.metrics.decision_seconds.observe(decision.cpu_seconds)
         try:
             reply = await self._shielded(self._execute(tx, decision, normal))
