@@ -4,7 +4,8 @@ several services in one process)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -92,18 +93,40 @@ class Metrics:
 
 
 def metrics_routes(
-    metrics: Metrics, health: Callable[[], Awaitable[dict[str, object]]]
+    metrics: Metrics,
+    health: Callable[[], Awaitable[dict[str, object]]],
+    allowed_networks: Sequence[str] = ("127.0.0.0/8", "::1/128"),
 ) -> list[object]:
-    """Starlette routes ``/metrics`` and ``/healthz``."""
+    """Starlette routes ``/metrics`` and ``/healthz``, answered only to clients in
+    ``allowed_networks`` (they share the port of the review pages, which the whole office
+    reaches; rule names, volumes and listener details are not for everyone)."""
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    async def metrics_endpoint(_request: Request) -> Response:
+    networks = [ipaddress.ip_network(n, strict=False) for n in allowed_networks]
+
+    def allowed(request: Request) -> bool:
+        host = request.client.host if request.client else ""
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in n for n in networks)
+
+    forbidden = PlainTextResponse("403 Forbidden\n", status_code=403)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if not allowed(request):
+            return forbidden
         body, ctype = metrics.render()
         return Response(body, media_type=ctype)
 
-    async def health_endpoint(_request: Request) -> Response:
+    async def health_endpoint(request: Request) -> Response:
+        if not allowed(request):
+            return forbidden
         status = await health()
         ok = bool(status.get("ok"))
         return JSONResponse(status, status_code=200 if ok else 503)

@@ -309,7 +309,9 @@ class Service:
 
         _WebServer = _web_server_class()
 
-        routes: list[Any] = metrics_routes(self.metrics, self.health)
+        routes: list[Any] = metrics_routes(
+            self.metrics, self.health, self.config.web.metrics_networks
+        )
         app: Any
         if self.holds is not None:
             smtp_users = (

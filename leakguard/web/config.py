@@ -17,6 +17,10 @@ class WebConfig(BaseModel):
         description="Signing secret for links and CSRF; env LEAKGUARD_WEB_SECRET overrides. "
         "Generated and kept in the data directory when unset.",
     )
+    metrics_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="Client networks allowed to read /metrics and /healthz.",
+    )
     admin_users_file: str | None = Field(
         None,
         description="Users allowed into the administrators' view (argon2 users file, "
