@@ -232,7 +232,7 @@ class Relay:
         hb = parse_header_block(tx.raw)
 
         def reply(en: str, ja: str, addr: str = "") -> str:
-            a = _ascii(addr)
+            a = replies.ascii_text(addr)
             if self.language_of(user) == "ja":
                 return replies.smtp_text(
                     ja.format(addr=a), utf8=tx.smtputf8, fallback=en.format(addr=a)
@@ -332,7 +332,7 @@ class Relay:
                 auth_user=tx.auth_user,
             )
             tmpl = replies.DELAYED if action is Action.DELAY else replies.HELD
-            return tmpl.format(id=_ascii(rec.id))
+            return tmpl.format(id=replies.ascii_text(rec.id))
         # reject
         return replies.REJECTED.format(reason=self._reason(verdict, tx))
 
@@ -431,7 +431,3 @@ class Relay:
             policy=decision.verdict.policy_version,
             at=time.time(),
         )
-
-
-def _ascii(s: str) -> str:
-    return "".join(ch if ch.isascii() and ch.isprintable() else "?" for ch in s)[:320]

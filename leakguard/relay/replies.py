@@ -46,6 +46,11 @@ TOO_BUSY = "421 4.7.0 Too many connections; try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
 
 
+def ascii_text(s: str) -> str:
+    """Printable ASCII for an address or word quoted in a reply line (others become ``?``)."""
+    return "".join(ch if ch.isascii() and ch.isprintable() else "?" for ch in s)[:320]
+
+
 def smtp_text(text: str, *, utf8: bool, fallback: str = "") -> str:
     """One reply line: CR/LF and control characters removed; non-ASCII only with SMTPUTF8.
 

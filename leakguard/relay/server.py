@@ -243,7 +243,7 @@ class RelayHandler:
                     mail_from=address[:320],
                     peer=_peer_host(session.peer),
                 )
-                return replies.SENDER_NOT_OWNED.format(addr=_ascii(address))
+                return replies.SENDER_NOT_OWNED.format(addr=replies.ascii_text(address))
         elif not (self.listener.kind == "plain" and self.listener.trusts(session.peer)):
             self.metrics.relay_denied.inc()
             self.log.info(
@@ -303,10 +303,6 @@ def _peer_host(peer: Any) -> str:
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return str(peer or "")
-
-
-def _ascii(s: str) -> str:
-    return "".join(ch if ch.isascii() and ch.isprintable() else "?" for ch in s)[:320]
 
 
 def server_tls_context(
