@@ -42,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from leakguard.commands.check import decision_json  # noqa: E402
 from leakguard.engine import Engine  # noqa: E402
 from leakguard.message.parse import parse_message  # noqa: E402
 from leakguard.organization import domain_matches  # noqa: E402
@@ -181,25 +182,10 @@ def _decide(job: tuple[str, str, str]) -> dict[str, Any]:
         d = _ENGINE.decide(raw, envelope_from=sender or None)
     except Exception:  # measuring: a crash is a result, not a reason to stop
         return {"file": rel, "error": traceback.format_exc(limit=3)}
-    v = d.verdict
-    return {
-        "file": rel,
-        "action": v.action.value,
-        "rules": list(v.rule_ids),
-        "facts": dict(v.facts),
-        "findings": [
-            {
-                "detector": f.detector,
-                "fact": f.fact,
-                "addresses": list(f.addresses),
-                "detail": f.detail,
-                "evidence": dict(f.evidence),
-            }
-            for f in v.findings
-        ],
-        "cpu_ms": d.cpu_seconds * 1000,
-        "n_rcpts": len(d.message.envelope_rcpts),
-    }
+    out = decision_json(rel, d)  # the same record as `leakguard check --json`
+    out["cpu_ms"] = d.cpu_seconds * 1000
+    out["n_rcpts"] = len(d.message.envelope_rcpts)
+    return out
 
 
 def _run(
