@@ -27,6 +27,7 @@ from leakguard.delivery.maildir import MaildirTransport
 from leakguard.delivery.smtp import SmtpTransport, client_tls_context, try_login
 from leakguard.holds.service import HoldService
 from leakguard.logging import get_logger
+from leakguard.message.rewrite import bcc_rewrite
 from leakguard.metrics import Metrics, metrics_routes
 from leakguard.relay.actions import Decider, Relay, RelaySettings
 from leakguard.relay.auth import (
@@ -35,7 +36,6 @@ from leakguard.relay.auth import (
     UpstreamAuthenticator,
     UsersFileAuthenticator,
 )
-from leakguard.relay.rewrite import bcc_rewrite
 from leakguard.relay.server import ListenerRuntime, ListenerSpec, server_tls_context, start_listener
 from leakguard.store import SqlStore, open_store
 from leakguard.web.app import create_app

@@ -369,8 +369,8 @@ async def test_bcc_space_separated_to_is_hidden_over_smtp(env: Env) -> None:
 async def test_bcc_refused_when_externals_would_stay_visible(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from leakguard.message.rewrite import RewriteResult
     from leakguard.relay import actions, replies
-    from leakguard.relay.rewrite import RewriteResult
 
     def stuck(raw: bytes, *_a: object, **_k: object) -> RewriteResult:
         return RewriteResult(raw=raw, removed=(), visible=("bob@partner.example.co.jp",))

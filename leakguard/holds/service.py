@@ -45,6 +45,7 @@ from leakguard.holds.texts import t
 from leakguard.holds.tokens import LinkSigner, hash_token, looks_like_token, new_hold_id, new_token
 from leakguard.i18n import normalize_lang
 from leakguard.message import parse_message
+from leakguard.message.rewrite import bcc_rewrite
 from leakguard.organization import Organization
 from leakguard.types import Action, Message, Verdict
 from leakguard.web.config import WebConfig
@@ -803,11 +804,8 @@ class HoldService:
         return Outcome(True, str(moved.state), moved)
 
     def _rewrite_bcc(self, raw: bytes) -> bytes:
-        fn = self._bcc_rewrite
-        if fn is None:  # the relay's rewrite: one implementation for the bcc action and holds
-            from leakguard.relay.rewrite import bcc_rewrite
-
-            fn = bcc_rewrite
+        # one implementation for the bcc action and for release-as-Bcc
+        fn = self._bcc_rewrite or bcc_rewrite
         return fn(raw, self.org.is_internal)
 
     def _actor_text(self, actor: str, via: Via, lang: str) -> str:

@@ -20,11 +20,11 @@ from leakguard.delivery import Delivery, SendOptions
 from leakguard.holds.model import HoldHandler
 from leakguard.message.addresses import clean_addr_spec, make_address, parse_address_list
 from leakguard.message.headers import parse_header_block
+from leakguard.message.rewrite import rewrite_recipients
 from leakguard.metrics import Metrics
 from leakguard.organization import Organization, SenderHistory
 from leakguard.relay import replies
 from leakguard.relay.auth import may_send_as
-from leakguard.relay.rewrite import rewrite_recipients
 from leakguard.store import SqlStore
 from leakguard.types import Action, Address, Message, Verdict
 

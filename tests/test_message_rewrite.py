@@ -10,7 +10,7 @@ import pytest
 
 from leakguard.message.addresses import parse_address_list
 from leakguard.message.headers import parse_header_block
-from leakguard.relay.rewrite import (
+from leakguard.message.rewrite import (
     bcc_rewrite,
     header_end,
     rewrite_recipients,
