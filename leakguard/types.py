@@ -68,7 +68,8 @@ class QuotedBlock:
     that appears anywhere in the block: its header lines and its quoted body text.
     ``parent`` is the index (into ``Message.quoted_blocks``) of the block this one is
     nested in, or None for a block quoted directly by the new mail. A person who took part
-    in a block has seen every block nested inside it.
+    in a block has seen every block nested inside it. ``bulk`` marks a quoted broadcast
+    (newsletter, notification) and ``senders`` holds its From/Reply-To/Sender.
     """
 
     kind: QuoteKind
@@ -78,6 +79,12 @@ class QuotedBlock:
     parent: int | None = None
     subject: str = ""
     participants_known: bool = True  # False when only the author is known (attribution lines)
+    # The quoted message is evidently bulk mail (unsubscribe footer, List-* / Precedence:
+    # bulk headers, automated author): a broadcast, not a person's correspondence.
+    bulk: bool = False
+    # Its From / Reply-To / Sender when known (header lines, attached message headers,
+    # attribution authors).
+    senders: tuple[Address, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
