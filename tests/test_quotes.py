@@ -573,3 +573,32 @@ def test_automated_local_parts(local: str) -> None:
 )
 def test_people_and_company_contacts_are_not_automated(local: str) -> None:
     assert not is_automated_local(local)
+
+
+def test_bulk_flag_and_senders_of_quoted_blocks() -> None:
+    from leakguard.message.quotes import is_bulk_text
+    from leakguard.message.textaddr import is_personal_address, is_role_local
+
+    news = blocks_of(
+        "fyi\n\n-----Original Message-----\nFrom: News <news@shop.example.com>\n"
+        "Reply-To: desk@shop.example.com\nTo: a@b.example\nSubject: s\n\n"
+        "To be removed from this list, write to list@shop.example.com\n"
+    )
+    assert len(news) == 1 and news[0].bulk
+    assert keys(news[0].senders) == {"news@shop.example.com", "desk@shop.example.com"}
+    person = blocks_of(
+        "fyi\n\n-----Original Message-----\nFrom: Kenji <k.sato@shop.example.com>\n"
+        "To: a@b.example\nSubject: s\n\nplease call me, x@shop.example.com\n"
+    )
+    assert len(person) == 1 and not person[0].bulk
+    # a footer in a nested quote does not make the message quoting it bulk
+    nested = blocks_of(
+        "On Mon, Kenji <k.sato@shop.example.com> wrote:\n> see below\n>\n"
+        ">> unsubscribe here: list@shop.example.com\n"
+    )
+    assert nested and not nested[0].bulk
+    assert is_bulk_text("配信解除はこちら") and not is_bulk_text("see you on Monday")
+    assert is_role_local("customercare") and is_role_local("emailserver")
+    assert not is_role_local("john.smith") and not is_role_local("jsmith")
+    assert is_personal_address(parse_loose_address_list("John Smith <info@x.example>")[0])
+    assert not is_personal_address(parse_loose_address_list("Acme Support <info@x.example>")[0])

@@ -326,8 +326,16 @@ def test_automated_and_list_addresses_in_a_forward_are_not_third_parties() -> No
         "Kenji <k.sato@shop.example.com>\r\n"
     )
     found = run(mail(body, to="bob@partner-a.example.co.jp"))
-    # company contacts and people still count; automated mailboxes never do
-    assert addrs(found) == {
+    # automated mailboxes never count; the quoted message is bulk (no-reply author,
+    # unsubscribe notice), so its desk addresses are its published contact points, but the
+    # person named in it still counts
+    assert addrs(found) == {"k.sato@shop.example.com"}
+    # the same addresses quoted from a person's mail: company contacts count there
+    personal = body.replace("Example Shop <no-reply@", "Taro Yamada <t.yamada@").replace(
+        "unsubscribe at news-unsubscribe@lists.example.net or", "write to"
+    )
+    assert addrs(run(mail(personal, to="bob@partner-a.example.co.jp"))) == {
+        "t.yamada@shop.example.com",
         "info@shop.example.com",
         "support@shop.example.com",
         "k.sato@shop.example.com",
@@ -440,3 +448,77 @@ def test_same_person_checks_are_bounded() -> None:
     assert 50 < len(found) - 1 < 300  # the first ones were recognised, the rest were not
     assert "alpha.person000@acme.example" not in addrs(found)
     assert "alpha.person299@acme.example" in addrs(found)
+
+
+# --------------------------------------------------------------------------- bulk mail
+
+_NEWSLETTER_EN = (
+    "FYI, thought you'd like this.\r\n\r\n-----Original Message-----\r\n"
+    "From: customercare@shop.example.com [mailto:customercare@shop.example.com]\r\n"
+    "Sent: Monday, May 07, 2001 9:00 AM\r\nTo: alice@city.example.lg.jp\r\n"
+    "Subject: Spring offers\r\n\r\n"
+    "Great deals this week.{extra}\r\n"
+    "If you no longer wish to receive these e-mails, send a message to "
+    "website@shop.example.com or click unsubscribe.\r\n"
+)
+
+
+def test_forwarded_newsletter_senders_and_footer_desks_are_not_third_parties() -> None:
+    found = run(mail(_NEWSLETTER_EN.format(extra=""), to="bob@partner-a.example.co.jp"))
+    assert found == []
+
+
+def test_forwarded_japanese_mail_magazine_is_not_third_party_data() -> None:
+    body = (
+        "ご参考まで。\r\n\r\n-----Original Message-----\r\n"
+        "差出人: ショップ通信 <info@shop.example.jp>\r\n送信日時: 2024年5月7日 9:00\r\n"
+        "宛先: alice@city.example.lg.jp\r\n件名: 今週のおすすめ\r\n\r\n"
+        "今週のおすすめ商品です。お問い合わせ: support@shop.example.jp\r\n"
+        "このメールマガジンの配信停止はこちら: https://shop.example.jp/stop\r\n"
+    )
+    assert run(mail(body, to="bob@partner-a.example.co.jp")) == []
+
+
+def test_forwarded_newsletter_quoting_a_person_still_counts_that_person() -> None:
+    extra = " Contact our rep john.smith@shop.example.com or sales@shop.example.com."
+    found = run(mail(_NEWSLETTER_EN.format(extra=extra), to="bob@partner-a.example.co.jp"))
+    assert addrs(found) == {"john.smith@shop.example.com"}
+
+
+def test_forward_from_a_person_counts_desk_addresses_as_before() -> None:
+    body = (
+        "-----Original Message-----\r\n"
+        "From: Taro Yamada <t.yamada@shop.example.com>\r\nSent: Monday\r\n"
+        "To: alice@city.example.lg.jp\r\nSubject: quote\r\n\r\n"
+        "Orders go to customercare@shop.example.com, copies to website@shop.example.com.\r\n"
+    )
+    found = run(mail(body, to="bob@partner-a.example.co.jp"))
+    assert addrs(found) == {
+        "t.yamada@shop.example.com",
+        "customercare@shop.example.com",
+        "website@shop.example.com",
+    }
+
+
+def test_attached_bulk_message_by_list_headers() -> None:
+    inner = (
+        "From: Deals <deals@shop.example.com>\r\nReply-To: Help Desk <help@shop.example.com>\r\n"
+        "To: alice@city.example.lg.jp\r\nSubject: deals\r\n"
+        "List-Unsubscribe: <mailto:leave@shop.example.com>\r\n\r\n"
+        "Write to team@shop.example.com or our rep mary.jones@shop.example.com.\r\n"
+    )
+    outer = (
+        "From: Alice <alice@city.example.lg.jp>\r\nTo: bob@partner-a.example.co.jp\r\n"
+        'Subject: fw\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n'
+        "\r\n--B\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        "--B\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "\r\n--B--\r\n"
+    )
+    assert addrs(run(outer.encode())) == {"mary.jones@shop.example.com"}
+    # without the list header, the same attached mail is a person's correspondence
+    plain_att = outer.replace("List-Unsubscribe: <mailto:leave@shop.example.com>\r\n", "")
+    assert addrs(run(plain_att.encode())) == {
+        "deals@shop.example.com",
+        "help@shop.example.com",
+        "team@shop.example.com",
+        "mary.jones@shop.example.com",
+    }

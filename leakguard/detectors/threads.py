@@ -9,6 +9,12 @@ in quoted or forwarded material (``Message.quoted_blocks``) that are
 * not an automated or list mailbox (``noreply@``, ``mailer-daemon@``, ``newsletter@``, list
   ``owner-…@`` / ``…-request@``; see ``leakguard.message.textaddr.is_automated_local``):
   those are not anyone's contact data,
+* not, in a quoted bulk message (``QuotedBlock.bulk``: a newsletter, marketing mail or
+  automated notice), one of its senders (From/Reply-To/Sender) or a role mailbox
+  (``customercare@``, ``website@``, ``info@``; ``textaddr.is_personal_address``): those are
+  the sender organisation's published contact points. Personal-looking addresses in its
+  body (``john.smith@``, ``John Smith <info@…>``) still count, and the same address found
+  in a message that is not bulk counts there,
 * not among this message's recipients (envelope, To, Cc, Bcc) nor one of them (or the
   sender) under another address: same registrable domain and evidently the same person
   (``same_person``: the same name tokens in another order or with digits added, one typo
@@ -32,7 +38,7 @@ from dataclasses import dataclass
 from rapidfuzz.distance import OSA
 
 from leakguard.detectors import DetectorResult
-from leakguard.message.textaddr import is_automated_local
+from leakguard.message.textaddr import is_automated_local, is_personal_address
 from leakguard.organization import Context, registrable_domain
 from leakguard.types import Address, Finding, Message, QuotedBlock, QuoteKind
 
@@ -268,10 +274,13 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
     occurrences: dict[str, list[_Occurrence]] = {}
     for i, b in enumerate(blocks):
         pkeys = {p.key for p in b.participants}
+        bulk_senders = {a.key for a in b.senders} if b.bulk else set()
         for a in b.addresses:
             k = a.key
             if k in excluded or not a.domain:
                 continue
+            if b.bulk and (k in bulk_senders or not is_personal_address(a)):
+                continue  # a broadcast's own published contact points, here
             occs = occurrences.get(k)
             if occs is None:
                 if (

@@ -39,7 +39,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from leakguard.message.html import html_hazard
-from leakguard.message.textaddr import address_keys, find_addresses, parse_loose_address_list
+from leakguard.message.textaddr import (
+    address_keys,
+    find_addresses,
+    is_automated_local,
+    parse_loose_address_list,
+)
 from leakguard.types import Address, Message, QuotedBlock, QuoteKind, TextPart
 
 MAX_QUOTE_LEVELS = 24  # '>' levels analysed separately; deeper lines are merged into the last
@@ -182,6 +187,39 @@ _ID_HDR_LINE_RE = re.compile(
     re.IGNORECASE,
 )
 
+# Footers and notices of bulk mail (newsletters, marketing, automated notices): a quoted
+# message holding one is a broadcast. Looked for only in blocks that hold addresses.
+_BULK_TEXT_RE = re.compile(
+    r"unsubscri|opt[- ]?out\b|to be removed from|remove yourself from|"
+    r"(?:no longer|do not|don't) (?:wish|want) to receive|"
+    r"you (?:are receiving|received|have received) this (?:e-?mail|message|newsletter)|"
+    r"you (?:registered|subscribed|signed up)\b|you are subscribed as|"
+    r"would like to receive e-?mail|update your (?:personal |e-?mail )?preferences|"
+    r"prevent future (?:transmissions|e-?mails|mailings)|"
+    r"配信停止|配信解除|購読解除|購読の解除|配信を希望されない|メールマガジン|メルマガ|送信専用",
+    re.IGNORECASE,
+)
+_BULK_SCAN_CHARS = 200_000  # per block
+_PRECEDENCE_BULK = frozenset({"bulk", "list", "junk"})
+
+
+def is_bulk_text(text: str) -> bool:
+    """Whether ``text`` carries a bulk-mail footer or notice (``unsubscribe``, ``to be
+    removed from this list``, ``opt out``, ``配信停止``, ``メールマガジン``, ...)."""
+    return _BULK_TEXT_RE.search(text[:_BULK_SCAN_CHARS]) is not None
+
+
+def _bulk_headers(headers: Sequence[tuple[str, str]]) -> bool:
+    """``List-Unsubscribe`` / ``List-Id`` / ``Precedence: bulk|list|junk``."""
+    for name, value in headers:
+        n = name.lower()
+        if n in ("list-unsubscribe", "list-id"):
+            return True
+        if n == "precedence" and value.strip().lower() in _PRECEDENCE_BULK:
+            return True
+    return False
+
+
 # --------------------------------------------------------------------------- builder
 
 
@@ -194,6 +232,10 @@ class _Block:
     subject: str = ""
     participants: list[Address] = field(default_factory=list)
     addresses: list[Address] = field(default_factory=list)
+    senders: list[Address] = field(default_factory=list)
+    bulk: bool = False
+    # (start, end, level) line ranges of its own text, in the part it was found in
+    spans: list[tuple[int, int, int]] = field(default_factory=list)
     _pkeys: set[str] = field(default_factory=set)
     _akeys: set[str] = field(default_factory=set)
 
@@ -219,7 +261,12 @@ class _Block:
             parent=self.parent,
             subject=self.subject,
             participants_known=self.participants_known,
+            bulk=self.bulk,
+            senders=tuple(self.senders),
         )
+
+    def automated_author(self) -> bool:
+        return any(is_automated_local(a.local) for a in self.senders)
 
 
 class _Collector:
@@ -531,6 +578,15 @@ class _TextAnalyser:
         i = start
         pending_attr: tuple[int, list[Address]] | None = None  # (line index, authors)
         no_header_before = start  # lines before this were scanned by a failed header attempt
+        span_start = start  # where the current owner's own text started
+
+        def own(b: int, at: int) -> None:
+            nonlocal owner, span_start
+            if owner is not None and at > span_start:
+                col.blocks[owner].spans.append((span_start, at, level))
+            owner = b
+            span_start = at
+
         while i < end:
             ln = lines[i]
             if ln.depth > level:
@@ -577,8 +633,10 @@ class _TextAnalyser:
                 blk.add_addresses(hdr.all_addresses)
                 if hdr.subject and not blk.subject:
                     blk.subject = hdr.subject[:200]
+                blk.senders.extend(hdr.fields.get("from", []))
+                blk.senders.extend(hdr.fields.get("reply-to", []))
                 cur_parent = b
-                owner = b
+                own(b, hdr.first)
                 i = hdr.end
                 continue
             attr = None if col.full else self._attribution_at(i, end, level)
@@ -596,8 +654,9 @@ class _TextAnalyser:
                     # of this level is the quoted message.
                     b = col.new(self._attr_kind(), self._loc(i), cur_parent, False)
                     col.blocks[b].add_participants(authors)
+                    col.blocks[b].senders.extend(authors)
                     cur_parent = b
-                    owner = b
+                    own(b, i)
                     i = a_end
                     continue
             if (
@@ -607,6 +666,8 @@ class _TextAnalyser:
             ):
                 col.blocks[owner].add_addresses(find_addresses(text))
             i += 1
+        if owner is not None and end > span_start:
+            col.blocks[owner].spans.append((span_start, end, level))
 
     def _attribution_at(self, i: int, end: int, level: int) -> tuple[int, list[Address]] | None:
         """An attribution starting at line i, spanning up to three lines."""
@@ -658,6 +719,7 @@ class _TextAnalyser:
         if attr is not None:
             b = self.col.new(self._attr_kind(), self._loc(attr[0]), parent, False)
             self.col.blocks[b].add_participants(attr[1])
+            self.col.blocks[b].senders.extend(attr[1])
         else:
             b = self.col.new(self._quote_kind(), self._loc(k if k < end else start), parent, False)
         self.analyse(start, end, inner, b, b)
@@ -801,7 +863,26 @@ def _analyse_text(col: _Collector, text: str, where: str, html: bool) -> None:
     if len(text) > MAX_TEXT_CHARS:
         text = text[:MAX_TEXT_CHARS]
     lines = _split_lines(text)
+    first = len(col.blocks)
     _TextAnalyser(col, lines, where, html).analyse(0, len(lines), 0, None, None)
+    for blk in col.blocks[first:]:
+        # only blocks holding addresses can have any to excuse; their own text only
+        if blk.addresses and not blk.bulk and blk.spans:
+            blk.bulk = blk.automated_author() or _spans_bulk(lines, blk.spans)
+        blk.spans = []
+
+
+def _spans_bulk(lines: list[_Line], spans: list[tuple[int, int, int]]) -> bool:
+    parts: list[str] = []
+    size = 0
+    for start, end, level in spans:
+        for ln in lines[start:end]:
+            if ln.depth == level and not ln.blank:
+                parts.append(ln.text)
+                size += len(ln.text)
+        if size > _BULK_SCAN_CHARS:
+            break
+    return is_bulk_text("\n".join(parts))
 
 
 def _add_attached(
@@ -816,10 +897,17 @@ def _add_attached(
     if att.sender_header is not None:
         extra.append(att.sender_header)
     blk.add_addresses(extra)
+    blk.senders.extend([*att.from_, *extra])
     blk.subject = att.subject[:200]
     for part in att.text_parts:
         if "@" in part.text or "＠" in part.text:
             blk.add_addresses(find_addresses(part.text[:MAX_TEXT_CHARS]))
+    if blk.addresses:
+        blk.bulk = (
+            _bulk_headers(att.headers)
+            or blk.automated_author()
+            or any(is_bulk_text(p.text) for p in att.text_parts)
+        )
     inner = att.quoted_blocks
     if not inner and depth < MAX_ATTACHED_DEPTH and (att.text_parts or att.attached_messages):
         inner = _extract(att.text_parts, att.attached_messages, depth + 1)
@@ -836,6 +924,8 @@ def _add_attached(
                 subject=qb.subject,
                 participants=list(qb.participants),
                 addresses=list(qb.addresses),
+                senders=list(qb.senders),
+                bulk=qb.bulk,
             )
         )
 

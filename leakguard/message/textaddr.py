@@ -316,3 +316,62 @@ def is_automated_local(local: str) -> bool:
     """
     base = local.lower().split("+", 1)[0]
     return len(base) <= 64 and _AUTOMATED_LOCAL_RE.fullmatch(base) is not None
+
+
+# Words that role and desk mailboxes are made of (``customercare``, ``customer.service``,
+# ``website``, ``emailserver``, ``info``, ``web-master``): a local part built only from these
+# (and digits) names a function, not a person.
+_ROLE_WORDS = (
+    "accounts|account|admin|administrator|alerts|alert|announcements|announce|auto|billing|"
+    "bulletin|care|careers|center|centre|club|community|contact|contactus|customers|customer|"
+    "deals|desk|digest|editors|editor|email|enquiries|enquiry|events|feedback|general|hello|"
+    "helpdesk|help|hotline|info|information|inquiries|inquiry|jobs|list|mailer|mailing|"
+    "mailings|mail|marketing|master|media|members|membership|member|news|newsletters|"
+    "newsletter|notices|notice|offers|office|online|orders|order|press|promotions|promo|"
+    "reply|reservations|rewards|sales|server|services|service|site|subscriptions|"
+    "subscription|subscribe|support|system|team|updates|update|us|webmaster|website|web|www"
+)
+_ROLE_LOCAL_RE = re.compile(rf"(?:{_ROLE_WORDS})(?:[-_.]?(?:{_ROLE_WORDS}))*[-_.]?\d*")
+# Words of display names that name a desk or a publication, not a person.
+_ROLE_NAME_RE = re.compile(
+    rf"\b(?:{_ROLE_WORDS}|team|staff|department|dept|inc|corp|ltd|llc|co|company)\b|"
+    r"事務局|窓口|センター|サポート|カスタマー|お客様|運営|配信|編集部|ニュース|メールマガジン|"
+    r"メルマガ|株式会社|有限会社|会社|係|部|課",
+    re.IGNORECASE,
+)
+_NAME_WORD_RE = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'’\-]*\.?")
+_CJK_NAME_RE = re.compile(
+    r"[\u3040-\u30ff\u3400-\u9fff]{1,6}(?:[ \u3000][\u3040-\u30ff\u3400-\u9fff]{1,6})?"
+)
+
+
+def is_role_local(local: str) -> bool:
+    """Whether ``local`` names a function rather than a person: an automated mailbox
+    (``is_automated_local``) or one made only of desk words (``info``, ``customercare``,
+    ``customer.service``, ``website``, ``emailserver``, ``webmaster``, ``support2``).
+    ``john.smith``, ``jsmith``, ``sales.tanaka`` are not."""
+    base = local.lower().split("+", 1)[0]
+    if len(base) > 64:
+        return False
+    return is_automated_local(base) or _ROLE_LOCAL_RE.fullmatch(base) is not None
+
+
+def looks_like_person_name(display_name: str) -> bool:
+    """Whether a display name reads as a person's name: two to four words of letters
+    (``John Smith``, ``Smith, John``, ``Mary J. Blige``) or a short CJK name (``山田 太郎``,
+    ``山田太郎``), with no desk or company word (``Customer Service``, ``ABC Team``,
+    ``お客様センター``)."""
+    name = display_name.strip().strip("\"'")
+    if not name or "@" in name or len(name) > 80 or _ROLE_NAME_RE.search(name):
+        return False
+    if _CJK_NAME_RE.fullmatch(name):
+        return len(name.replace(" ", "").replace("\u3000", "")) >= 2
+    words = [w for w in re.split(r"[\s,]+", name) if w]
+    return 2 <= len(words) <= 4 and all(_NAME_WORD_RE.fullmatch(w) for w in words)
+
+
+def is_personal_address(addr: Address) -> bool:
+    """Whether an address evidently belongs to a person: a local part that is not a role
+    (``is_role_local``), or any local part under a display name that looks like a person's
+    name (``John Smith <info@small.example>``)."""
+    return not is_role_local(addr.local) or looks_like_person_name(addr.display_name)
