@@ -197,16 +197,42 @@ _BULK_TEXT_RE = re.compile(
     r"would like to receive e-?mail|update your (?:personal |e-?mail )?preferences|"
     r"prevent future (?:transmissions|e-?mails|mailings)|"
     r"配信停止|配信解除|購読解除|購読の解除|配信を希望されない|メールマガジン|メルマガ|送信専用",
-    re.IGNORECASE,
+)
+# Substrings one of which every match of _BULK_TEXT_RE contains: checked first (cheap).
+_BULK_ANCHORS = (
+    "unsubscri",
+    "opt",
+    "removed from",
+    "yourself from",
+    "to receive",
+    "this e",
+    "this message",
+    "this newsletter",
+    "you registered",
+    "you subscribed",
+    "you signed up",
+    "subscribed as",
+    "preferences",
+    "prevent future",
+    "配信",
+    "購読",
+    "メールマガジン",
+    "メルマガ",
+    "送信専用",
 )
 _BULK_SCAN_CHARS = 200_000  # per block
+_BULK_HEAD_CHARS = 2_000  # of a quoted message's own text, searched for bulk notices
+_BULK_TAIL_CHARS = 4_000
 _PRECEDENCE_BULK = frozenset({"bulk", "list", "junk"})
 
 
 def is_bulk_text(text: str) -> bool:
     """Whether ``text`` carries a bulk-mail footer or notice (``unsubscribe``, ``to be
     removed from this list``, ``opt out``, ``配信停止``, ``メールマガジン``, ...)."""
-    return _BULK_TEXT_RE.search(text[:_BULK_SCAN_CHARS]) is not None
+    low = text[:_BULK_SCAN_CHARS].lower()
+    if not any(k in low for k in _BULK_ANCHORS):
+        return False
+    return _BULK_TEXT_RE.search(low) is not None
 
 
 def _bulk_headers(headers: Sequence[tuple[str, str]]) -> bool:
@@ -882,7 +908,11 @@ def _spans_bulk(lines: list[_Line], spans: list[tuple[int, int, int]]) -> bool:
                 size += len(ln.text)
         if size > _BULK_SCAN_CHARS:
             break
-    return is_bulk_text("\n".join(parts))
+    text = "\n".join(parts)
+    if len(text) > _BULK_HEAD_CHARS + _BULK_TAIL_CHARS:
+        # notices sit at the top or in the footer; a long body is not searched in full
+        text = text[:_BULK_HEAD_CHARS] + "\n" + text[-_BULK_TAIL_CHARS:]
+    return is_bulk_text(text)
 
 
 def _add_attached(
@@ -906,7 +936,10 @@ def _add_attached(
         blk.bulk = (
             _bulk_headers(att.headers)
             or blk.automated_author()
-            or any(is_bulk_text(p.text) for p in att.text_parts)
+            or any(
+                is_bulk_text(p.text[:_BULK_HEAD_CHARS]) or is_bulk_text(p.text[-_BULK_TAIL_CHARS:])
+                for p in att.text_parts
+            )
         )
     inner = att.quoted_blocks
     if not inner and depth < MAX_ATTACHED_DEPTH and (att.text_parts or att.attached_messages):
