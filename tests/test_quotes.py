@@ -598,7 +598,7 @@ def test_bulk_flag_and_senders_of_quoted_blocks() -> None:
     )
     assert nested and not nested[0].bulk
     assert is_bulk_text("配信解除はこちら") and not is_bulk_text("see you on Monday")
-    assert is_role_local("customercare") and is_role_local("emailserver")
+    assert is_role_local("customercare") and is_automated_local("emailserver")
     assert not is_role_local("john.smith") and not is_role_local("jsmith")
     assert is_personal_address(parse_loose_address_list("John Smith <info@x.example>")[0])
     assert not is_personal_address(parse_loose_address_list("Acme Support <info@x.example>")[0])

@@ -299,7 +299,8 @@ _parse_loose_cached = functools.lru_cache(maxsize=8192)(_parse_loose)
 # contacts that people answer (info@, sales@, support@, customercare@) are NOT listed here.
 _AUTOMATED_LOCAL_RE = re.compile(
     r"(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|mailer[-_.]?daemon|postmaster|"
-    r"newsletters?|notifications?|notify|bounces?|listserv|listproc|majordomo)"
+    r"newsletters?|notifications?|notify|bounces?|listserv|listproc|majordomo|"
+    r"e?mail[-_.]?server)"
     r"(?:[-_.][a-z0-9._-]*|\d+)?"
     r"|owner-[a-z0-9._-]+"
     r"|[a-z0-9._-]+-(?:request|owner|subscribe|unsubscribe|bounces?|no-?reply)",
@@ -309,7 +310,8 @@ _AUTOMATED_LOCAL_RE = re.compile(
 def is_automated_local(local: str) -> bool:
     """Whether ``local`` names an automated or mailing-list mailbox rather than a person or a
     desk people write to: ``noreply``, ``no-reply``, ``donotreply``, ``mailer-daemon``,
-    ``postmaster``, ``newsletter``, ``notifications``, ``bounce…``, list ``owner-…`` and
+    ``postmaster``, ``emailserver``, ``newsletter``, ``notifications``, ``bounce…``, list
+    ``owner-…`` and
     ``…-request`` / ``…-owner`` / ``…-unsubscribe`` / ``…-bounces`` addresses. A ``+tag``
     (``bounces+1234=user=example.com``) is ignored. Conservative: ``info``, ``sales``,
     ``support`` and other company contacts are not automated.
