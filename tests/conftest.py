@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from leakguard.store import SqlStore, open_store, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,3 +32,11 @@ def corpora_dir() -> Path:
     if CORPORA is None:
         pytest.skip("corpora not present (set LEAKGUARD_CORPORA)")
     return CORPORA
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """A fresh SQLite store in the test's temporary directory (tests may override it)."""
+    s = await open_store(sqlite_url(tmp_path / "q.db"))
+    yield s
+    await s.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import email
 import ssl
-from collections.abc import AsyncIterator
 from email.policy import default as default_policy
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from leakguard.delivery.maildir import MaildirTransport
 from leakguard.delivery.service import mirror
 from leakguard.delivery.smtp import SmtpTransport, client_tls_context
 from leakguard.holds.model import DeliveryState
-from leakguard.store import SqlStore, open_store, sqlite_url
+from leakguard.store import SqlStore
 
 RAW = (
     b"From: Alice <alice@city.example.lg.jp>\r\n"
@@ -37,13 +36,6 @@ RAW = (
 )
 SENDER = "alice@city.example.lg.jp"
 RCPTS = ["bob@partner.example.co.jp", "carol@city.example.lg.jp"]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    s = await open_store(sqlite_url(tmp_path / "q.db"))
-    yield s
-    await s.close()
 
 
 def fast(**kw: object) -> DeliverySettings:

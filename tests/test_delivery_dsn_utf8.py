@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import email
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from email.policy import default as default_policy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from leakguard.delivery import service as service_mod
 from leakguard.delivery.dsn import ascii_host, build_dsn
 from leakguard.delivery.smtp import SmtpTransport
 from leakguard.holds.model import DeliveryState
-from leakguard.store import SqlStore, open_store, sqlite_url
+from leakguard.store import SqlStore
 
 SENDER = "田中@city.example.lg.jp"
 OK = "ok@city.example.lg.jp"
@@ -44,13 +43,6 @@ class Log:
 
     def names(self) -> list[str]:
         return [e[1] for e in self.events]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    s = await open_store(sqlite_url(tmp_path / "q.db"))
-    yield s
-    await s.close()
 
 
 def fast(**kw: object) -> DeliverySettings:

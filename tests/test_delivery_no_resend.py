@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from leakguard.delivery import Delivery, DeliverySettings, UpstreamError
 from leakguard.delivery.smtp import SmtpTransport
 from leakguard.holds.model import DeliveryState
-from leakguard.store import SqlStore, open_store, sqlite_url
+from leakguard.store import SqlStore
 
 SENDER = "alice@city.example.lg.jp"
 RCPTS = ["bob@partner.example.co.jp"]
@@ -124,13 +123,6 @@ async def test_ambiguous_drop_on_a_fresh_connection(scripted: Scripted) -> None:
     finally:
         await t.close()
     assert ei.value.ambiguous and len(scripted.received) == 1
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    s = await open_store(sqlite_url(tmp_path / "q.db"))
-    yield s
-    await s.close()
 
 
 async def test_direct_path_ambiguous_gives_451(scripted: Scripted, store: SqlStore) -> None:
