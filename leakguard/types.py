@@ -108,6 +108,36 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class TextSection:
+    """Text read from one place of an attachment: a page, a sheet, a slide, a member file.
+
+    Lines are numbered from 1 within ``text`` (split on "\n"), so a finding's location is
+    ``AttachmentContent.name`` + ``location`` + line.
+    """
+
+    location: str  # "page 3", "sheet 名簿", "slide 2", "" for a file without pages
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentContent:
+    """What the extractors (``leakguard.extract``) read from one attachment.
+
+    ``status``: "read" (text came out), "unreadable" (no text layer: a scan, an image),
+    "encrypted" (password-protected: a fact, not an error), "uninspected" (over the time or
+    memory budget, broken, a bomb: counted in ``Message.uninspected_parts`` too) or
+    "skipped" (a kind that carries no text we read, e.g. audio).
+    """
+
+    name: str  # display name with its container path: "書類.zip/申請書.pdf"
+    kind: str  # "pdf", "docx", "xlsx", "pptx", "odt", "ods", "odp", "csv", "text", "zip",
+    # "eml", "msg", "tnef", "ics", "image", "other"
+    status: str
+    sections: tuple[TextSection, ...] = ()
+    detail: str = ""  # why it is unreadable / uninspected (English, for logs)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """Immutable view of one mail, built once by ``leakguard.message.parse``."""
 
@@ -132,6 +162,11 @@ class Message:
     # Parts or subtrees the parser did not read because a size, count or depth limit was
     # reached (recorded in ``defects`` too): the detectors could not see what is in them.
     uninspected_parts: int = 0
+    # Text read from attachments (PDF, Office, ODF, CSV, ZIP members, ...), filled in by
+    # ``leakguard.extract`` after the MIME walk, off the event loop and within a budget.
+    contents: tuple[AttachmentContent, ...] = ()
+    # Attendees of text/calendar invitations: people who see each other, like To/Cc.
+    calendar_attendees: tuple[Address, ...] = ()
 
     @property
     def size(self) -> int:

@@ -56,6 +56,19 @@ FACT_DESCRIPTIONS: dict[str, str] = {
         "parts the checks could not read (over the size, count or nesting limits)"
     ),
     "message_size": "size of the mail in bytes",
+    "personal_data_items": (
+        "personal data items (My Number, accounts, card numbers, filled-in form fields, ...) in "
+        "the new text and the attachments; masked items do not count"
+    ),
+    "personal_data_kinds": "distinct kinds among personal_data_items",
+    "unmasked_forms": "filled-in personal data forms (氏名/住所/生年月日 ...) that are not masked",
+    "addressee_mismatches": (
+        "organisations or people the mail is written for (greeting, address block, application "
+        "destination) that are not among its recipients"
+    ),
+    "encrypted_attachments": "password-protected attachments (ZIP, PDF, Office)",
+    "unreadable_attachments": "attachments without a text layer (scans, images)",
+    "external_attachments": "attachments in a mail with at least one external recipient",
 }
 FACTS: tuple[str, ...] = tuple(FACT_DESCRIPTIONS)
 
@@ -118,6 +131,13 @@ class FactCondition(_Strict):
     attachments: FactTest | None = None
     uninspected_parts: FactTest | None = None
     message_size: FactTest | None = None
+    personal_data_items: FactTest | None = None
+    personal_data_kinds: FactTest | None = None
+    unmasked_forms: FactTest | None = None
+    addressee_mismatches: FactTest | None = None
+    encrypted_attachments: FactTest | None = None
+    unreadable_attachments: FactTest | None = None
+    external_attachments: FactTest | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> FactCondition:
