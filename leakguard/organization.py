@@ -62,6 +62,10 @@ def registrable_domain(domain: str) -> str:
     return reg or d
 
 
+def _domain_pattern(d: str) -> str:
+    return ("*." + to_ascii_domain(d[2:])) if d.startswith("*.") else to_ascii_domain(d)
+
+
 def domain_matches(domain: str, pattern: str) -> bool:
     """``pattern`` is ``example.jp`` (exact) or ``*.example.jp`` (any subdomain, not itself)."""
     if pattern.startswith("*."):
@@ -121,6 +125,15 @@ def parse_directory_csv(text: str, source: str = "<directory>") -> tuple[Person,
     return tuple(people)
 
 
+@dataclass(frozen=True, slots=True)
+class Partner:
+    """A partner organisation from the organisation file (``partners:``)."""
+
+    domain: str  # as configured: example.jp or *.example.jp
+    names: tuple[str, ...] = ()  # 株式会社みらい建設, みらい建設, ...
+    distribution: bool = False  # one organisation's internal distribution (not moved to Bcc)
+
+
 class Organization:
     """The organisation's view of the world. Immutable after construction; lookups cached."""
 
@@ -130,6 +143,7 @@ class Organization:
         directory: Iterable[Person] = (),
         partner_domains: Iterable[str] = (),
         mailing_lists: Iterable[str] = (),
+        partners: Iterable[Partner] = (),
         groups: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.internal_domains: tuple[str, ...] = tuple(
@@ -137,9 +151,16 @@ class Organization:
             for d in internal_domains
         )
         self.directory: tuple[Person, ...] = tuple(directory)
+        self.partners: tuple[Partner, ...] = tuple(
+            Partner(_domain_pattern(p.domain), p.names, p.distribution) for p in partners
+        )
         self.partner_domains: tuple[str, ...] = tuple(
-            ("*." + to_ascii_domain(d[2:])) if d.startswith("*.") else to_ascii_domain(d)
-            for d in partner_domains
+            dict.fromkeys(
+                (
+                    *(_domain_pattern(d) for d in partner_domains),
+                    *(p.domain for p in self.partners),
+                )
+            )
         )
         self.mailing_lists: frozenset[str] = frozenset(m.strip().lower() for m in mailing_lists)
         self.groups: dict[str, frozenset[str]] = {
@@ -188,6 +209,16 @@ class Organization:
             )
             self._partner_cache[domain] = hit
         return hit
+
+    def partner_of(self, domain: str) -> Partner | None:
+        """The configured partner (``partners:``) a domain belongs to, if any."""
+        reg = registrable_domain(domain)
+        for p in self.partners:
+            if domain_matches(domain, p.domain) or (
+                not p.domain.startswith("*.") and reg == p.domain
+            ):
+                return p
+        return None
 
     def is_mailing_list(self, addr: Address | str) -> bool:
         key = addr.key if isinstance(addr, Address) else addr.lower()

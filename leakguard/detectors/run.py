@@ -27,6 +27,9 @@ def run_detectors(msg: Message, ctx: Context) -> tuple[dict[str, int], tuple[Fin
     findings: list[Finding] = []
     for detect in DETECTORS:
         result: DetectorResult = detect(msg, ctx)
-        facts.update(result.facts)
+        # Several detectors may count towards one fact (addressee mismatches come from
+        # greetings and from a form's data subject): counts add up.
+        for name, value in result.facts.items():
+            facts[name] = facts.get(name, 0) + value
         findings.extend(result.findings)
     return facts, tuple(findings)

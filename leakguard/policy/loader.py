@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from leakguard.organization import Organization, Person, load_directory_csv
+from leakguard.organization import Organization, Partner, Person, load_directory_csv
 from leakguard.policy.model import (
     FACTS,
     Comparison,
@@ -325,6 +325,10 @@ def build_organization(
         internal_domains=spec.internal_domains,
         directory=people,
         partner_domains=spec.partner_domains,
+        partners=tuple(
+            Partner(domain=p.domain, names=tuple(p.names), distribution=p.distribution)
+            for p in spec.partners
+        ),
         mailing_lists=spec.mailing_lists,
         groups=spec.groups,
     )

@@ -321,6 +321,31 @@ class Rule(_Strict):
         return parse_duration(self.delay) if self.delay is not None else None
 
 
+class PartnerSpec(_Strict):
+    """A partner organisation: its domain and the names it goes by."""
+
+    domain: str = Field(description="the partner's domain; *.example.jp for its subdomains")
+    names: list[str] = Field(
+        default_factory=list,
+        description="names the organisation goes by (株式会社みらい建設, みらい建設)",
+    )
+    distribution: bool = Field(
+        False,
+        description=(
+            "one organisation's internal distribution (e.g. a school network): many visible "
+            "recipients at this domain are not moved to Bcc"
+        ),
+    )
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        body = v[2:] if v.startswith("*.") else v
+        if not body or "*" in body or "@" in body or " " in body or "." not in body:
+            raise ValueError(f"not a domain: {v!r} (expected example.jp or *.example.jp)")
+        return v
+
+
 class OrganizationSpec(_Strict):
     """The organisation: inline in the policy, or in its own file."""
 
@@ -331,6 +356,10 @@ class OrganizationSpec(_Strict):
         None, description="CSV of people: email,name,kana,department,supervisor[,language]"
     )
     partner_domains: list[str] = Field(default_factory=list)
+    partners: list[PartnerSpec] = Field(
+        default_factory=list,
+        description="partner organisations with their names (addressee checks) and flags",
+    )
     mailing_lists: list[str] = Field(default_factory=list)
     groups: dict[str, list[str]] = Field(
         default_factory=dict, description="named groups of addresses (scopes, approvals)"
