@@ -257,6 +257,10 @@ class SenderHistory:
     # address -> display names used for it (the sender's usual contacts)
     contact_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     known: bool = False  # False when the relay has no history at all (first-time fact off)
+    # The relay's own record of the thread this mail belongs to: for each earlier mail whose
+    # Message-ID is in this mail's In-Reply-To/References, the lower-cased addresses that were
+    # sent together in it (From, To, Cc). People in one group have already met.
+    sent_together: tuple[frozenset[str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
