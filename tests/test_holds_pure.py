@@ -9,8 +9,9 @@ import pytest
 from test_holds_support import LOOKALIKE, THIRD_PARTY, verdict
 
 from leakguard.holds import codec
+from leakguard.holds.commands import read_reply
 from leakguard.holds.explain import defang
-from leakguard.holds.service import Decision, parse_command, reply_text
+from leakguard.holds.service import Decision, parse_command
 from leakguard.holds.tokens import LinkSigner, hash_token, looks_like_token, new_hold_id, new_token
 from leakguard.types import Action
 
@@ -116,7 +117,8 @@ def test_defang_is_fast_on_long_hostile_text() -> None:
         ("破棄", Decision.DISCARD),
         ("Discard\n> release", Decision.DISCARD),
         ("> release\n\n破棄", Decision.DISCARD),
-        ("please release it", None),
+        ("please release it", Decision.RELEASE),
+        ("please release it, but not yet", None),
         ("", None),
         ("> release", None),
     ],
@@ -133,19 +135,11 @@ def test_reply_text_survives_hostile_input() -> None:
         b"Content-Type: text/plain; charset=nonexistent\r\n\r\nrelease\r\n",
         b"Content-Type: text/html\r\n\r\n<p>discard</p><blockquote>release</blockquote>",
     ):
-        text, _ = reply_text(raw)
-        assert isinstance(text, str)
-    assert (
-        parse_command(
-            reply_text(b"Content-Type: text/plain; charset=nonexistent\r\n\r\nrelease\r\n")[0]
-        )
-        == Decision.RELEASE
+        reading, _ = read_reply(raw)
+        assert reading.decision in (None, *Decision)
+    reading, _ = read_reply(b"Content-Type: text/plain; charset=nonexistent\r\n\r\nrelease\r\n")
+    assert reading.decision == Decision.RELEASE
+    reading, _ = read_reply(
+        b"Content-Type: text/html\r\n\r\n<p>discard</p><blockquote>release</blockquote>"
     )
-    assert (
-        parse_command(
-            reply_text(
-                b"Content-Type: text/html\r\n\r\n<p>discard</p><blockquote>release</blockquote>"
-            )[0]
-        )
-        == Decision.DISCARD
-    )
+    assert reading.decision == Decision.DISCARD

@@ -305,3 +305,46 @@ async def test_hold_action_delay_uses_delayed_state(env: Env) -> None:
     text = text_of(raw)
     assert "自動的に送信されます" in text and "5分" in text
     assert "送信を取り消す" in text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "送信　しないでください",
+        "承認　しません",
+        "OK, but wait until I have checked",
+        "Send nothing yet please",
+    ],
+)
+async def test_reply_that_does_not_plainly_release_asks_back(env: Env, body: str) -> None:
+    h = await do_hold(env)
+    ((_, _, notice, _),) = await queued(env, "notice")
+    token = _reply_to_token(notice)
+    reply = (
+        b"From: tanaka@city.example.lg.jp\r\nSubject: Re: x\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        + body.encode()
+        + "\r\n> 送信\r\n".encode()
+    )
+    res = await env.service.handle_reply(
+        raw=reply,
+        mail_from="tanaka@city.example.lg.jp",
+        rcpts=[f"leakguard-hold+{token}@city.example.lg.jp"],
+        auth_user=None,
+    )
+    assert "refused" in res
+    got = await env.store.get_hold(h.id)
+    assert got is not None and got.state == HoldState.HELD
+    assert not await queued(env, "mail")
+    asks = [q for q in await queued(env, "notice") if q[2] != notice]
+    assert asks and "内容を判断できませんでした" in text_of(asks[-1][2])
+    # the token was not spent: a plain command afterwards still works
+    res2 = await env.service.handle_reply(
+        raw=b"Subject: x\r\n\r\n\xe7\xa0\xb4\xe6\xa3\x84\r\n",  # 破棄
+        mail_from="tanaka@city.example.lg.jp",
+        rcpts=[f"leakguard-hold+{token}@city.example.lg.jp"],
+        auth_user=None,
+    )
+    assert res2.startswith("250 2.0.0 Command accepted")
+    got = await env.store.get_hold(h.id)
+    assert got is not None and got.state == HoldState.DISCARDED

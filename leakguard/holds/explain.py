@@ -286,9 +286,3 @@ def explain(hold: HoldRecord, *, lang: str, now: datetime, timezone: str = "UTC"
         needs_confirm=lookalike_or_third,
         created_at=local_time(hold.created_at, tz),
     )
-
-
-def normalize_command_text(text: str) -> str:
-    """NFKC, case-folded, trimmed of whitespace and closing punctuation (reply commands)."""
-    s = unicodedata.normalize("NFKC", text).casefold().strip()
-    return s.strip(" \t。．.!！?？、,")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
-import enum
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,8 +30,10 @@ import structlog
 
 from leakguard.durations import format_duration, parse_duration
 from leakguard.holds import codec
+from leakguard.holds.commands import Decision as Decision  # re-exported
+from leakguard.holds.commands import read_command, read_reply
 from leakguard.holds.config import HoldsConfig
-from leakguard.holds.explain import Explanation, explain, normalize_command_text
+from leakguard.holds.explain import Explanation, explain
 from leakguard.holds.model import HoldRecord, HoldState, Store, TokenRecord, Transition, Via
 from leakguard.holds.notice import (
     NOTICE_HEADER,
@@ -56,7 +57,6 @@ log = structlog.get_logger("leakguard.holds")
 # (CLI, admin web view) can release; the sender may still withdraw.
 ADMIN_ONLY = "admin:"
 
-_MAX_REPLY_TEXT = 64 * 1024
 
 # Hold notices that could not be queued when the hold was made are retried by the timers.
 NOTICE_FAILED = "notice could not be queued"
@@ -70,20 +70,6 @@ _SENT_NOTE = re.compile(r"^notice (held|delayed|approval|pending) sent to (.+)$"
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class Decision(enum.StrEnum):
-    RELEASE = "release"
-    RELEASE_BCC = "release_bcc"
-    DISCARD = "discard"
-
-    @property
-    def to_state(self) -> HoldState:
-        return {
-            Decision.RELEASE: HoldState.RELEASED,
-            Decision.RELEASE_BCC: HoldState.RELEASED_BCC,
-            Decision.DISCARD: HoldState.DISCARDED,
-        }[self]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,58 +104,10 @@ class LinkView:
 
 # --------------------------------------------------------------------------- reply parsing
 
-_COMMANDS: dict[str, Decision] = {}
-for _w in (
-    "release",
-    "send",
-    "send now",
-    "ok",
-    "approve",
-    "送信",
-    "送信する",
-    "今すぐ送信",
-    "承認",
-):
-    _COMMANDS[normalize_command_text(_w)] = Decision.RELEASE
-for _w in ("bcc", "release bcc", "release-bcc", "release as bcc", "bccで送信", "bcc送信"):
-    _COMMANDS[normalize_command_text(_w)] = Decision.RELEASE_BCC
-for _w in (
-    "discard", "cancel", "withdraw", "破棄", "破棄する", "取消", "取り消し", "取消し",
-    "キャンセル", "中止", "取り下げ", "取下げ",
-):  # fmt: skip
-    _COMMANDS[normalize_command_text(_w)] = Decision.DISCARD
-
 
 def parse_command(text: str) -> Decision | None:
-    """The command on the first non-empty, non-quoted line (NFKC, case-insensitive)."""
-    for raw_line in text[:_MAX_REPLY_TEXT].splitlines()[:500]:
-        line = raw_line.strip()
-        if not line:
-            continue
-        if line.startswith((">", "＞", "|")):
-            continue
-        norm = normalize_command_text(line)
-        if not norm:
-            continue
-        hit = _COMMANDS.get(norm)
-        if hit is None:
-            first = norm.split()[0].strip("。．.!！?？、,:：")
-            hit = _COMMANDS.get(first)
-        return hit
-    return None
-
-
-def reply_text(raw: bytes) -> tuple[str, Message]:
-    """The text a person typed into a reply (first text/plain part, else the HTML rendered
-    as text), from the same parser the relay uses (Japanese charsets included)."""
-    msg = parse_message(raw[: 4 * 1024 * 1024])
-    html: str | None = None
-    for part in msg.text_parts:
-        if part.content_type == "text/plain":
-            return part.text[:_MAX_REPLY_TEXT], msg
-        if html is None:
-            html = part.text[:_MAX_REPLY_TEXT]
-    return html or "", msg
+    """The command a reply's new text plainly gives, else None (see ``holds.commands``)."""
+    return read_command(text).decision
 
 
 def is_automatic(msg: Message, mail_from: str) -> bool:
@@ -654,7 +592,8 @@ class HoldService:
         rcpts: Sequence[str],
         auth_user: str | None,
     ) -> str:
-        text, msg = reply_text(raw)
+        # Reading a reply parses hostile content: off the event loop, in a bounded step.
+        reading, msg = await asyncio.to_thread(read_reply, raw)
         if is_automatic(msg, mail_from):
             log.info("hold.reply_ignored", reason="automatic", mail_from=mail_from)
             return "250 2.0.0 Automatic message ignored"
@@ -666,10 +605,12 @@ class HoldService:
         now = self.now()
         rec = await self.store.peek_token(hash_token(token), now) if token else None
         hold = await self.store.get_hold(rec.hold_id) if rec else None
-        decision = parse_command(text)
+        decision = reading.decision
         lang = self.lang_for(mail_from)
         if rec is None or hold is None:
             outcome = Outcome(False, "bad_token")
+        elif reading.asks_back:
+            outcome = Outcome(False, "unclear_command", hold)
         elif decision is None:
             outcome = Outcome(False, "no_command", hold)
         else:
@@ -680,6 +621,7 @@ class HoldService:
             "hold.reply",
             ok=outcome.ok,
             code=outcome.code,
+            unclear=str(reading.unclear) or None,
             mail_from=mail_from,
             auth_user=auth_user,
             hold_id=hold.id if hold else None,

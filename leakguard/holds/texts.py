@@ -237,6 +237,10 @@ TEXTS: dict[str, Localized] = {
         "コマンドが読み取れませんでした。返信の1行目に「送信」「BCC」「破棄」のどれかを書いてください。何も変更していません。",
         "No command was recognised. Write release, bcc or discard on the first line of your reply. Nothing was changed.",
     ),
+    "err.unclear_command": L(
+        "内容を判断できませんでした。何も変更していません。返信の本文には、次のどれか1語だけを書いてください: 「送信」「BCC」「破棄」。(否定・条件・質問などの文が一緒に書かれていると、安全のため実行しません。)",
+        "Your reply could not be read as a clear command, so nothing was changed. Reply with one word only: release, bcc or discard. (A reply with a negation, a condition, a question or other text next to the command is never executed.)",
+    ),
     "err.bcc_unavailable": L(
         "BCCでの送信はこのメールでは使えません。", "Release as Bcc is not available for this mail."
     ),

@@ -1,0 +1,295 @@
+"""Reply commands that mean what the person wrote.
+
+A reply to a hold notice executes a command only when the reply's *new* text (outside quotes
+and signatures) is an unambiguous command: the command word (or a plain polite form of it)
+alone on its line, optionally followed by a signature. Anything else around the command — a
+negation (「送信　しないでください」), a condition ("OK, but wait until I have checked"), a
+question, or any other sentence — makes the reply one that asks back; it never releases.
+
+The same reading applies to senders and approvers. This module is pure: the caller runs it
+off the event loop (``HoldService.handle_reply``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser
+
+from leakguard.holds.model import HoldState
+from leakguard.message.html import render_html
+from leakguard.message.parse import parse_message
+from leakguard.types import Message
+
+MAX_REPLY_BYTES = 4 * 1024 * 1024  # a reply larger than this is read from its first 4 MiB
+MAX_NEW_TEXT = 4000  # new text longer than this is never a bare command
+MAX_LINES = 400
+
+
+class Decision(enum.StrEnum):
+    RELEASE = "release"
+    RELEASE_BCC = "release_bcc"
+    DISCARD = "discard"
+
+    @property
+    def to_state(self) -> HoldState:
+        return {
+            Decision.RELEASE: HoldState.RELEASED,
+            Decision.RELEASE_BCC: HoldState.RELEASED_BCC,
+            Decision.DISCARD: HoldState.DISCARDED,
+        }[self]
+
+
+class Unclear(enum.StrEnum):
+    """Why a reply with text in it was not read as a command (logged; the person is asked
+    back with the valid commands)."""
+
+    NONE = ""  # no new text at all
+    NEGATION = "negation"
+    CONDITION = "condition"
+    QUESTION = "question"
+    OTHER_TEXT = "other_text"
+    SEVERAL = "several_commands"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    decision: Decision | None
+    unclear: Unclear = Unclear.NONE
+    line: str = ""  # the (normalised, shortened) line that decided, for logs
+
+    @property
+    def asks_back(self) -> bool:
+        return self.decision is None and self.unclear != Unclear.NONE
+
+
+def normalize(text: str) -> str:
+    """NFKC, case-folded, inner whitespace collapsed, trimmed of closing punctuation."""
+    s = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return s.strip(" \t。．.!！、,・")
+
+
+_VOCABULARY: dict[Decision, tuple[str, ...]] = {
+    Decision.RELEASE: (
+        "release", "send", "send now", "send it", "ok", "okay", "yes", "approve", "approved",
+        "release please", "please release", "please release it", "release it", "please send",
+        "yes, release", "yes release",
+        "送信", "送信する", "送信します", "送信して", "送信してください", "送信して下さい",
+        "送信お願いします", "送信をお願いします", "送信でお願いします", "送信願います",
+        "今すぐ送信", "承認", "承認する", "承認します", "承認いたします", "はい",
+        "了解", "了承", "ok です", "okです",
+    ),
+    Decision.RELEASE_BCC: (
+        "bcc", "release bcc", "release-bcc", "release as bcc", "send as bcc", "send bcc",
+        "bcc please", "please bcc", "release as bcc please",
+        "bccで送信", "bcc送信", "bccで送信する", "bccで送信します", "bccで送信してください",
+        "bccで送信して下さい", "bccでお願いします", "bcc でお願いします",
+    ),
+    Decision.DISCARD: (
+        "discard", "cancel", "withdraw", "delete", "discard it", "cancel it",
+        "discard please", "please discard", "cancel please", "please cancel",
+        "破棄", "破棄する", "破棄します", "破棄してください", "破棄して下さい",
+        "破棄でお願いします",
+        "取消", "取り消し", "取消し", "取り消す", "取り消します", "取り消してください",
+        "キャンセル", "キャンセルします", "キャンセルしてください", "中止", "中止します",
+        "取り下げ", "取下げ", "取り下げます", "送らないでください"
+    ),
+}  # fmt: skip
+_COMMANDS: dict[str, Decision] = {
+    normalize(w): d for d, words in _VOCABULARY.items() for w in words
+}
+# Command words inside a longer line: their presence without an exact match asks back.
+_COMMAND_WORD_RE = re.compile(
+    r"送信|承認|破棄|取り?消|取り?下げ|キャンセル|中止|\b(?:release|send|approve|discard|cancel"
+    r"|withdraw|bcc|ok|okay|yes)\b",
+    re.I,
+)
+_NEGATION_RE = re.compile(
+    r"ない|ません|不要|待っ|待ち|待て|まって|やめ|止め|ストップ|だめ|ダメ|いいえ|否|保留"
+    r"|\b(?:not|don'?t|do not|no|nothing|never|wait|hold|stop|nope)\b",
+    re.I,
+)
+_CONDITION_RE = re.compile(
+    r"たら|れば|なら|まで|後で|あとで|確認|ただし|但し|けど|けれど|が、"
+    r"|\b(?:but|if|until|unless|after|before|once|when|later|check|however)\b",
+    re.I,
+)
+_QUESTION_RE = re.compile(r"[?？]|でしょうか|ますか|ですか|かな")
+
+# Quoted lines (skipped: a person may write below or between them) and where a quoted
+# original starts that runs to the end (header blocks of Outlook, Notes, Becky!, ...).
+_GT_RE = re.compile(r"^[>＞|]")
+_ATTRIBUTION_RE = re.compile(
+    r"^(?:on\b.{0,200}\bwrote\s*:?\s*$"
+    r"|.{0,200}(?:wrote|書きました|のメール|のメッセージ|からのメール)\s*[:：]\s*$)",
+    re.I,
+)
+_QUOTE_START_RE = re.compile(
+    r"^(?:-{2,}\s*(?:original message|forwarded message|元のメッセージ|転送されたメッセージ)"
+    r"|_{5,}\s*$"
+    r"|(?:from|差出人|送信者|送信元)\s*[:：])",
+    re.I,
+)
+# Signature delimiters ("-- ", lines of rules) and the signatures mobile clients append.
+_SIG_DELIM_RE = re.compile(r"^(?:--\s?|[-―─━＿_=＝*＊~〜・]{3,}.*)$")
+_MOBILE_SIG_RE = re.compile(
+    r"^(?:sent from my .{1,40}|get outlook for .{1,30}"
+    r"|.{0,30}(?:iphone|ipad|android|galaxy|xperia|outlook|gmail|au|docomo|softbank)"
+    r".{0,10}(?:から送信|より送信|から送信しました|を入手))$",
+    re.I,
+)
+# A signature line looks like a name, a unit, a phone number or an address, not a sentence.
+_JA_SENTENCE_RE = re.compile(r"(?:ます|です|ください|下さい|ません|でした|ました|たい|。)")
+_EN_FUNCTION_WORDS = frozenset((
+    "the", "a", "an", "is", "are", "was", "were", "be", "it", "this", "that", "i", "you", "we",
+    "please", "but", "not", "and", "or", "to", "of", "for", "with", "in", "on", "at", "as", "so",
+    "do", "does", "did", "have", "has", "can", "will", "would", "should",
+))  # fmt: skip
+_WORD_RE = re.compile(r"[a-z']+")
+# Outlook (desktop, OWA, mobile) puts the quoted original AFTER these, as siblings.
+_HTML_CUT_FROM = ("div#divRplyFwdMsg", "div#appendonsend", "hr#stopSpelling")
+_HTML_QUOTES = (
+    "blockquote",
+    "div.gmail_quote",
+    "div.gmail_extra",
+    "div.moz-cite-prefix",
+    "div.yahoo_quoted",
+    "div#mail-editor-reference-message-container",
+)
+
+
+def _sentence_like(line: str) -> bool:
+    if _JA_SENTENCE_RE.search(line):
+        return True
+    words = _WORD_RE.findall(line.casefold())
+    return len(words) >= 3 and sum(w in _EN_FUNCTION_WORDS for w in words) >= 2
+
+
+def _classify(line: str) -> Unclear:
+    if _NEGATION_RE.search(line):
+        return Unclear.NEGATION
+    if _CONDITION_RE.search(line):
+        return Unclear.CONDITION
+    if _QUESTION_RE.search(line):
+        return Unclear.QUESTION
+    return Unclear.OTHER_TEXT
+
+
+def _new_lines(text: str) -> list[str]:
+    """The lines a person typed: quoted (``>``) lines and their attribution are skipped, and
+    reading stops where a quoted original's header block starts."""
+    lines = [x.strip() for x in text[: MAX_NEW_TEXT * 4].splitlines()[:MAX_LINES]]
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if not line:
+            out.append(line)
+            continue
+        norm = unicodedata.normalize("NFKC", line)
+        if _GT_RE.match(norm):
+            continue
+        if _ATTRIBUTION_RE.match(norm):
+            following = next((x for x in lines[i + 1 :] if x), "")
+            if _GT_RE.match(unicodedata.normalize("NFKC", following)):
+                continue  # the attribution of a ">" quote: someone may answer below it
+            break
+        if _QUOTE_START_RE.match(norm):
+            break
+        out.append(line)
+    return out
+
+
+def read_command(text: str) -> Reading:
+    """Read a reply's new text (plain text). Pure and bounded."""
+    lines = _new_lines(text)
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    if not lines:
+        return Reading(None)
+    if sum(len(x) for x in lines) > MAX_NEW_TEXT:
+        return Reading(None, Unclear.OTHER_TEXT)
+    first = normalize(lines[0])
+    decision = _COMMANDS.get(first)
+    if decision is None:
+        return Reading(None, _classify(first), first[:80])
+    # The rest must be a signature: after a delimiter, a mobile client's line, or a block
+    # after a blank line that holds no sentence, command, negation, condition or question.
+    rest = lines[1:]
+    # Text right under the command (same paragraph) is part of what they wrote, unless it is
+    # a delimiter or a mobile signature.
+    if (
+        rest
+        and rest[0]
+        and not (_SIG_DELIM_RE.match(rest[0]) or _MOBILE_SIG_RE.match(normalize(rest[0])))
+    ):
+        return Reading(None, _classify(normalize(rest[0])), normalize(rest[0])[:80])
+    for line in rest:
+        if not line:
+            continue
+        if _SIG_DELIM_RE.match(line):
+            break  # everything after a delimiter is the signature
+        norm = normalize(line)
+        if _MOBILE_SIG_RE.match(norm):
+            continue
+        if _COMMANDS.get(norm) is not None or _COMMAND_WORD_RE.search(norm):
+            return Reading(None, Unclear.SEVERAL, norm[:80])
+        for rx, why in (
+            (_NEGATION_RE, Unclear.NEGATION),
+            (_CONDITION_RE, Unclear.CONDITION),
+            (_QUESTION_RE, Unclear.QUESTION),
+        ):
+            if rx.search(norm):
+                return Reading(None, why, norm[:80])
+        if _sentence_like(line):
+            return Reading(None, Unclear.OTHER_TEXT, norm[:80])
+    return Reading(decision, Unclear.NONE, first[:80])
+
+
+def _html_new_text(html: str) -> str:
+    """HTML rendered to text without the quoted original (blockquote, gmail_quote, ...)."""
+    try:
+        tree = LexborHTMLParser(html)
+        for selector in _HTML_CUT_FROM:
+            for node in tree.css(selector)[:1]:
+                doomed = [node]
+                sibling = node.next
+                while sibling is not None and len(doomed) < 10_000:
+                    doomed.append(sibling)
+                    sibling = sibling.next
+                for n in doomed:
+                    n.decompose()
+        for selector in _HTML_QUOTES:
+            for node in tree.css(selector)[:1000]:
+                node.decompose()
+        body = tree.body
+        cleaned = body.html if body is not None else ""
+    except Exception:  # a parser failure: read nothing rather than the quote
+        return ""
+    text, _ = render_html(cleaned or "")
+    return text
+
+
+def reply_text(msg: Message) -> str:
+    """The text a person typed: the first text/plain part, else the first HTML part rendered
+    without its quoted original."""
+    for part in msg.text_parts:
+        if part.content_type == "text/plain":
+            return part.text
+    for part in msg.text_parts:
+        if part.content_type == "text/html":
+            return _html_new_text(part.html)
+    return ""
+
+
+def read_reply(raw: bytes) -> tuple[Reading, Message]:
+    """Parse a reply (bounded) and read its command. Never raises on hostile input."""
+    msg = parse_message(raw[:MAX_REPLY_BYTES])
+    try:
+        reading = read_command(reply_text(msg))
+    except Exception:  # pragma: no cover - defensive: a bug here must not release
+        reading = Reading(None, Unclear.OTHER_TEXT)
+    return reading, msg

@@ -1,0 +1,173 @@
+"""Reply commands execute only when the reply plainly says so (issue 12: no reply may mean
+its opposite). Negations, conditions, questions and other text ask back; quoted text and
+signatures are not read as commands."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from leakguard.holds.commands import Decision, Unclear, read_command, read_reply
+
+R, B, D = Decision.RELEASE, Decision.RELEASE_BCC, Decision.DISCARD
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("送信", R),
+        ("送信。", R),
+        ("　送信　\n", R),
+        ("送信してください", R),
+        ("送信をお願いします。", R),
+        ("承認", R),
+        ("承認します", R),
+        ("ＲＥＬＥＡＳＥ", R),
+        ("Release.", R),
+        ("OK", R),
+        ("yes", R),
+        ("BCC", B),
+        ("ｂｃｃで送信", B),
+        ("release as bcc", B),
+        ("破棄", D),
+        ("キャンセル", D),
+        ("discard", D),
+        ("Discard\n> release", D),
+        ("> release\n\n破棄", D),
+    ],
+)
+def test_plain_commands(text: str, expected: Decision) -> None:
+    assert read_command(text).decision == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("送信　しないでください", Unclear.NEGATION),
+        ("送信しないで", Unclear.NEGATION),
+        ("送信しません", Unclear.NEGATION),
+        ("送信は不要です", Unclear.NEGATION),
+        ("送信、待ってください", Unclear.NEGATION),
+        ("送信はやめてください", Unclear.NEGATION),
+        ("承認　しません", Unclear.NEGATION),
+        ("承認できません", Unclear.NEGATION),
+        ("Send nothing yet please", Unclear.NEGATION),
+        ("Don't release", Unclear.NEGATION),
+        ("do not send", Unclear.NEGATION),
+        ("OK, but wait until I have checked", Unclear.NEGATION),
+        ("release after I check the list", Unclear.CONDITION),
+        ("確認してから送信", Unclear.CONDITION),
+        ("上司に確認後に送信してください", Unclear.CONDITION),
+        ("送信しても大丈夫ですか？", Unclear.NEGATION),  # ない/ません-free question forms below
+        ("送信していいですか", Unclear.QUESTION),
+        ("release?", Unclear.QUESTION),
+        ("please release it to the first two only", Unclear.OTHER_TEXT),
+        ("送信\n宛先を1件削除してから", Unclear.CONDITION),
+        ("送信\nでも添付が違うかも", Unclear.OTHER_TEXT),
+        ("送信\n\n破棄", Unclear.SEVERAL),
+        ("送信\n\nThe attachment is wrong, though.", Unclear.OTHER_TEXT),
+        ("送信\n\nやっぱり待ってください。", Unclear.NEGATION),
+    ],
+)
+def test_anything_around_the_command_asks_back(text: str, why: Unclear) -> None:
+    r = read_command(text)
+    assert r.decision is None
+    assert r.asks_back
+    if why is not Unclear.NEGATION or r.unclear is Unclear.NEGATION:
+        assert r.unclear in (
+            why,
+            Unclear.NEGATION,
+            Unclear.CONDITION,
+            Unclear.QUESTION,
+            Unclear.OTHER_TEXT,
+            Unclear.SEVERAL,
+        )
+
+
+def test_negations_never_release_whatever_the_class() -> None:
+    for text in (
+        "送信　しないでください",
+        "承認　しません",
+        "OK, but wait until I have checked",
+        "Send nothing yet please",
+        "送信不要",
+        "送信 NG",
+        "送信はまだです",
+        "いいえ、送信しません",
+    ):
+        assert read_command(text).decision is None, text
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "--\n山田 太郎\n〇〇市役所 総務部 総務課\nTEL: 03-1234-5678\nyamada@city.example.lg.jp",
+        "\n山田 太郎\n〇〇市役所 総務部 総務課\nTEL 03-1234-5678",
+        "\n━━━━━━━━━━━━\n山田 太郎 (Taro Yamada)\n━━━━━━━━━━━━",
+        "\niPhoneから送信",
+        "\nSent from my iPhone",
+        "\nTaro Yamada | General Affairs\nCity of Example",
+    ],
+)
+def test_command_with_a_signature(signature: str) -> None:
+    assert read_command("送信\n" + signature).decision == R
+
+
+def test_command_then_quoted_original_in_client_formats() -> None:
+    quotes = [
+        "\n\n2025年2月17日(月) 10:00 山田太郎 <yamada@city.example.lg.jp>:\n> 送信しないで",
+        "\n\n-----Original Message-----\nFrom: leakguard\nSent: Monday\n送信",
+        "\n\n________________________________\n差出人: leakguard\n送信日時: 2025年2月17日\n",
+        "\n\nOn Mon, Feb 17, 2025 at 10:00 AM leakguard <hold@x.example> wrote:\n> release",
+        "\n\n山田太郎 さんは書きました:\n> 破棄",
+    ]
+    for q in quotes:
+        assert read_command("破棄" + q).decision == D, q
+
+
+def _mail(body: bytes, ctype: str = "text/plain; charset=utf-8", cte: str = "8bit") -> bytes:
+    return (
+        b"From: sato@city.example.lg.jp\r\nTo: hold+x@leakguard.example\r\n"
+        b"Subject: Re: hold\r\nContent-Type: " + ctype.encode() + b"\r\n"
+        b"Content-Transfer-Encoding: " + cte.encode() + b"\r\n\r\n" + body
+    )
+
+
+def test_html_only_reply_with_command_only_inside_blockquote_does_not_release() -> None:
+    html = (
+        b"<html><body><div>\xe3\x81\x82\xe3\x82\x8a\xe3\x81\x8c\xe3\x81\xa8\xe3\x81\x86</div>"
+        b"<blockquote type=cite><p>release</p></blockquote></body></html>"
+    )
+    reading, _ = read_reply(_mail(html, "text/html; charset=utf-8"))
+    assert reading.decision is None
+    gmail = (
+        b'<div dir="ltr"><br></div><div class="gmail_quote"><p>\xe9\x80\x81\xe4\xbf\xa1</p></div>'
+    )
+    reading, _ = read_reply(_mail(gmail, "text/html; charset=utf-8"))
+    assert reading.decision is None and not reading.asks_back
+    outlook = (
+        b"<div>discard</div><hr><div id=divRplyFwdMsg><b>From:</b> leakguard</div>"
+        b"<div>release</div>"
+    )
+    reading, _ = read_reply(_mail(outlook, "text/html; charset=utf-8"))
+    assert reading.decision == D
+
+
+def test_charsets_and_encodings() -> None:
+    iso = "送信　しないでください".encode("iso-2022-jp")
+    reading, _ = read_reply(_mail(iso, "text/plain; charset=ISO-2022-JP", "7bit"))
+    assert reading.decision is None and reading.asks_back
+    sjis = base64.b64encode("ＢＣＣ\r\n\r\n--\r\n佐藤".encode("cp932"))
+    reading, _ = read_reply(_mail(sjis, "text/plain; charset=Shift_JIS", "base64"))
+    assert reading.decision == B
+    qp = b"=E9=80=81=E4=BF=A1=E3=81=97=E3=81=BE=E3=81=9B=E3=82=93\r\n"  # 送信しません
+    reading, _ = read_reply(_mail(qp, "text/plain; charset=utf-8", "quoted-printable"))
+    assert reading.decision is None and reading.asks_back
+
+
+def test_long_or_hostile_text_is_bounded() -> None:
+    assert read_command("送信\n" + "あ" * 100_000).decision is None
+    assert read_command("\n" * 1_000_000 + "送信").decision is None  # past the line bound
+    reading, _ = read_reply(b"\xff\xfe" * 500_000)
+    assert reading.decision is None
