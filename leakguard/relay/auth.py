@@ -1,10 +1,15 @@
 """Who is sending: SMTP AUTH back-ends and the rule that a user sends only as themselves.
 
 Password hashing (argon2) runs in a worker thread so the event loop never stalls on it.
-Repeated failures for one login from one client address, or from one client address
-overall, are refused for a while; failures for a login from anywhere only slow its
-attempts down (a hard lock there would let anyone lock anyone out). Credentials are never
-logged.
+
+Throttling (the trade, documented in docs/security.md): a hard lock only for one login from
+one client address (``MAX_FAILURES``), reserved atomically before any await so concurrent
+attempts cannot overrun it. Failures for a login from anywhere, and failures from one client
+address for any login, only *slow attempts down* (``SOFT_*``), never lock out: an office
+behind one NAT must not be locked out by one user's typos or by a stranger guessing other
+users' passwords, and nobody can lock a user out from elsewhere. Password spraying from one
+address is slowed to one attempt per ``SOFT_MAX_DELAY`` seconds per connection.
+Credentials are never logged.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from typing import Protocol
 from leakguard.relay.users import User, read_users, verify_hash
 
 MAX_FAILURES = 8  # per (login, client address): then that pair is refused for a while
-MAX_PEER_FAILURES = 30  # per client address, whatever the login (an office NAT has many users)
 SOFT_AFTER = 4  # per login, from anywhere: failures beyond this slow every attempt down...
+PEER_SOFT_AFTER = 10  # per client address, whatever the login: beyond this, slow down too
 SOFT_MAX_DELAY = 8.0  # ...to at most this many seconds, but never lock the login out
 LOCK_SECONDS = 300.0
 
@@ -114,6 +119,23 @@ class Throttle:
     def blocked(self, *keys: str, limit: int | None = None) -> bool:
         n = self.max if limit is None else limit
         return any(self.count(k) >= n for k in keys)
+
+    def reserve(self, key: str, *, limit: int | None = None) -> bool:
+        """Atomically check ``key`` and count one attempt for it (as a failure, until
+        ``succeeded`` clears it). No await may separate the check from the count, so
+        concurrent attempts cannot all pass a limit they are about to exceed."""
+        n = self.max if limit is None else limit
+        if self.count(key) >= n:
+            return False
+        self.failed(key)
+        return True
+
+    def delay(self, key: str, soft_after: int, unit: float, cap: float) -> float:
+        """A growing wait for a key that keeps failing (never a lock)."""
+        extra = self.count(key) - soft_after
+        if extra < 0:
+            return 0.0
+        return min(cap, unit * 2.0 ** min(extra, 16))
 
     def failed(self, *keys: str) -> None:
         if len(self._fails) > 50000:

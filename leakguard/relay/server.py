@@ -29,7 +29,7 @@ from leakguard.metrics import Metrics
 from leakguard.relay import replies
 from leakguard.relay.actions import Relay, Transaction
 from leakguard.relay.auth import (
-    MAX_PEER_FAILURES,
+    PEER_SOFT_AFTER,
     SOFT_AFTER,
     SOFT_MAX_DELAY,
     Authenticator,
@@ -138,12 +138,16 @@ class RelayHandler:
     fail_delay = 0.5  # after a failed login (slows guessing); tests set 0
     soft_delay_unit = 0.5  # per-login slow-down step (doubles), capped at SOFT_MAX_DELAY
 
-    def login_delay(self, login_key: str) -> float:
-        """Seconds to wait before checking a login that keeps failing (from anywhere)."""
-        extra = self.throttle.count(login_key) - SOFT_AFTER
-        if extra < 0:
-            return 0.0
-        return min(SOFT_MAX_DELAY, self.soft_delay_unit * 2.0 ** min(extra, 16))
+    def login_delay(self, login_key: str, peer_key: str = "") -> float:
+        """Seconds to wait before checking a login that keeps failing (from anywhere), or an
+        attempt from a client address that keeps failing (for any login)."""
+        by_login = self.throttle.delay(login_key, SOFT_AFTER, self.soft_delay_unit, SOFT_MAX_DELAY)
+        by_peer = (
+            self.throttle.delay(peer_key, PEER_SOFT_AFTER, self.soft_delay_unit, SOFT_MAX_DELAY)
+            if peer_key
+            else 0.0
+        )
+        return max(by_login, by_peer)
 
     async def _check(
         self, server: SMTP, mechanism: str, login: bytes, password: bytes
@@ -152,10 +156,11 @@ class RelayHandler:
         name = login.decode("utf-8", "replace").strip()
         if self.authenticator is None:
             return AuthResult(success=False, handled=False)
-        # Hard blocks only where the failures come from: this login from this client, or
-        # this client overall. Failures for a login from elsewhere only slow it down.
+        # A hard limit only for this login from this client, reserved before any await (the
+        # attempt counts as a failure until it succeeds). Failures for the login from
+        # elsewhere, or from this client for other logins, only slow attempts down.
         pair, peer_key, login_key = f"lp:{name.lower()}|{peer}", f"p:{peer}", f"u:{name.lower()}"
-        if self.throttle.blocked(pair) or self.throttle.blocked(peer_key, limit=MAX_PEER_FAILURES):
+        if not self.throttle.reserve(pair):
             self.metrics.auth_failures.inc()
             await asyncio.sleep(self.fail_delay * 2)
             return AuthResult(
@@ -163,12 +168,12 @@ class RelayHandler:
                 handled=False,
                 message="454 4.7.0 Too many failed logins; try again later",
             )
-        delay = self.login_delay(login_key)
+        delay = self.login_delay(login_key, peer_key)
         if delay:
             await asyncio.sleep(delay)
         principal = await self.authenticator.authenticate(name, password.decode("utf-8", "replace"))
         if principal is None:
-            self.throttle.failed(pair, peer_key, login_key)
+            self.throttle.failed(peer_key, login_key)  # the pair was counted on reserve
             self.metrics.auth_failures.inc()
             self.log.info(
                 "auth_failed",

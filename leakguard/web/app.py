@@ -20,6 +20,7 @@ runs with uvicorn in the relay's event loop. Rules it keeps:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -45,7 +46,7 @@ from leakguard.holds.model import HoldRecord, HoldState, Via
 from leakguard.holds.service import ADMIN_ONLY, Decision, HoldService, Outcome
 from leakguard.holds.texts import t
 from leakguard.i18n import normalize_lang
-from leakguard.relay.auth import Throttle
+from leakguard.relay.auth import PEER_SOFT_AFTER, SOFT_MAX_DELAY, Throttle
 from leakguard.relay.users import User, read_users, verify_hash
 from leakguard.web.config import WebConfig
 from leakguard.web.render import message_view
@@ -407,17 +408,20 @@ class WebApp:
                 configured=False,
             )
         record = self._admin_users().get(user)
-        # Hard blocks only for this user from this client, or for one noisy client: a
-        # stranger must not be able to lock an administrator out (see relay.auth.Throttle).
+        # A hard limit only for this user from this client, reserved before any await so
+        # concurrent attempts cannot overrun it; a noisy client is only slowed down (a
+        # stranger must not lock an administrator out; see relay.auth). argon2 runs in a
+        # worker thread, never on the event loop that serves SMTP.
         peer = f"p:{request.client.host if request.client else '?'}"
         pair = f"u:{user}|{peer}"
-        if (
-            self.throttle.blocked(pair)
-            or self.throttle.blocked(peer, limit=30)
-            or not verify_hash(record, password)
-            or record is None
-        ):
-            self.throttle.failed(pair, peer)
+        ok = self.throttle.reserve(pair)
+        if ok:
+            wait = self.throttle.delay(peer, PEER_SOFT_AFTER, 0.5, SOFT_MAX_DELAY)
+            if wait:
+                await asyncio.sleep(wait)
+            ok = await asyncio.to_thread(verify_hash, record, password) and record is not None
+        if not ok or record is None:
+            self.throttle.failed(peer)
             return self.render(
                 request,
                 "admin_login.html.j2",
