@@ -543,3 +543,45 @@ async def test_decisions_run_in_their_own_bounded_pool(env: Env) -> None:
         relay._deciding = 0
     code, _ = await send(env.port("plain-0"), mail("pass", tag="pool3"), RCPTS)
     assert code == 250
+
+
+async def test_permanent_address_problems_are_refused_at_the_command(env: Env) -> None:
+    """Issue 12: a UTF-8 address without SMTPUTF8, invalid UTF-8 or NUL/control characters in
+    MAIL/RCPT get a 5xx at the command, not a 451 after DATA (clients retry 4xx for days)."""
+
+    def run() -> dict[str, int]:
+        out: dict[str, int] = {}
+        with smtplib.SMTP("127.0.0.1", env.port("plain-0"), timeout=10) as c:
+            c.ehlo("client.test")
+
+            def cmd(line: bytes) -> int:
+                c.send(line + b"\r\n")
+                return c.getreply()[0]
+
+            out["utf8_rcpt_no_smtputf8"] = (
+                cmd(b"MAIL FROM:<" + ALICE.encode() + b">"),
+                cmd("RCPT TO:<山田@partner.example.co.jp>".encode()),
+            )[1]
+            cmd(b"RSET")
+            out["invalid_utf8_rcpt"] = (
+                cmd(b"MAIL FROM:<" + ALICE.encode() + b"> SMTPUTF8"),
+                cmd(b"RCPT TO:<\xff\xfe@partner.example.co.jp>"),
+            )[1]
+            cmd(b"RSET")
+            out["nul_rcpt"] = (
+                cmd(b"MAIL FROM:<" + ALICE.encode() + b">"),
+                cmd(b"RCPT TO:<bo\x00b@partner.example.co.jp>"),
+            )[1]
+            cmd(b"RSET")
+            out["utf8_mail_no_smtputf8"] = cmd("MAIL FROM:<佐藤@city.example.lg.jp>".encode())
+            cmd(b"RSET")
+            out["ok_with_smtputf8"] = (
+                cmd(b"MAIL FROM:<" + ALICE.encode() + b"> SMTPUTF8"),
+                cmd("RCPT TO:<山田@partner.example.co.jp>".encode()),
+            )[1]
+        return out
+
+    got = await asyncio.to_thread(run)
+    assert got["ok_with_smtputf8"] == 250
+    for key in ("utf8_rcpt_no_smtputf8", "invalid_utf8_rcpt", "nul_rcpt", "utf8_mail_no_smtputf8"):
+        assert 500 <= got[key] < 600, (key, got)

@@ -30,6 +30,8 @@ FROM_NAME_ADDRESS_JA = "550 5.7.1 From:/Sender: の表示名に別のアドレ�
 # -- refused: the message
 REJECTED = "550 5.7.1 {reason}"
 BAD_ADDRESS = "553 5.1.3 Bad address syntax"
+BAD_ADDRESS_BYTES = "553 5.1.3 Bad address: control characters or invalid UTF-8"
+NON_ASCII_ADDRESS = "553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)"
 TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 NO_RCPTS = "554 5.5.1 No valid recipients"
 BCC_UNSAFE = "550 5.7.1 External recipients could not be hidden from each other; put them in Bcc"
@@ -44,6 +46,19 @@ MIXED_COMMAND_JA = (
 LOCAL_ERROR = "451 4.3.0 Local error; please try again later"
 TOO_BUSY = "421 4.7.0 Too many connections; try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
+
+
+def envelope_address_problem(address: str, *, smtputf8: bool) -> str | None:
+    """A permanent problem with a MAIL FROM / RCPT TO address, as the 5xx reply to give at the
+    command (not a 451 after DATA, which clients would retry for days), else None.
+
+    aiosmtpd hands over invalid UTF-8 as lone surrogates (``surrogateescape``).
+    """
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF for ch in address):
+        return BAD_ADDRESS_BYTES
+    if not address.isascii() and not smtputf8:
+        return NON_ASCII_ADDRESS
+    return None
 
 
 def ascii_text(s: str) -> str:

@@ -238,6 +238,9 @@ class RelayHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        problem = replies.envelope_address_problem(address, smtputf8=bool(envelope.smtp_utf8))
+        if problem is not None:
+            return problem
         principal = self._principal(session)
         if principal is not None:
             if not self.relay.may_send_as(principal, address):
@@ -271,6 +274,9 @@ class RelayHandler:
         rcpt_options: list[str],
     ) -> str:
         addr = address.strip()
+        problem = replies.envelope_address_problem(addr, smtputf8=bool(envelope.smtp_utf8))
+        if problem is not None:
+            return problem
         local, at, domain = addr.rpartition("@")
         if not at or not local or not domain or any(ch.isspace() for ch in addr) or len(addr) > 320:
             return replies.BAD_ADDRESS
