@@ -455,6 +455,12 @@ FROM_REFUSED = {
     "folded-no-comma": f"From:{ALICE}\r\n\tmayor@city.example.lg.jp\r\n",
     "sender": f"From: {ALICE}\r\nSender: mayor@city.example.lg.jp\r\n",
     "sender-no-domain": f"From: {ALICE}\r\nSender: mayor\r\n",
+    # issue 12: one reading of the header for everyone
+    "bare-cr-from": f"X-A: a\rFrom: <mayor@city.example.lg.jp>\r\nFrom: <{ALICE}>\r\n",
+    "nul-in-header": f"X-A: a\x00b\r\nFrom: <{ALICE}>\r\n",
+    "resent-from": f"From: <{ALICE}>\r\nResent-From: mayor@city.example.lg.jp\r\n",
+    "resent-sender": f"From: <{ALICE}>\r\nResent-Sender: mayor@city.example.lg.jp\r\n",
+    "fullwidth-at-name": f'From: "mayor＠city.example.lg.jp" <{ALICE}>\r\n',
 }
 FROM_ACCEPTED = {
     "own": f"From: Alice <{ALICE}>\r\n",
@@ -481,6 +487,8 @@ async def test_authenticated_from_and_sender_ownership(env: Env) -> None:
     assert b"<mayor>" in got["sender-no-domain"][1]
     assert b"Sender:" in got["sender"][1]
     assert b"display name" in got["encoded-name-shows-other"][1]
+    assert b"bare CR" in got["bare-cr-from"][1] and b"NUL" in got["nul-in-header"][1]
+    assert b"display name" in got["fullwidth-at-name"][1]
     msgs = await asyncio.to_thread(env.sink.handler.wait_for, len(FROM_ACCEPTED))
     await asyncio.sleep(0.3)
     subjects = sorted(m.data.split(b"Subject: from ")[1].split(b"\r\n")[0] for m in msgs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -162,8 +163,17 @@ class Relay:
                         raw=tx.raw, mail_from=tx.mail_from, rcpts=cmd, auth_user=tx.auth_user
                     )
                 )
+        # One reading of the header for everyone: a header section that other software would
+        # split differently (bare CR, NUL) is refused before any check reads it.
+        bad_header = replies.header_section_problem(tx.raw)
+        if bad_header is not None:
+            self.metrics.messages.labels("refused").inc()
+            self.metrics.smtp_replies.labels("5xx").inc()
+            self.log.info("header_refused", sender=tx.mail_from, peer=tx.peer, reply=bad_header)
+            return bad_header
         if tx.authenticated and self.settings.check_from_header and tx.auth_user:
-            refused = self.check_author(tx)
+            # Reads hostile header content: off the event loop, in the decisions' pool.
+            refused = await loop.run_in_executor(self._decide_pool, self.check_author, tx)
             if refused is not None:
                 self.metrics.messages.labels("refused").inc()
                 self.metrics.smtp_replies.labels(refused[:1] + "xx").inc()
@@ -241,7 +251,9 @@ class Relay:
 
         def name_addresses(a: Address) -> list[str]:
             found = []
-            for word in a.display_name.replace("<", " ").replace(">", " ").split():
+            # NFKC first: a display name "kazuya.sato＠city…" shows an address too.
+            shown_name = unicodedata.normalize("NFKC", a.display_name)
+            for word in shown_name.replace("<", " ").replace(">", " ").split():
                 spec = clean_addr_spec(word) if "@" in word else None
                 if spec is not None and "." in spec.rpartition("@")[2]:
                     found.append(make_address(spec).addr)
@@ -250,6 +262,8 @@ class Relay:
         checks = (
             ("From", replies.FROM_NOT_OWNED, replies.FROM_NOT_OWNED_JA),
             ("Sender", replies.SENDER_HDR_NOT_OWNED, replies.SENDER_HDR_NOT_OWNED_JA),
+            ("Resent-From", replies.FROM_NOT_OWNED, replies.FROM_NOT_OWNED_JA),
+            ("Resent-Sender", replies.SENDER_HDR_NOT_OWNED, replies.SENDER_HDR_NOT_OWNED_JA),
         )
         for field_name, not_owned, not_owned_ja in checks:
             values = hb.get_all(field_name)

@@ -5,6 +5,8 @@ Replies are single ASCII lines unless the client asked for SMTPUTF8 (``smtp_text
 
 from __future__ import annotations
 
+import re
+
 # -- accepted
 OK = "250 2.0.0 OK"
 HELD = "250 2.0.0 held {id}"
@@ -46,6 +48,22 @@ MIXED_COMMAND_JA = (
 LOCAL_ERROR = "451 4.3.0 Local error; please try again later"
 TOO_BUSY = "421 4.7.0 Too many connections; try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
+
+
+HEADER_AMBIGUOUS = (
+    "550 5.6.0 Message header contains a bare CR or a NUL character (RFC 5322); not sent"
+)
+_HEADER_SCAN_LIMIT = 8 * 1024 * 1024
+
+
+def header_section_problem(raw: bytes) -> str | None:
+    """A header section other software could split differently (a bare CR that some clients
+    and MTAs turn into a line break, a NUL), as the refusal to give, else None. Bounded."""
+    m = re.search(rb"\r?\n\r?\n", raw[:_HEADER_SCAN_LIMIT])
+    head = raw[: m.start() if m else _HEADER_SCAN_LIMIT]
+    if b"\x00" in head or re.search(rb"\r(?!\n)", head) is not None:
+        return HEADER_AMBIGUOUS
+    return None
 
 
 def envelope_address_problem(address: str, *, smtputf8: bool) -> str | None:
