@@ -488,6 +488,14 @@ async def test_authenticated_from_and_sender_ownership(env: Env) -> None:
     assert b"Sender:" in got["sender"][1]
     assert b"display name" in got["encoded-name-shows-other"][1]
     assert b"bare CR" in got["bare-cr-from"][1] and b"NUL" in got["nul-in-header"][1]
+    assert (
+        b"NUL"
+        in (
+            await asyncio.to_thread(
+                _auth_send_many, env, [_with_from(f"From: <{ALICE}>\r\n", "nul") + b"a\x00b\r\n"]
+            )
+        )[0][1]
+    )
     assert b"display name" in got["fullwidth-at-name"][1]
     msgs = await asyncio.to_thread(env.sink.handler.wait_for, len(FROM_ACCEPTED))
     await asyncio.sleep(0.3)

@@ -50,18 +50,20 @@ TOO_BUSY = "421 4.7.0 Too many connections; try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
 
 
-HEADER_AMBIGUOUS = (
-    "550 5.6.0 Message header contains a bare CR or a NUL character (RFC 5322); not sent"
-)
+HEADER_AMBIGUOUS = "550 5.6.0 Message header contains a bare CR (RFC 5322); not sent"
+NUL_IN_MESSAGE = "550 5.6.0 Message contains a NUL character (RFC 5322); not sent"
 _HEADER_SCAN_LIMIT = 8 * 1024 * 1024
 
 
 def header_section_problem(raw: bytes) -> str | None:
-    """A header section other software could split differently (a bare CR that some clients
-    and MTAs turn into a line break, a NUL), as the refusal to give, else None. Bounded."""
+    """Bytes other software could read differently, as the refusal to give, else None: a bare
+    CR in the header section (some clients and MTAs turn it into a line break, so they would
+    see header fields nobody checked) or a NUL anywhere (forbidden; MTAs drop or keep it)."""
+    if b"\x00" in raw:
+        return NUL_IN_MESSAGE
     m = re.search(rb"\r?\n\r?\n", raw[:_HEADER_SCAN_LIMIT])
     head = raw[: m.start() if m else _HEADER_SCAN_LIMIT]
-    if b"\x00" in head or re.search(rb"\r(?!\n)", head) is not None:
+    if re.search(rb"\r(?!\n)", head) is not None:
         return HEADER_AMBIGUOUS
     return None
 
