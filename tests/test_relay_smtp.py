@@ -601,3 +601,29 @@ async def test_permanent_address_problems_are_refused_at_the_command(env: Env) -
     assert got["ok_with_smtputf8"] == 250
     for key in ("utf8_rcpt_no_smtputf8", "invalid_utf8_rcpt", "nul_rcpt", "utf8_mail_no_smtputf8"):
         assert 500 <= got[key] < 600, (key, got)
+
+
+async def test_bare_lf_mail_larger_than_64k_is_accepted(env: Env) -> None:
+    """Issue 12: mail written with bare LF line ends (some in-house tools) is one long line to
+    aiosmtpd; past 64 KiB it was refused as "line too long". The message size limit bounds it
+    now, and end-of-data stays CRLF.CRLF only."""
+    body = b"".join(b"line %d of a long report\n" % i for i in range(8000))  # ~200 KB
+    raw = b"From: a@city.example.lg.jp\nTo: x@partner.example.co.jp\nSubject: lf\n\n" + body
+
+    def run() -> bytes:
+        with smtplib.SMTP("127.0.0.1", env.port("plain-0"), timeout=30) as c:
+            c.ehlo("c")
+            c.mail("a@city.example.lg.jp")
+            c.rcpt("x@partner.example.co.jp")
+            c.putcmd("data")
+            code, _ = c.getreply()
+            assert code == 354
+            c.send(raw + b"\r\n.\r\n")  # no dot-stuffing needed: no line starts with "."
+            code, msg = c.getreply()
+            return b"%d %s" % (code, msg)
+
+    reply = await asyncio.to_thread(run)
+    assert reply.startswith(b"250"), reply
+    await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    got = env.sink.messages[-1].data
+    assert b"line 7999 of a long report" in got

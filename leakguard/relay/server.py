@@ -101,6 +101,24 @@ class LeakguardSMTP(SMTP):
             self._lg_listener.peers.discard(self)
         super().connection_lost(error)
 
+    async def smtp_DATA(self, arg: str) -> None:
+        """Mail whose lines end in a bare LF is one long "line" to aiosmtpd (it ends lines at
+        CRLF only, which keeps end-of-data strict). Such mail is refused as "line too long"
+        past the stream limit, so inside DATA the limit is the message size limit instead:
+        memory stays bounded by the size limit, as for any mail. End-of-data is unchanged."""
+        reader = self._reader
+        size_limit = self.data_size_limit or 0
+        saved: tuple[int | None, int] = (getattr(reader, "_limit", None), self.line_length_limit)
+        if size_limit > self.line_length_limit and saved[0] is not None:
+            setattr(reader, "_limit", size_limit + 2)  # noqa: B010 - StreamReader private limit
+            self.line_length_limit = size_limit + 2
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            if saved[0] is not None:
+                setattr(reader, "_limit", saved[0])  # noqa: B010
+            self.line_length_limit = saved[1]
+
     async def _handle_client(self) -> None:
         lst = self._lg_listener
         if lst.draining or lst.active > lst.max_connections:
