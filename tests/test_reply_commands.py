@@ -171,3 +171,13 @@ def test_long_or_hostile_text_is_bounded() -> None:
     assert read_command("\n" * 1_000_000 + "送信").decision is None  # past the line bound
     reading, _ = read_reply(b"\xff\xfe" * 500_000)
     assert reading.decision is None
+
+
+def test_html_bomb_reply_is_read_in_bounded_time() -> None:
+    import time
+
+    bomb = b"<div>" * 200_000 + b"\xe9\x80\x81\xe4\xbf\xa1"  # 200k nested divs, then 送信
+    t0 = time.perf_counter()
+    reading, _ = read_reply(_mail(bomb, "text/html; charset=utf-8"))
+    assert time.perf_counter() - t0 < 5.0
+    assert reading.decision is None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from selectolax.lexbor import LexborHTMLParser
 
 from leakguard.holds.model import HoldState
-from leakguard.message.html import render_html
+from leakguard.message.html import html_hazard, render_html
 from leakguard.message.parse import parse_message
 from leakguard.types import Message
 
@@ -250,7 +250,12 @@ def read_command(text: str) -> Reading:
 
 
 def _html_new_text(html: str) -> str:
-    """HTML rendered to text without the quoted original (blockquote, gmail_quote, ...)."""
+    """HTML rendered to text without the quoted original (blockquote, gmail_quote, ...).
+
+    Markup the tree builder would take super-linear time on (deep nesting, tag floods) is
+    not read at all: such a reply has no command (the person is told so)."""
+    if len(html) > MAX_REPLY_BYTES or html_hazard(html):
+        return ""
     try:
         tree = LexborHTMLParser(html)
         for selector in _HTML_CUT_FROM:
