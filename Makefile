@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench fuzz clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,12 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/engine_bench.py
+
+# The long fuzz run (CI runs a bounded one inside `make test`): FUZZ_EXAMPLES mutated mails
+# through the decision and every later content step, each within its budget.
+FUZZ_EXAMPLES ?= 5000
+fuzz: setup
+	LEAKGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/fuzz -p no:randomly
 
 clean:
 	rm -rf $(VENV) leakguard-data .pytest_cache .mypy_cache .ruff_cache

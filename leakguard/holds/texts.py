@@ -181,6 +181,10 @@ TEXTS: dict[str, Localized] = {
     "page.view_html": L("HTMLで表示 (安全化済み)", "Show as HTML (sanitised)"),
     "page.view_text": L("テキストで表示", "Show as text"),
     "page.no_text": L("(本文なし)", "(no text)"),
+    "page.truncated": L(
+        "この表示は短縮されています (本文が長すぎるか、HTML が複雑すぎるため、テキストだけを表示しています)。",
+        "This view is shortened (the mail is too long or its HTML too complex, so only text is shown).",
+    ),
     "admin.title": L("保留メール一覧", "Held mail"),
     "admin.login": L("管理者ログイン", "Administrator login"),
     "admin.user": L("ユーザー名", "User name"),

@@ -227,7 +227,8 @@ class WebApp:
                 message=t("page.closed", lang, state=ex.state_text),
             )
         raw = await self.service.store.get_message(hold.message_sha256)
-        mv = message_view(raw)
+        # Reads hostile content: off the event loop (message_view bounds its own work).
+        mv = await asyncio.to_thread(message_view, raw)
         show_html = request.query_params.get("view") == "html" and bool(mv.html)
         return self.render(
             request,
@@ -519,7 +520,8 @@ class WebApp:
                 return self._result(request, outcome, lang)
         ex = self.service.explain(hold, lang)
         raw = await self.service.store.get_message(hold.message_sha256)
-        mv = message_view(raw)
+        # Reads hostile content: off the event loop (message_view bounds its own work).
+        mv = await asyncio.to_thread(message_view, raw)
         timeline = await self.service.store.timeline(hold.id)
         tz = self.service.config.timezone
         from leakguard.holds.explain import local_time, zone

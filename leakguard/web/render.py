@@ -14,9 +14,11 @@ import nh3
 
 from leakguard.holds.explain import clean_line
 from leakguard.message import parse_message
+from leakguard.message.html import html_hazard
 
 MAX_TEXT = 200_000  # characters shown
 MAX_PARSE = 30 * 1024 * 1024
+MAX_HTML = 2 * 1024 * 1024  # larger HTML is shown as text only
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "div", "dl", "dt",
@@ -83,9 +85,27 @@ def message_view(raw: bytes) -> MessageView:
     plain = next((p for p in msg.text_parts if p.content_type == "text/plain"), None)
     html = next((p for p in msg.text_parts if p.content_type == "text/html"), None)
     text = plain.text if plain is not None else (html.text if html is not None else "")
+    shown_html = ""
+    hostile_html = False
+    if html is not None and html.html:
+        # Markup the sanitiser would take super-linear time on (deep nesting, tag floods,
+        # megabytes) is not shown as HTML: the page falls back to plain, truncated text.
+        hostile_html = len(html.html) > MAX_HTML or bool(html_hazard(html.html))
+        if not hostile_html:
+            shown_html = sanitize_html(_encodable(html.html))
     return MessageView(
-        text=text[:MAX_TEXT],
-        html=sanitize_html(html.html) if html is not None and html.html else "",
-        headers=headers,
-        truncated=len(text) > MAX_TEXT,
+        text=_encodable(text[:MAX_TEXT]),
+        html=_encodable(shown_html),
+        headers=tuple((_encodable(k), _encodable(v)) for k, v in headers),
+        truncated=len(text) > MAX_TEXT or hostile_html,
     )
+
+
+def _encodable(text: str) -> str:
+    """Text any page, log or terminal can encode: lone surrogates (broken base64, utf-7)
+    become U+FFFD instead of raising UnicodeEncodeError at render time."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text

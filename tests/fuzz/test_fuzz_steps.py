@@ -126,3 +126,33 @@ def test_corpus_examples_through_every_step() -> None:
     assert examples
     for path in examples:
         assert not run_steps(path.read_bytes()), path.name
+
+
+_HEAD = b"From: a@city.example.lg.jp\r\nTo: x@company01.example\r\nSubject: s\r\n"
+KNOWN_BOMBS = {
+    # the attacks of issue 12's measured run, one of each class
+    "folded-250k-header-lines": (
+        b"From: a@city.example.lg.jp\r\nTo: x@company01.example,\r\n"
+        + b"\ty@company02.example,\r\n" * 250_000
+        + b"\tz@c.example\r\nSubject: s\r\n\r\nhi\r\n"
+    ),
+    "8000-quote-levels": _HEAD
+    + b"\r\n"
+    + b"".join(b">" * i + b" On Mon, X <x%d@y.example> wrote:\r\n" % i for i in range(8000)),
+    "2mb-quote-bomb": _HEAD
+    + b"\r\n"
+    + b"> On Mon, X <x@y.example> wrote:\r\n> From: a@b.example\r\n" * 30_000,
+    "html-200k-nested": _HEAD + b"Content-Type: text/html\r\n\r\n" + b"<div>" * 200_000 + b"x",
+    "html-utf7": _HEAD
+    + b"Content-Type: text/html; charset=utf-7\r\n\r\n<p>+2EE- hello +ZeVnLIqe-</p>",
+    "surrogates-from-broken-base64": _HEAD
+    + b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    + b"7aCA7aCA\r\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(KNOWN_BOMBS))
+def test_known_bombs_stay_within_budget(name: str) -> None:
+    slow = run_steps(KNOWN_BOMBS[name])
+    assert not slow, f"{name}: over budget: {slow}"
