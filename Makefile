@@ -33,7 +33,7 @@ bench: setup
 # through the decision and every later content step, each within its budget.
 FUZZ_EXAMPLES ?= 5000
 fuzz: setup
-	LEAKGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/fuzz -p no:randomly
+	LEAKGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/fuzz
 
 clean:
 	rm -rf $(VENV) leakguard-data .pytest_cache .mypy_cache .ruff_cache
