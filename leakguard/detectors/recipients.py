@@ -21,9 +21,11 @@ Who sees whom:
 * ``bcc_rewrite_exposed`` counts visible external recipients whose address the mail itself
   still shows (its text, quoted or forwarded headers and bodies, attached messages,
   attachment text, the invitation's attendee list): moving them to Bcc would not hide them.
-  It is 0 with fewer than two visible external recipients, and 0 for a reply-all among
-  people who already met (``already_acquainted``) unless a quoted ``Bcc:`` line lists one
-  of them (Bcc recipients never saw each other).
+  It is 0 with fewer than two visible external recipients, and 0 for a reply-all in a
+  thread where one of them wrote to them all (a quoted message from one of them lists
+  every one), unless a quoted ``Bcc:`` line lists one of them (Bcc recipients never saw
+  each other). The sender's own earlier mail to them all does not count: it may never
+  have been delivered (held, then re-sent as a forward).
 """
 
 from __future__ import annotations
@@ -147,6 +149,20 @@ def listed_in_mail(msg: Message, keys: set[str]) -> tuple[set[str], set[str]]:
     return listed, on_bcc
 
 
+def _met_in_their_own_thread(msg: Message, keys: set[str]) -> bool:
+    """Every recipient in ``keys`` took part in one quoted message that one of them wrote.
+
+    Stricter than ``already_acquainted``: the sender's own earlier mail to them all is no
+    proof that it reached them (it may have been held and discarded, and is now being
+    re-sent as a forward); a reply from one of them is."""
+    for block in msg.quoted_blocks:
+        if not block.participants_known or not any(a.key in keys for a in block.senders):
+            continue
+        if keys <= {p.key for p in block.participants}:
+            return True
+    return False
+
+
 def detect(msg: Message, ctx: Context) -> DetectorResult:
     org = ctx.org
     visible_ext = visible_external(msg, ctx)
@@ -187,7 +203,7 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
     if len(visible_ext) >= 2:
         keys = {a.key for a in visible_ext}
         listed, on_bcc = listed_in_mail(msg, keys)
-        if listed and (not acquainted or on_bcc):
+        if listed and (on_bcc or not _met_in_their_own_thread(msg, keys)):
             exposed = [a for a in visible_ext if a.key in listed]
     if exposed:
         findings.append(

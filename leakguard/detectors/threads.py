@@ -249,6 +249,12 @@ _DESK_WORDS = (
     "office|staff|contact|info|press|pr|public|kouhou|ka|kakari|shitsu|sitsu|kyoku|center"
 )
 _DESK_LOCAL_RE = re.compile(rf"(?:{_DESK_WORDS})(?:[-_.]?(?:{_DESK_WORDS}))*[-_.]?\d*")
+# A display name that is a section or a desk, not a person: 子育て支援課, 総務部 人事課,
+# 研修事務局, 相談窓口, お客様センター (no parentheses: 山田 太郎(総務課) is a person).
+_DESK_NAME_RE = re.compile(
+    r"[^()（）<>@]{0,30}(?:課|係|室|事務局|窓口|センター|担当|本部|委員会|協議会|局|部|"
+    r"[Oo]ffice|[Dd]esk|[Ss]ecretariat)"
+)
 _GOV_CODE_LOCAL_RE = re.compile(r"[a-z]{1,3}[-_]?\d{3,8}")  # a0012345@pref...lg.jp
 # Posting addresses of mailing lists: list-style local parts and list hosts.
 _LIST_LOCAL_RE = re.compile(
@@ -277,14 +283,18 @@ def is_government_domain(domain: str) -> bool:
 def is_desk_address(addr: Address) -> bool:
     """A desk, role or event mailbox rather than a person: English role words
     (``is_personal_address`` is False: ``info@``, ``contact@``, ``support@``) or romaji desk
-    words (``jimukyoku@``, ``koho@``, ``soumu-ka@``, ``entry@``, ``sponsor@``), unless the
-    display name is a person's (``山田 太郎 <info@…>``)."""
+    words (``jimukyoku@``, ``koho@``, ``soumu-ka@``, ``entry@``, ``sponsor@``) or a section's
+    display name (``子育て支援課 <kosodate@…>``), unless the display name is a person's
+    (``山田 太郎 <info@…>``)."""
     if not is_personal_address(addr):
         return True
     base = addr.local.lower().split("+", 1)[0]
     if len(base) > 64 or looks_like_person_name(addr.display_name):
         return False
     if _DESK_LOCAL_RE.fullmatch(base) is not None:
+        return True
+    name = addr.display_name.strip().strip("\"'")
+    if name and len(name) <= 40 and _DESK_NAME_RE.fullmatch(name) is not None:
         return True
     return is_government_domain(addr.domain) and _GOV_CODE_LOCAL_RE.fullmatch(base) is not None
 
