@@ -35,8 +35,11 @@ def encoded_word(text: str, charset: str) -> str:
     into ISO-2022-JP)."""
     if text.isascii():
         return text
-    data = base64.b64encode(text.encode(charset)).decode("ascii")
-    return f"=?{charset.upper()}?B?{data}?="
+    words = []
+    for i in range(0, len(text), 12):  # short words, folded like a mail client
+        data = base64.b64encode(text[i : i + 12].encode(charset)).decode("ascii")
+        words.append(f"=?{charset.upper()}?B?{data}?=")
+    return "\n ".join(words)
 
 
 def addr(name: str, address: str, charset: str = "utf-8") -> str:
@@ -105,7 +108,8 @@ def build(
     msg["Subject"] = encoded_word(subject, charset)
     msg["Date"] = "Mon, 17 Feb 2025 10:00:00 +0900"
     msg["Message-ID"] = email.utils.make_msgid(domain="city.example.lg.jp")
-    msg["MIME-Version"] = "1.0"
+    if "MIME-Version" not in msg:
+        msg["MIME-Version"] = "1.0"
     for name, value in extra_headers:
         msg[name] = value
     return msg.as_bytes().replace(b"\n", b"\r\n")  # on the wire every line ends in CRLF

@@ -629,3 +629,18 @@ def test_invitation_to_colleagues_and_one_partner() -> None:
 def test_desk_display_names(display: str, desk: bool) -> None:
     a = dataclasses.replace(make_address("kosodate.k@x.example.jp"), display_name=display)
     assert threads.is_desk_address(a) is desk
+
+
+@pytest.mark.parametrize("domain", ["docomo.ne.jp", "gmail.com", "yahoo.co.jp", "icloud.com"])
+def test_six_people_at_one_carrier_are_six_people(domain: str) -> None:
+    raw = build(
+        frm=addr(*ONO, charset="iso-2022-jp"),
+        to=", ".join(f"hogosha.{i}@{domain}" for i in range(6)),
+        subject="連絡網",
+        body="保護者の皆様\n",
+        charset="iso-2022-jp",
+        cte="7bit",
+    )
+    v = decide(raw)
+    assert v.facts["visible_external_organizations"] == 6
+    assert v.action.value == "hold"
