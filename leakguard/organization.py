@@ -202,6 +202,8 @@ class Organization:
             d for d in self.freemail_domains if d.startswith("*.")
         )
         self._freemail_cache: dict[str, bool] = {}
+        self.has_distribution_partners = any(p.distribution for p in self.partners)
+        self._distribution_cache: dict[str, Partner | None] = {}
         self._people: dict[str, Person] = {p.key: p for p in self.directory}
         self._internal_cache: dict[str, bool] = {}
         self._partner_cache: dict[str, bool] = {}
@@ -277,8 +279,15 @@ class Organization:
 
     def distribution_partner_of(self, domain: str) -> Partner | None:
         """The partner marked ``distribution: true`` a domain belongs to, if any."""
+        if not self.has_distribution_partners:
+            return None
+        if domain in self._distribution_cache:
+            return self._distribution_cache[domain]
         p = self.partner_of(domain)
-        return p if p is not None and p.distribution else None
+        hit = p if p is not None and p.distribution else None
+        if len(self._distribution_cache) < 65536:
+            self._distribution_cache[domain] = hit
+        return hit
 
     def organization_of_address(self, addr: Address) -> str:
         """The organisation an address stands for, as a comparable key.

@@ -79,18 +79,31 @@ def already_acquainted(msg: Message, visible_ext: list[Address]) -> bool:
 
 
 def visible_external(msg: Message, ctx: Context) -> list[Address]:
-    """External To/Cc recipients and calendar attendees, de-duplicated, in order."""
+    """External To/Cc recipients and calendar attendees, de-duplicated, in order (the same
+    test as ``is_external``, each address's key computed once)."""
+    org = ctx.org
     seen: set[str] = set()
     out: list[Address] = []
-    for a in (*msg.visible_recipients, *msg.calendar_attendees):
-        if a.domain and a.key not in seen and is_external(a, ctx):
-            seen.add(a.key)
+    for a in (*msg.to, *msg.cc, *msg.calendar_attendees):
+        if not a.domain:
+            continue
+        k = a.key
+        if k in seen:
+            continue
+        seen.add(k)
+        if (
+            not org.is_internal_domain(a.domain)
+            and k not in org.mailing_lists
+            and k not in ctx.sender_aliases
+        ):
             out.append(a)
     return out
 
 
 def recipient_groups(addrs: list[Address], ctx: Context) -> int:
     """Recipients, with every address at one distribution partner counted once."""
+    if not ctx.org.has_distribution_partners:
+        return len(addrs)
     groups: set[str] = set()
     for a in addrs:
         dist = ctx.org.distribution_partner_of(a.domain)

@@ -19,10 +19,26 @@ in quoted or forwarded material (``Message.quoted_blocks``) that are
   sender) under another address: same registrable domain and evidently the same person
   (``same_person``: the same name tokens in another order or with digits added, one typo
   in a long local part, or the same full display name),
+* not a mailing list's posting address (``is_list_address``: a quoted ``List-Post``,
+  list-style local parts and list hosts), nor a government desk (``is_government_domain``
+  and ``is_desk_address``),
+* not, in a quoted broadcast or official notice (``_is_notice``: bulk, or a notice subject
+  such as 周知依頼 / お知らせ / 開催案内), a desk, role or event mailbox (``jimukyoku@``,
+  ``entry@``, ``sponsor@``, ``子育て支援課 <…>``) or any government address. A private
+  company's role address in an ordinary thread still counts,
 * and news to at least one external recipient: one who did not take part (From/To/Cc) in
   any quoted message where the address appears, nor in any message that quotes it (a
   person who took part in a block has seen every block nested inside it; a participant
-  who is a recipient under another address counts as that recipient).
+  who is a recipient under another address counts as that recipient), and who is not a
+  colleague of the quoted person in a thread written from their organisation
+  (``_workplace``: the same exact mail domain as the address and as an author of every
+  quoted message carrying it; never at a free-mail domain).
+
+Fact ``forwards_to_own_mailbox``: 1 when a recipient is the sender's own outside mailbox
+(``ctx.sender_aliases``) and the mail carries other people's data: a document attachment,
+or quoted third parties computed as if that mailbox were an outsider's (two or more, or one
+that is not on the author's side of the quoted mail: the sender's own correspondent writing
+to the sender does not count).
 
 Nothing counts when no recipient is external (mailing lists are not external recipients, and
 neither are the sender's own outside mailboxes: nothing the sender forwards is news to them).
