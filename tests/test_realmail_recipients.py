@@ -644,3 +644,51 @@ def test_six_people_at_one_carrier_are_six_people(domain: str) -> None:
     v = decide(raw)
     assert v.facts["visible_external_organizations"] == 6
     assert v.action.value == "hold"
+
+
+def test_a_sales_threads_goannai_subject_is_not_an_official_notice() -> None:
+    quoted = outlook_ja_header(
+        "小さな商店 <info@chiisana-shoten.example.jp>", SATO[1], subject="お見積りのご案内"
+    )
+    raw = build(
+        frm=addr(*SATO),
+        to="eigyo@competitor-example.co.jp",
+        subject="FW: お見積りのご案内",
+        body="参考まで\n" + quoted + "お見積りです。\n",
+    )
+    assert decide(raw).facts["quoted_third_party_addresses"] == 1
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "【周知依頼】研修について",
+        "防災訓練の実施について(通知)",
+        "説明会開催のお知らせ",
+        "Call for papers",
+    ],
+)
+def test_notice_subjects(subject: str) -> None:
+    quoted = outlook_ja_header(
+        "研修事務局 <jimukyoku@kyogikai-example.or.jp>", SATO[1], subject=subject
+    )
+    raw = build(
+        frm=addr(*SATO),
+        to="tanto@npo-example.or.jp",
+        subject=f"FW: {subject}",
+        body="ご参考\n" + quoted + "本文\n",
+    )
+    assert decide(raw).facts["quoted_third_party_addresses"] == 0
+
+
+def test_own_mailbox_with_personal_data_is_held_by_the_default_policy() -> None:
+    # personal_data_items comes from the content detectors (issue 7); the rule combines it
+    raw = build(frm=addr(*YAMADA), to="yamada.taro@docomo.ne.jp", subject="メモ", body="メモ\n")
+    msg = parse(raw)
+    ctx = Context(org=POLICY.organization)
+    facts, findings = run_detectors(msg, ctx)
+    assert facts["own_external_addresses"] == 1 and facts["forwards_to_own_mailbox"] == 0
+    assert evaluate(POLICY, msg, ctx, facts, findings).action.value == "pass"
+    facts = {**facts, "personal_data_items": 2}
+    v = evaluate(POLICY, msg, ctx, facts, findings)
+    assert v.action.value == "hold" and v.rule_ids == ("forward-to-own-mailbox",)

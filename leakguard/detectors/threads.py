@@ -280,11 +280,12 @@ _LIST_LOCAL_RE = re.compile(
 _LIST_HOST_RE = re.compile(r"^(?:lists?|ml|listserv|mailman|groups)\.")
 _LIST_DOMAINS = frozenset({"googlegroups.com", "groups.io", "freeml.com", "yahoogroups.com"})
 _MAILTO_RE = re.compile(r"mailto:([^>?,\s]{3,254})", re.IGNORECASE)
-# Subjects of official notices and announcements (周知依頼, お知らせ, 開催案内, 募集 ...).
+# Subjects of official notices and announcements (周知依頼, お知らせ, 開催案内, 募集,
+# 〜について(通知) ...). A plain ご案内 is not one: sales threads use it too.
 _NOTICE_RE = re.compile(
-    r"周知|お知らせ|お報せ|ご案内|案内|通知|告知|広報|募集|公募|説明会|セミナー|研修会|"
-    r"シンポジウム|イベント|開催|\b(?:announcement|notice|invitation|call for|webinar|"
-    r"seminar|newsletter)s?\b",
+    r"周知|お知らせ|お報せ|開催|募集|公募|説明会|セミナー|研修会|シンポジウム|イベント|告知|広報|"
+    r"[（(](?:通知|依頼|事務連絡)[)）]|"
+    r"\b(?:announcement|invitation|call for|webinar|seminar|newsletter)s?\b",
     re.IGNORECASE,
 )
 _MAX_MESSAGES = 256  # attached messages read for List-Post headers
