@@ -264,7 +264,36 @@ _DESK_WORDS = (
     "application|applications|moshikomi|boshu|event|seminar|conference|symposium|"
     "office|staff|contact|info|press|pr|public|kouhou|ka|kakari|shitsu|sitsu|kyoku|center"
 )
-_DESK_LOCAL_RE = re.compile(rf"(?:{_DESK_WORDS})(?:[-_.]?(?:{_DESK_WORDS}))*[-_.]?\d*")
+_DESK_WORD_SET = frozenset(_DESK_WORDS.split("|"))
+_DESK_WORD_SIZES = tuple(sorted({len(w) for w in _DESK_WORD_SET}))
+_DESK_SPLIT_RE = re.compile(r"[-_.]")
+_DESK_TAIL_RE = re.compile(r"[-_.]?\d*$")
+
+
+def _made_of_desk_words(local: str) -> bool:
+    """``soumu-ka``, ``jimukyoku``, ``kikaku.kakari2``: separator-joined tokens, each a
+    concatenation of desk words, with optional trailing digits. Linear: one dynamic-
+    programming pass per token (no regex backtracking over ambiguous splits)."""
+    base = _DESK_TAIL_RE.sub("", local, count=1)
+    if not base:
+        return False
+    for token in _DESK_SPLIT_RE.split(base):
+        n = len(token)
+        if not n:
+            return False
+        ok = [True] + [False] * n
+        for start in range(n):
+            if not ok[start]:
+                continue
+            for size in _DESK_WORD_SIZES:
+                end = start + size
+                if end <= n and not ok[end] and token[start:end] in _DESK_WORD_SET:
+                    ok[end] = True
+        if not ok[n]:
+            return False
+    return True
+
+
 # A display name that is a section or a desk, not a person: 子育て支援課, 総務部 人事課,
 # 研修事務局, 相談窓口, お客様センター (no parentheses: 山田 太郎(総務課) is a person).
 _DESK_NAME_RE = re.compile(
@@ -308,7 +337,7 @@ def is_desk_address(addr: Address) -> bool:
     base = addr.local.lower().split("+", 1)[0]
     if len(base) > 64 or looks_like_person_name(addr.display_name):
         return False
-    if _DESK_LOCAL_RE.fullmatch(base) is not None:
+    if _made_of_desk_words(base):
         return True
     name = addr.display_name.strip().strip("\"'")
     if name and len(name) <= 40 and _DESK_NAME_RE.fullmatch(name) is not None:
@@ -455,6 +484,7 @@ def _third_parties(
         seen_by.append(frozenset(seen))
 
     occurrences: dict[str, list[_Occurrence]] = {}
+    desks: dict[str, bool] = {}  # key -> a desk or government address (decided once)
     for i, b in enumerate(blocks):
         pkeys = {p.key for p in b.participants}
         bulk_senders = {a.key for a in b.senders} if b.bulk else set()
@@ -465,10 +495,13 @@ def _third_parties(
                 continue
             if b.bulk and (k in bulk_senders or not is_personal_address(a)):
                 continue  # a broadcast's own published contact points, here
-            if is_desk_address(a) or is_government_domain(a.domain):
-                if notice is None:
-                    notice = _is_notice(b, msg)
-                if notice:
+            if notice is None:
+                notice = _is_notice(b, msg)
+            if notice:
+                desk = desks.get(k)
+                if desk is None:
+                    desk = desks[k] = is_government_domain(a.domain) or is_desk_address(a)
+                if desk:
                     continue  # a notice's published desks and its official contacts
             occs = occurrences.get(k)
             if occs is None:
