@@ -31,7 +31,7 @@ from leakguard.organization import Context, Organization, default_freemail_domai
 from leakguard.policy import load_policy
 from leakguard.policy.engine import evaluate
 from leakguard.policy.loader import PolicyError, build_organization, parse_organization_text
-from leakguard.types import Message, Verdict
+from leakguard.types import AttachmentContent, Message, TextSection, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = load_policy(ROOT / "policies" / "default.yaml")
@@ -692,3 +692,57 @@ def test_own_mailbox_with_personal_data_is_held_by_the_default_policy() -> None:
     facts = {**facts, "personal_data_items": 2}
     v = evaluate(POLICY, msg, ctx, facts, findings)
     assert v.action.value == "hold" and v.rule_ids == ("forward-to-own-mailbox",)
+
+
+def test_own_mail_forwarded_as_an_attachment_still_lists_everyone() -> None:
+    # Outlook "forward as attachment" of the mail that went to twelve companies in To
+    cos = [a for _, a in companies(12)]
+    inner = (
+        f"From: {SATO[1]}\r\nTo: {', '.join(cos)}\r\nSubject: =?UTF-8?B?5qGI5YaF?=\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n"
+    )
+    raw = (
+        f"From: {SATO[1]}\r\nTo: {', '.join(cos)}\r\nSubject: FW: notice\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nresend\r\n"
+        '--b\r\nContent-Type: message/rfc822; name="notice.eml"\r\n\r\n' + inner + "--b--\r\n"
+    ).encode()
+    v = decide(raw)
+    assert v.facts["bcc_rewrite_exposed"] == 12
+    assert v.action.value == "hold" and "bcc-rewrite-exposed" in v.rule_ids
+
+
+def test_an_attached_address_list_is_not_hidden_by_bcc() -> None:
+    cos = [a for _, a in companies(12)]
+    msg = parse(build(frm=addr(*SATO), to=", ".join(cos), subject="送付先", body="各位\n"))
+    sheet = AttachmentContent(
+        name="送付先一覧.xlsx",
+        kind="xlsx",
+        status="read",
+        sections=(
+            TextSection("sheet 一覧", "\n".join(f"会社{i}\t{a}" for i, a in enumerate(cos))),
+        ),
+    )
+    v = decide_msg(dataclasses.replace(msg, contents=(sheet,)))
+    assert v.facts["bcc_rewrite_exposed"] == 12
+    assert v.action.value == "hold"
+    assert decide_msg(msg).action.value == "bcc"  # without the list: a rewrite hides them
+
+
+@pytest.mark.parametrize("style", sorted(HEADER_STYLES))
+def test_client_thread_to_own_mailbox_in_every_client_format(style: str) -> None:
+    quoted = HEADER_STYLES[style](
+        "鈴木 一郎 <ichiro.suzuki@contractor-example.co.jp>",
+        f"{YAMADA[0]} <{YAMADA[1]}>",
+        "高橋 美咲 <misaki.takahashi@client-x-example.co.jp>",
+        subject="工事の件",
+    )
+    raw = build(
+        frm=addr(*YAMADA),
+        to=addr(YAMADA[0], "taro.yamada.home@gmail.com"),
+        subject="Fwd: 工事の件",
+        body=quoted + "工期の件でご相談です。\n",
+    )
+    v = decide(raw)
+    assert v.facts["forwards_to_own_mailbox"] == 1, style
+    assert v.action.value == "hold"
