@@ -56,8 +56,10 @@ INTERNAL = ("enron.com", "*.enron.com")
 EXTRA_INTERNAL = ("enron.net", "enron.co.uk")
 RULES = (
     "bulk-external",
+    "bcc-rewrite-exposed",
     "mixed-organizations",
     "forwarded-third-party",
+    "forward-to-own-mailbox",
     "similar-to-colleague",
     "lookalike-domain",
     "uninspected-content",

@@ -65,6 +65,31 @@ def explain_finding(f: Finding, lang: str) -> str:
             if ja
             else f"Recipient(s) that look like the sender's own outside mailbox: {who}"
         )
+    if f.fact == "bcc_rewrite_exposed":
+        n = len(f.addresses)
+        return (
+            f"社外の宛先 {n} 件のアドレスが本文・引用ヘッダー・添付・招待状にも書かれているため、"
+            f"Bcc に移しても隠せません: {who}"
+            if ja
+            else f"{n} external address(es) are also listed in the mail itself (body, quoted "
+            f"headers, attachments or invitation), so moving them to Bcc would not hide them: "
+            f"{who}"
+        )
+    if f.fact == "forwards_to_own_mailbox":
+        people = ev.get("third_parties", "0")
+        files = ev.get("attachments", "0")
+        shown = ev.get("third_party_addresses", "")
+        if ja:
+            text = (
+                f"送信者本人の社外アドレス {who} に、第三者のアドレス {people} 件と"
+                f"添付ファイル {files} 件を含むメールを送ろうとしています"
+            )
+            return text + (f" (第三者: {shown})" if shown else "")
+        text = (
+            f"The mail goes to the sender's own outside mailbox {who} with {people} third-party "
+            f"address(es) and {files} attachment(s)"
+        )
+        return text + (f" (third parties: {shown})" if shown else "")
     if f.fact == "uninspected_parts":
         return (
             "大きすぎる・多すぎる・入れ子が深すぎるため、確認できなかった部分があります"

@@ -134,6 +134,26 @@ class Partner:
     distribution: bool = False  # one organisation's internal distribution (not moved to Bcc)
 
 
+_FREEMAIL_FILE = Path(__file__).resolve().parent / "data" / "freemail_domains.txt"
+
+
+def parse_domain_list(text: str) -> tuple[str, ...]:
+    """Domains one a line (``example.jp`` or ``*.example.jp``); ``#`` starts a comment."""
+    out: list[str] = []
+    for line in text.splitlines():
+        d = line.split("#", 1)[0].strip()
+        if d:
+            out.append(_domain_pattern(d))
+    return tuple(dict.fromkeys(out))
+
+
+@functools.lru_cache(maxsize=1)
+def default_freemail_domains() -> tuple[str, ...]:
+    """The shipped list of consumer free-mail, mobile-carrier and consumer-ISP domains
+    (``leakguard/data/freemail_domains.txt``): every address there is a private person."""
+    return parse_domain_list(_FREEMAIL_FILE.read_text(encoding="utf-8"))
+
+
 class Organization:
     """The organisation's view of the world. Immutable after construction; lookups cached."""
 
@@ -145,6 +165,7 @@ class Organization:
         mailing_lists: Iterable[str] = (),
         partners: Iterable[Partner] = (),
         groups: Mapping[str, Iterable[str]] | None = None,
+        freemail_domains: Iterable[str] | None = None,
     ) -> None:
         self.internal_domains: tuple[str, ...] = tuple(
             ("*." + to_ascii_domain(d[2:])) if d.startswith("*.") else to_ascii_domain(d)
@@ -167,6 +188,22 @@ class Organization:
             name: frozenset(m.strip().lower() for m in members)
             for name, members in (groups or {}).items()
         }
+        # None: the shipped list (``default_freemail_domains``); the loader passes the
+        # organisation file's ``freemail_domains`` (with or without the shipped list).
+        self.freemail_domains: tuple[str, ...] = (
+            default_freemail_domains()
+            if freemail_domains is None
+            else tuple(dict.fromkeys(_domain_pattern(d) for d in freemail_domains))
+        )
+        self._freemail_exact: frozenset[str] = frozenset(
+            d for d in self.freemail_domains if not d.startswith("*.")
+        )
+        self._freemail_wild: tuple[str, ...] = tuple(
+            d for d in self.freemail_domains if d.startswith("*.")
+        )
+        self._freemail_cache: dict[str, bool] = {}
+        self.has_distribution_partners = any(p.distribution for p in self.partners)
+        self._distribution_cache: dict[str, Partner | None] = {}
         self._people: dict[str, Person] = {p.key: p for p in self.directory}
         self._internal_cache: dict[str, bool] = {}
         self._partner_cache: dict[str, bool] = {}
@@ -226,6 +263,46 @@ class Organization:
 
     def organization_of(self, domain: str) -> str:
         return registrable_domain(domain)
+
+    def is_freemail_domain(self, domain: str) -> bool:
+        """A consumer free-mail, mobile-carrier or consumer-ISP domain (``gmail.com``,
+        ``docomo.ne.jp``, ``*.ocn.ne.jp``): its addresses are private persons."""
+        hit = self._freemail_cache.get(domain)
+        if hit is None:
+            d = to_ascii_domain(domain)
+            hit = d in self._freemail_exact or any(
+                domain_matches(d, p) for p in self._freemail_wild
+            )
+            if len(self._freemail_cache) < 65536:
+                self._freemail_cache[domain] = hit
+        return hit
+
+    def distribution_partner_of(self, domain: str) -> Partner | None:
+        """The partner marked ``distribution: true`` a domain belongs to, if any."""
+        if not self.has_distribution_partners:
+            return None
+        if domain in self._distribution_cache:
+            return self._distribution_cache[domain]
+        p = self.partner_of(domain)
+        hit = p if p is not None and p.distribution else None
+        if len(self._distribution_cache) < 65536:
+            self._distribution_cache[domain] = hit
+        return hit
+
+    def organization_of_address(self, addr: Address) -> str:
+        """The organisation an address stands for, as a comparable key.
+
+        * a free-mail or carrier address is a person of its own: the address itself;
+        * an address at a distribution partner (``partners: [{distribution: true}]``) is
+          that partner: its configured domain (without ``*.``), whatever the subdomain;
+        * otherwise the registrable domain (``a.example.co.jp`` -> ``example.co.jp``).
+        """
+        if self.is_freemail_domain(addr.domain):
+            return addr.key
+        dist = self.distribution_partner_of(addr.domain)
+        if dist is not None:
+            return dist.domain.removeprefix("*.")
+        return registrable_domain(addr.domain)
 
     @property
     def known_domains(self) -> tuple[str, ...]:

@@ -157,8 +157,10 @@ def test_default_policy_is_valid() -> None:
     ids = [r.id for r in pol.rules]
     assert ids == [
         "bulk-external",
+        "bcc-rewrite-exposed",
         "mixed-organizations",
         "forwarded-third-party",
+        "forward-to-own-mailbox",
         "similar-to-colleague",
         "lookalike-domain",
         "uninspected-content",

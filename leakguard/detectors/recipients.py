@@ -3,13 +3,38 @@
 Facts: ``visible_external_recipients``, ``visible_external_organizations``,
 ``exposed_external_organizations`` (the same, but 0 when every visible external recipient
 already took part together in a quoted message of the thread: a reply-all exposes nobody),
-``external_recipients``, ``external_organizations``, ``first_time_external_recipients``,
-``recipients``, ``attachments``, ``message_size``.
+``visible_external_groups``, ``bcc_rewrite_exposed``, ``external_recipients``,
+``external_organizations``, ``first_time_external_recipients``, ``recipients``,
+``attachments``, ``message_size``.
+
+Who sees whom:
+
+* "Visible" recipients are To, Cc and the attendees of a calendar invitation
+  (``Message.calendar_attendees``): an invitation shows every attendee to every other.
+* An organisation is ``Organization.organization_of_address``: the registrable domain, except
+  that every free-mail / mobile-carrier address (``gmail.com``, ``docomo.ne.jp``; the list
+  is organisation data) is a person of its own, and every address at a partner marked
+  ``distribution: true`` is that partner.
+* ``visible_external_groups`` counts visible external recipients with all the addresses of
+  one distribution partner as one group (an education board writing to its 14 principals
+  at one school network is that network's internal distribution).
+* ``bcc_rewrite_exposed`` counts visible external recipients whose address the mail itself
+  still shows (its text, quoted or forwarded headers and bodies, attached messages,
+  attachment text, the invitation's attendee list): moving them to Bcc would not hide them.
+  It is 0 with fewer than two visible external recipients, and 0 for a reply-all in a
+  thread where one of them wrote to them all (a quoted message from one of them lists
+  every one), unless a quoted ``Bcc:`` line lists one of them (Bcc recipients never saw
+  each other). The sender's own earlier mail to them all does not count: it may never
+  have been delivered (held, then re-sent as a forward).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 from leakguard.detectors import DetectorResult
+from leakguard.message.textaddr import address_keys
 from leakguard.organization import Context
 from leakguard.types import Address, Finding, Message
 
@@ -53,13 +78,113 @@ def already_acquainted(msg: Message, visible_ext: list[Address]) -> bool:
     return False
 
 
+def visible_external(msg: Message, ctx: Context) -> list[Address]:
+    """External To/Cc recipients and calendar attendees, de-duplicated, in order (the same
+    test as ``is_external``, each address's key computed once)."""
+    org = ctx.org
+    seen: set[str] = set()
+    out: list[Address] = []
+    for a in (*msg.to, *msg.cc, *msg.calendar_attendees):
+        if not a.domain:
+            continue
+        k = a.key
+        if k in seen:
+            continue
+        seen.add(k)
+        if (
+            not org.is_internal_domain(a.domain)
+            and k not in org.mailing_lists
+            and k not in ctx.sender_aliases
+        ):
+            out.append(a)
+    return out
+
+
+def recipient_groups(addrs: list[Address], ctx: Context) -> int:
+    """Recipients, with every address at one distribution partner counted once."""
+    if not ctx.org.has_distribution_partners:
+        return len(addrs)
+    groups: set[str] = set()
+    for a in addrs:
+        dist = ctx.org.distribution_partner_of(a.domain)
+        groups.add(f"partner:{dist.domain}" if dist is not None else a.key)
+    return len(groups)
+
+
+# A quoted or pasted ``Bcc:`` header line (Outlook writes one when its user forwards a mail
+# they sent in Bcc); localised names as in leakguard.message.quotes.
+_BCC_LINE_RE = re.compile(
+    r"^[ \t>|]{0,20}(?:bcc|cci|ccn|cco|bkopie|密件抄送|密送|숨은 참조)"
+    r"[ \t]{0,4}[:：](.{0,100000})$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_MAX_MESSAGES = 256  # attached messages walked for listed addresses
+
+
+def _messages(msg: Message) -> Iterator[Message]:
+    """The mail and every message attached in it (depth-first, bounded)."""
+    stack = [msg]
+    n = 0
+    while stack and n < _MAX_MESSAGES:
+        m = stack.pop()
+        n += 1
+        yield m
+        stack.extend(m.attached_messages)
+
+
+def listed_in_mail(msg: Message, keys: set[str]) -> tuple[set[str], set[str]]:
+    """Which of ``keys`` the mail itself shows (text, quoted headers and bodies, attached
+    messages, attachment text, invitation attendees), and which of them a quoted ``Bcc:``
+    line or an attached message's Bcc lists."""
+    listed: set[str] = set()
+    on_bcc: set[str] = set()
+    for blk in msg.quoted_blocks:
+        listed.update(a.key for a in blk.addresses if a.key in keys)
+    listed.update(a.key for a in msg.calendar_attendees if a.key in keys)
+    texts: list[str] = []
+    for i, m in enumerate(_messages(msg)):
+        texts.extend(p.text for p in m.text_parts)
+        if i:  # an attached message's own headers are shown by every client
+            heads = (*m.from_, *m.to, *m.cc, *m.reply_to)
+            listed.update(a.key for a in heads if a.key in keys)
+            bcc = {a.key for a in m.bcc if a.key in keys}
+            listed |= bcc
+            on_bcc |= bcc
+    for content in msg.contents:
+        texts.extend(sec.text for sec in content.sections)
+    for text in texts:
+        if "@" not in text and "＠" not in text:
+            continue
+        listed |= address_keys(text) & keys
+        if "cc" in text.lower() or "密" in text or "참조" in text:
+            for line in _BCC_LINE_RE.finditer(text):
+                on_bcc |= address_keys(line.group(1)) & keys
+    return listed, on_bcc
+
+
+def _met_in_their_own_thread(msg: Message, keys: set[str]) -> bool:
+    """Every recipient in ``keys`` took part in one quoted message that one of them wrote.
+
+    Stricter than ``already_acquainted``: the sender's own earlier mail to them all is no
+    proof that it reached them (it may have been held and discarded, and is now being
+    re-sent as a forward); a reply from one of them is."""
+    for block in msg.quoted_blocks:
+        if not block.participants_known or not any(a.key in keys for a in block.senders):
+            continue
+        if keys <= {p.key for p in block.participants}:
+            return True
+    return False
+
+
 def detect(msg: Message, ctx: Context) -> DetectorResult:
-    visible_ext = [a for a in msg.visible_recipients if is_external(a, ctx)]
-    visible_orgs = sorted({ctx.org.organization_of(a.domain) for a in visible_ext})
+    org = ctx.org
+    visible_ext = visible_external(msg, ctx)
+    visible_orgs = sorted({org.organization_of_address(a) for a in visible_ext})
+    groups = recipient_groups(visible_ext, ctx)
     acquainted = already_acquainted(msg, visible_ext)
     rcpts = envelope_recipients(msg)
     ext = [a for a in rcpts if is_external(a, ctx)]
-    ext_orgs = sorted({ctx.org.organization_of(a.domain) for a in ext})
+    ext_orgs = sorted({org.organization_of_address(a) for a in ext})
     findings: list[Finding] = []
     if visible_ext:
         findings.append(
@@ -68,7 +193,7 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
                 fact="visible_external_recipients",
                 addresses=tuple(a.addr for a in visible_ext),
                 detail=f"{len(visible_ext)} external address(es) visible in To/Cc",
-                evidence={"count": str(len(visible_ext))},
+                evidence={"count": str(len(visible_ext)), "groups": str(groups)},
             )
         )
     if len(visible_orgs) >= 2:
@@ -85,6 +210,26 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
                     "organizations": ", ".join(visible_orgs),
                     "already_acquainted": "yes" if acquainted else "no",
                 },
+            )
+        )
+    exposed: list[Address] = []
+    if len(visible_ext) >= 2:
+        keys = {a.key for a in visible_ext}
+        listed, on_bcc = listed_in_mail(msg, keys)
+        if listed and (on_bcc or not _met_in_their_own_thread(msg, keys)):
+            exposed = [a for a in visible_ext if a.key in listed]
+    if exposed:
+        findings.append(
+            Finding(
+                detector="recipients",
+                fact="bcc_rewrite_exposed",
+                addresses=tuple(a.addr for a in exposed),
+                detail=(
+                    f"{len(exposed)} visible external address(es) are also listed in the mail "
+                    "itself (text, quoted headers, attachments or invitation): moving them to "
+                    "Bcc would not hide them"
+                ),
+                evidence={"count": str(len(exposed))},
             )
         )
     first_time: list[Address] = []
@@ -127,6 +272,8 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
         "visible_external_recipients": len(visible_ext),
         "visible_external_organizations": len(visible_orgs),
         "exposed_external_organizations": 0 if acquainted else len(visible_orgs),
+        "visible_external_groups": groups,
+        "bcc_rewrite_exposed": len(exposed),
         "external_recipients": len(ext),
         "external_organizations": len(ext_orgs),
         "first_time_external_recipients": len(first_time),

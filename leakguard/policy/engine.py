@@ -18,6 +18,7 @@ from leakguard.types import Action, Finding, Localized, Message, RuleMatch, Verd
 # findings of the values.
 _EVIDENCE_OF: dict[str, tuple[str, ...]] = {
     "exposed_external_organizations": ("visible_external_organizations",),
+    "visible_external_groups": ("visible_external_recipients",),
 }
 
 

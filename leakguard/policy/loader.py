@@ -12,7 +12,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from leakguard.organization import Organization, Partner, Person, load_directory_csv
+from leakguard.organization import (
+    Organization,
+    Partner,
+    Person,
+    default_freemail_domains,
+    load_directory_csv,
+)
 from leakguard.policy.model import (
     FACTS,
     Comparison,
@@ -331,6 +337,10 @@ def build_organization(
         ),
         mailing_lists=spec.mailing_lists,
         groups=spec.groups,
+        freemail_domains=(
+            *(default_freemail_domains() if spec.freemail_defaults else ()),
+            *spec.freemail_domains,
+        ),
     )
     return org, files
 

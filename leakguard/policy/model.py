@@ -38,6 +38,18 @@ FACT_DESCRIPTIONS: dict[str, str] = {
         "visible_external_organizations, but 0 when all visible external recipients already "
         "took part together in a quoted message (reply-all in an existing thread)"
     ),
+    "visible_external_groups": (
+        "visible_external_recipients, with all addresses at one distribution partner "
+        "(partners: distribution: true) counted as one group"
+    ),
+    "bcc_rewrite_exposed": (
+        "visible external recipients whose address the mail itself still shows (text, quoted "
+        "or forwarded headers, attachments, invitation): moving them to Bcc would not hide them"
+    ),
+    "forwards_to_own_mailbox": (
+        "1 when a recipient is the sender's own outside mailbox and the mail carries other "
+        "people's data (quoted third-party addresses, attachments)"
+    ),
     "quoted_third_party_addresses": (
         "third-party addresses in quoted/forwarded material that are news to an external recipient"
     ),
@@ -120,6 +132,9 @@ class FactCondition(_Strict):
     visible_external_recipients: FactTest | None = None
     visible_external_organizations: FactTest | None = None
     exposed_external_organizations: FactTest | None = None
+    visible_external_groups: FactTest | None = None
+    bcc_rewrite_exposed: FactTest | None = None
+    forwards_to_own_mailbox: FactTest | None = None
     quoted_third_party_addresses: FactTest | None = None
     name_similar_recipients: FactTest | None = None
     lookalike_domains: FactTest | None = None
@@ -364,8 +379,19 @@ class OrganizationSpec(_Strict):
     groups: dict[str, list[str]] = Field(
         default_factory=dict, description="named groups of addresses (scopes, approvals)"
     )
+    freemail_domains: list[str] = Field(
+        default_factory=list,
+        description=(
+            "more free-mail / mobile-carrier / consumer-ISP domains (each address there is a "
+            "person of its own); added to the shipped list"
+        ),
+    )
+    freemail_defaults: bool = Field(
+        True,
+        description="false: use only freemail_domains, not the shipped free-mail list",
+    )
 
-    @field_validator("internal_domains", "partner_domains")
+    @field_validator("internal_domains", "partner_domains", "freemail_domains")
     @classmethod
     def _domains(cls, v: list[str]) -> list[str]:
         for d in v:
