@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from replyall_mails import A, B, B_REPLY_ID, C, CLIENTS, FIRST_ID, SENDER
+from replyall_mails import B_REPLY_ID, CLIENTS, FIRST_ID, SENDER, A, B, C
 from test_store import _hold, _pg_store
 
 from leakguard.detectors.recipients import already_acquainted, detect
