@@ -287,3 +287,34 @@ def test_exposed_fact_uses_the_record() -> None:
     met = detect(msg, Context(org=ORG, history=hist))
     assert met.facts["exposed_external_organizations"] == 0
     assert met.facts["visible_external_organizations"] == 2  # the contract fact is unchanged
+
+
+def test_names_only_header_block_outlook_2013() -> None:
+    # "From: Nakamura Mari / To: Sato Kazuya; Takahashi Kenichi": names, no addresses
+    block = QuotedBlock(
+        kind=QuoteKind.HEADER_BLOCK,
+        location="text part 1, line 6",
+        participants=(
+            Address("", "", "Nakamura Mari"),
+            Address("", "", "Sato Kazuya"),
+            Address("", "", "Takahashi Kenichi"),
+        ),
+        addresses=(),
+        senders=(Address("", "", "Nakamura Mari"),),
+    )
+    raw = (
+        f"From: Sato Kazuya <{SENDER}>\r\nTo: Mari Nakamura <{B}>\r\n"
+        f"Cc: Takahashi Kenichi <{A}>\r\nSubject: RE: Drawings\r\n\r\nx\r\n"
+    ).encode()
+    msg = _with_blocks(raw, block)
+    visible = list(msg.visible_recipients)
+    assert already_acquainted(msg, visible, Context(org=ORG))
+    # a third organisation the block does not name is still new
+    raw_c = raw.replace(b"Subject", f"Bcc: x@y\r\nCc: Naoki Kobayashi <{C}>\r\nSubject".encode())
+    msg_c = _with_blocks(raw_c, block)
+    assert not already_acquainted(msg_c, list(msg_c.visible_recipients), Context(org=ORG))
+    # given names alone never identify anybody
+    given = dataclasses.replace(
+        block, participants=(Address("", "", "Mari"), Address("", "", "Kenichi"))
+    )
+    assert not already_acquainted(_with_blocks(raw, given), visible, Context(org=ORG))

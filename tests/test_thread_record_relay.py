@@ -107,9 +107,13 @@ async def test_recorded_on_pass_bcc_and_released_hold(
     service, _sink, engine = svc
     assert (await send(service, mail("p1", "pass")))[0] == 250
     assert await groups(service, "p1") == (frozenset({ALICE, X, Y, BOB}),)
-    # Bcc: the externals were moved out of sight; only what stayed visible met
+    # Bcc: the externals were moved out of sight and never met: nothing to record
     assert (await send(service, mail("b1", "bcc")))[0] == 250
-    assert await groups(service, "b1") == (frozenset({ALICE, BOB}),)
+    assert await groups(service, "b1") == ()
+    # neither is a mail that showed fewer than two outsiders to each other
+    one = mail("p0", "pass").replace(f"To: {X}, {Y}".encode(), f"To: {X}".encode())
+    assert (await send(service, one))[0] == 250
+    assert await groups(service, "p0") == ()
     # a reject or a hold that is never released does not count
     assert (await send(service, mail("r1", "reject")))[0] == 550
     assert await groups(service, "r1") == ()

@@ -110,7 +110,8 @@ def already_acquainted(
     among them exposes nobody new. Two people have met when
 
     * both took part (From/To/Cc) in one quoted message whose participants are known (a
-      quoted header block, an attached message);
+      quoted header block, an attached message; a participant named without an address
+      is the recipient with that full name, as for attribution authors below);
     * both were in one mail of this thread that the relay itself sent on (its own record,
       looked up by In-Reply-To/References before the detectors run:
       ``ctx.history.sent_together``); a held mail counts once released, as Bcc only with
@@ -136,15 +137,18 @@ def already_acquainted(
             for j in found[x + 1 :]:
                 met.add((i, j))
 
-    for block in msg.quoted_blocks:
+    blocks = msg.quoted_blocks
+    author_of = _authors_index(visible_ext, ctx)
+    for block in blocks:
         if block.participants_known:
-            meet(index[p.key] for p in block.participants if p.key in index)
+            # a names-only header block (Outlook 2010/2013: "To: Sato Kazuya; Takahashi
+            # Kenichi") names its participants by full name
+            found = (author_of(p) for p in block.participants)
+            meet(i for i in found if i is not None)
     if ctx is not None:
         for group in ctx.history.sent_together:
             meet(index[k] for k in group if k in index)
-    blocks = msg.quoted_blocks
     if any(b.kind in _REPLY_KINDS and not b.participants_known for b in blocks):
-        author_of = _authors_index(visible_ext, ctx)
 
         def authors(b: QuotedBlock) -> set[int]:
             out: set[int] = set()

@@ -332,10 +332,17 @@ class Relay:
     def remember_thread(self, msg: Message, *, visible: bool, hold_id: str | None = None) -> None:
         """Record who saw whom in a mail sent on (``visible``: To/Cc as written; otherwise
         as after a Bcc rewrite) or held (``hold_id``: counts once released). Batched and
-        advisory: written in the background, never delaying or failing the transaction."""
+        advisory: written in the background, never delaying or failing the transaction.
+
+        Only a mail that showed two or more external addresses to each other is recorded:
+        the record serves to tell that outsiders already met (``already_acquainted``), and
+        nothing else could ever be found in it (internal mail, 1:1 mail, a Bcc rewrite)."""
         if not self.settings.thread_record or not msg.message_id:
             return
         org = self.org
+        outside = [a for a in msg.visible_recipients if not org.is_internal(a)]
+        if not visible or len(outside) < 2:
+            return
         sender = [a.key for a in msg.from_ if a.domain]
         shown = [a.key for a in msg.visible_recipients]
         inside = [a.key for a in msg.visible_recipients if org.is_internal(a)]
