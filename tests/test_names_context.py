@@ -226,3 +226,24 @@ def test_joined_typo_rule_per_part() -> None:
     assert not joined_typo_fits("kazuyakato", ("kazuya", "sato"))
     assert joined_typo_fits("satokazuyq", ("kazuya", "sato"))  # either order
     assert joined_typo_fits("anything", ("single",))  # unsplit names keep the old rule
+
+
+def test_the_finding_is_explained_in_both_languages() -> None:
+    from leakguard.explain import explain_finding
+
+    msg = with_default_envelope(
+        parse_message(outlook_ja_forward(f"{_b('佐藤様')} <sato@sato-sekkei.example>"))
+    )
+    (f,) = names.detect(msg, Context(org=ORG)).findings
+    ja, en = explain_finding(f, "ja"), explain_finding(f, "en")
+    assert "姓だけが同じ" in ja and "社内だけのやり取り" in ja and "佐藤 一也" in ja
+    assert "shares only the surname" in en and "internal thread" in en and SATO in en
+    partner = "ken.mori@partner.example"
+    raw = gmail_ja_forward_between(
+        f"田中 浩 <{TANAKA}>", f"{_b('佐藤様')} <sato@another.example>", SATO, partner
+    )
+    hist = SenderHistory(recipients=frozenset({partner}), known=True)
+    msg = with_default_envelope(parse_message(raw))
+    (f,) = names.detect(msg, Context(org=ORG, history=hist)).findings
+    assert "初めて送る社外の宛先" in explain_finding(f, "ja")
+    assert "never written to before" in explain_finding(f, "en")
