@@ -7,8 +7,9 @@ besides loading policy files on construction / reload) and safe to share.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,47 @@ from leakguard.organization import Context, SenderHistory
 from leakguard.policy.engine import evaluate
 from leakguard.policy.loader import Policy, load_policy
 from leakguard.types import Message, Verdict
+
+# Looks up the relay's own thread record: given Message-IDs (In-Reply-To/References), who
+# saw whom in the mails it sent with those ids; None when unknown (no store, timeout).
+ThreadLookup = Callable[[tuple[str, ...]], "tuple[frozenset[str], ...] | None"]
+
+MAX_THREAD_IDS = 20  # Message-IDs looked up per mail: In-Reply-To and the last References
+_MSGID_RE = re.compile(r"<([^<>\s]{1,250})>")
+_REFERENCES_TAIL = 20000  # characters of References read (its end: the latest mails)
+
+
+def thread_ids(msg: Message) -> tuple[str, ...]:
+    """The Message-IDs this mail answers: In-Reply-To first, then the latest References
+    (at most ``MAX_THREAD_IDS``, without angle brackets, de-duplicated)."""
+    ids: list[str] = []
+    irt = msg.header("In-Reply-To") or ""
+    ids.extend(_MSGID_RE.findall(irt[:2000]))
+    refs = msg.header("References") or ""
+    ids.extend(reversed(_MSGID_RE.findall(refs[-_REFERENCES_TAIL:])))
+    return tuple(dict.fromkeys(ids))[:MAX_THREAD_IDS]
+
+
+def with_thread_record(
+    msg: Message, history: SenderHistory, lookup: ThreadLookup | None
+) -> SenderHistory:
+    """``history`` with ``sent_together`` filled from the relay's thread record.
+
+    The lookup runs between parse and detect (detectors do no I/O). Any failure leaves
+    the record unknown: the mail is then judged without it, never let through for it.
+    """
+    if lookup is None:
+        return history
+    ids = thread_ids(msg)
+    if not ids:
+        return history
+    try:
+        groups = lookup(ids)
+    except Exception:
+        return history
+    if not groups:
+        return history
+    return dataclasses.replace(history, sent_together=(*history.sent_together, *groups))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +137,16 @@ class Engine:
         rcpts: Sequence[str] | None = None,
         history: SenderHistory | None = None,
         auth_user: str | None = None,
+        thread_lookup: ThreadLookup | None = None,
     ) -> Decision:
+        """Parse, detect, decide. ``thread_lookup`` (the relay's thread record; optional)
+        is called once after the parse with the mail's In-Reply-To/References ids."""
         start = time.process_time()
         policy = self.policy  # one policy for the whole decision, even if reloaded meanwhile
         msg = parse_message(raw, envelope_from=envelope_from, envelope_rcpts=rcpts)
         msg = with_default_envelope(msg)
-        ctx = Context(
-            org=policy.organization, history=history or SenderHistory(), auth_user=auth_user
-        )
+        hist = with_thread_record(msg, history or SenderHistory(), thread_lookup)
+        ctx = Context(org=policy.organization, history=hist, auth_user=auth_user)
         facts, findings = run_detectors(msg, ctx)
         verdict = evaluate(policy, msg, ctx, facts, findings)
         return Decision(message=msg, verdict=verdict, cpu_seconds=time.process_time() - start)

@@ -122,6 +122,27 @@ def explain_finding(f: Finding, lang: str) -> str:
         target = ev.get("similar_name") or ""
         target_addr = ev.get("similar_to", "")
         source = ev.get("source", "directory")
+        if ev.get("matched_on") == "surname":  # the same-surname incident (names detector)
+            internal = ev.get("context") == "internal thread"
+            if ja:
+                if internal:
+                    text = (
+                        f"社内だけのやり取りの送り先 {who} は、社内の {target} <{target_addr}> と"
+                        "姓だけが同じ社外のアドレスです"
+                    )
+                else:
+                    text = (
+                        f"初めて送る社外の宛先 {who} は、このやり取りに加わっている社内の "
+                        f"{target} <{target_addr}> と姓だけが同じです"
+                    )
+                return text + "。宛先を取り違えていないか確認してください"
+            what = (
+                "receives an internal thread and" if internal else "was never written to before and"
+            )
+            return (
+                f"Recipient {who} {what} shares only the surname of the colleague {target} "
+                f"<{target_addr}>: check that you picked the right person"
+            )
         if ja:
             kind = "社内の" if source == "directory" else "いつもの連絡先の"
             return (

@@ -56,6 +56,7 @@ class FakeEngine:
         rcpts: Sequence[str] | None = None,
         history: SenderHistory | None = None,
         auth_user: str | None = None,
+        thread_lookup: object = None,
     ) -> FakeDecision:
         self.calls.append((envelope_from, tuple(rcpts or ()), history, auth_user))
         h = BytesHeaderParser(policy=default_policy).parsebytes(raw)

@@ -564,3 +564,62 @@ def dictionary_reading(tokens: list[str]) -> tuple[tuple[str, ...], bool] | None
     if len(morphs) >= 2 and tags[0] == "family" and any(t == "given" for t in tags[1:]):
         return (readings[0], "".join(readings[1:])), True
     return ("".join(readings),), False
+
+
+# --------------------------------------------------------------------------- surnames
+
+
+def _romaji_key(word: str) -> str:
+    s = romaji_skeleton(word)
+    return "romaji:" + s if len(s) >= 2 else ""
+
+
+@functools.lru_cache(maxsize=16384)
+def person_surname_keys(name: str, kana: str = "") -> frozenset[str]:
+    """Comparable keys of a directory person's surname (``cjk:佐藤``, ``kana:さとう``,
+    ``romaji:sato``): the first word of a spaced kanji/kana name and of its reading, or a
+    Latin name's surname (the upper-case word, the word before a comma, else the last).
+    A name written without a space gives no kanji key (its surname is not known)."""
+    keys: set[str] = set()
+    cjk = _cjk_tokens_of(name)
+    if len(cjk) >= 2:
+        if is_kana_text(cjk[0]):
+            keys.add("kana:" + to_hiragana(cjk[0]))
+            keys.add(_romaji_key(kana_to_romaji(cjk[0])))
+        else:
+            keys.add("cjk:" + cjk[0])
+    reading = [t for t in to_hiragana(kana[:MAX_NAME_CHARS]).split() if t]
+    if len(reading) >= 2:
+        keys.add("kana:" + reading[0])
+        keys.add(_romaji_key(kana_to_romaji(reading[0])))
+    if not cjk:
+        for f in display_name_forms(name):
+            if len(f.romaji) >= 2:
+                family = f.family if f.family is not None else len(f.romaji) - 1
+                keys.add(_romaji_key(f.romaji[family]))
+    keys.discard("")
+    return frozenset(keys)
+
+
+@functools.lru_cache(maxsize=16384)
+def recipient_surname_keys(display_name: str, local: str) -> frozenset[str]:
+    """Keys of every word of a recipient's display name and local part that may be a
+    surname (``佐藤様`` -> ``cjk:佐藤``; ``Sato-san`` / ``h.satoh@`` -> ``romaji:sato``;
+    ``サトウ`` -> ``kana:さとう``, ``romaji:sato``). Words of one or two letters are left out."""
+    keys: set[str] = set()
+    for tok in _cjk_tokens_of(display_name)[:4]:
+        if is_kana_text(tok):
+            keys.add("kana:" + to_hiragana(tok))
+            keys.add(_romaji_key(kana_to_romaji(tok)))
+        elif len(tok) >= 1:
+            keys.add("cjk:" + tok)
+    for f in display_name_forms(display_name):
+        if f.romaji_from == "romaji":
+            for w in f.romaji[:4]:
+                if len(w) >= 3:
+                    keys.add(_romaji_key(w))
+    for w in local_part_tokens(local)[:4]:
+        if len(w) >= 3:
+            keys.add(_romaji_key(w))
+    keys.discard("")
+    return frozenset(keys)

@@ -7,10 +7,15 @@ addresses whose display name or local part resembles
 * a contact the sender usually writes to (``ctx.history.contact_names``) at *another* address.
 
 Names are compared in kanji, kana and Hepburn romaji forms (see ``japanese``), with
-honorifics, company decorations and width differences removed. A surname alone never
-fires; a full name, or a surname with the given name's initial (``k.sato``, ``satok``,
-``j.smith``) does. Small romaji typos are tolerated with ``rapidfuzz`` (optimal string
-alignment distance: one edit for names of 5 to 11 letters, two from 12 letters).
+honorifics, company decorations and width differences removed. A surname alone fires only
+in the context of the same-surname autocomplete incident (``surname_findings``: a thread
+among colleagues, or with a colleague to someone never written to, sent to ONE outsider who
+shares a colleague's surname); otherwise a full name, or a surname with the given name's
+initial (``k.sato``, ``satok``, ``j.smith``) does. Small romaji typos are tolerated with
+``rapidfuzz`` (optimal string alignment distance: one edit for names of 5 to 11 letters,
+two from 12 letters), counted per name part even when the name is written as one word: a
+part shorter than five letters takes no typo that makes another name (``yukaono`` is not
+``yukiono``: ゆか is not ゆき), only a slip that makes no romaji word (``kazuyasatp``).
 
 Which word is the surname: Japanese names read from kana put it first (姓 名); Latin names
 say so by an upper-case word ("SATO Kazuya") or a comma ("Smith, John"); otherwise a name
@@ -49,6 +54,8 @@ from leakguard.detectors.japanese import (
     local_part_tokens,
     looks_like_romaji,
     person_forms,
+    person_surname_keys,
+    recipient_surname_keys,
     romaji_skeleton,
 )
 from leakguard.organization import Context, Organization, Person
@@ -59,6 +66,9 @@ FACT = "name_similar_recipients"
 INDEX_KEY = "names.index"
 CONTACTS_KEY = "names.contacts"
 SENDERS_KEY = "names.senders"
+SURNAMES_KEY = "names.surnames"
+SURNAME_SCORE = 60  # a surname alone, made likely by the context (see ``surname_findings``)
+MAX_QUOTED_BLOCKS = 200
 CONTACT_CACHE_SIZE = 256
 SENDER_CACHE_SIZE = 1024
 MAX_RECIPIENTS = 1000  # bound the work on a hostile message
@@ -366,6 +376,43 @@ def _similarity(a: str, b: str) -> int:
     return round(OSA.normalized_similarity(a, b) * 100)
 
 
+def _part_fits(segment: str, part: str) -> bool:
+    """One written segment against one name part: equal, within the part's typo allowance
+    (none under five letters, see ``max_edits``), or one slip that makes no romaji word
+    ("satp" for "sato"). One letter that makes another name ("yuka" for "yuki", "kato" for
+    "sato") is another person: short names differ by one letter."""
+    if segment == part:
+        return True
+    dist = OSA.distance(segment, part)
+    if dist <= max_edits(len(part)):
+        return True
+    return dist == 1 and not looks_like_romaji(segment)
+
+
+def _segments_fit(s: str, parts: tuple[str, ...]) -> bool:
+    part, rest = parts[0], parts[1:]
+    if not rest:
+        return _part_fits(s, part)
+    slack = max(1, max_edits(len(part)))
+    for cut in range(max(1, len(part) - slack), min(len(s) - 1, len(part) + slack) + 1):
+        if _part_fits(s[:cut], part) and _segments_fit(s[cut:], rest):
+            return True
+    return False
+
+
+def joined_typo_fits(s: str, parts: tuple[str, ...]) -> bool:
+    """Whether ``s`` (a name written as one word, with typos) is the name of ``parts``
+    under the same per-part rule as two separate words: each part of the name, in either
+    order, within its own typo allowance. Names not split into parts keep the whole-word
+    allowance."""
+    if len(parts) < 2:
+        return True
+    orders = [parts, parts[::-1]]
+    if len(parts) > 2:
+        orders += [(parts[0], parts[-1]), (parts[-1], parts[0])]
+    return any(_segments_fit(s, order) for order in orders)
+
+
 def match_romaji(
     tokens: tuple[str, ...],
     idx: NameIndex,
@@ -432,6 +479,8 @@ def match_romaji(
                 s, bucket[0], scorer=OSA.distance, score_cutoff=k, limit=None
             ):
                 entry = bucket[1][pos]
+                if dist and not joined_typo_fits(s, entry.parts):
+                    continue  # "yukaono" is Yuka Ono, not Yuki Ono
                 consider(entry, 100 if dist == 0 else _similarity(s, bucket[0][pos]))
 
     # (c) surname + initial written as one word: "ksato", "satok" (not when the word is a
@@ -590,4 +639,128 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
                 },
             )
         )
+    findings.extend(
+        surname_findings(msg, ctx, recipients, {a for f in findings for a in f.addresses})
+    )
     return DetectorResult(facts={FACT: len(findings)}, findings=tuple(findings))
+
+
+# --------------------------------------------------------------------------- surname in context
+
+
+def build_surname_index(org: Organization) -> dict[str, tuple[Person, ...]]:
+    """Directory people by surname key (``cjk:佐藤``, ``kana:さとう``, ``romaji:sato``)."""
+    idx: dict[str, list[Person]] = {}
+    for p in org.directory:
+        for k in person_surname_keys(p.name[:200], p.kana[:200]):
+            idx.setdefault(k, []).append(p)
+    return {k: tuple(v) for k, v in idx.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPeople:
+    took_part: frozenset[str]  # internal addresses that wrote or received a quoted message
+    internal: bool  # quoted messages exist and every known participant is internal
+    quoted: frozenset[str]  # every address found in the quoted material
+
+
+def thread_people(msg: Message, ctx: Context) -> ThreadPeople:
+    took_part: set[str] = set()
+    quoted: set[str] = set()
+    internal, known = True, False
+    for b in msg.quoted_blocks[:MAX_QUOTED_BLOCKS]:
+        for a in (*b.participants, *b.senders):
+            if not a.domain:
+                continue
+            known = True
+            quoted.add(a.key)
+            if ctx.org.is_internal(a):
+                took_part.add(a.key)
+            else:
+                internal = False
+        quoted.update(a.key for a in b.addresses if a.domain)
+    return ThreadPeople(frozenset(took_part), internal and known, frozenset(quoted))
+
+
+def surname_findings(
+    msg: Message, ctx: Context, recipients: list[tuple[Address, str]], found: set[str]
+) -> list[Finding]:
+    """The same-surname autocomplete incident: a thread went to ONE outsider who shares
+    only a colleague's surname. A surname alone is too common to hold on; it fires only in
+    this context:
+
+    * the mail carries quoted messages, the recipient is not in them (not part of the
+      conversation) and is not someone the sender already writes to (history);
+    * the colleague is not the sender (nor is the surname the sender's own: their own
+      outside mailbox is another fact), and
+    * either the quoted messages are among colleagues only (an internal thread) and the
+      colleague took part in them or works in the sender's department (directory
+      ``department``); or the sender has never written to the recipient (history known)
+      and the colleague took part in the quoted thread.
+    """
+    outside = [(a, d) for a, d in recipients if a.key not in ctx.sender_aliases]
+    if len(outside) != 1 or not msg.quoted_blocks or not ctx.org.directory:
+        return []
+    addr, display = outside[0]
+    history = ctx.history
+    if addr.key in found or (history.known and addr.key in history.recipients):
+        return []
+    people = thread_people(msg, ctx)
+    if addr.key in people.quoted or not (people.internal or (history.known and people.took_part)):
+        return []
+    keys = recipient_surname_keys(display[:200], addr.local[:200])
+    if not keys:
+        return []
+    org = ctx.org
+    sender_addrs = {a.key for a in msg.from_ if a.domain}
+    if msg.sender is not None:
+        sender_addrs.add(msg.sender.key)
+    if ctx.auth_user:
+        sender_addrs.add(ctx.auth_user.strip().lower())
+    departments: set[str] = set()
+    for a in sender_addrs:
+        me = org.person(a)
+        if me is not None:
+            if not keys.isdisjoint(person_surname_keys(me.name[:200], me.kana[:200])):
+                return []  # the sender's own surname: their own mailbox, not a colleague
+            if me.department:
+                departments.add(me.department)
+    index = org.cached(SURNAMES_KEY, build_surname_index)
+    best: tuple[int, Person, str, str] | None = None
+    for k in sorted(keys):
+        for p in index.get(k, ()):
+            if p.key in sender_addrs:
+                continue
+            if p.key in people.took_part:
+                why, rank = "took part in the quoted thread", 2
+            elif people.internal and p.department and p.department in departments:
+                why, rank = "works in the sender's department", 1
+            else:
+                continue
+            if best is None or rank > best[0]:
+                best = (rank, p, k.partition(":")[0], why)
+    if best is None:
+        return []
+    _rank, person, form, why = best
+    context = "internal thread" if people.internal else "recipient never written to"
+    shown = f"{addr.local}@{addr.unicode_domain or addr.domain}"
+    return [
+        Finding(
+            detector=DETECTOR,
+            fact=FACT,
+            addresses=(addr.addr,),
+            detail=(
+                f"{shown} shares only the surname of a colleague, {person.name} "
+                f"<{person.email}>, who {why} ({context}, {form} form)"
+            ),
+            evidence={
+                "similar_to": person.email,
+                "similar_name": person.name,
+                "matched_on": "surname",
+                "form": "kanji" if form == "cjk" else form,
+                "score": str(SURNAME_SCORE),
+                "source": "directory",
+                "context": context,
+            },
+        )
+    ]

@@ -1,8 +1,9 @@
 """Recipients and organisations: who can see whom, and who is new.
 
 Facts: ``visible_external_recipients``, ``visible_external_organizations``,
-``exposed_external_organizations`` (the same, but 0 when every visible external recipient
-already took part together in a quoted message of the thread: a reply-all exposes nobody),
+``exposed_external_organizations`` (the same, but 0 when every two visible external
+recipients have already met: in a quoted message of the thread, in a mail of the thread the
+relay itself sent, or as authors of nested quoted replies; see ``already_acquainted``),
 ``visible_external_groups``, ``bcc_rewrite_exposed``, ``external_recipients``,
 ``external_organizations``, ``first_time_external_recipients``, ``recipients``,
 ``attachments``, ``message_size``.
@@ -30,13 +31,15 @@ Who sees whom:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from leakguard.detectors import DetectorResult
+from leakguard.detectors.japanese import NameForms, display_name_forms, romaji_skeleton
 from leakguard.message.textaddr import address_keys
 from leakguard.organization import Context
-from leakguard.types import Address, Finding, Message
+from leakguard.types import Address, Finding, Message, QuotedBlock, QuoteKind
 
 
 def is_external(addr: Address, ctx: Context) -> bool:
@@ -63,19 +66,135 @@ def envelope_recipients(msg: Message) -> tuple[Address, ...]:
     return tuple(out)
 
 
-def already_acquainted(msg: Message, visible_ext: list[Address]) -> bool:
-    """True when every visible external recipient took part, together, in one quoted
-    message (its From/To/Cc): a reply-all among people who have already seen each other's
-    addresses exposes nobody new."""
-    if len(visible_ext) < 2:
-        return False
-    keys = {a.key for a in visible_ext}
-    for block in msg.quoted_blocks:
-        if not block.participants_known:
+# Above this many visible external recipients nobody is taken as acquainted (the pairwise
+# check is quadratic; a mailing that large is judged as one anyway).
+MAX_ACQUAINTED = 100
+_REPLY_KINDS = (QuoteKind.ATTRIBUTION, QuoteKind.HTML_QUOTE)
+
+
+def _name_keys(name: str) -> frozenset[str]:
+    """Comparable keys of a full name (kanji of four or more characters or two words, or
+    romaji words in any order); a surname alone gives none."""
+    keys: set[str] = set()
+    for f in _name_forms(name[:200]):
+        if f.cjk and (f.full or len(f.cjk) >= 4):
+            keys.add("cjk:" + f.cjk)
+        if f.kana and f.full:
+            keys.add("kana:" + f.kana)
+        words = sorted(romaji_skeleton(r) for r in f.romaji if len(r) >= 2)
+        if f.full and len(words) >= 2 and all(words):
+            keys.add("romaji:" + " ".join(words))
+    return frozenset(keys)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_forms(name: str) -> tuple[NameForms, ...]:
+    return display_name_forms(name)
+
+
+def _authors_index(
+    visible_ext: list[Address], ctx: Context | None
+) -> Callable[[Address], int | None]:
+    """Which visible external recipient (index) an attribution's author is: the same
+    address, or, for an author known by name only ("山田太郎 wrote:"), the recipient with
+    that full name (its display name here or a name the sender used for it before). A
+    name-only author is only taken for a recipient the sender wrote to before when the
+    sender's history is known: never for a brand-new address."""
+    by_key = {a.key: i for i, a in enumerate(visible_ext)}
+    by_name: dict[str, int] = {}
+    history = ctx.history if ctx is not None else None
+    for i, a in enumerate(visible_ext):
+        if history is not None and history.known and a.key not in history.recipients:
             continue
-        if keys <= {p.key for p in block.participants}:
-            return True
-    return False
+        names = [a.display_name] if a.display_name else []
+        if history is not None:
+            names.extend(history.contact_names.get(a.key, ())[:10])
+        for n in names:
+            for k in _name_keys(n):
+                by_name.setdefault(k, i)
+
+    def find(author: Address) -> int | None:
+        if author.domain:
+            return by_key.get(author.key)
+        if not author.display_name or not by_name:
+            return None
+        for k in _name_keys(author.display_name):
+            if k in by_name:
+                return by_name[k]
+        return None
+
+    return find
+
+
+def already_acquainted(
+    msg: Message, visible_ext: list[Address], ctx: Context | None = None
+) -> bool:
+    """True when every two visible external recipients have already met, so that a reply-all
+    among them exposes nobody new. Two people have met when
+
+    * both took part (From/To/Cc) in one quoted message whose participants are known (a
+      quoted header block, an attached message; a participant named without an address
+      is the recipient with that full name, as for attribution authors below);
+    * both were in one mail of this thread that the relay itself sent on (its own record,
+      looked up by In-Reply-To/References before the detectors run:
+      ``ctx.history.sent_together``); a held mail counts once released, as Bcc only with
+      what stayed visible;
+    * one wrote a reply quoted here with an attribution line ("On Mon, X <x@y> wrote:",
+      「… 山田太郎 <…>:」) and the other wrote the message that reply quotes, also under an
+      attribution: X answered Y's mail, so each has seen the other's address. Only directly
+      nested replies count (a forward between them breaks the chain: the later author may
+      have had it from the sender).
+
+    Where unsure (a recipient nobody quoted and the record does not know), they have not
+    met: a brand-new mix of organisations is still exposed.
+    """
+    n = len(visible_ext)
+    if n < 2 or n > MAX_ACQUAINTED:
+        return False
+    index = {a.key: i for i, a in enumerate(visible_ext)}
+    met: set[tuple[int, int]] = set()
+
+    def meet(members: Iterable[int]) -> None:
+        found = sorted(set(members))
+        for x, i in enumerate(found):
+            for j in found[x + 1 :]:
+                met.add((i, j))
+
+    blocks = msg.quoted_blocks
+    author_of = _authors_index(visible_ext, ctx)
+    for block in blocks:
+        if block.participants_known:
+            # a names-only header block (Outlook 2010/2013: "To: Sato Kazuya; Takahashi
+            # Kenichi") names its participants by full name
+            found = (author_of(p) for p in block.participants)
+            meet(i for i in found if i is not None)
+    if ctx is not None:
+        for group in ctx.history.sent_together:
+            meet(index[k] for k in group if k in index)
+    if any(b.kind in _REPLY_KINDS and not b.participants_known for b in blocks):
+
+        def authors(b: QuotedBlock) -> set[int]:
+            out: set[int] = set()
+            for a in (*b.senders, *b.participants):
+                i = author_of(a)
+                if i is not None:
+                    out.add(i)
+            return out
+
+        for block in blocks:
+            if block.kind not in _REPLY_KINDS or block.participants_known:
+                continue
+            if block.parent is None or not 0 <= block.parent < len(blocks):
+                continue
+            parent = blocks[block.parent]
+            if parent.kind not in _REPLY_KINDS or parent.participants_known:
+                continue
+            theirs = authors(parent)
+            for i in authors(block):
+                for j in theirs:
+                    if i != j:
+                        met.add((min(i, j), max(i, j)))
+    return len(met) == n * (n - 1) // 2
 
 
 def visible_external(msg: Message, ctx: Context) -> list[Address]:
@@ -181,7 +300,7 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
     visible_ext = visible_external(msg, ctx)
     visible_orgs = sorted({org.organization_of_address(a) for a in visible_ext})
     groups = recipient_groups(visible_ext, ctx)
-    acquainted = already_acquainted(msg, visible_ext)
+    acquainted = already_acquainted(msg, visible_ext, ctx)
     rcpts = envelope_recipients(msg)
     ext = [a for a in rcpts if is_external(a, ctx)]
     ext_orgs = sorted({org.organization_of_address(a) for a in ext})

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from leakguard.delivery import Delivery, SendOptions
@@ -26,7 +27,7 @@ from leakguard.metrics import Metrics
 from leakguard.organization import Organization, SenderHistory
 from leakguard.relay import replies
 from leakguard.relay.auth import may_send_as
-from leakguard.store import SqlStore
+from leakguard.store import SqlStore, ThreadEntry
 from leakguard.types import Action, Address, Message, Verdict
 
 
@@ -46,6 +47,10 @@ class PolicyLike(Protocol):
     def organization(self) -> Organization: ...
 
 
+# The relay's thread record as the engine sees it (``leakguard.engine.ThreadLookup``).
+ThreadLookup = Callable[[tuple[str, ...]], tuple[frozenset[str], ...] | None]
+
+
 class Decider(Protocol):
     """What the relay needs of ``leakguard.engine.Engine`` (tests may pass a stand-in)."""
 
@@ -60,6 +65,7 @@ class Decider(Protocol):
         rcpts: Sequence[str] | None = None,
         history: SenderHistory | None = None,
         auth_user: str | None = None,
+        thread_lookup: ThreadLookup | None = None,
     ) -> DecisionLike: ...
 
 
@@ -89,6 +95,11 @@ class RelaySettings:
     # waiting decisions the client is told to retry later instead of piling up threads.
     decide_workers: int = 2
     decide_backlog: int = 64
+    # The relay's own thread record (issue 8): kept this many days; a lookup that takes
+    # longer than ``thread_lookup_timeout`` seconds is skipped (the mail is judged without).
+    thread_record: bool = True
+    thread_retention_days: float = 180.0
+    thread_lookup_timeout: float = 0.5
 
 
 class Relay:
@@ -117,6 +128,9 @@ class Relay:
             max_workers=max(1, settings.decide_workers), thread_name_prefix="leakguard-decide"
         )
         self._deciding = 0
+        self._threads: list[ThreadEntry] = []
+        self._threads_task: asyncio.Task[None] | None = None
+        self._threads_pruned_at = 0.0
 
     @property
     def org(self) -> Organization:
@@ -141,6 +155,8 @@ class Relay:
         """Wait for actions still committing (graceful shutdown)."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
+        if self._threads_task is not None and not self._threads_task.done():
+            await asyncio.wait([self._threads_task], timeout=timeout)
         self._decide_pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ the transaction
@@ -203,6 +219,7 @@ class Relay:
                         rcpts=normal,
                         history=history,
                         auth_user=tx.auth_user,
+                        thread_lookup=self._thread_lookup(loop),
                     ),
                 )
         except Exception as exc:
@@ -305,6 +322,78 @@ class Relay:
         task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(task)
 
+    # ------------------------------------------------------------------ thread record
+
+    def _thread_lookup(self, loop: asyncio.AbstractEventLoop) -> ThreadLookup | None:
+        """The lookup the engine calls from the decision thread: the store runs it on the
+        event loop; on timeout or error the record is unknown (None), never an error."""
+        if not self.settings.thread_record:
+            return None
+        timeout = self.settings.thread_lookup_timeout
+        since = datetime.now(UTC) - timedelta(days=self.settings.thread_retention_days)
+
+        def lookup(ids: tuple[str, ...]) -> tuple[frozenset[str], ...] | None:
+            fut = asyncio.run_coroutine_threadsafe(self.store.thread_groups(ids, since=since), loop)
+            try:
+                return fut.result(timeout)
+            except Exception as exc:
+                fut.cancel()
+                self.log.warning("thread_record_unavailable", error=repr(exc)[:200])
+                return None
+
+        return lookup
+
+    def remember_thread(self, msg: Message, *, visible: bool, hold_id: str | None = None) -> None:
+        """Record who saw whom in a mail sent on (``visible``: To/Cc as written; otherwise
+        as after a Bcc rewrite) or held (``hold_id``: counts once released). Batched and
+        advisory: written in the background, never delaying or failing the transaction.
+
+        Only a mail that showed two or more external addresses to each other is recorded:
+        the record serves to tell that outsiders already met (``already_acquainted``), and
+        nothing else could ever be found in it (internal mail, 1:1 mail, a Bcc rewrite)."""
+        if not self.settings.thread_record or not msg.message_id:
+            return
+        org = self.org
+        outside = [a for a in msg.visible_recipients if not org.is_internal(a)]
+        if not visible or len(outside) < 2:
+            return
+        sender = [a.key for a in msg.from_ if a.domain]
+        shown = [a.key for a in msg.visible_recipients]
+        inside = [a.key for a in msg.visible_recipients if org.is_internal(a)]
+        bcc_view = (*sender, *inside)
+        entry = ThreadEntry(
+            message_id=msg.message_id,
+            addresses=(*sender, *shown) if visible else bcc_view,
+            bcc_addresses=bcc_view,
+            hold_id=hold_id,
+        )
+        if len(self._threads) >= 10000:  # the store is down: drop rather than grow
+            return
+        self._threads.append(entry)
+        if self._threads_task is None or self._threads_task.done():
+            self._threads_task = asyncio.ensure_future(self._flush_threads())
+
+    async def flush_threads(self) -> None:
+        """Wait until the thread entries recorded so far are written (tests, shutdown)."""
+        while self._threads_task is not None and not self._threads_task.done():
+            await asyncio.shield(self._threads_task)
+
+    async def _flush_threads(self) -> None:
+        while self._threads:
+            batch, self._threads = self._threads[:500], self._threads[500:]
+            try:
+                await self.store.record_threads(batch)
+            except Exception as exc:  # advisory: a lost entry only means a later hold
+                self.log.warning("thread_record_error", error=repr(exc)[:200])
+        now = time.monotonic()
+        if now - self._threads_pruned_at >= 3600 or not self._threads_pruned_at:
+            self._threads_pruned_at = now
+            cutoff = datetime.now(UTC) - timedelta(days=self.settings.thread_retention_days)
+            try:
+                await self.store.prune_threads(cutoff)
+            except Exception as exc:
+                self.log.warning("thread_record_error", error=repr(exc)[:200])
+
     async def _history(self, sender: str) -> SenderHistory:
         if not sender:
             return SenderHistory()
@@ -331,9 +420,14 @@ class Relay:
             out = await self.delivery.deliver_now(
                 tx.raw, tx.mail_from, rcpts, options=options, history=history
             )
+            if out.reply.startswith("2"):
+                self.remember_thread(msg, visible=True)
             return out.reply
         if action is Action.BCC:
-            return await self._bcc(tx, rcpts, options, history)
+            reply = await self._bcc(tx, rcpts, options, history)
+            if reply.startswith("2"):
+                self.remember_thread(msg, visible=False)
+            return reply
         if action in (Action.HOLD, Action.DELAY):
             if self.holds is None:
                 return replies.LOCAL_ERROR
@@ -345,6 +439,7 @@ class Relay:
                 rcpts=rcpts,
                 auth_user=tx.auth_user,
             )
+            self.remember_thread(msg, visible=True, hold_id=rec.id)
             tmpl = replies.DELAYED if action is Action.DELAY else replies.HELD
             return tmpl.format(id=replies.ascii_text(rec.id))
         # reject

@@ -141,3 +141,21 @@ sent_history = sa.Table(
     sa.Column("first_at", UTCDateTime, nullable=False),
     sa.Column("last_at", UTCDateTime, nullable=False),
 )
+
+# The relay's own record of threads (issue 8): for every mail it sent on, or held (counted
+# only once released), its Message-ID (hashed) and the addresses that saw each other in it.
+# A later reply whose In-Reply-To/References name it is among people who have already met.
+thread_record = sa.Table(
+    "thread_record",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("msgid_hash", sa.String(64), nullable=False, index=True),
+    # From + To + Cc as sent, lower-cased (bounded)
+    sa.Column("addresses", sa.JSON, nullable=False),
+    # what stays visible after a To/Cc -> Bcc rewrite (From + internal To/Cc): used when
+    # the held mail was released as Bcc
+    sa.Column("bcc_addresses", sa.JSON, nullable=False),
+    # set for a held mail: it counts only once the hold is released
+    sa.Column("hold_id", sa.String(64), nullable=True, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+)

@@ -35,6 +35,7 @@ from leakguard.holds.model import (
     Via,
 )
 from leakguard.store import schema as t
+from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
 
 # Bounds on what one history lookup returns (hostile senders could write to millions).
 _HISTORY_LIMIT = 20000
@@ -634,6 +635,81 @@ class SqlStore:
             if name and name not in names.setdefault(rcpt, []):
                 names[rcpt].append(name)
         return frozenset(recipients), {k: tuple(v) for k, v in names.items() if v}
+
+    # ------------------------------------------------------------------ thread record
+
+    async def record_threads(self, entries: Sequence[ThreadEntry]) -> int:
+        """Remember mails sent on or held (one transaction); returns how many were stored.
+
+        Entries without a Message-ID or without two addresses are skipped: they can never
+        show that two people met.
+        """
+        rows = []
+        now = _now()
+        for e in entries:
+            addrs = bounded(e.addresses)
+            if not e.message_id.strip().strip("<>").strip() or len(addrs) < 2:
+                continue
+            rows.append(
+                {
+                    "msgid_hash": message_id_key(e.message_id),
+                    "addresses": addrs,
+                    "bcc_addresses": bounded(e.bcc_addresses),
+                    "hold_id": e.hold_id,
+                    "created_at": now,
+                }
+            )
+        if not rows:
+            return 0
+        async with self._tx() as conn:
+            await conn.execute(sa.insert(t.thread_record), rows)
+        return len(rows)
+
+    async def thread_groups(
+        self, message_ids: Sequence[str], *, since: datetime
+    ) -> tuple[frozenset[str], ...]:
+        """Who saw whom in the mails named by ``message_ids`` (In-Reply-To/References).
+
+        Only the last ``MAX_LOOKUP_IDS`` ids are looked up and at most ``MAX_GROUPS`` groups
+        returned. A held mail counts only once released (as Bcc: only what stayed visible);
+        held, discarded or expired ones do not count; records older than ``since`` neither.
+        """
+        keys = list(dict.fromkeys(message_id_key(m) for m in message_ids if m.strip()))
+        keys = keys[-MAX_LOOKUP_IDS:]
+        if not keys:
+            return ()
+        tr = t.thread_record.c
+        q = (
+            sa.select(tr.addresses, tr.bcc_addresses, tr.hold_id, t.holds.c.state)
+            .select_from(t.thread_record.outerjoin(t.holds, t.holds.c.id == tr.hold_id))
+            .where(tr.msgid_hash.in_(keys), tr.created_at >= since)
+            .order_by(tr.id.desc())
+            .limit(MAX_GROUPS * 4)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(q)).all()
+        groups: list[frozenset[str]] = []
+        for addresses, bcc_addresses, hold_id, state in rows:
+            if hold_id is None or state == HoldState.RELEASED.value:
+                group = addresses
+            elif state == HoldState.RELEASED_BCC.value:
+                group = bcc_addresses
+            else:
+                continue
+            g = frozenset(str(a) for a in (group or ()))
+            if len(g) >= 2 and g not in groups:
+                groups.append(g)
+                if len(groups) >= MAX_GROUPS:
+                    break
+        return tuple(groups)
+
+    async def prune_threads(self, older_than: datetime) -> int:
+        """Forget thread records created before ``older_than`` (retention)."""
+        async with self._tx() as conn:
+            res = await conn.execute(
+                sa.delete(t.thread_record).where(t.thread_record.c.created_at < older_than)
+            )
+        return int(res.rowcount or 0)
 
 
 # ---------------------------------------------------------------------- row mapping
