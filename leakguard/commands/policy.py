@@ -66,7 +66,7 @@ def run_validate(args: argparse.Namespace) -> int:
             status = 1
             print(_t("invalid", lang, file=f, n=len(exc.problems)), file=sys.stderr)
             for p in exc.problems:
-                print(f"  {p}", file=sys.stderr)
+                print(f"  {p.text(lang)}", file=sys.stderr)
             continue
         org = pol.organization
         print(
@@ -101,7 +101,7 @@ def run_test(args: argparse.Namespace) -> int:
         except PolicyError as exc:
             print(_t("invalid", lang, file=f, n=len(exc.problems)), file=sys.stderr)
             for p in exc.problems:
-                print(f"  {p}", file=sys.stderr)
+                print(f"  {p.text(lang)}", file=sys.stderr)
             status = 1
             continue
         if not pol.spec.tests:
