@@ -305,3 +305,55 @@ async def test_hold_action_delay_uses_delayed_state(env: Env) -> None:
     text = text_of(raw)
     assert "自動的に送信されます" in text and "5分" in text
     assert "送信を取り消す" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "state_ja", "state_en"),
+    [
+        ("送信", "送信済み", "released"),
+        ("BCC", "BCCで送信済み", "released as Bcc"),
+        ("破棄", "破棄", "discarded"),
+    ],
+)
+async def test_reply_confirmation_shows_the_new_state(
+    env: Env, command: str, state_ja: str, state_en: str
+) -> None:
+    """The confirmation says 「送信しました」 and shows the state *after* the command."""
+    h = await do_hold(env, verdict(offer_bcc=True))
+    ((_, _, notice, _),) = await queued(env, "notice")
+    token = _reply_to_token(notice)
+    await env.service.handle_reply(
+        raw=f"Subject: Re\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{command}\r\n".encode(),
+        mail_from="tanaka@city.example.lg.jp",
+        rcpts=[f"leakguard-hold+{token}@city.example.lg.jp"],
+        auth_user=None,
+    )
+    got = await env.store.get_hold(h.id)
+    assert got is not None and not got.state.is_open
+    (confirmation,) = [
+        q for q in await queued(env, "notice") if q[2] != notice and "reply_result" in q[2].decode()
+    ]
+    text = text_of(confirmation[2])
+    assert f"状態: {state_ja}" in text
+    assert "保留中" not in text
+
+
+async def test_refusal_to_a_stranger_does_not_reveal_the_subject(env: Env) -> None:
+    await do_hold(env, subject="【極秘】人事異動の内示")
+    ((_, _, notice, _),) = await queued(env, "notice")
+    token = _reply_to_token(notice)
+    await env.service.handle_reply(
+        raw=b"Subject: Re\r\n\r\nrelease\r\n",
+        mail_from="mallory@city.example.lg.jp",
+        rcpts=[f"leakguard-hold+{token}@city.example.lg.jp"],
+        auth_user=None,
+    )
+    (answer,) = [q for q in await queued(env, "notice") if q[1] == ["mallory@city.example.lg.jp"]]
+    raw = answer[2]
+    msg = parse(raw)
+    assert "人事異動" not in str(msg["Subject"])
+    assert "人事異動" not in text_of(raw) and "極秘" not in text_of(raw)
+    assert "差出人でも承認者でもない" in text_of(raw)
+    # nor the hold id, which would let them ask about it
+    h_ids = [q[3] for q in await queued(env, "notice") if q[2] == notice]
+    assert h_ids and h_ids[0] not in raw.decode("ascii", "replace")

@@ -9,8 +9,11 @@ class WebConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     listen: str = Field("127.0.0.1:8025", description="HOST:PORT of the web server.")
-    base_url: str = Field(
-        "http://127.0.0.1:8025", description="Public URL used in links inside notices."
+    base_url: str | None = Field(
+        None,
+        description="Public URL used in links inside notices (e.g. https://review.example.jp). "
+        "Default: derived from listen (http://HOST:PORT, the service hostname when listening "
+        "on all addresses). A loopback URL must reach this listener's port.",
     )
     secret: SecretStr | None = Field(
         None,
