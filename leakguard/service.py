@@ -21,7 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from leakguard.config import ServiceConfig, plaintext_auth_problem, split_host_port
+from leakguard.config import (
+    ServiceConfig,
+    base_url_problem,
+    plaintext_auth_problem,
+    split_host_port,
+)
 from leakguard.delivery import Delivery, DeliverySettings, UpstreamTransport
 from leakguard.delivery.maildir import MaildirTransport
 from leakguard.delivery.smtp import SmtpTransport, client_tls_context, try_login
@@ -60,8 +65,12 @@ def default_policy_path() -> Path:
     return dp()
 
 
-def web_secret(config: ServiceConfig) -> str:
-    """Env LEAKGUARD_WEB_SECRET, the configured secret, or one kept in the data directory."""
+def web_secret(config: ServiceConfig, *, create: bool = True) -> str:
+    """Env LEAKGUARD_WEB_SECRET, the configured secret, or one kept in the data directory.
+
+    ``create=False`` (administrative commands) never writes the file: without one, a
+    throw-away secret is returned (those commands issue no links).
+    """
     env = os.environ.get("LEAKGUARD_WEB_SECRET")
     if env:
         return env
@@ -71,7 +80,8 @@ def web_secret(config: ServiceConfig) -> str:
     try:
         return path.read_text("ascii").strip()
     except FileNotFoundError:
-        pass
+        if not create:
+            return secrets.token_urlsafe(32)
     value = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -202,10 +212,14 @@ class Service:
             secret=web_secret(self.config),
             organization=lambda: engine.policy.organization,
             bcc_rewrite=bcc_rewrite,
+            base_url=self.config.link_base_url(),
         )
 
     async def start(self) -> None:
         cfg = self.config
+        problem = base_url_problem(cfg.web.base_url, cfg.web.listen)
+        if problem is not None:
+            raise ValueError(problem[0] + "\n" + problem[1])
         private_dir(cfg.data_path, self.log)
         engine = self.engine or self._make_engine()
         self.engine = engine
@@ -337,7 +351,10 @@ class Service:
             socks = server.servers[0].sockets
             if socks:
                 self.web_port = int(socks[0].getsockname()[1])
-        self.log.info("web", address=f"{host}:{self.web_port or port}")
+        base = self.config.link_base_url(self.web_port)
+        if self.holds is not None:
+            self.holds.base_url = base
+        self.log.info("web", address=f"{host}:{self.web_port or port}", base_url=base)
 
     async def health(self) -> dict[str, object]:
         ok = True

@@ -134,6 +134,10 @@ async def test_review_link_through_the_web_server(svc: tuple[Service, Sink]) -> 
     assert code == 250
     hold_id = text.decode().split()[-1]
     notice = await wait(sink, lambda m: m.rcpts == [ALICE] and hold_id.encode() in m.data)
+    # no base URL configured: links point at the port the web server really listens on
+    # (here a free port chosen at start), not at a fixed default
+    m = re.search(r"(https?://[^/\s]+)(/h/[A-Za-z0-9_.\-]+)", body_text(notice.data))
+    assert m and m.group(1) == f"http://127.0.0.1:{service.web_port}", m
     m = re.search(r"https?://[^/\s]+(/h/[A-Za-z0-9_.\-]+)", body_text(notice.data))
     assert m
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.web_port}") as c:

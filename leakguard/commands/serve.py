@@ -20,6 +20,7 @@ from leakguard.config import (
     ListenerConfig,
     ServiceConfig,
     UpstreamConfig,
+    base_url_problem,
     load_config,
     split_host_port,
 )
@@ -59,6 +60,12 @@ def register(sub: Any) -> None:
     p.add_argument("--org", type=Path, metavar="FILE", help="organisation file")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory")
     p.add_argument("--web-listen", metavar="HOST:PORT", help="web server address")
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="public URL of the web server used in notice links "
+        "(default: derived from --web-listen)",
+    )
     p.add_argument(
         "--log-json",
         action="store_true",
@@ -108,6 +115,9 @@ def apply_overrides(cfg: ServiceConfig, args: argparse.Namespace) -> ServiceConf
     if args.web_listen:
         split_host_port(args.web_listen)
         updates["web"] = cfg.web.model_copy(update={"listen": args.web_listen})
+    if getattr(args, "base_url", None):
+        web = updates.get("web", cfg.web)
+        updates["web"] = web.model_copy(update={"base_url": args.base_url})
     if args.log_json or args.log_level:
         log = cfg.log.model_copy()
         if args.log_json:
@@ -126,12 +136,17 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(_t("config", lang), file=sys.stderr)
         for p in exc.problems:
-            print(f"  {p}", file=sys.stderr)
+            print(f"  {p.text(lang)}", file=sys.stderr)
         return 2
     try:
         cfg = apply_overrides(cfg, args)
     except ValueError as exc:
         print(f"{_t('flag', lang)} {exc}", file=sys.stderr)
+        return 2
+    problem = base_url_problem(cfg.web.base_url, cfg.web.listen)
+    if problem is not None:
+        print(_t("start", lang), file=sys.stderr)
+        print(f"  {problem[0] if lang == 'ja' else problem[1]}", file=sys.stderr)
         return 2
     from leakguard.logging import configure_logging
 
@@ -146,7 +161,11 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine.from_files(policy, org)
     except Exception as exc:
         print(_t("policy", lang), file=sys.stderr)
-        print(f"  {exc}", file=sys.stderr)
+        problems = getattr(exc, "problems", None)
+        for p in problems or ():
+            print(f"  {p.text(lang)}", file=sys.stderr)
+        if not problems:
+            print(f"  {exc}", file=sys.stderr)
         return 2
     service = Service(config=cfg, policy_path=policy, org_path=org, engine=engine)
     # Everything the service creates (store, held mail, secrets, maildir) is owner-only:
