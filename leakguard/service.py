@@ -34,6 +34,7 @@ from leakguard.holds.service import HoldService
 from leakguard.logging import get_logger
 from leakguard.message.rewrite import bcc_rewrite
 from leakguard.metrics import Metrics, metrics_routes
+from leakguard.policy.loader import files_version
 from leakguard.relay.actions import Decider, Relay, RelaySettings
 from leakguard.relay.auth import (
     Authenticator,
@@ -144,6 +145,8 @@ class Service:
         self.started_at: datetime | None = None
         self.smtp_ports: dict[str, int] = {}
         self.web_port: int | None = None
+        self.reload_error: str | None = None
+        self.reload_failed_at: datetime | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -262,6 +265,7 @@ class Service:
                 bcc_header=cfg.bcc.header,
                 bcc_header_to_external=cfg.bcc.header_to_external,
                 decide_timeout=cfg.seconds(cfg.limits.decide_timeout),
+                hostname=cfg.hostname,
             ),
             metrics=self.metrics,
             log=self.log,
@@ -364,11 +368,37 @@ class Service:
             depth = await self.store.queue_depth()
         except Exception:
             ok = False
+        policy = self.policy_status()
+        ok = ok and not self._stop.is_set()
+        status = "ok" if ok and not policy["stale"] else ("degraded" if ok else "failing")
         return {
-            "ok": ok and not self._stop.is_set(),
+            "ok": ok,
+            "status": status,
             "queue_depth": depth,
             "listeners": {name: port for name, port in self.smtp_ports.items()},
+            "policy": policy,
         }
+
+    def policy_status(self) -> dict[str, object]:
+        """The policy in force against the files on disk (``stale`` when they differ)."""
+        pol = getattr(self.engine, "policy", None)
+        running = str(getattr(pol, "version", "") or "")
+        files = tuple(getattr(pol, "files", ()) or ())
+        on_disk = files_version(files) if files else running
+        stale = bool(running) and on_disk != running
+        self.metrics.policy_stale.set(1 if stale else 0)
+        out: dict[str, object] = {
+            "path": str(self.policy_path),
+            "running_version": running,
+            "file_version": on_disk,
+            "stale": stale,
+        }
+        if self.reload_error is not None:
+            out["last_reload_error"] = self.reload_error
+            out["last_reload_failed_at"] = (
+                self.reload_failed_at.isoformat() if self.reload_failed_at else None
+            )
+        return out
 
     # ------------------------------------------------------------------ control
 
@@ -379,11 +409,18 @@ class Service:
                 return False
             engine.reload()
         except Exception as exc:
+            self.reload_error = str(exc)[:2000]
+            self.reload_failed_at = datetime.now(UTC)
+            self.metrics.reload_failures.inc()
             self.log.error(
-                "reload_failed", error=str(exc)[:2000], msg="the running policy stays in force"
+                "reload_failed", error=self.reload_error, msg="the running policy stays in force"
             )
+            self.policy_status()
             return False
+        self.reload_error = None
+        self.reload_failed_at = None
         self.log.info("reloaded", policy=str(self.policy_path))
+        self.policy_status()
         return True
 
     def request_stop(self) -> None:

@@ -29,6 +29,7 @@ RCPTS = ["bob@partner.example.co.jp", "dave@client.example.com"]
 def mail(tag: str) -> bytes:
     return (
         f"From: Alice <{ALICE}>\r\nTo: {', '.join(RCPTS)}\r\nSubject: hold me {tag}\r\n"
+        "Date: Mon, 24 Nov 2025 10:00:00 +0900\r\n"
         f"Message-ID: <{tag}@city.example.lg.jp>\r\nX-Test-Action: hold\r\n"
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
         f"本文 {tag}\r\n"

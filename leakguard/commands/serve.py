@@ -21,6 +21,7 @@ from leakguard.config import (
     ServiceConfig,
     UpstreamConfig,
     base_url_problem,
+    find_config_file,
     load_config,
     split_host_port,
 )
@@ -45,7 +46,13 @@ def register(sub: Any) -> None:
         help="run the SMTP relay and the web server",
         description="Run the SMTP relay and the web server. Flags override the config file.",
     )
-    p.add_argument("-c", "--config", type=Path, help="service configuration (YAML)")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="service configuration (YAML); default $LEAKGUARD_CONFIG, then "
+        "/etc/leakguard/leakguard.yaml when it exists, else built-in defaults",
+    )
     p.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -132,7 +139,7 @@ def apply_overrides(cfg: ServiceConfig, args: argparse.Namespace) -> ServiceConf
 def run(args: argparse.Namespace) -> int:
     lang = lang_from_env()
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(find_config_file(args.config))
     except ConfigError as exc:
         print(_t("config", lang), file=sys.stderr)
         for p in exc.problems:

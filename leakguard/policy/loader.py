@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -720,13 +720,19 @@ def load_policy(path: Path, *, org_path: Path | None = None) -> Policy:
     else:
         org, org_files = build_organization(spec.organization, path.parent, str(path))
     files += org_files
+    return Policy(
+        spec=spec, organization=org, path=path, version=files_version(files), files=tuple(files)
+    )
+
+
+def files_version(files: Sequence[Path]) -> str:
+    """Short hash of the policy's files: ``Policy.version``, and what ``/healthz`` compares
+    with the files on disk to see that a reload failed or is pending."""
     digest = hashlib.sha256()
     for f in files:
         with contextlib.suppress(OSError):  # the version is informative only
-            digest.update(f.read_bytes())
-    return Policy(
-        spec=spec, organization=org, path=path, version=digest.hexdigest()[:12], files=tuple(files)
-    )
+            digest.update(Path(f).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def iter_rules(policy: Policy) -> Iterator[Rule]:
