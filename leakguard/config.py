@@ -104,7 +104,9 @@ class ListenerConfig(_Model):
 class TlsConfig(_Model):
     cert_file: str | None = Field(default=None, description="PEM certificate chain for listeners.")
     key_file: str | None = Field(default=None, description="PEM private key for listeners.")
-    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = Field(
+        default="TLSv1.2", description="Oldest TLS version the listeners accept."
+    )
 
 
 class AuthConfig(_Model):
@@ -155,19 +157,25 @@ class LimitsConfig(_Model):
 
 class UpstreamConfig(_Model):
     host: str = Field(..., description="Smarthost name or address.")
-    port: int = Field(default=25, ge=1, le=65535)
+    port: int = Field(
+        default=25, ge=1, le=65535, description="Smarthost port (587 submission, 465 implicit)."
+    )
     tls: Literal["none", "starttls", "implicit"] = Field(
         default="starttls", description="none (trusted LAN only), starttls (required), implicit."
     )
     verify: bool = Field(default=True, description="Check the upstream's certificate and name.")
     ca_file: str | None = Field(default=None, description="Extra CA bundle for the upstream.")
-    username: str | None = None
+    username: str | None = Field(
+        default=None, description="AUTH login at the upstream; none: no AUTH."
+    )
     password: SecretStr | None = Field(
         default=None, description="Env LEAKGUARD_UPSTREAM_PASSWORD overrides."
     )
     timeout: str = Field(default="60s", description="Per socket operation.")
     pool_size: int = Field(default=8, ge=1, le=256, description="Connections kept open and reused.")
-    helo_name: str | None = None
+    helo_name: str | None = Field(
+        default=None, description="Name sent in EHLO to the upstream; default hostname."
+    )
 
     _d = field_validator("timeout")(_duration)
 
@@ -267,7 +275,9 @@ class DeliveryConfig(_Model):
     retry_base: str = Field(default="1m", description="First retry delay; doubles each time.")
     retry_max: str = Field(default="1h", description="Longest delay between retries.")
     give_up_after: str = Field(default="5d", description="Then the sender is told it failed.")
-    max_attempts: int = Field(default=50, ge=1)
+    max_attempts: int = Field(
+        default=50, ge=1, description="Delivery attempts at most before giving up."
+    )
     poll_interval: str = Field(default="2s", description="How often the queue looks for due work.")
     stale_claim_after: str = Field(
         default="10m", description="PostgreSQL: reclaim work a crashed node left in 'sending'."
@@ -303,7 +313,9 @@ class LogConfig(_Model):
     json_: bool | None = Field(
         default=None, alias="json", description="JSON lines (true), console (false), auto (null)."
     )
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least important level written."
+    )
 
 
 class ServiceConfig(_Model):

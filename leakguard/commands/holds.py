@@ -66,23 +66,36 @@ def register(sub: Any) -> None:
         help="list, show and answer held mail (administrators)",
         description="Administer held mail: the same rules and audit trail as web and reply.",
     )
-    p.add_argument("-c", "--config", type=Path, help="service configuration (leakguard.yaml)")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="service configuration; default $LEAKGUARD_CONFIG, then "
+        "/etc/leakguard/leakguard.yaml, then make run's data directory",
+    )
     p.add_argument("--data-dir", type=Path, help="data directory (overrides the configuration)")
     hs = p.add_subparsers(dest="holds_command", metavar="ACTION", required=True)
 
     ls = hs.add_parser("list", help="list holds (newest first)")
-    ls.add_argument("--state", choices=[s.value for s in HoldState], action="append")
-    ls.add_argument("--sender")
-    ls.add_argument("--rule")
-    ls.add_argument("--older-than", metavar="DURATION", help="e.g. 2h, 3d")
-    ls.add_argument("--limit", type=int, default=200)
+    ls.add_argument(
+        "--state",
+        choices=[s.value for s in HoldState],
+        action="append",
+        help="only holds in this state (repeatable)",
+    )
+    ls.add_argument("--sender", metavar="ADDR", help="only mail from this envelope sender")
+    ls.add_argument("--rule", metavar="ID", help="only holds where this rule matched")
+    ls.add_argument(
+        "--older-than", metavar="DURATION", help="only holds older than this, e.g. 2h, 3d"
+    )
+    ls.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
     ls.add_argument(
         "--json", action="store_true", help="one JSON object per line instead of the TSV table"
     )
     ls.set_defaults(func=run)
 
     show = hs.add_parser("show", help="print a hold and its timeline (for incident reports)")
-    show.add_argument("hold_id", metavar="ID")
+    show.add_argument("hold_id", metavar="ID", help="hold id, e.g. H-ABCDE12345")
     show.set_defaults(func=run)
 
     for name, helptext in (
@@ -91,7 +104,7 @@ def register(sub: Any) -> None:
         ("discard", "discard it"),
     ):
         a = hs.add_parser(name, help=helptext)
-        a.add_argument("hold_id", metavar="ID")
+        a.add_argument("hold_id", metavar="ID", help="hold id, e.g. H-ABCDE12345")
         a.add_argument("--as", dest="admin", help="administrator name recorded (default: login)")
         a.add_argument("--note", default="", help="note recorded in the timeline")
         a.set_defaults(func=run)

@@ -79,7 +79,11 @@ def register(sub: Any) -> None:
         default=None,
         help="log JSON lines (default: JSON unless on a terminal)",
     )
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="least important level logged",
+    )
     p.set_defaults(func=run)
 
 

@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
         help="read the password from the first line of standard input",
     )
     r = us.add_parser("remove", help="remove a user")
-    r.add_argument("name")
+    r.add_argument("name", help="login name to remove")
     us.add_parser("list", help="list users")
     p.set_defaults(func=run)
 
