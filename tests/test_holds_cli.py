@@ -224,3 +224,20 @@ def test_service_found_by_env_and_standard_place(
     monkeypatch.setattr(config, "checkout_data_dir", lambda: tmp_path)
     assert main(["holds", "list"]) == 0
     assert h1.id in capsys.readouterr().out
+
+
+def test_users_list_finds_the_service_or_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leakguard.cli import main as cli_main
+
+    elsewhere = _no_service(monkeypatch, tmp_path)
+    assert cli_main(["users", "list"]) == 2
+    assert "LEAKGUARD_CONFIG" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+    # with the service's configuration it reads the service's users file
+    _setup(tmp_path, 1)
+    monkeypatch.setenv("LEAKGUARD_CONFIG", str(_config(tmp_path)))
+    capsys.readouterr()
+    assert cli_main(["users", "list"]) == 0
+    assert str(tmp_path / "users.txt") in capsys.readouterr().out

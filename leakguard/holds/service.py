@@ -711,14 +711,15 @@ class HoldService:
             hold_id=hold.id if hold else None,
         )
         # The confirmation shows the hold as it is now (after the command), and only to
-        # someone entitled to see it: a stranger learns nothing, not even the subject.
-        # (the confirmation goes to mail_from: it must be the sender or an approver)
-        entitled = hold is not None and bool(self.role_of(hold, mail_from))
+        # the sender or an approver: a stranger learns nothing, not even the subject.
+        entitled = hold is not None and bool(
+            self.role_of(hold, mail_from) or self.role_of(hold, identity)
+        )
         if hold is not None and not entitled:
-            outcome = Outcome(False, "not_entitled")
-            hold = None
-        shown = outcome.hold if outcome.hold is not None else hold
-        await self._reply_confirmation(mail_from, shown, outcome, lang)
+            await self._reply_confirmation(mail_from, None, Outcome(False, "not_entitled"), lang)
+        else:
+            shown = outcome.hold if outcome.hold is not None else hold
+            await self._reply_confirmation(mail_from, shown, outcome, lang)
         return "250 2.0.0 " + (
             "Command accepted" if outcome.ok else "Command refused, see the reply mail"
         )
