@@ -208,3 +208,38 @@ def test_japanese_config_errors() -> None:
     ja = [p.text("ja") for p in ei.value.problems]
     assert ja[0].startswith("svc.yaml:2:3: web.lisen: 不明なキー 'lisen' です。使えるキー: listen")
     assert ja[1].startswith("svc.yaml:4:") and "整数を書いてください" in ja[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "ja_word"),
+    [
+        ("listeners: [{kind: plain, listen: 'nohostport'}]", 1, "HOST:PORT の形で"),
+        ("listeners: [{kind: plain, listen: 'h:99999'}]", 1, "ポート番号"),
+        (
+            "listeners: [{kind: plain, trusted_networks: [10.0.0.300/8]}]",
+            1,
+            "ネットワークではありません",
+        ),
+        (
+            "auth: {mode: upstream}\nupstream: {host: smtp.example.jp, tls: none}",
+            2,
+            "暗号化されずに",
+        ),
+        ("limits: {idle_timeout: soon}", 1, "時間の長さではありません"),
+        ("language: fr", 1, "次のどれかを書いてください: 'ja', 'en'"),
+        ("web:\n  metrics_networks: [prometheus-host]", 2, "ネットワークではありません"),
+        ("holds:\n  timezone: Tokyo/Japan", 2, "タイムゾーンではありません"),
+        ("holds:\n  language: fr", 2, "ja か en を書いてください"),
+        ("log: {json: maybe}", 1, "true か false"),
+        ("web:\n  listen: a\n listen2: b", 3, "字下げ"),
+    ],
+)
+def test_every_config_message_is_japanese_under_ja(text: str, line: int, ja_word: str) -> None:
+    with pytest.raises(ConfigError) as ei:
+        parse_config_text(text, "c.yaml")
+    (p,) = ei.value.problems
+    assert p.line == line, p
+    ja = p.text("ja")
+    assert ja_word in ja, ja
+    for english in ("expected", "Input should", "does not appear", "would send", " or "):
+        assert english not in ja.split(": ", 2)[-1], ja

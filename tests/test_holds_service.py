@@ -357,3 +357,25 @@ async def test_refusal_to_a_stranger_does_not_reveal_the_subject(env: Env) -> No
     # nor the hold id, which would let them ask about it
     h_ids = [q[3] for q in await queued(env, "notice") if q[2] == notice]
     assert h_ids and h_ids[0] not in raw.decode("ascii", "replace")
+
+
+async def test_approver_logged_in_answering_from_a_shared_mailbox_gets_the_real_outcome(
+    env: Env,
+) -> None:
+    """AUTH says who answers (the approver); the envelope is a shared mailbox they may use.
+    The command is carried out and the confirmation says so, with the new state."""
+    h = await do_hold(env, verdict(approval="supervisor"))
+    (notice,) = [q for q in await queued(env, "notice") if q[1] == ["sato@city.example.lg.jp"]]
+    token = _reply_to_token(notice[2])
+    res = await env.service.handle_reply(
+        raw=b"Subject: Re\r\n\r\nrelease\r\n",
+        mail_from="soumu@city.example.lg.jp",
+        rcpts=[f"leakguard-hold+{token}@city.example.lg.jp"],
+        auth_user="sato@city.example.lg.jp",
+    )
+    assert res == "250 2.0.0 Command accepted"
+    got = await env.store.get_hold(h.id)
+    assert got is not None and got.state == HoldState.RELEASED
+    (answer,) = [q for q in await queued(env, "notice") if q[1] == ["soumu@city.example.lg.jp"]]
+    text = text_of(answer[2])
+    assert "State: released" in text or "状態: 送信済み" in text

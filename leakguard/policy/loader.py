@@ -160,6 +160,29 @@ _VALUE_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"^expected a mapping such as (.*)$",
             "{0} のようなマッピング (キー: 値) を書いてください",
         ),
+        # the service configuration's own checks (leakguard/config.py, web/config.py)
+        (r"^expected HOST:PORT, got (.*)$", "HOST:PORT の形で書いてください ({0} になっています)"),
+        (r"^not a port number in (.*)$", "{0} のポート番号が正しくありません (0〜65535)"),
+        (
+            r"^(.*) does not appear to be an IPv4 or IPv6 (network|address)$",
+            "{0} は IPv4/IPv6 のネットワークではありません (例: 192.0.2.0/24, ::1/128)",
+        ),
+        (
+            r"^auth.mode 'upstream' with upstream.tls 'none' would send users' passwords .*$",
+            "auth.mode 'upstream' と upstream.tls 'none' の組み合わせでは利用者のパスワードが"
+            "暗号化されずに上流へ送られます。tls: starttls か implicit にしてください "
+            "(auth.allow_plaintext_auth: true はループバックの上流でだけ使えます)",
+        ),
+        (
+            r"^auth.allow_plaintext_auth is only for a loopback upstream, not (.*); use .*$",
+            "auth.allow_plaintext_auth はループバックの上流でだけ使えます ({0} は違います)。"
+            "upstream.tls を starttls か implicit にしてください",
+        ),
+        (r"^expected ja or en, got (.*)$", "ja か en を書いてください ({0} になっています)"),
+        (
+            r"^not a time zone: (.*)$",
+            "タイムゾーンではありません: {0} (例: Asia/Tokyo)",
+        ),
     )
 )
 
@@ -226,8 +249,11 @@ def error_text(err: Mapping[str, Any]) -> tuple[str, str]:
     kind = str(err.get("type", ""))
     ctx = err.get("ctx") or {}
     if kind == "literal_error":
-        expected = ctx.get("expected", "")
-        return f"expected one of {expected}", f"次のどれかを書いてください: {expected}"
+        expected = str(ctx.get("expected", ""))
+        return (
+            f"expected one of {expected}",
+            f"次のどれかを書いてください: {expected.replace(' or ', ', ')}",
+        )
     if kind in ("value_error", "assertion_error"):
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         msg = msg.removeprefix("Assertion failed, ")

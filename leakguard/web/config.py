@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class WebConfig(BaseModel):
@@ -30,3 +32,10 @@ class WebConfig(BaseModel):
         "written by 'leakguard users add --file'). Must be a separate file, never the SMTP "
         "AUTH users file: every mail user would become an administrator (refused at start).",
     )
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for n in v:
+            ipaddress.ip_network(n, strict=False)
+        return v
