@@ -182,3 +182,34 @@ def test_every_message_is_japanese_under_a_japanese_locale(tmp_path: Path) -> No
 def test_english_stays_english() -> None:
     ps = problems(POLICY.replace("action: bcc", "action: quarantine"))
     assert ps[0].text("en").endswith("expected one of 'pass', 'bcc', 'delay', 'hold' or 'reject'")
+
+
+def test_missing_organization_and_directory_files_are_reported_where_named(
+    tmp_path: Path,
+) -> None:
+    from leakguard.policy import load_policy
+
+    pol = tmp_path / "p.yaml"
+    pol.write_text("version: 1\norganization: org.yaml\nrules: []\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as ei:
+        load_policy(pol)
+    (p,) = ei.value.problems
+    assert (p.file, p.line, p.column) == (str(pol), 2, 15), p
+    assert "file not found" in p.message and "ファイルがありません" in p.message_ja
+    pol.write_text(
+        "version: 1\norganization:\n  internal_domains: [city.example.lg.jp]\n"
+        "  directory: people.csv\nrules: []\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError) as ei:
+        load_policy(pol)
+    (p,) = ei.value.problems
+    assert (p.line, p.column) == (4, 14), p
+    assert "organization.directory" in p.message and "ファイルがありません" in p.message_ja
+    org = tmp_path / "org.yaml"
+    org.write_text("internal_domains: [city.example.lg.jp]\n\ndirectory: staff.csv\n", "utf-8")
+    pol.write_text("version: 1\norganization: org.yaml\nrules: []\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as ei:
+        load_policy(pol)
+    (p,) = ei.value.problems
+    assert (p.file, p.line) == (str(org), 3), p

@@ -725,16 +725,28 @@ def build_organization(
     return org, files
 
 
+def _mark_of(text: str, source: str, key: tuple[Any, ...]) -> Mark | None:
+    """Where ``key`` is written in an already validated file (for errors found later)."""
+    try:
+        _data, marks = load_yaml_with_marks(text, source)
+    except PolicyError:  # pragma: no cover - the text was parsed before
+        return None
+    return marks.get(key)
+
+
 def load_organization(path: Path) -> tuple[Organization, list[Path]]:
-    spec = parse_organization_text(_read(path), str(path))
-    org, files = build_organization(spec, path.parent, str(path))
+    text = _read(path)
+    spec = parse_organization_text(text, str(path))
+    hint = _mark_of(text, str(path), ("directory",)) if spec.directory else None
+    org, files = build_organization(spec, path.parent, str(path), hint)
     return org, [path, *files]
 
 
 def load_policy(path: Path, *, org_path: Path | None = None) -> Policy:
     """Load and validate a policy; ``org_path`` replaces the policy's organisation."""
     path = Path(path)
-    spec = parse_policy_text(_read(path), str(path))
+    text = _read(path)
+    spec = parse_policy_text(text, str(path))
     files = [path]
     if org_path is not None:
         org, org_files = load_organization(Path(org_path))
@@ -742,9 +754,29 @@ def load_policy(path: Path, *, org_path: Path | None = None) -> Policy:
         opath = Path(spec.organization)
         if not opath.is_absolute():
             opath = path.parent / opath
+        if not opath.is_file():
+            line, col = _mark_of(text, str(path), ("organization",)) or (1, 1)
+            raise PolicyError(
+                [
+                    Problem(
+                        str(path),
+                        line,
+                        col,
+                        f"organization: file not found: {opath}; check the path (relative "
+                        "paths are read from the policy file's folder)",
+                        f"organization: ファイルがありません: {opath}。パスを確認してください "
+                        "(相対パスはポリシーファイルのフォルダーから読みます)",
+                    )
+                ]
+            )
         org, org_files = load_organization(opath)
     else:
-        org, org_files = build_organization(spec.organization, path.parent, str(path))
+        hint = (
+            _mark_of(text, str(path), ("organization", "directory"))
+            if spec.organization.directory
+            else None
+        )
+        org, org_files = build_organization(spec.organization, path.parent, str(path), hint)
     files += org_files
     return Policy(
         spec=spec, organization=org, path=path, version=files_version(files), files=tuple(files)
