@@ -379,3 +379,17 @@ async def test_approver_logged_in_answering_from_a_shared_mailbox_gets_the_real_
     (answer,) = [q for q in await queued(env, "notice") if q[1] == ["soumu@city.example.lg.jp"]]
     text = text_of(answer[2])
     assert "State: released" in text or "状態: 送信済み" in text
+
+
+async def test_notice_footer_about_defanged_links_is_true(env: Env) -> None:
+    """The footer says quoted links are defanged and only review links open: check both."""
+    await do_hold(env)  # the mail quotes http://evil.example/x
+    ((_, _, notice, _),) = await queued(env, "notice")
+    html = text_of(notice, "html")
+    plain = text_of(notice)
+    hrefs = re.findall(r'href="([^"]+)"', html)
+    assert hrefs and all(h.startswith("http://review.test/h/") for h in hrefs), hrefs
+    for body in (html, plain):
+        assert "hxxp://evil.example/x" in body and "http://evil.example" not in body
+        assert "hxxp:// の形に変えてあります" in body
+        assert "確認ページへのボタンとリンクだけです" in body
