@@ -85,6 +85,16 @@ def test_hold_is_stored_and_notice_sent(relay: tuple[Relay, Sink]) -> None:
     assert len(notices) == 1
     assert notices[0].rcpts == ["emily.clark@city.example.lg.jp"]
     assert f"hold={hold_id}".encode() in notices[0].data
+    # the web server listens on a free port (not 8025) and no base URL is configured: the
+    # notice's links point at the port it really listens on
+    import email
+    import email.policy
+
+    note = email.message_from_bytes(notices[0].data, policy=email.policy.default)
+    body = note.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert f"http://127.0.0.1:{r.web_port}/h/" in body.get_content()
+    assert r.web_port != 8025
 
     async def check() -> None:
         store = await open_store(sqlite_url(r.data / "leakguard.db"))
