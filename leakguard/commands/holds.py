@@ -122,7 +122,12 @@ def _organization(cfg: Any, lang: str) -> Organization:
         org_path = Path(cfg.org) if cfg.org else None
         return load_policy(path, org_path=org_path).organization
     except Exception as exc:
-        print(_t("policy", lang), exc, file=sys.stderr)
+        print(_t("policy", lang), file=sys.stderr)
+        problems = getattr(exc, "problems", None)
+        for p in problems or ():
+            print(f"  {p.text(lang)}", file=sys.stderr)
+        if not problems:
+            print(f"  {exc}", file=sys.stderr)
         return Organization()
 
 
