@@ -534,7 +534,7 @@ def locate_service(config: Path | None, data_dir: Path | None = None) -> Service
     if data_dir is not None:
         cfg = cfg.model_copy(update={"data_dir": str(data_dir)})
     elif path is None:
-        candidates = [Path(DEFAULT_DATA_DIR), checkout_data_dir()]
+        candidates = [Path(DEFAULT_DATA_DIR).resolve(), checkout_data_dir()]
         found = next((c for c in candidates if (c / "leakguard.db").is_file()), None)
         if found is None and not os.environ.get("LEAKGUARD_STORE_URL"):
             where = ", ".join(
