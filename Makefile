@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint bench fuzz clean
+.PHONY: setup run test lint bench fuzz clean docs
 
 setup: $(VENV)/.installed
 
@@ -15,8 +15,14 @@ $(VENV)/.installed: pyproject.toml
 
 # Run the relay on its embedded default: SMTP on 127.0.0.1:2525 (loopback trusted),
 # review pages on http://127.0.0.1:8025, SQLite and a local maildir under ./leakguard-data.
+# Other ports:  make run LISTEN=127.0.0.1:2626 WEB_LISTEN=127.0.0.1:8126
+# Any flag:     make run ARGS="--upstream smtp.example.jp:587 --log-level debug"
+# A config:     LEAKGUARD_CONFIG=/etc/leakguard/leakguard.yaml make run  (or ARGS="-c FILE")
+LISTEN ?=
+WEB_LISTEN ?=
+ARGS ?=
 run: setup
-	$(BIN)/leakguard serve
+	$(BIN)/leakguard serve $(if $(LISTEN),--listen $(LISTEN)) $(if $(WEB_LISTEN),--web-listen $(WEB_LISTEN)) $(ARGS)
 
 test: setup
 	$(BIN)/pytest
@@ -25,6 +31,10 @@ lint: setup
 	$(BIN)/ruff check leakguard tests bench
 	$(BIN)/ruff format --check leakguard tests bench
 	$(BIN)/mypy
+
+# Regenerate what is generated from the code (a test fails when it is stale).
+docs: setup
+	$(BIN)/leakguard config reference -o docs/configuration.md
 
 bench: setup
 	$(BIN)/python bench/engine_bench.py

@@ -11,14 +11,20 @@ import sys
 from collections.abc import Sequence
 
 from leakguard import __version__
-from leakguard.commands import check, holds, policy, serve, users
+from leakguard.cli_ja import JapaneseArgumentParser, localize
+from leakguard.commands import check, config, holds, policy, serve, users
+from leakguard.commands import help as help_cmd
+from leakguard.i18n import lang_from_env
 
 # registered in this order in --help
-_COMMANDS = (check, policy, serve, users, holds)
+_COMMANDS = (check, policy, serve, users, holds, config, help_cmd)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(lang: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``lang`` "ja" (default: from the locale) gives Japanese help."""
+    lang = lang or lang_from_env()
+    cls = JapaneseArgumentParser if lang == "ja" else argparse.ArgumentParser
+    parser = cls(
         prog="leakguard",
         description="Pre-send email leak guard: an SMTP relay that checks outgoing mail.",
     )
@@ -26,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _COMMANDS:
         module.register(sub)
+    if lang == "ja":
+        localize(parser)
     return parser
 
 

@@ -13,15 +13,25 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from leakguard.durations import parse_duration
 from leakguard.holds.config import HoldsConfig
-from leakguard.policy.loader import Problem, load_yaml_with_marks
+from leakguard.policy.loader import (
+    Problem,
+    cannot_read,
+    error_text,
+    load_yaml_with_marks,
+    not_found,
+    not_utf8,
+)
 from leakguard.web.config import WebConfig
 
 DEFAULT_DATA_DIR = "./leakguard-data"
+CONFIG_ENV = "LEAKGUARD_CONFIG"
+SYSTEM_CONFIG = Path("/etc/leakguard/leakguard.yaml")
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
@@ -94,7 +104,9 @@ class ListenerConfig(_Model):
 class TlsConfig(_Model):
     cert_file: str | None = Field(default=None, description="PEM certificate chain for listeners.")
     key_file: str | None = Field(default=None, description="PEM private key for listeners.")
-    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = Field(
+        default="TLSv1.2", description="Oldest TLS version the listeners accept."
+    )
 
 
 class AuthConfig(_Model):
@@ -145,19 +157,25 @@ class LimitsConfig(_Model):
 
 class UpstreamConfig(_Model):
     host: str = Field(..., description="Smarthost name or address.")
-    port: int = Field(default=25, ge=1, le=65535)
+    port: int = Field(
+        default=25, ge=1, le=65535, description="Smarthost port (587 submission, 465 implicit)."
+    )
     tls: Literal["none", "starttls", "implicit"] = Field(
         default="starttls", description="none (trusted LAN only), starttls (required), implicit."
     )
     verify: bool = Field(default=True, description="Check the upstream's certificate and name.")
     ca_file: str | None = Field(default=None, description="Extra CA bundle for the upstream.")
-    username: str | None = None
+    username: str | None = Field(
+        default=None, description="AUTH login at the upstream; none: no AUTH."
+    )
     password: SecretStr | None = Field(
         default=None, description="Env LEAKGUARD_UPSTREAM_PASSWORD overrides."
     )
     timeout: str = Field(default="60s", description="Per socket operation.")
     pool_size: int = Field(default=8, ge=1, le=256, description="Connections kept open and reused.")
-    helo_name: str | None = None
+    helo_name: str | None = Field(
+        default=None, description="Name sent in EHLO to the upstream; default hostname."
+    )
 
     _d = field_validator("timeout")(_duration)
 
@@ -170,6 +188,63 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
         return False
+
+
+def derived_base_url(listen: str, hostname: str = "localhost", port: int | None = None) -> str:
+    """The link base URL when none is configured: ``http://`` + the web listener.
+
+    A wildcard listener (``0.0.0.0``, ``::``) is reached through the service's host name.
+    ``port`` is the port actually bound (the configured one may be 0: any free port).
+    """
+    host, conf_port = split_host_port(listen)
+    port = conf_port if port is None else port
+    h = host.strip("[]")
+    if h in ("0.0.0.0", "::", ""):  # noqa: S104 (recognising a wildcard, not binding)
+        h = hostname if hostname and hostname != "localhost" else "127.0.0.1"
+    if ":" in h:
+        h = f"[{h}]"
+    return f"http://{h}:{port}"
+
+
+def base_url_problem(base_url: str | None, listen: str) -> tuple[str, str] | None:
+    """Why a configured loopback base URL cannot reach the web listener ((ja, en)), or None.
+
+    Only a loopback/localhost URL can be checked from here: behind a reverse proxy the
+    public URL legitimately differs from the listener.
+    """
+    if not base_url:
+        return None
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (
+            f"web.base_url {base_url!r} は URL ではありません (例: https://review.example.jp)",
+            f"web.base_url {base_url!r} is not a URL (expected e.g. https://review.example.jp)",
+        )
+    if not is_loopback_host(parts.hostname):
+        return None
+    try:
+        url_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return (
+            f"web.base_url {base_url!r} のポート番号が正しくありません",
+            f"web.base_url {base_url!r} has an invalid port",
+        )
+    lhost, lport = split_host_port(listen)
+    lh = lhost.strip("[]")
+    reachable_host = lh in ("0.0.0.0", "::", "") or is_loopback_host(lh)  # noqa: S104
+    if lport == 0:  # any free port: only the host can be checked
+        lport = url_port
+    if reachable_host and url_port == lport:
+        return None
+    return (
+        f"リンクのURL web.base_url ({base_url}) はこのマシン自身を指していますが、"
+        f"Web サーバーは {listen} で待ち受けるため、通知のリンクが開けません。"
+        f"--base-url (web.base_url) を {derived_base_url(listen)} にするか、指定を外して"
+        "自動で決めさせてください。",
+        f"the link URL web.base_url ({base_url}) points at this machine, but the web server "
+        f"listens on {listen}, so the links in notices would not open. Set --base-url "
+        f"(web.base_url) to {derived_base_url(listen)} or leave it unset to derive it.",
+    )
 
 
 def plaintext_auth_problem(auth: AuthConfig, upstream: UpstreamConfig | None) -> str | None:
@@ -200,7 +275,9 @@ class DeliveryConfig(_Model):
     retry_base: str = Field(default="1m", description="First retry delay; doubles each time.")
     retry_max: str = Field(default="1h", description="Longest delay between retries.")
     give_up_after: str = Field(default="5d", description="Then the sender is told it failed.")
-    max_attempts: int = Field(default=50, ge=1)
+    max_attempts: int = Field(
+        default=50, ge=1, description="Delivery attempts at most before giving up."
+    )
     poll_interval: str = Field(default="2s", description="How often the queue looks for due work.")
     stale_claim_after: str = Field(
         default="10m", description="PostgreSQL: reclaim work a crashed node left in 'sending'."
@@ -236,7 +313,9 @@ class LogConfig(_Model):
     json_: bool | None = Field(
         default=None, alias="json", description="JSON lines (true), console (false), auto (null)."
     )
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least important level written."
+    )
 
 
 class ServiceConfig(_Model):
@@ -299,8 +378,33 @@ class ServiceConfig(_Model):
     def maildir_path(self) -> Path:
         return Path(self.delivery.maildir) if self.delivery.maildir else self.data_path / "maildir"
 
+    def link_base_url(self, bound_port: int | None = None) -> str:
+        """The base of links in notices: configured, or derived from the web listener."""
+        if self.web.base_url:
+            return self.web.base_url.rstrip("/")
+        return derived_base_url(self.web.listen, self.hostname, bound_port)
+
     def seconds(self, value: str) -> float:
         return float(parse_duration(value))
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the configuration section at ``loc``."""
+    model: Any = ServiceConfig
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        model = None
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                model = cand
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
 
 
 def _problems(
@@ -317,14 +421,20 @@ def _problems(
             line, col = marks[(*loc, "__key__")]
         else:
             line, col = marks.get(path, (1, 1))
-        where = ".".join(str(p) for p in loc) or "(top level)"
+        where = ".".join(str(p) for p in loc)
         if err.get("type") == "extra_forbidden":
-            msg = f"unknown key {loc[-1]!r}" if loc else "unknown key"
+            allowed = ", ".join(_keys_at(loc[:-1]))
+            en = f"unknown key {loc[-1]!r}; expected one of: {allowed}"
+            ja = f"不明なキー {loc[-1]!r} です。使えるキー: {allowed}"
         elif err.get("type") == "missing":
-            msg = "missing required key"
+            en, ja = "missing required key", "必須のキーがありません"
         else:
-            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        out.append(Problem(source, line, col, f"{where}: {msg}"))
+            en, ja = error_text(err)
+        out.append(
+            Problem(
+                source, line, col, f"{where or '(top level)'}: {en}", f"{where or '(最上位)'}: {ja}"
+            )
+        )
     out.sort(key=lambda p: (p.line, p.column))
     return out
 
@@ -340,7 +450,17 @@ def parse_config_text(text: str, source: str = "<config>") -> ServiceConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([Problem(source, 1, 1, "expected a mapping of settings")])
+        raise ConfigError(
+            [
+                Problem(
+                    source,
+                    1,
+                    1,
+                    "expected a mapping of settings (see docs/configuration.md)",
+                    "設定のマッピングを書いてください (docs/configuration.md を参照)",
+                )
+            ]
+        )
     try:
         return ServiceConfig.model_validate(data)
     except ValidationError as exc:
@@ -354,9 +474,90 @@ def load_config(path: Path | None) -> ServiceConfig:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError([Problem(str(path), 1, 1, "file not found")]) from None
+        raise ConfigError([not_found(str(path))]) from None
     except OSError as exc:
-        raise ConfigError([Problem(str(path), 1, 1, f"cannot read: {exc.strerror}")]) from exc
+        raise ConfigError([cannot_read(str(path), exc)]) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(str(path), 1, 1, "not UTF-8 text")]) from exc
+        raise ConfigError([not_utf8(str(path))]) from exc
     return parse_config_text(text, str(path))
+
+
+# --------------------------------------------------------------------------- finding the service
+
+
+class NoServiceError(Exception):
+    """Administrative commands found no service configuration or data (ja and en text)."""
+
+    def __init__(self, ja: str, en: str) -> None:
+        self.ja = ja
+        self.en = en
+        super().__init__(en)
+
+    def text(self, lang: str) -> str:
+        return self.ja if lang == "ja" else self.en
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    """The service's configuration file: ``-c``, ``$LEAKGUARD_CONFIG``, or
+    ``/etc/leakguard/leakguard.yaml`` when it exists; None when there is none."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV, "").strip()
+    if env:
+        return Path(env)
+    if SYSTEM_CONFIG.is_file():
+        return SYSTEM_CONFIG
+    return None
+
+
+def checkout_data_dir() -> Path:
+    """``make run``'s data directory: ``leakguard-data`` at the top of the source checkout."""
+    return Path(__file__).resolve().parents[1] / "leakguard-data"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    if not url.startswith("sqlite") or ":///" not in url:
+        return None
+    db = url.split(":///", 1)[1].split("?", 1)[0]
+    return None if not db or db == ":memory:" else Path(db)
+
+
+def locate_service(config: Path | None, data_dir: Path | None = None) -> ServiceConfig:
+    """The configuration of the running service, for administrative commands.
+
+    Looks at ``-c``, ``$LEAKGUARD_CONFIG``, ``/etc/leakguard/leakguard.yaml``; without a
+    file, at ``./leakguard-data`` and ``make run``'s data directory. Creates nothing: raises
+    ``NoServiceError`` (ja/en) when no service data is found, ``ConfigError`` for a bad file.
+    """
+    path = find_config_file(config)
+    cfg = load_config(path)
+    if data_dir is not None:
+        cfg = cfg.model_copy(update={"data_dir": str(data_dir)})
+    elif path is None:
+        candidates = [Path(DEFAULT_DATA_DIR).resolve(), checkout_data_dir()]
+        found = next((c for c in candidates if (c / "leakguard.db").is_file()), None)
+        if found is None and not os.environ.get("LEAKGUARD_STORE_URL"):
+            where = ", ".join(
+                ["-c FILE", f"${CONFIG_ENV}", str(SYSTEM_CONFIG), *(str(c) for c in candidates)]
+            )
+            raise NoServiceError(
+                "leakguard の設定もデータも見つかりません。サービスの設定ファイルを -c で"
+                f"指定するか、環境変数 {CONFIG_ENV} に設定してください (探した場所: {where})。"
+                "何も作成していません。",
+                "No leakguard configuration or data found. Name the service's configuration "
+                f"with -c FILE or the {CONFIG_ENV} environment variable (looked at: {where}). "
+                "Nothing was created.",
+            )
+        if found is not None:
+            cfg = cfg.model_copy(update={"data_dir": str(found)})
+    db = _sqlite_file(cfg.store_url())
+    if db is not None and not db.is_file():
+        source = str(path) if path is not None else "--data-dir"
+        raise NoServiceError(
+            f"保留メールのデータベース {db} がありません ({source} による)。leakguard serve を"
+            "このデータディレクトリで動かしたことがないか、設定が違います。何も作成していません。",
+            f"There is no hold database at {db} (from {source}): leakguard serve has not run "
+            "with this data directory, or this is not the service's configuration. "
+            "Nothing was created.",
+        )
+    return cfg

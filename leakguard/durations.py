@@ -29,17 +29,32 @@ def parse_duration(value: str | int) -> int:
     return total
 
 
-def format_duration(seconds: int, lang: str = "en") -> str:
-    """Short human form: ``2 h 5 min`` / ``2時間5分``."""
-    seconds = max(0, int(seconds))
-    d, rem = divmod(seconds, 86400)
-    h, rem = divmod(rem, 3600)
-    m, s = divmod(rem, 60)
+def format_duration(seconds: float, lang: str = "en") -> str:
+    """Short human form with at most two units: ``2 h 5 min`` / ``2時間5分``.
+
+    Rounded (not truncated) to the smaller unit shown, so a 72-hour hold announced a moment
+    after it was made reads ``3 d``, not ``2 d 23 h``.
+    """
+    seconds = max(0, round(seconds))
+    units = ((86400, "d", "日"), (3600, "h", "時間"), (60, "min", "分"), (1, "s", "秒"))
     ja = lang.startswith("ja")
+    for i, (size, _en, _jp) in enumerate(units):
+        if seconds >= size:
+            step = units[i + 1][0] if i + 1 < len(units) else 1
+            seconds = (seconds + step // 2) // step * step
+            break
     parts: list[str] = []
-    for n, en, jp in ((d, "d", "日"), (h, "h", "時間"), (m, "min", "分"), (s, "s", "秒")):
-        if n and len(parts) < 2:
+    started = False
+    for size, en, jp in units:
+        n, seconds = divmod(seconds, size)
+        if n:
+            started = True
             parts.append(f"{n}{jp}" if ja else f"{n} {en}")
+        elif started:
+            parts.append("")
+        if len(parts) == 2:
+            break
+    parts = [p for p in parts if p]
     if not parts:
         return "0秒" if ja else "0 s"
     return "".join(parts) if ja else " ".join(parts)

@@ -88,6 +88,19 @@ class Metrics:
             registry=r,
         )
 
+        self.reload_failures = Counter(
+            "leakguard_policy_reload_failures",
+            "Policy reloads (SIGHUP) refused because the new policy is invalid; the running "
+            "policy stays in force",
+            registry=r,
+        )
+        self.policy_stale = Gauge(
+            "leakguard_policy_stale",
+            "1 when the policy files on disk differ from the policy in force (a reload "
+            "failed or has not been asked for), else 0",
+            registry=r,
+        )
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -129,7 +142,12 @@ def metrics_routes(
             return forbidden
         status = await health()
         ok = bool(status.get("ok"))
-        return JSONResponse(status, status_code=200 if ok else 503)
+        degraded = status.get("status") == "degraded"
+        strict = request.query_params.get("strict") in ("1", "true", "yes")
+        # 503 when the relay cannot work; "degraded" (still relaying, but e.g. with an older
+        # policy than the file on disk) is 200 unless ?strict=1 asks for 503 as well
+        code = 503 if not ok or (degraded and strict) else 200
+        return JSONResponse(status, status_code=code)
 
     return [
         Route("/metrics", metrics_endpoint, methods=["GET"]),

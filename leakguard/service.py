@@ -21,7 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from leakguard.config import ServiceConfig, plaintext_auth_problem, split_host_port
+from leakguard.config import (
+    ServiceConfig,
+    base_url_problem,
+    plaintext_auth_problem,
+    split_host_port,
+)
 from leakguard.delivery import Delivery, DeliverySettings, UpstreamTransport
 from leakguard.delivery.maildir import MaildirTransport
 from leakguard.delivery.smtp import SmtpTransport, client_tls_context, try_login
@@ -29,6 +34,7 @@ from leakguard.holds.service import HoldService
 from leakguard.logging import get_logger
 from leakguard.message.rewrite import bcc_rewrite
 from leakguard.metrics import Metrics, metrics_routes
+from leakguard.policy.loader import files_version
 from leakguard.relay.actions import Decider, Relay, RelaySettings
 from leakguard.relay.auth import (
     Authenticator,
@@ -60,8 +66,12 @@ def default_policy_path() -> Path:
     return dp()
 
 
-def web_secret(config: ServiceConfig) -> str:
-    """Env LEAKGUARD_WEB_SECRET, the configured secret, or one kept in the data directory."""
+def web_secret(config: ServiceConfig, *, create: bool = True) -> str:
+    """Env LEAKGUARD_WEB_SECRET, the configured secret, or one kept in the data directory.
+
+    ``create=False`` (administrative commands) never writes the file: without one, a
+    throw-away secret is returned (those commands issue no links).
+    """
     env = os.environ.get("LEAKGUARD_WEB_SECRET")
     if env:
         return env
@@ -71,7 +81,8 @@ def web_secret(config: ServiceConfig) -> str:
     try:
         return path.read_text("ascii").strip()
     except FileNotFoundError:
-        pass
+        if not create:
+            return secrets.token_urlsafe(32)
     value = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -134,6 +145,8 @@ class Service:
         self.started_at: datetime | None = None
         self.smtp_ports: dict[str, int] = {}
         self.web_port: int | None = None
+        self.reload_error: str | None = None
+        self.reload_failed_at: datetime | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -202,10 +215,14 @@ class Service:
             secret=web_secret(self.config),
             organization=lambda: engine.policy.organization,
             bcc_rewrite=bcc_rewrite,
+            base_url=self.config.link_base_url(),
         )
 
     async def start(self) -> None:
         cfg = self.config
+        problem = base_url_problem(cfg.web.base_url, cfg.web.listen)
+        if problem is not None:
+            raise ValueError(problem[0] + "\n" + problem[1])
         private_dir(cfg.data_path, self.log)
         engine = self.engine or self._make_engine()
         self.engine = engine
@@ -248,6 +265,7 @@ class Service:
                 bcc_header=cfg.bcc.header,
                 bcc_header_to_external=cfg.bcc.header_to_external,
                 decide_timeout=cfg.seconds(cfg.limits.decide_timeout),
+                hostname=cfg.hostname,
             ),
             metrics=self.metrics,
             log=self.log,
@@ -337,7 +355,10 @@ class Service:
             socks = server.servers[0].sockets
             if socks:
                 self.web_port = int(socks[0].getsockname()[1])
-        self.log.info("web", address=f"{host}:{self.web_port or port}")
+        base = self.config.link_base_url(self.web_port)
+        if self.holds is not None:
+            self.holds.base_url = base
+        self.log.info("web", address=f"{host}:{self.web_port or port}", base_url=base)
 
     async def health(self) -> dict[str, object]:
         ok = True
@@ -347,11 +368,37 @@ class Service:
             depth = await self.store.queue_depth()
         except Exception:
             ok = False
+        policy = self.policy_status()
+        ok = ok and not self._stop.is_set()
+        status = "ok" if ok and not policy["stale"] else ("degraded" if ok else "failing")
         return {
-            "ok": ok and not self._stop.is_set(),
+            "ok": ok,
+            "status": status,
             "queue_depth": depth,
             "listeners": {name: port for name, port in self.smtp_ports.items()},
+            "policy": policy,
         }
+
+    def policy_status(self) -> dict[str, object]:
+        """The policy in force against the files on disk (``stale`` when they differ)."""
+        pol = getattr(self.engine, "policy", None)
+        running = str(getattr(pol, "version", "") or "")
+        files = tuple(getattr(pol, "files", ()) or ())
+        on_disk = files_version(files) if files else running
+        stale = bool(running) and on_disk != running
+        self.metrics.policy_stale.set(1 if stale else 0)
+        out: dict[str, object] = {
+            "path": str(self.policy_path),
+            "running_version": running,
+            "file_version": on_disk,
+            "stale": stale,
+        }
+        if self.reload_error is not None:
+            out["last_reload_error"] = self.reload_error
+            out["last_reload_failed_at"] = (
+                self.reload_failed_at.isoformat() if self.reload_failed_at else None
+            )
+        return out
 
     # ------------------------------------------------------------------ control
 
@@ -362,11 +409,18 @@ class Service:
                 return False
             engine.reload()
         except Exception as exc:
+            self.reload_error = str(exc)[:2000]
+            self.reload_failed_at = datetime.now(UTC)
+            self.metrics.reload_failures.inc()
             self.log.error(
-                "reload_failed", error=str(exc)[:2000], msg="the running policy stays in force"
+                "reload_failed", error=self.reload_error, msg="the running policy stays in force"
             )
+            self.policy_status()
             return False
+        self.reload_error = None
+        self.reload_failed_at = None
         self.log.info("reloaded", policy=str(self.policy_path))
+        self.policy_status()
         return True
 
     def request_stop(self) -> None:

@@ -122,3 +122,124 @@ def test_service_refuses_plaintext_pass_through_after_overrides(tmp_path: Path) 
     svc = Service(config=cfg, policy_path=tmp_path / "p.yaml")
     with pytest.raises(ValueError, match="in clear"):
         svc._make_authenticator()
+
+
+# ---------------------------------------------------------------- link base URL (issue 10)
+
+
+def _serve_args(**kw: object) -> argparse.Namespace:
+    base: dict[str, object] = {
+        "config": None,
+        "listen": None,
+        "upstream": None,
+        "policy": None,
+        "org": None,
+        "data_dir": None,
+        "web_listen": None,
+        "base_url": None,
+        "log_json": None,
+        "log_level": None,
+    }
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_link_base_url_follows_the_web_listener() -> None:
+    from leakguard.config import derived_base_url
+
+    cfg = apply_overrides(ServiceConfig(), _serve_args(web_listen="127.0.0.1:9125"))
+    assert cfg.link_base_url() == "http://127.0.0.1:9125"
+    assert derived_base_url("127.0.0.1:0", port=40123) == "http://127.0.0.1:40123"
+    assert derived_base_url("[::1]:8025") == "http://[::1]:8025"
+    assert derived_base_url("0.0.0.0:8025", "guard.city.example.lg.jp") == (
+        "http://guard.city.example.lg.jp:8025"
+    )
+    cfg = apply_overrides(
+        ServiceConfig(),
+        _serve_args(web_listen="127.0.0.1:9125", base_url="https://review.city.example.lg.jp/"),
+    )
+    assert cfg.link_base_url() == "https://review.city.example.lg.jp"
+
+
+@pytest.mark.parametrize(
+    ("base", "listen", "ok"),
+    [
+        ("http://127.0.0.1:8025", "127.0.0.1:9125", False),  # the issue's wrong links
+        ("http://localhost:9125", "127.0.0.1:9125", True),
+        ("http://localhost:9125/", "0.0.0.0:9125", True),
+        ("http://127.0.0.1:9125", "192.0.2.10:9125", False),  # not listening on loopback
+        ("http://127.0.0.1", "127.0.0.1:80", True),
+        ("https://review.city.example.lg.jp", "127.0.0.1:9125", True),  # behind a proxy
+        ("review.example.jp", "127.0.0.1:9125", False),  # not a URL
+        ("http://[::1]:9125", "[::1]:9125", True),
+    ],
+)
+def test_loopback_base_url_must_reach_the_listener(base: str, listen: str, ok: bool) -> None:
+    from leakguard.config import base_url_problem
+
+    problem = base_url_problem(base, listen)
+    assert (problem is None) == ok, problem
+    if problem is not None:
+        ja, en = problem
+        assert "web.base_url" in ja and "web.base_url" in en
+
+
+def test_serve_refuses_a_base_url_that_cannot_reach_the_listener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leakguard.commands import serve
+
+    monkeypatch.setenv("LEAKGUARD_LANG", "ja")
+    cfg = tmp_path / "lg.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\nweb:\n  base_url: http://127.0.0.1:8025\n")
+    rc = serve.run(_serve_args(config=cfg, web_listen="127.0.0.1:9125"))
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "起動できませんでした" in err and "127.0.0.1:9125" in err
+    assert not (tmp_path / "data").exists()  # refused before creating anything
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
+    assert serve.run(_serve_args(config=cfg, web_listen="127.0.0.1:9125")) == 2
+    assert "would not open" in capsys.readouterr().err
+
+
+def test_japanese_config_errors() -> None:
+    with pytest.raises(ConfigError) as ei:
+        parse_config_text("web:\n  lisen: 1\nlimits:\n  max_recipients: many\n", "svc.yaml")
+    ja = [p.text("ja") for p in ei.value.problems]
+    assert ja[0].startswith("svc.yaml:2:3: web.lisen: 不明なキー 'lisen' です。使えるキー: listen")
+    assert ja[1].startswith("svc.yaml:4:") and "整数を書いてください" in ja[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "ja_word"),
+    [
+        ("listeners: [{kind: plain, listen: 'nohostport'}]", 1, "HOST:PORT の形で"),
+        ("listeners: [{kind: plain, listen: 'h:99999'}]", 1, "ポート番号"),
+        (
+            "listeners: [{kind: plain, trusted_networks: [10.0.0.300/8]}]",
+            1,
+            "ネットワークではありません",
+        ),
+        (
+            "auth: {mode: upstream}\nupstream: {host: smtp.example.jp, tls: none}",
+            2,
+            "暗号化されずに",
+        ),
+        ("limits: {idle_timeout: soon}", 1, "時間の長さではありません"),
+        ("language: fr", 1, "次のどれかを書いてください: 'ja', 'en'"),
+        ("web:\n  metrics_networks: [prometheus-host]", 2, "ネットワークではありません"),
+        ("holds:\n  timezone: Tokyo/Japan", 2, "タイムゾーンではありません"),
+        ("holds:\n  language: fr", 2, "ja か en を書いてください"),
+        ("log: {json: maybe}", 1, "true か false"),
+        ("web:\n  listen: a\n listen2: b", 3, "字下げ"),
+    ],
+)
+def test_every_config_message_is_japanese_under_ja(text: str, line: int, ja_word: str) -> None:
+    with pytest.raises(ConfigError) as ei:
+        parse_config_text(text, "c.yaml")
+    (p,) = ei.value.problems
+    assert p.line == line, p
+    ja = p.text("ja")
+    assert ja_word in ja, ja
+    for english in ("expected", "Input should", "does not appear", "would send", " or "):
+        assert english not in ja.split(": ", 2)[-1], ja

@@ -127,3 +127,117 @@ def test_release_and_release_bcc(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["holds", "-c", str(cfg), "discard", h1.id]) == 1
     assert "already handled" in capsys.readouterr().err
     assert _state(tmp_path, h1.id)[0] == HoldState.RELEASED
+
+
+def test_list_has_a_header_row_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    (h1,) = _setup(tmp_path, 1)
+    capsys.readouterr()  # the hold's own log line
+    assert main(["holds", "--data-dir", str(tmp_path), "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == ["id", "held_at", "state", "sender", "rules", "subject"]
+    assert lines[1].split("\t")[0] == h1.id and lines[1].split("\t")[2] == "held"
+    assert main(["holds", "--data-dir", str(tmp_path), "list", "--json"]) == 0
+    (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert row["id"] == h1.id and row["state"] == "held" and row["subject"] == "mail 0"
+    assert row["rules"] == ["forwarded-third-party"] and row["mail_from"] == h1.mail_from
+    assert sorted(row["rcpts"]) == sorted(h1.rcpts)
+
+
+def test_show_does_not_repeat_the_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (h1,) = _setup(tmp_path, 1)
+    assert main(["holds", "--data-dir", str(tmp_path), "release", h1.id]) == 0
+    capsys.readouterr()
+    assert main(["holds", "--data-dir", str(tmp_path), "show", h1.id]) == 0
+    out = capsys.readouterr().out
+    assert "State: released\n" in out and "released (released)" not in out
+
+
+def test_show_in_japanese_names_the_state_both_ways(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (h1,) = _setup(tmp_path, 1)
+    monkeypatch.setenv("LEAKGUARD_LANG", "ja")
+    assert main(["holds", "--data-dir", str(tmp_path), "show", h1.id]) == 0
+    assert "状態: 保留中 (held)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- finding the service
+
+
+def _no_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A working directory with no configuration anywhere."""
+    import leakguard.config as config
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("LEAKGUARD_CONFIG", raising=False)
+    monkeypatch.delenv("LEAKGUARD_STORE_URL", raising=False)
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "etc" / "leakguard.yaml")
+    monkeypatch.setattr(
+        config, "checkout_data_dir", lambda: tmp_path / "checkout" / "leakguard-data"
+    )
+    return elsewhere
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_no_stray_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], lang: str
+) -> None:
+    elsewhere = _no_service(monkeypatch, tmp_path)
+    monkeypatch.setenv("LEAKGUARD_LANG", lang)
+    assert main(["holds", "list"]) == 2
+    err = capsys.readouterr().err
+    assert ("LEAKGUARD_CONFIG" in err) and ("-c" in err)
+    assert ("見つかりません" in err) if lang == "ja" else ("No leakguard configuration" in err)
+    assert list(elsewhere.iterdir()) == []  # no ./leakguard-data, no database, no secret
+    # a configuration whose data directory has no store: refused, still nothing created
+    cfg = tmp_path / "lg.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'missing'}\n")
+    assert main(["holds", "-c", str(cfg), "list"]) == 2
+    assert "leakguard.db" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
+    assert main(["holds", "--data-dir", str(tmp_path / "missing2"), "list"]) == 2
+    assert not (tmp_path / "missing2").exists()
+
+
+def test_service_found_by_env_and_standard_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import leakguard.config as config
+
+    (h1,) = _setup(tmp_path, 1)
+    cfg = _config(tmp_path)
+    _no_service(monkeypatch, tmp_path)
+    capsys.readouterr()
+    monkeypatch.setenv("LEAKGUARD_CONFIG", str(cfg))
+    assert main(["holds", "list"]) == 0
+    assert h1.id in capsys.readouterr().out
+    monkeypatch.delenv("LEAKGUARD_CONFIG")
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", cfg)
+    assert main(["holds", "list"]) == 0
+    assert h1.id in capsys.readouterr().out
+    # make run's data directory (the checkout's leakguard-data) without any file
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "nothing.yaml")
+    monkeypatch.setattr(config, "checkout_data_dir", lambda: tmp_path)
+    assert main(["holds", "list"]) == 0
+    assert h1.id in capsys.readouterr().out
+
+
+def test_users_list_finds_the_service_or_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leakguard.cli import main as cli_main
+
+    elsewhere = _no_service(monkeypatch, tmp_path)
+    assert cli_main(["users", "list"]) == 2
+    assert "LEAKGUARD_CONFIG" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+    # with the service's configuration it reads the service's users file
+    _setup(tmp_path, 1)
+    monkeypatch.setenv("LEAKGUARD_CONFIG", str(_config(tmp_path)))
+    capsys.readouterr()
+    assert cli_main(["users", "list"]) == 0
+    assert str(tmp_path / "users.txt") in capsys.readouterr().out

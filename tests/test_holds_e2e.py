@@ -29,6 +29,7 @@ RCPTS = ["bob@partner.example.co.jp", "dave@client.example.com"]
 def mail(tag: str) -> bytes:
     return (
         f"From: Alice <{ALICE}>\r\nTo: {', '.join(RCPTS)}\r\nSubject: hold me {tag}\r\n"
+        "Date: Mon, 24 Nov 2025 10:00:00 +0900\r\n"
         f"Message-ID: <{tag}@city.example.lg.jp>\r\nX-Test-Action: hold\r\n"
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
         f"本文 {tag}\r\n"
@@ -134,6 +135,10 @@ async def test_review_link_through_the_web_server(svc: tuple[Service, Sink]) -> 
     assert code == 250
     hold_id = text.decode().split()[-1]
     notice = await wait(sink, lambda m: m.rcpts == [ALICE] and hold_id.encode() in m.data)
+    # no base URL configured: links point at the port the web server really listens on
+    # (here a free port chosen at start), not at a fixed default
+    m = re.search(r"(https?://[^/\s]+)(/h/[A-Za-z0-9_.\-]+)", body_text(notice.data))
+    assert m and m.group(1) == f"http://127.0.0.1:{service.web_port}", m
     m = re.search(r"https?://[^/\s]+(/h/[A-Za-z0-9_.\-]+)", body_text(notice.data))
     assert m
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.web_port}") as c:

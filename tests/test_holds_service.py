@@ -348,3 +348,91 @@ async def test_reply_that_does_not_plainly_release_asks_back(env: Env, body: str
     assert res2.startswith("250 2.0.0 Command accepted")
     got = await env.store.get_hold(h.id)
     assert got is not None and got.state == HoldState.DISCARDED
+
+
+@pytest.mark.parametrize(
+    ("command", "state_ja", "state_en"),
+    [
+        ("送信", "送信済み", "released"),
+        ("BCC", "BCCで送信済み", "released as Bcc"),
+        ("破棄", "破棄", "discarded"),
+    ],
+)
+async def test_reply_confirmation_shows_the_new_state(
+    env: Env, command: str, state_ja: str, state_en: str
+) -> None:
+    """The confirmation says 「送信しました」 and shows the state *after* the command."""
+    h = await do_hold(env, verdict(offer_bcc=True))
+    ((_, _, notice, _),) = await queued(env, "notice")
+    token = _reply_to_token(notice)
+    await env.service.handle_reply(
+        raw=f"Subject: Re\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{command}\r\n".encode(),
+        mail_from="tanaka@city.example.lg.jp",
+        rcpts=[f"leakguard-hold+{token}@city.example.lg.jp"],
+        auth_user=None,
+    )
+    got = await env.store.get_hold(h.id)
+    assert got is not None and not got.state.is_open
+    (confirmation,) = [
+        q for q in await queued(env, "notice") if q[2] != notice and "reply_result" in q[2].decode()
+    ]
+    text = text_of(confirmation[2])
+    assert f"状態: {state_ja}" in text
+    assert "保留中" not in text
+
+
+async def test_refusal_to_a_stranger_does_not_reveal_the_subject(env: Env) -> None:
+    await do_hold(env, subject="【極秘】人事異動の内示")
+    ((_, _, notice, _),) = await queued(env, "notice")
+    token = _reply_to_token(notice)
+    await env.service.handle_reply(
+        raw=b"Subject: Re\r\n\r\nrelease\r\n",
+        mail_from="mallory@city.example.lg.jp",
+        rcpts=[f"leakguard-hold+{token}@city.example.lg.jp"],
+        auth_user=None,
+    )
+    (answer,) = [q for q in await queued(env, "notice") if q[1] == ["mallory@city.example.lg.jp"]]
+    raw = answer[2]
+    msg = parse(raw)
+    assert "人事異動" not in str(msg["Subject"])
+    assert "人事異動" not in text_of(raw) and "極秘" not in text_of(raw)
+    assert "差出人でも承認者でもない" in text_of(raw)
+    # nor the hold id, which would let them ask about it
+    h_ids = [q[3] for q in await queued(env, "notice") if q[2] == notice]
+    assert h_ids and h_ids[0] not in raw.decode("ascii", "replace")
+
+
+async def test_approver_logged_in_answering_from_a_shared_mailbox_gets_the_real_outcome(
+    env: Env,
+) -> None:
+    """AUTH says who answers (the approver); the envelope is a shared mailbox they may use.
+    The command is carried out and the confirmation says so, with the new state."""
+    h = await do_hold(env, verdict(approval="supervisor"))
+    (notice,) = [q for q in await queued(env, "notice") if q[1] == ["sato@city.example.lg.jp"]]
+    token = _reply_to_token(notice[2])
+    res = await env.service.handle_reply(
+        raw=b"Subject: Re\r\n\r\nrelease\r\n",
+        mail_from="soumu@city.example.lg.jp",
+        rcpts=[f"leakguard-hold+{token}@city.example.lg.jp"],
+        auth_user="sato@city.example.lg.jp",
+    )
+    assert res == "250 2.0.0 Command accepted"
+    got = await env.store.get_hold(h.id)
+    assert got is not None and got.state == HoldState.RELEASED
+    (answer,) = [q for q in await queued(env, "notice") if q[1] == ["soumu@city.example.lg.jp"]]
+    text = text_of(answer[2])
+    assert "State: released" in text or "状態: 送信済み" in text
+
+
+async def test_notice_footer_about_defanged_links_is_true(env: Env) -> None:
+    """The footer says quoted links are defanged and only review links open: check both."""
+    await do_hold(env)  # the mail quotes http://evil.example/x
+    ((_, _, notice, _),) = await queued(env, "notice")
+    html = text_of(notice, "html")
+    plain = text_of(notice)
+    hrefs = re.findall(r'href="([^"]+)"', html)
+    assert hrefs and all(h.startswith("http://review.test/h/") for h in hrefs), hrefs
+    for body in (html, plain):
+        assert "hxxp://evil.example/x" in body and "http://evil.example" not in body
+        assert "hxxp:// の形に変えてあります" in body
+        assert "確認ページへのボタンとリンクだけです" in body

@@ -37,6 +37,7 @@ def mail(
 ) -> bytes:
     return (
         f"From: Alice <{frm}>\r\nTo: {to}\r\nCc: {cc}\r\nSubject: test {tag}\r\n"
+        f"Date: Mon, 24 Nov 2025 10:00:00 +0900\r\n"
         f"Message-ID: <{tag}@city.example.lg.jp>\r\nX-Test-Action: {action}\r\n"
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
         f"本文 {tag}\r\n..dot-stuffed line stays\r\n"
@@ -165,7 +166,8 @@ async def test_hold_stores_and_queues_notice(env: Env) -> None:
     hold = await store.get_hold(hold_id)
     assert hold is not None and hold.state is HoldState.HELD
     assert await store.get_message(hold.message_sha256) == raw
-    assert hold.rcpts == tuple(RCPTS) and hold.auth_user == ALICE
+    # a trusted (plain) listener has no AUTH login: the envelope sender is not recorded as one
+    assert hold.rcpts == tuple(RCPTS) and hold.auth_user is None and hold.mail_from == ALICE
     # nothing went upstream except the notice to the sender
     msgs = await asyncio.to_thread(env.sink.handler.wait_for, 1)
     assert len(msgs) == 1 and msgs[0].rcpts == [ALICE] and raw not in msgs[0].data
@@ -352,6 +354,16 @@ async def test_metrics_health_and_reload(env: Env) -> None:
     assert env.service.reload() is False  # the running policy stays
     code, _ = await send(env.port("plain-0"), mail("pass", tag="m3"), RCPTS)
     assert code == 250
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env.service.web_port}") as c:
+        m = (await c.get("/metrics")).text
+        h = (await c.get("/healthz")).json()
+    assert "leakguard_policy_reload_failures_total 1.0" in m
+    assert h["policy"]["last_reload_error"] and h["policy"]["last_reload_failed_at"]
+    env.engine.fail_reload = False
+    assert env.service.reload() is True
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env.service.web_port}") as c:
+        h = (await c.get("/healthz")).json()
+    assert "last_reload_error" not in h["policy"]
 
 
 async def test_bcc_space_separated_to_is_hidden_over_smtp(env: Env) -> None:

@@ -45,6 +45,11 @@ def link_path(notice: bytes) -> str:
     return m.group(1)
 
 
+def visible(html: str) -> str:
+    """The page's text without tags (addresses are marked up piece by piece)."""
+    return re.sub(r"<[^>]+>", "", html)
+
+
 def csrf_of(html: str) -> str:
     m = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
     assert m, html[:500]
@@ -65,7 +70,8 @@ async def test_get_shows_and_changes_nothing_post_releases(env: Env) -> None:
         r = await c.get(path)
         assert r.status_code == 200
         assert "宛先が知らないはずの第三者" in r.text
-        assert "a@client-one.example.com" in r.text and "b@client-two.example.net" in r.text
+        shown = visible(r.text)
+        assert "a@client-one.example.com" in shown and "b@client-two.example.net" in shown
         assert "default-src 'none'" in r.headers["content-security-policy"]
         assert r.headers["referrer-policy"] == "no-referrer"
         # many GETs and HEADs (link scanners) change nothing
@@ -85,12 +91,14 @@ async def test_get_shows_and_changes_nothing_post_releases(env: Env) -> None:
         got = await env.store.get_hold(h.id)
         assert got is not None and got.state == HoldState.RELEASED
         assert len(await queued(env, "mail")) == 1
-        # the link is single-use
+        # the link is single-use: opened again it says what happened, and does nothing
         r4 = await c.get(path)
-        assert r4.status_code == 404
+        assert r4.status_code == 410 and "使用済み" in r4.text and "送信済み" in r4.text
         r5 = await c.post(path, data={"action": "discard", "csrf": csrf_of(r.text)})
-        assert r5.status_code == 404
+        assert r5.status_code == 410
         assert len(await queued(env, "mail")) == 1
+        got = await env.store.get_hold(h.id)
+        assert got is not None and got.state == HoldState.RELEASED
 
 
 async def test_csrf_token_from_another_browser_is_refused(env: Env) -> None:
@@ -114,10 +122,73 @@ async def test_forged_and_expired_links(env: Env) -> None:
         assert r.status_code == 404 and "無効" in r.text
         r = await c.get("/h/not-a-signed-token")
         assert r.status_code == 404
-        # past the hold's expiry the token is dead even though the signature is fine
+        # past the hold's expiry the token is dead even though the signature is fine: the
+        # page says the link expired and what became of the mail, and offers nothing
         env.clock.advance(hours=73)
         r = await c.get(path)
-        assert r.status_code == 404
+        assert r.status_code == 410 and "期限切れ" in r.text
+        assert 'name="action"' not in r.text
+
+
+async def test_used_link_says_who_released_it_and_when(env: Env) -> None:
+    h = await do_hold(env)
+    path = link_path(await _notice_for(env, h.mail_from))
+    async with client_for(env) as c:
+        page = await c.get(path)
+        await c.post(path, data={"action": "release", "csrf": csrf_of(page.text)})
+        again = await c.get(path)
+        assert again.status_code == 410
+        assert "このリンクは使用済みです" in again.text
+        # by whom (the sender, via the web) and when (local time of the release)
+        assert f"{h.mail_from} によって処理されました" in visible(again.text)
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d JST に", again.text), again.text
+        en = await c.get(path + "?lang=en")
+        assert "This link was already used" in en.text
+        assert f"handled by {h.mail_from} on" in visible(en.text) and "released" in en.text
+        assert 'name="action"' not in en.text
+
+
+async def test_used_link_after_admin_release_names_the_administrator(env: Env) -> None:
+    from leakguard.holds.model import Via
+    from leakguard.holds.service import Decision
+
+    h = await do_hold(env)
+    path = link_path(await _notice_for(env, h.mail_from))
+    out = await env.service.resolve(
+        h.id, Decision.DISCARD, actor="admin:sato", via=Via.CLI, admin=True
+    )
+    assert out.ok
+    async with client_for(env) as c:
+        r = await c.get(path + "?lang=en")
+        # unused link of a closed hold: the page says what happened to the mail it was
+        # issued for, by whom, and offers nothing
+        assert r.status_code == 200
+        assert "already been handled" in r.text and "handled by administrator sato on" in r.text
+        assert 'name="action"' not in r.text
+
+
+async def test_used_link_never_shows_another_hold(env: Env) -> None:
+    a = await do_hold(env)
+    path_a = link_path(await _notice_for(env, a.mail_from))
+    b = await do_hold(env)
+    assert b.id != a.id
+    async with client_for(env) as c:
+        page = await c.get(path_a)
+        await c.post(path_a, data={"action": "discard", "csrf": csrf_of(page.text)})
+        r = await c.get(path_a)
+        assert r.status_code == 410
+        assert a.id in r.text and b.id not in r.text
+        # a forged token (valid shape, wrong signature) reveals nothing at all
+        forged = path_a[:-4] + ("AAAA" if not path_a.endswith("AAAA") else "BBBB")
+        r2 = await c.get(forged)
+        assert r2.status_code == 404
+        assert a.id not in r2.text and b.id not in r2.text
+        # a genuinely signed token that the store never issued reveals nothing either
+        from leakguard.holds.tokens import new_token
+
+        unknown = "/h/" + env.service.signer.sign(new_token())
+        r3 = await c.get(unknown)
+        assert r3.status_code == 404 and a.id not in r3.text and b.id not in r3.text
 
 
 async def test_confirmation_step_when_third_party_found(env: Env) -> None:
@@ -128,7 +199,7 @@ async def test_confirmation_step_when_third_party_found(env: Env) -> None:
         csrf = csrf_of(page.text)
         r = await c.post(path, data={"action": "release", "csrf": csrf})
         assert r.status_code == 200 and 'name="confirm" value="1"' in r.text
-        assert "secret-person@other-client.example.org" in r.text
+        assert "secret-person@other-client.example.org" in visible(r.text)
         got = await env.store.get_hold(h.id)
         assert got is not None and got.state == HoldState.HELD
         assert await queued(env, "mail") == []

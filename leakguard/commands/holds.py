@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -46,6 +47,14 @@ _T = {
 }
 
 
+_LIST_COLUMNS = ("id", "held_at", "state", "sender", "rules", "subject")
+
+
+def _state_text(shown: str, value: str) -> str:
+    """「送信済み (released)」; just ``released`` when both are the same word."""
+    return shown if shown == value else f"{shown} ({value})"
+
+
 def _t(key: str, lang: str) -> str:
     ja, en = _T[key]
     return ja if lang == "ja" else en
@@ -57,20 +66,36 @@ def register(sub: Any) -> None:
         help="list, show and answer held mail (administrators)",
         description="Administer held mail: the same rules and audit trail as web and reply.",
     )
-    p.add_argument("-c", "--config", type=Path, help="service configuration (leakguard.yaml)")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="service configuration; default $LEAKGUARD_CONFIG, then "
+        "/etc/leakguard/leakguard.yaml, then make run's data directory",
+    )
     p.add_argument("--data-dir", type=Path, help="data directory (overrides the configuration)")
     hs = p.add_subparsers(dest="holds_command", metavar="ACTION", required=True)
 
     ls = hs.add_parser("list", help="list holds (newest first)")
-    ls.add_argument("--state", choices=[s.value for s in HoldState], action="append")
-    ls.add_argument("--sender")
-    ls.add_argument("--rule")
-    ls.add_argument("--older-than", metavar="DURATION", help="e.g. 2h, 3d")
-    ls.add_argument("--limit", type=int, default=200)
+    ls.add_argument(
+        "--state",
+        choices=[s.value for s in HoldState],
+        action="append",
+        help="only holds in this state (repeatable)",
+    )
+    ls.add_argument("--sender", metavar="ADDR", help="only mail from this envelope sender")
+    ls.add_argument("--rule", metavar="ID", help="only holds where this rule matched")
+    ls.add_argument(
+        "--older-than", metavar="DURATION", help="only holds older than this, e.g. 2h, 3d"
+    )
+    ls.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
+    ls.add_argument(
+        "--json", action="store_true", help="one JSON object per line instead of the TSV table"
+    )
     ls.set_defaults(func=run)
 
     show = hs.add_parser("show", help="print a hold and its timeline (for incident reports)")
-    show.add_argument("hold_id", metavar="ID")
+    show.add_argument("hold_id", metavar="ID", help="hold id, e.g. H-ABCDE12345")
     show.set_defaults(func=run)
 
     for name, helptext in (
@@ -79,7 +104,7 @@ def register(sub: Any) -> None:
         ("discard", "discard it"),
     ):
         a = hs.add_parser(name, help=helptext)
-        a.add_argument("hold_id", metavar="ID")
+        a.add_argument("hold_id", metavar="ID", help="hold id, e.g. H-ABCDE12345")
         a.add_argument("--as", dest="admin", help="administrator name recorded (default: login)")
         a.add_argument("--note", default="", help="note recorded in the timeline")
         a.set_defaults(func=run)
@@ -97,26 +122,32 @@ def _organization(cfg: Any, lang: str) -> Organization:
         org_path = Path(cfg.org) if cfg.org else None
         return load_policy(path, org_path=org_path).organization
     except Exception as exc:
-        print(_t("policy", lang), exc, file=sys.stderr)
+        print(_t("policy", lang), file=sys.stderr)
+        problems = getattr(exc, "problems", None)
+        for p in problems or ():
+            print(f"  {p.text(lang)}", file=sys.stderr)
+        if not problems:
+            print(f"  {exc}", file=sys.stderr)
         return Organization()
 
 
 async def _run(args: argparse.Namespace) -> int:
     lang = lang_from_env("ja")
-    from leakguard.config import ConfigError, load_config
+    from leakguard.config import ConfigError, NoServiceError, locate_service
     from leakguard.service import web_secret
     from leakguard.store import open_store
 
     try:
-        cfg = load_config(args.config)
+        cfg = locate_service(args.config, args.data_dir)
     except ConfigError as exc:
         print(_t("config", lang), file=sys.stderr)
-        print(str(exc), file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p.text(lang)}", file=sys.stderr)
         return 2
-    if args.data_dir is not None:
-        cfg = cfg.model_copy(update={"data_dir": str(args.data_dir)})
-    cfg.data_path.mkdir(parents=True, exist_ok=True)
-    store = await open_store(cfg.store_url(), create=True)
+    except NoServiceError as exc:
+        print(exc.text(lang), file=sys.stderr)
+        return 2
+    store = await open_store(cfg.store_url(), create=False)
     try:
         org = (
             _organization(cfg, lang)
@@ -127,7 +158,7 @@ async def _run(args: argparse.Namespace) -> int:
             store,
             cfg.holds,
             cfg.web,
-            secret=web_secret(cfg),
+            secret=web_secret(cfg, create=False),
             organization=org,
         )
         cmd = args.holds_command
@@ -168,12 +199,34 @@ async def _list(service: HoldService, args: argparse.Namespace, lang: str) -> in
         older_than=older,
         limit=args.limit,
     )
+    if args.json:  # machine-readable: one object per hold, nothing else on stdout
+        for h in holds:
+            print(
+                json.dumps(
+                    {
+                        "id": h.id,
+                        "created_at": h.created_at.isoformat(),
+                        "state": h.state.value,
+                        "action": h.action,
+                        "mail_from": h.mail_from,
+                        "rcpts": list(h.rcpts),
+                        "rules": list(h.rules),
+                        "subject": h.subject,
+                        "expires_at": h.expires_at.isoformat(),
+                        "due_at": h.due_at.isoformat() if h.due_at else None,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return 0
     if not holds:
         print(_t("none", lang))
         return 0
     tz = zone(service.config.timezone)
+    print("\t".join(_LIST_COLUMNS))  # stable English names: scripts cut by column
     for h in holds:
         subject = h.subject if len(h.subject) <= 60 else h.subject[:59] + "…"
+        subject = " ".join(subject.split())  # no tab or newline can break the table
         print(
             "\t".join(
                 [
@@ -198,7 +251,7 @@ async def _show(service: HoldService, hold_id: str, lang: str) -> int:
     tz = zone(service.config.timezone)
     lines = [
         f"{t('f.hold_id', lang)}: {hold.id}",
-        f"{t('f.state', lang)}: {ex.state_text} ({hold.state.value})",
+        f"{t('f.state', lang)}: {_state_text(ex.state_text, hold.state.value)}",
         f"{t('f.subject', lang)}: {ex.subject}",
         f"{_t('sender', lang)}: {ex.sender}",
     ]

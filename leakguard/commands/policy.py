@@ -38,11 +38,16 @@ def _t(key: str, lang: str, **kw: Any) -> str:
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("policy", help="validate, export schema, test")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "policy",
+        help="validate, export schema, test",
+        description="Tools for policy files: validate them, export their JSON Schema, "
+        "run their test cases.",
+    )
     psub = p.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
 
     v = psub.add_parser("validate", help="check policy files; errors name file:line:column")
-    v.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    v.add_argument("files", nargs="+", type=Path, metavar="FILE", help="policy files")
     v.add_argument("--org", type=Path, help="organisation file; replaces the policy's")
     v.set_defaults(func=run_validate)
 
@@ -51,7 +56,7 @@ def register(sub: Any) -> None:
     s.set_defaults(func=run_schema)
 
     t = psub.add_parser("test", help="run the policy's test cases (sample mails + expected action)")
-    t.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    t.add_argument("files", nargs="+", type=Path, metavar="FILE", help="policy files")
     t.add_argument("--org", type=Path, help="organisation file; replaces the policy's")
     t.set_defaults(func=run_test)
 
@@ -66,7 +71,7 @@ def run_validate(args: argparse.Namespace) -> int:
             status = 1
             print(_t("invalid", lang, file=f, n=len(exc.problems)), file=sys.stderr)
             for p in exc.problems:
-                print(f"  {p}", file=sys.stderr)
+                print(f"  {p.text(lang)}", file=sys.stderr)
             continue
         org = pol.organization
         print(
@@ -101,7 +106,7 @@ def run_test(args: argparse.Namespace) -> int:
         except PolicyError as exc:
             print(_t("invalid", lang, file=f, n=len(exc.problems)), file=sys.stderr)
             for p in exc.problems:
-                print(f"  {p}", file=sys.stderr)
+                print(f"  {p.text(lang)}", file=sys.stderr)
             status = 1
             continue
         if not pol.spec.tests:

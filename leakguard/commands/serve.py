@@ -20,6 +20,8 @@ from leakguard.config import (
     ListenerConfig,
     ServiceConfig,
     UpstreamConfig,
+    base_url_problem,
+    find_config_file,
     load_config,
     split_host_port,
 )
@@ -44,7 +46,13 @@ def register(sub: Any) -> None:
         help="run the SMTP relay and the web server",
         description="Run the SMTP relay and the web server. Flags override the config file.",
     )
-    p.add_argument("-c", "--config", type=Path, help="service configuration (YAML)")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="service configuration (YAML); default $LEAKGUARD_CONFIG, then "
+        "/etc/leakguard/leakguard.yaml when it exists, else built-in defaults",
+    )
     p.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -60,12 +68,22 @@ def register(sub: Any) -> None:
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory")
     p.add_argument("--web-listen", metavar="HOST:PORT", help="web server address")
     p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="public URL of the web server used in notice links "
+        "(default: derived from --web-listen)",
+    )
+    p.add_argument(
         "--log-json",
         action="store_true",
         default=None,
         help="log JSON lines (default: JSON unless on a terminal)",
     )
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="least important level logged",
+    )
     p.set_defaults(func=run)
 
 
@@ -108,6 +126,9 @@ def apply_overrides(cfg: ServiceConfig, args: argparse.Namespace) -> ServiceConf
     if args.web_listen:
         split_host_port(args.web_listen)
         updates["web"] = cfg.web.model_copy(update={"listen": args.web_listen})
+    if getattr(args, "base_url", None):
+        web = updates.get("web", cfg.web)
+        updates["web"] = web.model_copy(update={"base_url": args.base_url})
     if args.log_json or args.log_level:
         log = cfg.log.model_copy()
         if args.log_json:
@@ -122,16 +143,21 @@ def apply_overrides(cfg: ServiceConfig, args: argparse.Namespace) -> ServiceConf
 def run(args: argparse.Namespace) -> int:
     lang = lang_from_env()
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(find_config_file(args.config))
     except ConfigError as exc:
         print(_t("config", lang), file=sys.stderr)
         for p in exc.problems:
-            print(f"  {p}", file=sys.stderr)
+            print(f"  {p.text(lang)}", file=sys.stderr)
         return 2
     try:
         cfg = apply_overrides(cfg, args)
     except ValueError as exc:
         print(f"{_t('flag', lang)} {exc}", file=sys.stderr)
+        return 2
+    problem = base_url_problem(cfg.web.base_url, cfg.web.listen)
+    if problem is not None:
+        print(_t("start", lang), file=sys.stderr)
+        print(f"  {problem[0] if lang == 'ja' else problem[1]}", file=sys.stderr)
         return 2
     from leakguard.logging import configure_logging
 
@@ -146,7 +172,11 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine.from_files(policy, org)
     except Exception as exc:
         print(_t("policy", lang), file=sys.stderr)
-        print(f"  {exc}", file=sys.stderr)
+        problems = getattr(exc, "problems", None)
+        for p in problems or ():
+            print(f"  {p.text(lang)}", file=sys.stderr)
+        if not problems:
+            print(f"  {exc}", file=sys.stderr)
         return 2
     service = Service(config=cfg, policy_path=policy, org_path=org, engine=engine)
     # Everything the service creates (store, held mail, secrets, maildir) is owner-only:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from leakguard.config import ConfigError, load_config
+from leakguard.config import ConfigError, NoServiceError, locate_service
 from leakguard.i18n import lang_from_env
 from leakguard.relay.users import add_user, read_users, remove_user
 
@@ -45,7 +45,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--file",
         type=Path,
-        help="users file (default: from the config, else ./leakguard-data/users.txt)",
+        help="users file (default: the service's, found like holds: -c, $LEAKGUARD_CONFIG, "
+        "/etc/leakguard/leakguard.yaml, the data directory)",
     )
     us = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     a = us.add_parser("add", help="add a user or change a password")
@@ -63,7 +64,7 @@ def register(sub: Any) -> None:
         help="read the password from the first line of standard input",
     )
     r = us.add_parser("remove", help="remove a user")
-    r.add_argument("name")
+    r.add_argument("name", help="login name to remove")
     us.add_parser("list", help="list users")
     p.set_defaults(func=run)
 
@@ -71,7 +72,7 @@ def register(sub: Any) -> None:
 def _path(args: argparse.Namespace) -> Path:
     if args.file is not None:
         return Path(args.file)
-    return load_config(args.config).users_file_path()
+    return locate_service(args.config).users_file_path()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(_t("config", lang), file=sys.stderr)
         for p in exc.problems:
-            print(f"  {p}", file=sys.stderr)
+            print(f"  {p.text(lang)}", file=sys.stderr)
+        return 2
+    except NoServiceError as exc:
+        print(exc.text(lang), file=sys.stderr)
         return 2
     if args.users_command == "list":
         users = read_users(path)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class HoldsConfig(BaseModel):
@@ -28,3 +30,19 @@ class HoldsConfig(BaseModel):
     timer_interval: float = Field(
         5.0, gt=0, le=300, description="Seconds between checks for due delays, expiry, escalation."
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not a time zone: {v!r}") from None
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        if not v.strip().lower().startswith(("ja", "en")):
+            raise ValueError(f"expected ja or en, got {v!r}")
+        return v

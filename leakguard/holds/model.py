@@ -158,6 +158,10 @@ class Store(Protocol):
         """Return a valid (unknown/expired/used -> None) token without using it."""
         ...
 
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        """Return a token whatever its state (used or expired); None when unknown."""
+        ...
+
     # -- delivery queue
     async def enqueue_delivery(
         self,

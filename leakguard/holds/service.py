@@ -33,7 +33,12 @@ from leakguard.holds import codec
 from leakguard.holds.commands import Decision as Decision  # re-exported
 from leakguard.holds.commands import read_command, read_reply
 from leakguard.holds.config import HoldsConfig
-from leakguard.holds.explain import Explanation, explain
+from leakguard.holds.explain import (
+    Explanation,
+    explain,
+    local_time,
+    zone,
+)
 from leakguard.holds.model import HoldRecord, HoldState, Store, TokenRecord, Transition, Via
 from leakguard.holds.notice import (
     NOTICE_HEADER,
@@ -102,6 +107,22 @@ class LinkView:
     lang: str
 
 
+@dataclass(frozen=True, slots=True)
+class SpentLink:
+    """A genuine review link that can no longer be used: already used, or expired.
+
+    Carries only what the link's own hold says (the token is bound to one hold): what
+    happened to the mail, by whom and when.
+    """
+
+    hold: HoldRecord
+    lang: str
+    used: bool  # False: the link expired unused
+    actor: str  # who closed the hold, as recorded ("" while it is still open)
+    via: Via | None  # how it was closed
+    at: datetime | None  # when it was closed
+
+
 # --------------------------------------------------------------------------- reply parsing
 
 
@@ -152,10 +173,14 @@ class HoldService:
         organization: Organization | Callable[[], Organization] | None = None,
         bcc_rewrite: Callable[[bytes, Callable[[str], bool]], bytes] | None = None,
         now: Callable[[], datetime] = _utcnow,
+        base_url: str | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.web = web
+        # the base of review links; the service sets it to the URL the web listener really
+        # answers on (``ServiceConfig.link_base_url``) once the port is bound
+        self.base_url = base_url
         self._org = organization
         self._bcc_rewrite = bcc_rewrite
         self.now = now
@@ -191,7 +216,7 @@ class HoldService:
         return default
 
     def review_url(self, token: str, action: str | None = None) -> str:
-        base = self.web.base_url.rstrip("/")
+        base = (self.base_url or self.web.base_url or f"http://{self.web.listen}").rstrip("/")
         url = f"{base}/h/{self.signer.sign(token)}"
         return f"{url}?a={action}" if action else url
 
@@ -626,7 +651,16 @@ class HoldService:
             auth_user=auth_user,
             hold_id=hold.id if hold else None,
         )
-        await self._reply_confirmation(mail_from, hold, outcome, lang)
+        # The confirmation shows the hold as it is now (after the command), and only to
+        # the sender or an approver: a stranger learns nothing, not even the subject.
+        entitled = hold is not None and bool(
+            self.role_of(hold, mail_from) or self.role_of(hold, identity)
+        )
+        if hold is not None and not entitled:
+            await self._reply_confirmation(mail_from, None, Outcome(False, "not_entitled"), lang)
+        else:
+            shown = outcome.hold if outcome.hold is not None else hold
+            await self._reply_confirmation(mail_from, shown, outcome, lang)
         return "250 2.0.0 " + (
             "Command accepted" if outcome.ok else "Command refused, see the reply mail"
         )
@@ -666,6 +700,51 @@ class HoldService:
             return None
         return LinkView(
             hold, rec.actor, self.role_of(hold, rec.actor), token, self.lang_for(rec.actor)
+        )
+
+    async def spent_link(self, signed: str) -> SpentLink | None:
+        """Explain a genuine link that ``open_link`` refuses (used or expired).
+
+        A forged or damaged link, or a token the store does not know, gives None: nothing is
+        revealed. The answer is about the token's own hold only.
+        """
+        token = self.signer.unsign_any_age(signed)
+        if token is None:
+            return None
+        rec = await self.store.find_token(hash_token(token))
+        if rec is None:
+            return None
+        now = self.now()
+        if rec.used_at is None and rec.expires_at > now and self.signer.unsign(signed):
+            return None  # still valid: open_link's business
+        hold = await self.store.get_hold(rec.hold_id)
+        if hold is None:
+            return None
+        closed = await self.closed_by(hold)
+        actor, via, at = closed if closed is not None else ("", None, None)
+        return SpentLink(hold, self.lang_for(rec.actor), rec.used_at is not None, actor, via, at)
+
+    async def closed_by(self, hold: HoldRecord) -> tuple[str, Via, datetime] | None:
+        """Who closed a hold, how and when (from its timeline); None while it is open."""
+        if hold.state.is_open:
+            return None
+        for tr in reversed(await self.store.timeline(hold.id)):
+            if tr.to_state == hold.state:
+                return tr.actor, tr.via, tr.at
+        return None
+
+    async def handled_text(self, hold: HoldRecord, lang: str) -> str:
+        """「このメールは {at} に {actor} によって処理されました: {state}」 or ""."""
+        closed = await self.closed_by(hold)
+        if closed is None:
+            return ""
+        actor, via, at = closed
+        return t(
+            "page.handled",
+            lang,
+            actor=self.actor_text(actor, via, lang),
+            at=local_time(at, zone(self.config.timezone)),
+            state=t(f"state.{hold.state}", lang),
         )
 
     async def act_on_link(self, signed: str, decision: Decision) -> Outcome:
@@ -750,7 +829,7 @@ class HoldService:
         fn = self._bcc_rewrite or bcc_rewrite
         return fn(raw, self.org.is_internal)
 
-    def _actor_text(self, actor: str, via: Via, lang: str) -> str:
+    def actor_text(self, actor: str, via: Via, lang: str) -> str:
         if via == Via.TIMER:
             return t("who.timer", lang)
         if actor.startswith("admin:"):
@@ -779,7 +858,7 @@ class HoldService:
                 return t(
                     f"head.{key}",
                     lg,
-                    actor=self._actor_text(actor, via, lg),
+                    actor=self.actor_text(actor, via, lg),
                     after=format_duration(int(self.expire_after.total_seconds()), lg),
                 )
 

@@ -153,8 +153,8 @@ TEXTS: dict[str, Localized] = {
         "This message was sent automatically by leakguard.",
     ),
     "note.links_defanged": L(
-        "本文中のリンクは安全のためクリックできない形 (hxxp://) で表示しています。",
-        "Links in the mail are shown in a non-clickable form (hxxp://) for safety.",
+        "上に引用したメール本文の中のリンクは、誤って開かないよう hxxp:// の形に変えてあります。この通知で開けるリンクは、leakguard の確認ページへのボタンとリンクだけです。",
+        "Links in the mail text quoted above are shown as hxxp:// so they cannot be opened by mistake. The only links you can open in this notice are the buttons and links to leakguard's review page.",
     ),
     # ---- web page
     "page.title": L("保留中のメール", "Held mail"),
@@ -164,6 +164,20 @@ TEXTS: dict[str, Localized] = {
     ),
     "page.closed": L(
         "このメールはすでに処理されています: {state}", "This mail has already been handled: {state}"
+    ),
+    "page.used_title": L("このリンクは使用済みです", "This link was already used"),
+    "page.expired_title": L("このリンクは期限切れです", "This link has expired"),
+    "page.handled": L(
+        "このメールは {at} に {actor} によって処理されました: {state}。",
+        "This mail was handled by {actor} on {at}: {state}.",
+    ),
+    "page.handled_by_link": L(
+        "このリンクからの操作はすでに行われています。もう一度操作する必要はありません。",
+        "The answer given with this link has been carried out; there is nothing more to do.",
+    ),
+    "page.still_open": L(
+        "このメールはまだ {state} です。新しい通知のリンクか返信で操作してください。",
+        "This mail is still {state}. Use the link in a newer notice, or reply to it.",
     ),
     "page.confirm_title": L("本当に送信しますか?", "Really send?"),
     "page.confirm_text": L(

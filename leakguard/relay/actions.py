@@ -9,6 +9,7 @@ client that hangs up, so a half-done commit never happens (DESIGN §4).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 import unicodedata
@@ -27,6 +28,7 @@ from leakguard.metrics import Metrics
 from leakguard.organization import Organization, SenderHistory
 from leakguard.relay import replies
 from leakguard.relay.auth import may_send_as
+from leakguard.relay.submission import complete_submission
 from leakguard.store import SqlStore, ThreadEntry
 from leakguard.types import Action, Address, Message, Verdict
 
@@ -81,6 +83,16 @@ class Transaction:
     peer: str = ""
     listener: str = ""
 
+    @property
+    def auth_principal(self) -> str | None:
+        """The SMTP AUTH login, or None (a trusted client's envelope sender is not a login)."""
+        return self.auth_user if self.authenticated else None
+
+    @property
+    def trusted_client(self) -> bool:
+        """Relayed without AUTH because the client is in a trusted network."""
+        return not self.authenticated
+
 
 @dataclass(frozen=True, slots=True)
 class RelaySettings:
@@ -100,6 +112,10 @@ class RelaySettings:
     thread_record: bool = True
     thread_retention_days: float = 180.0
     thread_lookup_timeout: float = 0.5
+    # RFC 6409 §8: add Date and Message-ID when the client left them out (Message-ID's
+    # domain is this name; a name without a dot gives "leakguard.invalid")
+    hostname: str = "localhost"
+    complete_headers: bool = True
 
 
 class Relay:
@@ -176,7 +192,7 @@ class Relay:
                     return self._mixed_command(tx, cmd, normal)
                 return await self._shielded(
                     self.holds.handle_reply(
-                        raw=tx.raw, mail_from=tx.mail_from, rcpts=cmd, auth_user=tx.auth_user
+                        raw=tx.raw, mail_from=tx.mail_from, rcpts=cmd, auth_user=tx.auth_principal
                     )
                 )
         # One reading of the header for everyone: a header section that other software would
@@ -202,6 +218,10 @@ class Relay:
                     reply=refused[:200],
                 )
                 return refused
+        if self.settings.complete_headers:
+            raw = complete_submission(tx.raw, self.settings.hostname)
+            if raw is not tx.raw:
+                tx = dataclasses.replace(tx, raw=raw)
         if self._deciding >= self.settings.decide_backlog:
             self.metrics.messages.labels("busy").inc()
             self.log.warning("decision_backlog_full", sender=tx.mail_from, peer=tx.peer)
@@ -304,7 +324,8 @@ class Relay:
         self.log.info(
             "mixed_command_refused",
             sender=tx.mail_from,
-            auth_user=tx.auth_user,
+            auth_user=tx.auth_principal,
+            trusted_client=tx.trusted_client,
             peer=tx.peer,
             command_rcpts=len(cmd),
             other_rcpts=len(normal),
@@ -437,7 +458,7 @@ class Relay:
                 message=msg,
                 mail_from=tx.mail_from,
                 rcpts=rcpts,
-                auth_user=tx.auth_user,
+                auth_user=tx.auth_principal,
             )
             self.remember_thread(msg, visible=True, hold_id=rec.id)
             tmpl = replies.DELAYED if action is Action.DELAY else replies.HELD
@@ -524,7 +545,8 @@ class Relay:
             "message",
             message_id=msg.message_id[:300],
             sender=tx.mail_from,
-            auth_user=tx.auth_user,
+            auth_user=tx.auth_principal,
+            trusted_client=tx.trusted_client,
             peer=tx.peer,
             listener=tx.listener,
             recipients=n_rcpts,

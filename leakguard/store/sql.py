@@ -388,6 +388,15 @@ class SqlStore:
             ).first()
         return _token(row._mapping) if row is not None else None
 
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        """A token whatever its state (used, expired): to explain a link opened again."""
+        c = t.tokens.c
+        async with self._read() as conn:
+            row = (
+                await conn.execute(sa.select(t.tokens).where(c.token_hash == token_hash))
+            ).first()
+        return _token(row._mapping) if row is not None else None
+
     # ------------------------------------------------------------------ delivery queue
 
     async def _enqueue(

@@ -49,7 +49,7 @@ from leakguard.i18n import normalize_lang
 from leakguard.relay.auth import PEER_SOFT_AFTER, SOFT_MAX_DELAY, Throttle
 from leakguard.relay.users import User, read_users, verify_hash
 from leakguard.web.config import WebConfig
-from leakguard.web.render import message_view
+from leakguard.web.render import message_view, wrap_addresses
 
 CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src data:; "
@@ -66,6 +66,7 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_ENV.filters["addr"] = wrap_addresses
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):
@@ -135,7 +136,8 @@ class WebApp:
         self.smtp_users_file = smtp_users_file
         secret = service.secret
         self._key = (secret.encode() if isinstance(secret, str) else secret) + b"|web"
-        self.secure_cookies = config.base_url.lower().startswith("https://")
+        base = service.base_url or config.base_url or ""
+        self.secure_cookies = base.lower().startswith("https://")
         self.throttle = Throttle()
         self._new_session_epoch()
         self._users_cache: tuple[tuple[str, int, int, int], dict[str, User]] | None = None
@@ -212,8 +214,7 @@ class WebApp:
     async def _page_for(self, request: Request, signed: str) -> Response:
         view = await self.service.open_link(signed)
         if view is None:
-            lang = self.lang_of(request, self.default_lang(request))
-            return self.render(request, "invalid.html.j2", lang, status=404)
+            return await self._spent_or_invalid(request, signed)
         lang = self.lang_of(request, view.lang)
         hold = view.hold
         ex = self.service.explain(hold, lang)
@@ -225,6 +226,7 @@ class WebApp:
                 ex=ex,
                 ok=False,
                 message=t("page.closed", lang, state=ex.state_text),
+                detail=await self.service.handled_text(hold, lang),
             )
         raw = await self.service.store.get_message(hold.message_sha256)
         # Reads hostile content: off the event loop (message_view bounds its own work).
@@ -241,6 +243,31 @@ class WebApp:
             wanted=request.query_params.get("a", ""),
             base=f"/h/{signed}",
             role=view.role,
+        )
+
+    async def _spent_or_invalid(self, request: Request, signed: str) -> Response:
+        """A link that cannot be used: say what happened to its own mail (used or expired),
+        or, for a forged or unknown link, only that it is not valid (404)."""
+        spent = await self.service.spent_link(signed)
+        if spent is None:
+            lang = self.lang_of(request, self.default_lang(request))
+            return self.render(request, "invalid.html.j2", lang, status=404)
+        lang = self.lang_of(request, spent.lang)
+        hold = spent.hold
+        ex = self.service.explain(hold, lang)
+        handled = await self.service.handled_text(hold, lang)
+        still_open = ""
+        if hold.state.is_open:
+            still_open = t("page.still_open", lang, state=ex.state_text)
+        return self.render(
+            request,
+            "used.html.j2",
+            lang,
+            status=410,
+            spent=spent,
+            ex=ex,
+            handled=handled,
+            still_open=still_open,
         )
 
     def _actions(self, hold: HoldRecord, role: str, lang: str) -> list[tuple[str, str, str]]:
@@ -279,7 +306,7 @@ class WebApp:
                 request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
             )
         if view is None:
-            return self.render(request, "invalid.html.j2", lang, status=404)
+            return await self._spent_or_invalid(request, signed)
         if decision is None:
             return await self._page_for(request, signed)
         ex = self.service.explain(view.hold, lang)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class WebConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     listen: str = Field("127.0.0.1:8025", description="HOST:PORT of the web server.")
-    base_url: str = Field(
-        "http://127.0.0.1:8025", description="Public URL used in links inside notices."
+    base_url: str | None = Field(
+        None,
+        description="Public URL used in links inside notices (e.g. https://review.example.jp). "
+        "Default: derived from listen (http://HOST:PORT, the service hostname when listening "
+        "on all addresses). A loopback URL must reach this listener's port.",
     )
     secret: SecretStr | None = Field(
         None,
@@ -27,3 +32,10 @@ class WebConfig(BaseModel):
         "written by 'leakguard users add --file'). Must be a separate file, never the SMTP "
         "AUTH users file: every mail user would become an administrator (refused at start).",
     )
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for n in v:
+            ipaddress.ip_network(n, strict=False)
+        return v

@@ -8,9 +8,11 @@ the page's Content-Security-Policy blocks anything that slipped through.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import nh3
+from markupsafe import Markup, escape
 
 from leakguard.holds.explain import clean_line
 from leakguard.message import parse_message
@@ -109,3 +111,28 @@ def _encodable(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
+
+
+# --------------------------------------------------------------------------- addresses
+
+_ADDR = re.compile(r"[^\s<>()\[\],;:\"'@]+@[^\s<>()\[\],;:\"'@]+")
+_BREAK_BEFORE = re.compile(r"(?=[.@])")
+
+
+def _address_markup(addr: str) -> str:
+    """``taro.yamada@client.example.co.jp`` as unbreakable pieces with line-break
+    opportunities only before ``@`` and dots: a phone never splits a domain label."""
+    pieces = [p for p in _BREAK_BEFORE.split(addr) if p]
+    return "<wbr>".join(f'<span class="nb">{escape(p)}</span>' for p in pieces)
+
+
+def wrap_addresses(text: str) -> Markup:
+    """Escape ``text`` and mark up every mail address in it with ``_address_markup``."""
+    out: list[str] = []
+    pos = 0
+    for m in _ADDR.finditer(text):
+        out.append(str(escape(text[pos : m.start()])))
+        out.append(_address_markup(m.group()))
+        pos = m.end()
+    out.append(str(escape(text[pos:])))
+    return Markup("".join(out))  # noqa: S704 (every piece escaped above)

@@ -4,6 +4,7 @@ and SMTP clients (stdlib smtplib; swaks where installed)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import smtplib
@@ -84,6 +85,16 @@ def test_hold_is_stored_and_notice_sent(relay: tuple[Relay, Sink]) -> None:
     assert len(notices) == 1
     assert notices[0].rcpts == ["emily.clark@city.example.lg.jp"]
     assert f"hold={hold_id}".encode() in notices[0].data
+    # the web server listens on a free port (not 8025) and no base URL is configured: the
+    # notice's links point at the port it really listens on
+    import email
+    import email.policy
+
+    note = email.message_from_bytes(notices[0].data, policy=email.policy.default)
+    body = note.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert f"http://127.0.0.1:{r.web_port}/h/" in body.get_content()
+    assert r.web_port != 8025
 
     async def check() -> None:
         store = await open_store(sqlite_url(r.data / "leakguard.db"))
@@ -92,13 +103,19 @@ def test_hold_is_stored_and_notice_sent(relay: tuple[Relay, Sink]) -> None:
             assert hold is not None and hold.state is HoldState.HELD
             assert hold.rules == ("mixed-organizations",)
             assert await store.get_message(hold.message_sha256) == raw
-            assert hold.auth_user == "emily.clark@city.example.lg.jp"
+            # the plain listener trusts the network: there is no AUTH login to record
+            assert hold.auth_user is None
+            assert hold.mail_from == "emily.clark@city.example.lg.jp"
             notice = [d for d in await store.list_deliveries() if d.kind == "notice"]
             assert notice and notice[0].state is DeliveryState.DONE
         finally:
             await store.close()
 
     asyncio.run(check())
+    events = [json.loads(x) for x in r.log().splitlines() if x.startswith("{")]
+    (audit,) = [e for e in events if e.get("event") == "message" and e.get("action") == "hold"]
+    assert audit["auth_user"] is None and audit["trusted_client"] is True
+    assert audit["sender"] == "emily.clark@city.example.lg.jp"
 
 
 def test_reject_gives_550_with_reason(relay: tuple[Relay, Sink]) -> None:
@@ -155,6 +172,19 @@ def test_sighup_reload_keeps_policy_on_error(tmp_path: Path) -> None:
             r.signal(signal.SIGHUP)
             time.sleep(1.0)
             assert '"event": "reload_failed"' in r.log()
+            # /healthz no longer says plain "ok": the policy in force is older than the file
+            with httpx.Client(base_url=f"http://127.0.0.1:{r.web_port}") as c:
+                h = c.get("/healthz")
+                assert h.status_code == 200  # still relaying: load balancers keep it
+                body = h.json()
+                assert body["ok"] is True and body["status"] == "degraded"
+                assert body["policy"]["stale"] is True
+                assert body["policy"]["running_version"] != body["policy"]["file_version"]
+                assert "nope" in body["policy"]["last_reload_error"]
+                assert c.get("/healthz?strict=1").status_code == 503
+                metrics = c.get("/metrics").text
+                assert "leakguard_policy_reload_failures_total 1.0" in metrics
+                assert "leakguard_policy_stale 1.0" in metrics
             rcpts = [f"person{i}@org{i}.example" for i in range(30)]
             raw = f"From: {SENDER}\r\nTo: {', '.join(rcpts)}\r\nSubject: m\r\n\r\nx\r\n".encode()
             code, _ = send(r.port, raw, rcpts)
@@ -166,7 +196,11 @@ def test_sighup_reload_keeps_policy_on_error(tmp_path: Path) -> None:
             code, _ = send(r.port, raw, rcpts)
             assert code == 250  # now a bcc
             with httpx.Client(base_url=f"http://127.0.0.1:{r.web_port}") as c:
-                assert c.get("/healthz").json()["ok"] is True
+                health = c.get("/healthz?strict=1")
+                assert health.status_code == 200 and health.json()["status"] == "ok"
+                assert health.json()["policy"]["stale"] is False
+                assert "last_reload_error" not in health.json()["policy"]
+                assert "leakguard_policy_stale 0.0" in c.get("/metrics").text
                 assert 'leakguard_messages_total{action="reject"} 1.0' in c.get("/metrics").text
         finally:
             assert r.stop() == 0

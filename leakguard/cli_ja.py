@@ -1,0 +1,178 @@
+# ruff: noqa: E501  (a catalogue of sentences: one per line reads best)
+"""Japanese ``--help`` for every command, and argparse's own words in Japanese.
+
+The command modules write their help in English. Under a Japanese locale
+(``LEAKGUARD_LANG``, ``LC_ALL``, ``LC_MESSAGES`` or ``LANG`` = ``ja_*``) ``localize`` walks the
+finished parser tree and replaces every description and help text by its Japanese version
+from ``HELP_JA``; argparse's headings ("usage:", "options:") and its error messages are
+translated by ``JapaneseArgumentParser``. ``tests/test_cli_help.py`` fails when a help text
+has no Japanese version, so a new flag cannot ship with English-only help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Iterator
+from typing import NoReturn
+
+HELP_JA: dict[str, str] = {
+    # leakguard
+    "Pre-send email leak guard: an SMTP relay that checks outgoing mail.": "送信前メール誤送信対策: 送信メールを確認する SMTP リレーです。",
+    "show this help message and exit": "このヘルプを表示して終了する",
+    "show program's version number and exit": "バージョンを表示して終了する",
+    "dry run: show what the relay would do with saved mails and why": "試験実行: 保存したメールをリレーがどう扱うか、その理由とともに表示する",
+    "validate, export schema, test": "ポリシーの検証、スキーマ出力、テスト",
+    "run the SMTP relay and the web server": "SMTP リレーと Web サーバーを動かす",
+    "manage SMTP AUTH users (argon2 users file)": "SMTP AUTH のユーザーを管理する (argon2 のユーザーファイル)",
+    "list, show and answer held mail (administrators)": "保留メールの一覧・表示・操作 (管理者用)",
+    "show help on a topic, in Japanese or English": "トピック別の説明を日本語または英語で表示する",
+    "print the configuration reference (docs/configuration.md), generated from the configuration model": "設定項目の一覧 (docs/configuration.md) を設定モデルから生成して表示する",
+    # check
+    "Run the detectors and the policy on .eml files without sending anything.": ".eml ファイルに検出とポリシーを適用します。何も送信しません。",
+    "policy file (default: policies/default.yaml)": "ポリシーファイル (既定: policies/default.yaml)",
+    "organisation file; replaces the policy's": "組織ファイル (ポリシー内の組織情報の代わりに使う)",
+    "envelope sender (default: From)": "エンベロープの差出人 (既定: From)",
+    "envelope recipients (default: To + Cc + Bcc)": "エンベロープの宛先 (既定: To + Cc + Bcc)",
+    "one JSON object per line per message": "メール1通ごとに JSON オブジェクトを1行で出力する",
+    # policy
+    "Tools for policy files: validate them, export their JSON Schema, run their test cases.": "ポリシーファイルの道具: 検証、JSON Schema の出力、テストケースの実行。",
+    "check policy files; errors name file:line:column": "ポリシーファイルを検証する (誤りは ファイル:行:桁 で示す)",
+    "print the JSON Schema of policy files (for editors)": "ポリシーファイルの JSON Schema を出力する (エディター用)",
+    "run the policy's test cases (sample mails + expected action)": "ポリシーのテストケース (サンプルメールと期待する動作) を実行する",
+    "schema of organisation files": "組織ファイルのスキーマを出力する",
+    "policy files": "ポリシーファイル",
+    # serve
+    "Run the SMTP relay and the web server. Flags override the config file.": "SMTP リレーと Web サーバーを動かします。オプションは設定ファイルより優先します。",
+    "service configuration (YAML); default $LEAKGUARD_CONFIG, then /etc/leakguard/leakguard.yaml when it exists, else built-in defaults": "サービスの設定ファイル (YAML)。既定は $LEAKGUARD_CONFIG、次に /etc/leakguard/leakguard.yaml (あれば)、なければ組み込みの既定値",
+    "plain SMTP listener (trusted networks only; loopback is trusted)": "平文の SMTP 待ち受け (信頼するネットワークのみ。ループバックは信頼する)",
+    "smarthost to relay to (default: local maildir under the data dir)": "中継先のスマートホスト (既定: データディレクトリ内のローカル maildir)",
+    "policy file": "ポリシーファイル",
+    "organisation file": "組織ファイル",
+    "data directory": "データディレクトリ",
+    "web server address": "Web サーバーの待ち受けアドレス",
+    "public URL of the web server used in notice links (default: derived from --web-listen)": "通知のリンクに使う Web サーバーの公開 URL (既定: --web-listen から決める)",
+    "log JSON lines (default: JSON unless on a terminal)": "ログを JSON 行で出力する (既定: 端末以外では JSON)",
+    "least important level logged": "記録する最も低いログレベル",
+    # users
+    "Manage the users file used for SMTP AUTH and the administrators' web view.": "SMTP AUTH と管理者用 Web 画面で使うユーザーファイルを管理します。",
+    "service configuration (finds the file)": "サービスの設定ファイル (ユーザーファイルの場所を知るため)",
+    "users file (default: the service's, found like holds: -c, $LEAKGUARD_CONFIG, /etc/leakguard/leakguard.yaml, the data directory)": "ユーザーファイル (既定: サービスのもの。holds と同じく -c、$LEAKGUARD_CONFIG、/etc/leakguard/leakguard.yaml、データディレクトリの順に探す)",
+    "add a user or change a password": "ユーザーを追加する、またはパスワードを変える",
+    "remove a user": "ユーザーを削除する",
+    "list users": "ユーザーを一覧する",
+    "login name, normally the user's mail address": "ログイン名 (通常は利用者のメールアドレス)",
+    "further sender address the user may use (shared mailbox; *@domain)": "この利用者が差出人に使える別のアドレス (共有メールボックス、*@ドメイン)",
+    "read the password from the first line of standard input": "パスワードを標準入力の1行目から読む",
+    "login name to remove": "削除するログイン名",
+    # holds
+    "Administer held mail: the same rules and audit trail as web and reply.": "保留メールを管理します。Web や返信と同じ規則で操作し、同じ記録を残します。",
+    "service configuration; default $LEAKGUARD_CONFIG, then /etc/leakguard/leakguard.yaml, then make run's data directory": "サービスの設定ファイル。既定は $LEAKGUARD_CONFIG、次に /etc/leakguard/leakguard.yaml、次に make run のデータディレクトリ",
+    "data directory (overrides the configuration)": "データディレクトリ (設定ファイルより優先)",
+    "list holds (newest first)": "保留を一覧する (新しい順)",
+    "print a hold and its timeline (for incident reports)": "保留の内容と経過を表示する (事故報告用)",
+    "send the held mail": "保留メールを送信する",
+    "send it with the recipients moved to Bcc": "宛先を BCC にして送信する",
+    "discard it": "破棄する",
+    "only holds in this state (repeatable)": "この状態の保留だけ (複数回指定できる)",
+    "only mail from this envelope sender": "このエンベロープ差出人のメールだけ",
+    "only holds where this rule matched": "このルールに一致した保留だけ",
+    "only holds older than this, e.g. 2h, 3d": "これより古い保留だけ (例: 2h, 3d)",
+    "at most this many (default 200)": "最大件数 (既定 200)",
+    "one JSON object per line instead of the TSV table": "TSV の表の代わりに、1件ごとに JSON オブジェクトを1行で出力する",
+    "hold id, e.g. H-ABCDE12345": "保留ID (例: H-ABCDE12345)",
+    "administrator name recorded (default: login)": "記録する管理者名 (既定: ログイン名)",
+    "note recorded in the timeline": "経過に記録するメモ",
+    # help, config
+    "Explain one part of leakguard (serve, policy, holds, check, config, postfix, logs), in the reader's language.": "leakguard の各部分 (serve, policy, holds, check, config, postfix, logs) を読み手の言語で説明します。",
+    "topic; without it, the list of topics": "トピック (省略するとトピックの一覧)",
+    "language (default: from LEAKGUARD_LANG / LANG)": "言語 (既定: LEAKGUARD_LANG / LANG から)",
+    "The service configuration (leakguard.yaml): its reference, generated from the model.": "サービスの設定 (leakguard.yaml): 設定モデルから生成した項目一覧。",
+    "write the Markdown reference of every option, default and example": "すべての設定項目・既定値・例を Markdown で出力する",
+    "write to this file instead of standard output": "標準出力の代わりにこのファイルへ書く",
+}
+
+_HEADINGS = {
+    "positional arguments": "引数",
+    "options": "オプション",
+    "optional arguments": "オプション",
+}
+
+_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), ja)
+    for p, ja in (
+        (r"^the following arguments are required: (.*)$", "次の引数が必要です: {0}"),
+        (r"^unrecognized arguments: (.*)$", "解釈できない引数です: {0}"),
+        (
+            r"^argument (\S+): invalid choice: (.*?) \(choose from (.*)\)$",
+            "引数 {0}: {1} は選べません (選べるもの: {2})",
+        ),
+        (r"^argument (\S+): expected one argument$", "引数 {0} には値が1つ必要です"),
+        (r"^argument (\S+): expected at least one argument$", "引数 {0} には値が1つ以上必要です"),
+        (
+            r"^argument (\S+): invalid (\S+) value: (.*)$",
+            "引数 {0}: {2} は正しい値ではありません ({1})",
+        ),
+        (
+            r"^argument (\S+): not allowed with argument (\S+)$",
+            "引数 {0} は {1} と一緒に使えません",
+        ),
+    )
+)
+
+
+def error_ja(message: str) -> str:
+    for pat, ja in _ERRORS:
+        m = pat.match(message)
+        if m:
+            return ja.format(*m.groups())
+    return message
+
+
+class _JapaneseFormatter(argparse.HelpFormatter):
+    def add_usage(self, usage, actions, groups, prefix=None):  # type: ignore[no-untyped-def]
+        super().add_usage(usage, actions, groups, prefix="使い方: " if prefix is None else prefix)
+
+    def start_section(self, heading):  # type: ignore[no-untyped-def]
+        super().start_section(_HEADINGS.get(heading or "", heading))
+
+
+class JapaneseArgumentParser(argparse.ArgumentParser):
+    """argparse with Japanese headings and error messages (help texts: ``localize``)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("formatter_class", _JapaneseFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: エラー: {error_ja(message)}\n")
+
+
+def walk(parser: argparse.ArgumentParser) -> Iterator[tuple[object, str, str]]:
+    """(holder, attribute, text) for every description and help text in the tree."""
+    if parser.description:
+        yield parser, "description", parser.description
+    for action in parser._actions:
+        if action.help and action.help is not argparse.SUPPRESS:
+            yield action, "help", action.help
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                if choice.help:
+                    yield choice, "help", choice.help
+            seen: set[int] = set()
+            for sub in action.choices.values():
+                if id(sub) not in seen:  # aliases share one parser
+                    seen.add(id(sub))
+                    yield from walk(sub)
+
+
+def missing_translations(parser: argparse.ArgumentParser) -> list[str]:
+    return sorted({text for _h, _a, text in walk(parser) if text not in HELP_JA})
+
+
+def localize(parser: argparse.ArgumentParser) -> None:
+    """Replace every help text by its Japanese version (English where none exists)."""
+    for holder, attr, text in list(walk(parser)):
+        setattr(holder, attr, HELP_JA.get(text, text))
