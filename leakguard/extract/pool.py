@@ -1,0 +1,252 @@
+"""A small pool of extraction worker processes that can be killed and replaced.
+
+``concurrent.futures.ProcessPoolExecutor`` cannot stop a task that hangs (a parser in an
+endless loop inside C code) and breaks the whole pool when a worker dies. This pool keeps
+one pipe per worker, hands a worker one attachment at a time, and waits on the pipe with
+the time left in the message's budget. A worker that does not answer in time is killed
+(SIGKILL) and replaced; one that dies (segfault, ``os._exit``, the kernel's OOM killer)
+is replaced too. Either way the attachment, and those of the mail not yet read, are
+reported as uninspected: the mail is decided, never lost, and the relay never goes down.
+
+Each worker limits its own address space (``RLIMIT_AS``), so a decompression bomb or a
+parser's runaway allocation ends in ``MemoryError`` (reported as uninspected) or in the
+worker's death, never in the relay's. Workers are started with the ``forkserver`` method
+(``spawn`` where there is none): they share nothing with the relay's memory, and the
+extraction modules are imported once in the fork server, so a replacement starts in
+milliseconds.
+
+Bytes go to the worker still transfer-encoded (base64 is 4/3 of the binary, but the relay
+then never holds a decoded copy): the caller passes a ``memoryview`` of the raw mail, which
+``Connection.send_bytes`` writes without copying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from leakguard.extract.formats import Limits, Output
+
+# Content types that make a worker misbehave on purpose; honoured only by pools created
+# with ``test_hooks=True`` (tests and the fuzz benchmark), never by the service.
+TEST_CRASH = "application/x-leakguard-test-crash"
+TEST_HANG = "application/x-leakguard-test-hang"
+TEST_MEMORY = "application/x-leakguard-test-memory"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One attachment to read: its encoded body and how to decode it."""
+
+    name: str
+    content_type: str
+    transfer_encoding: str
+    charset: str
+    body: bytes | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What stopped a job: over the budget, the worker crashed, no worker was free."""
+
+    detail: str
+
+
+def _worker_main(
+    conn: multiprocessing.connection.Connection,
+    limits: Limits,
+    memory_bytes: int,
+    test_hooks: bool,
+) -> None:
+    import resource
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    from leakguard.extract.formats import extract
+    from leakguard.message.parse import decode_transfer_encoding
+
+    while True:
+        try:
+            name, ctype, cte, charset = conn.recv()
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if test_hooks:
+            if ctype == TEST_CRASH:
+                os.kill(os.getpid(), signal.SIGSEGV)
+            elif ctype == TEST_HANG:
+                while True:
+                    time.sleep(1)
+            elif ctype == TEST_MEMORY:
+                hog = [bytearray(64 * 1024 * 1024) for _ in range(10_000)]
+                del hog
+        try:
+            body = decode_transfer_encoding(data, cte)
+            del data
+            out = extract(name, ctype, body, limits, charset)
+            del body
+            conn.send(out)
+        except MemoryError:
+            out = None
+            conn.send(Failure("over the worker's memory limit"))
+        except Exception as exc:  # never leave the parent waiting for an answer
+            conn.send(Failure(f"extraction failed: {type(exc).__name__}"))
+
+
+def _context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(
+            ["leakguard.extract.formats", "leakguard.extract.office", "leakguard.extract.mail"]
+        )
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class _Worker:
+    def __init__(self, ctx: Any, limits: Limits, memory_bytes: int, test_hooks: bool) -> None:
+        parent, child = ctx.Pipe(duplex=True)
+        self.conn: multiprocessing.connection.Connection = parent
+        self.proc = ctx.Process(
+            target=_worker_main,
+            args=(child, limits, memory_bytes, test_hooks),
+            name="leakguard-extract",
+            daemon=True,
+        )
+        self.proc.start()
+        child.close()
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.join(2)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()  # the worker's recv() ends with EOFError
+        self.proc.join(1)
+        if self.proc.is_alive():
+            self.kill()
+
+
+class ExtractPool:
+    """Worker processes reading attachments under a per-message wall-time budget."""
+
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        limits: Limits | None = None,
+        memory_bytes: int = 1024 * 1024 * 1024,
+        test_hooks: bool = False,
+    ) -> None:
+        self.size = max(1, workers)
+        self.limits = limits or Limits()
+        self.memory_bytes = memory_bytes
+        self.test_hooks = test_hooks
+        self._ctx = _context()
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.replaced = 0  # workers killed or found dead and replaced (for tests and metrics)
+        for _ in range(self.size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        w = _Worker(self._ctx, self.limits, self.memory_bytes, self.test_hooks)
+        with self._lock:
+            if self._closed:
+                w.stop()
+                return
+            self._all.add(w)
+        self._idle.put(w)
+
+    def _retire(self, w: _Worker) -> None:
+        w.kill()
+        with self._lock:
+            self._all.discard(w)
+            closed = self._closed
+            self.replaced += 1
+        if not closed:
+            self._spawn()
+
+    def run(self, jobs: Sequence[Job], timeout: float) -> list[Output | Failure]:
+        """Read ``jobs`` one after another on one worker within ``timeout`` seconds in all.
+
+        Returns one result per job, in order: the worker's ``Output``, or a ``Failure``
+        saying why the job was not read. Never raises because of what is in the jobs.
+        """
+        deadline = time.monotonic() + timeout
+        results: list[Output | Failure] = []
+        if self._closed:
+            return [Failure("extraction is shut down")] * len(jobs)
+        try:
+            w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return [Failure("no extraction worker free within the time budget")] * len(jobs)
+        try:
+            for job in jobs:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    results.append(Failure("over the time budget"))
+                    continue
+                result = self._one(w, job, left)
+                results.append(result)
+                if isinstance(result, Failure) and result.detail.startswith("worker"):
+                    self._retire(w)
+                    try:
+                        w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        rest = len(jobs) - len(results)
+                        results += [Failure("over the time budget")] * rest
+                        return results
+        except BaseException:
+            self._retire(w)  # a half-finished exchange: this worker's pipe is out of step
+            raise
+        self._idle.put(w)
+        return results
+
+    @staticmethod
+    def _one(w: _Worker, job: Job, left: float) -> Output | Failure:
+        try:
+            w.conn.send((job.name, job.content_type, job.transfer_encoding, job.charset))
+            w.conn.send_bytes(job.body)
+            if not w.conn.poll(left):
+                return Failure(f"worker killed: over the time budget ({left:.1f}s left)")
+            result = w.conn.recv()
+        except (EOFError, OSError):
+            code = w.proc.exitcode
+            if code is None:
+                w.proc.join(0.5)
+                code = w.proc.exitcode
+            return Failure(f"worker died (exit {code}) while reading it")
+        if isinstance(result, Output | Failure):
+            return result
+        return Failure("worker answered nonsense")  # pragma: no cover - our own protocol
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._all)
+            self._all.clear()
+        for w in workers:
+            w.stop()
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.proc.pid for w in self._all if w.proc.pid is not None]
