@@ -291,10 +291,10 @@ def tnef(out: Output, name: str, data: bytes, limits: Limits, depth: int, secs: 
     for n, att in enumerate(t.attachments, 1):
         try:
             fname = att.long_filename() or att.name
-        except Exception:
-            fname = ""
+        except Exception:  # tnefparse decodes an ANSI (e.g. CP932) title as UTF-8
+            fname = getattr(att, "_name", b"")
         if isinstance(fname, bytes):
-            fname = decode_bytes(fname, None).text
+            fname = decode_bytes(fname.rstrip(b"\x00"), None).text
         fname = str(fname).strip("\x00").strip() or f"attachment {n}"
         if att.data:
             dispatch(

@@ -23,16 +23,15 @@ then never holds a decoded copy): the caller passes a ``memoryview`` of the raw 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import multiprocessing.connection
-import os
 import queue
-import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from leakguard.extract.formats import Limits, Output
 
@@ -61,85 +60,52 @@ class Failure:
     detail: str
 
 
-def _worker_main(
-    conn: multiprocessing.connection.Connection,
-    limits: Limits,
-    memory_bytes: int,
-    test_hooks: bool,
-) -> None:
-    import resource
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    from leakguard.extract.formats import extract
-    from leakguard.message.parse import decode_transfer_encoding
-
-    while True:
-        try:
-            name, ctype, cte, charset = conn.recv()
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        if test_hooks:
-            if ctype == TEST_CRASH:
-                os.kill(os.getpid(), signal.SIGSEGV)
-            elif ctype == TEST_HANG:
-                while True:
-                    time.sleep(1)
-            elif ctype == TEST_MEMORY:
-                hog = [bytearray(64 * 1024 * 1024) for _ in range(10_000)]
-                del hog
-        try:
-            body = decode_transfer_encoding(data, cte)
-            del data
-            out = extract(name, ctype, body, limits, charset)
-            del body
-            conn.send(out)
-        except MemoryError:
-            out = None
-            conn.send(Failure("over the worker's memory limit"))
-        except Exception as exc:  # never leave the parent waiting for an answer
-            conn.send(Failure(f"extraction failed: {type(exc).__name__}"))
-
-
-def _context() -> Any:
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(
-            ["leakguard.extract.formats", "leakguard.extract.office", "leakguard.extract.mail"]
-        )
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 class _Worker:
-    def __init__(self, ctx: Any, limits: Limits, memory_bytes: int, test_hooks: bool) -> None:
-        parent, child = ctx.Pipe(duplex=True)
-        self.conn: multiprocessing.connection.Connection = parent
-        self.proc = ctx.Process(
-            target=_worker_main,
-            args=(child, limits, memory_bytes, test_hooks),
-            name="leakguard-extract",
-            daemon=True,
-        )
-        self.proc.start()
-        child.close()
+    """One worker: ``python -m leakguard.extract.worker`` on one end of a socket pair.
+
+    A fresh interpreter rather than ``multiprocessing.Process``: it shares nothing with the
+    relay (no inherited locks, sockets or memory), and never re-imports the caller's
+    ``__main__`` as the spawn and forkserver methods do.
+    """
+
+    def __init__(self, limits: Limits, memory_bytes: int, test_hooks: bool) -> None:
+        parent, child = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "leakguard.extract.worker", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a terminal's Ctrl-C is the parent's business
+                close_fds=True,
+            )
+        finally:
+            child.close()
+        self.conn = multiprocessing.connection.Connection(parent.detach())
+        # settings first: the worker reads them before its first job
+        self.conn.send((limits, memory_bytes, test_hooks))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def exitcode(self, wait: float) -> int | None:
+        try:
+            return self.proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            return None
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             self.proc.kill()
         with contextlib.suppress(Exception):
-            self.proc.join(2)
+            self.proc.wait(2)
         with contextlib.suppress(Exception):
             self.conn.close()
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
-            self.conn.close()  # the worker's recv() ends with EOFError
-        self.proc.join(1)
-        if self.proc.is_alive():
+            self.conn.close()  # the worker's recv() ends with EOFError and it exits
+        if self.exitcode(1) is None:
             self.kill()
 
 
@@ -158,7 +124,6 @@ class ExtractPool:
         self.limits = limits or Limits()
         self.memory_bytes = memory_bytes
         self.test_hooks = test_hooks
-        self._ctx = _context()
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -168,7 +133,7 @@ class ExtractPool:
             self._spawn()
 
     def _spawn(self) -> None:
-        w = _Worker(self._ctx, self.limits, self.memory_bytes, self.test_hooks)
+        w = _Worker(self.limits, self.memory_bytes, self.test_hooks)
         with self._lock:
             if self._closed:
                 w.stop()
@@ -230,10 +195,7 @@ class ExtractPool:
                 return Failure(f"worker killed: over the time budget ({left:.1f}s left)")
             result = w.conn.recv()
         except (EOFError, OSError):
-            code = w.proc.exitcode
-            if code is None:
-                w.proc.join(0.5)
-                code = w.proc.exitcode
+            code = w.exitcode(0.5)
             return Failure(f"worker died (exit {code}) while reading it")
         if isinstance(result, Output | Failure):
             return result
@@ -249,4 +211,4 @@ class ExtractPool:
 
     def pids(self) -> list[int]:
         with self._lock:
-            return [w.proc.pid for w in self._all if w.proc.pid is not None]
+            return [w.pid for w in self._all]
