@@ -19,6 +19,7 @@ way attachment names are encoded (RFC 2047 in ``name=``, RFC 2231 ``filename*=``
 from __future__ import annotations
 
 import base64
+import datetime
 import io
 import struct
 import sys
@@ -197,6 +198,8 @@ def applicants_xlsx() -> bytes:
     from openpyxl import Workbook
 
     wb = Workbook()
+    wb.properties.creator = ""
+    wb.properties.created = wb.properties.modified = datetime.datetime(2026, 11, 24, 10, 0)
     ws = wb.active
     ws.title = "応募者一覧"
     ws.append(["受付番号", "氏名", "フリガナ", "電話番号", "メールアドレス", "希望職種"])
@@ -222,6 +225,7 @@ def benefit_certificate_docx() -> bytes:
 
     doc = Document()
     doc.core_properties.author = ""
+    doc.core_properties.created = doc.core_properties.modified = datetime.datetime(2026, 11, 24)
     doc.add_heading("雇用保険受給資格者証（写）", level=1)
     doc.add_paragraph("下記のとおり受給資格を決定しました。")
     table = doc.add_table(rows=0, cols=2)
@@ -451,7 +455,7 @@ def thunderbird_docx_mail() -> None:
         "MIME-Version: 1.0",
         "User-Agent: Mozilla Thunderbird",
         "Content-Language: ja",
-        f"To: {h('鈴木 一郎')} <ichiro.suzuki1979@example.ne.jp>",
+        f"To: {h('鈴木 一郎')} <ichiro.suzuki1979@gmail.com>",
         f"From: {h('山口 聡')} <s-yamaguchi@city.example.lg.jp>",
         f"Subject: {h('受給資格者証の写しの送付')}",
     ]

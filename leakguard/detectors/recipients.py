@@ -4,7 +4,7 @@ Facts: ``visible_external_recipients``, ``visible_external_organizations``,
 ``exposed_external_organizations`` (the same, but 0 when every visible external recipient
 already took part together in a quoted message of the thread: a reply-all exposes nobody),
 ``external_recipients``, ``external_organizations``, ``first_time_external_recipients``,
-``recipients``, ``attachments``, ``message_size``.
+``recipients``, ``message_size``. (``attachments`` is counted by the attachments detector.)
 """
 
 from __future__ import annotations
@@ -131,7 +131,6 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
         "external_organizations": len(ext_orgs),
         "first_time_external_recipients": len(first_time),
         "recipients": len(rcpts),
-        "attachments": len(msg.attachments),
         "uninspected_parts": msg.uninspected_parts,
         "message_size": msg.size,
     }

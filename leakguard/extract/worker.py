@@ -60,10 +60,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd = int(sys.argv[1])
     conn = multiprocessing.connection.Connection(fd)
-    try:
+    with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):
         serve(conn)
-    except (EOFError, OSError, KeyboardInterrupt):
-        pass
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""Attachments: how many, and which could not be read (issue 7).
+
+Facts:
+
+- ``attachments``: files attached to the mail (MIME parts with a file or a message inside;
+  a calendar invitation's own ``text/calendar`` alternative is the invitation, not a file);
+- ``encrypted_attachments``: attachments (or ZIP members) that are password-protected;
+- ``unreadable_attachments``: attachments without a text layer (scans, images, legacy
+  binary formats): what they show cannot be checked;
+- ``external_attachments``: the attachments, when at least one recipient is external
+  (0 otherwise), so a policy can scope any attachment rule to mail that leaves.
+
+Attachments that could not be read within the budgets are counted by the parser and the
+extractors in ``Message.uninspected_parts`` (the recipients detector reports that fact);
+this detector adds one finding per such attachment, naming it.
+"""
+
+from __future__ import annotations
+
+from leakguard.detectors import DetectorResult
+from leakguard.detectors.recipients import envelope_recipients, is_external
+from leakguard.organization import Context
+from leakguard.types import Attachment, AttachmentContent, Finding, Message
+
+_STATUS_FACT = {
+    "encrypted": "encrypted_attachments",
+    "unreadable": "unreadable_attachments",
+    "uninspected": "uninspected_parts",
+}
+
+
+def _is_file(att: Attachment) -> bool:
+    return not (att.content_type == "text/calendar" and not att.filename)
+
+
+def _top_level(name: str, contents: tuple[AttachmentContent, ...]) -> bool:
+    """Whether a content entry is not inside another entry (a ZIP member, a .msg file)."""
+    return not any(c.name != name and name.startswith(c.name + "/") for c in contents)
+
+
+def detect(msg: Message, ctx: Context) -> DetectorResult:
+    n_files = sum(1 for a in msg.attachments if _is_file(a))
+    external = [a.addr for a in envelope_recipients(msg) if is_external(a, ctx)]
+    findings: list[Finding] = []
+    counts = {"encrypted_attachments": 0, "unreadable_attachments": 0}
+    for c in msg.contents:
+        fact = _STATUS_FACT.get(c.status)
+        if fact is None:
+            continue
+        # A password-protected ZIP and its members are one attachment to the person who
+        # sent it: members count only when their container was readable.
+        if fact in counts and (_top_level(c.name, msg.contents) or c.status != "encrypted"):
+            counts[fact] += 1
+        findings.append(
+            Finding(
+                detector="attachments",
+                fact=fact,
+                addresses=(),
+                detail=f"attachment {c.name!r} ({c.kind}) is {c.status}: {c.detail}"[:300],
+                evidence={
+                    "attachment": c.name,
+                    "kind": c.kind,
+                    "status": c.status,
+                    "reason": c.detail[:200],
+                },
+            )
+        )
+    if external and n_files:
+        findings.append(
+            Finding(
+                detector="attachments",
+                fact="external_attachments",
+                addresses=tuple(external),
+                detail=f"{n_files} attachment(s) in a mail to external recipients",
+                evidence={"count": str(n_files)},
+            )
+        )
+    facts = {
+        "attachments": n_files,
+        "external_attachments": n_files if external else 0,
+        **counts,
+    }
+    return DetectorResult(facts=facts, findings=tuple(findings))
