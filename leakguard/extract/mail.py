@@ -283,6 +283,8 @@ def tnef(out: Output, name: str, data: bytes, limits: Limits, depth: int, secs: 
         if isinstance(html, bytes):
             html = decode_bytes(html, None).text
         body = render_html(html)[0]
+    if not (subject or body or t.attachments or t.has_body()):
+        raise Uninspected("TNEF stream without a subject, body or attachment")
     raw = build_rfc5322(subject=subject, body=body or "")
     out.messages.append((name, raw))
     _mail_text(parse_message(raw), secs)
