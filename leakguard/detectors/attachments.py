@@ -30,7 +30,11 @@ _STATUS_FACT = {
 
 
 def _is_file(att: Attachment) -> bool:
-    return not (att.content_type == "text/calendar" and not att.filename)
+    """A file the sender attached: not a calendar invitation's own text/calendar part, nor
+    a body text part the parser set aside only because it was too large to read."""
+    if att.filename or att.disposition == "attachment":
+        return True
+    return att.content_type not in ("text/calendar", "text/plain", "text/html")
 
 
 def _top_level(name: str, contents: tuple[AttachmentContent, ...]) -> bool:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from leakguard.extract.formats import Limits, Output, Sections, Uninspected, Unreadable, dispatch
 from leakguard.message.charsets import decode_bytes
 from leakguard.message.parse import decode_transfer_encoding, parse_message
-from leakguard.types import AttachmentContent, Message
+from leakguard.types import Attachment, AttachmentContent, Message
 
 _MAX_HEADER_CHARS = 64 * 1024
 _HEADER_DROP = re.compile(r"(content-|mime-version)", re.I)
@@ -39,6 +39,16 @@ def _body_text(msg: Message) -> str:
     return "\n".join(p.text for p in msg.text_parts)
 
 
+def _oversized_body(att: Attachment) -> bool:
+    """A body text part the parser listed as an attachment only because it was too large
+    to read (it already counted it in ``uninspected_parts``): not read twice."""
+    return (
+        att.content_type in ("text/plain", "text/html")
+        and not att.filename
+        and att.disposition != "attachment"
+    )
+
+
 def walk_attachments(msg: Message, prefix: str = "") -> Iterator[tuple[str, Message, int]]:
     """(display name, holder message, index into holder.attachments) of every attachment
     to read, attached messages (message/rfc822) included; those parts themselves are not
@@ -47,6 +57,8 @@ def walk_attachments(msg: Message, prefix: str = "") -> Iterator[tuple[str, Mess
         if att.content_type in ("message/rfc822", "message/global") or att.content_type.endswith(
             "-headers"
         ):
+            continue
+        if _oversized_body(att):
             continue
         label = att.filename or f"part {att.path} ({att.content_type})"
         yield f"{prefix}{label}", msg, i
