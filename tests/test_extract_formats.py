@@ -162,7 +162,10 @@ def test_xlsx_sheets_rows_tabs() -> None:
     assert [s.location for s in c.sections] == ["sheet 応募者一覧", "sheet 備考"]
     rows = c.sections[0].text.split("\n")
     assert rows[0] == "受付番号\t氏名\tフリガナ\t電話番号\tメールアドレス\t希望職種"
-    assert rows[1] == "A-0412\t高橋 美咲\tタカハシ ミサキ\t080-3321-7745\tmisaki.t@example.ne.jp\t一般事務"
+    assert (
+        rows[1]
+        == "A-0412\t高橋 美咲\tタカハシ ミサキ\t080-3321-7745\tmisaki.t@example.ne.jp\t一般事務"
+    )
     assert len(rows) == 6
 
 
@@ -187,7 +190,7 @@ def test_docx_text_boxes_tabs_breaks_and_deleted_text() -> None:
         "<w:p><w:del><w:r><w:delText>削除した電話 03-1111-2222</w:delText></w:r></w:del></w:p>"
         "</w:body></w:document>"
     )
-    footer = f'<w:ftr {_W}><w:p><w:r><w:t>受付 0412</w:t></w:r></w:p></w:ftr>'.encode()
+    footer = f"<w:ftr {_W}><w:p><w:r><w:t>受付 0412</w:t></w:r></w:p></w:ftr>".encode()
     c = only("a.docx", "application/octet-stream", _docx(xml, {"word/footer1.xml": footer}))
     assert c.status == "read"
     assert c.sections[0].text.split("\n") == [
@@ -228,8 +231,10 @@ def test_pptx_slides_in_order_with_notes() -> None:
 
     def slide(*paras: str) -> bytes:
         body = "".join(f"<a:p><a:r><a:t>{t}</a:t></a:r></a:p>" for t in paras)
-        return f"<p:sld {p} {a}><p:cSld><p:spTree><p:sp><p:txBody>{body}</p:txBody></p:sp>" \
+        return (
+            f"<p:sld {p} {a}><p:cSld><p:spTree><p:sp><p:txBody>{body}</p:txBody></p:sp>"
             "</p:spTree></p:cSld></p:sld>".encode()
+        )
 
     data = make_zip(
         {
@@ -263,7 +268,7 @@ def _odf(mimetype: str, body: str, manifest: bytes | None = None) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("mimetype", mimetype, compress_type=zipfile.ZIP_STORED)
-        content = f'<office:document-content {_ODF_NS}><office:body>{body}</office:body>'
+        content = f"<office:document-content {_ODF_NS}><office:body>{body}</office:body>"
         zf.writestr("content.xml", content + "</office:document-content>")
         if manifest is not None:
             zf.writestr("META-INF/manifest.xml", manifest)
@@ -276,8 +281,11 @@ def test_odt_paragraphs_tabs_spaces() -> None:
         "<text:p>氏名<text:tab/>高田 <text:span>真一</text:span></text:p>"
         "<text:p>電話<text:s/>045-123-4567</text:p></office:text>"
     )
-    c = only("a.odt", "application/vnd.oasis.opendocument.text",
-             _odf("application/vnd.oasis.opendocument.text", body))
+    c = only(
+        "a.odt",
+        "application/vnd.oasis.opendocument.text",
+        _odf("application/vnd.oasis.opendocument.text", body),
+    )
     assert (c.kind, c.status) == ("odt", "read")
     assert c.sections[0].text == "申請書\n氏名\t高田 真一\n電話 045-123-4567"
 
@@ -291,7 +299,10 @@ def test_odp_pages_are_slides() -> None:
         "</draw:text-box></draw:frame></draw:page></office:presentation>"
     )
     c = only("a.odp", "", _odf("application/vnd.oasis.opendocument.presentation", body))
-    assert [(s.location, s.text) for s in c.sections] == [("slide 1", "一枚目"), ("slide 2", "二枚目")]
+    assert [(s.location, s.text) for s in c.sections] == [
+        ("slide 1", "一枚目"),
+        ("slide 2", "二枚目"),
+    ]
 
 
 def test_encrypted_odf_is_a_fact() -> None:
@@ -317,7 +328,9 @@ def test_corrupt_docx_is_uninspected() -> None:
 
 @pytest.mark.parametrize("codec", ["shift_jis", "iso-2022-jp", "utf-8", "euc-jp", "utf-8-sig"])
 def test_csv_in_japanese_charsets_without_a_label(codec: str) -> None:
-    text = "受付番号,氏名,電話番号\r\n0412,山本 花子,090-4821-3376\r\n0413,高橋 美咲,080-3321-7745\r\n"
+    text = (
+        "受付番号,氏名,電話番号\r\n0412,山本 花子,090-4821-3376\r\n0413,高橋 美咲,080-3321-7745\r\n"
+    )
     c = only("名簿.csv", "text/csv", text.encode(codec))
     assert (c.kind, c.status) == ("csv", "read")
     assert c.sections[0].text.lstrip("\ufeff").split("\n")[1] == "0412,山本 花子,090-4821-3376"
@@ -334,7 +347,7 @@ def test_text_attachment_uses_its_charset_label() -> None:
 class Cp932Name(zipfile.ZipInfo):
     """A member name written the way Windows' Explorer does: CP932 bytes, no UTF-8 flag."""
 
-    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # noqa: N802 - zipfile's hook
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # zipfile's hook
         return self.filename.encode("cp932"), self.flag_bits
 
 
@@ -488,8 +501,8 @@ def test_legacy_ole_document_is_unreadable() -> None:
 
 def test_password_protected_office_file_is_encrypted() -> None:
     # Office writes a password-protected DOCX/XLSX as an OLE file with an EncryptedPackage
-    data = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600 + "EncryptedPackage".encode(
-        "utf-16-le"
+    data = (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600 + "EncryptedPackage".encode("utf-16-le")
     )
     c = only("給与.xlsx", "application/octet-stream", data)
     assert (c.kind, c.status) == ("xlsx", "encrypted")

@@ -160,8 +160,8 @@ EML_AS_OCTET = (
     "MIME-Version: 1.0\r\n"
     'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
     "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
-    "--b\r\nContent-Type: application/octet-stream; name=\"original.eml\"\r\n"
-    "Content-Disposition: attachment; filename=\"original.eml\"\r\n"
+    '--b\r\nContent-Type: application/octet-stream; name="original.eml"\r\n'
+    'Content-Disposition: attachment; filename="original.eml"\r\n'
     "Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
 )
 INNER_EML = (
@@ -209,7 +209,9 @@ def test_oversized_attachment_is_not_sent_to_a_worker() -> None:
     raw = (
         b"From: a@city.example.lg.jp\r\nTo: b@partner.example\r\nMIME-Version: 1.0\r\n"
         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
-        b"--b\r\nContent-Type: application/pdf; name=big.pdf\r\n\r\n" + b"x" * 5000 + b"\r\n--b--\r\n"
+        b"--b\r\nContent-Type: application/pdf; name=big.pdf\r\n\r\n"
+        + b"x" * 5000
+        + b"\r\n--b--\r\n"
     )
     msg = ex.read(parse_message(raw))
     assert [(c.name, c.status) for c in msg.contents] == [("big.pdf", "uninspected")]
