@@ -519,3 +519,83 @@ def test_text_limit_makes_the_attachment_uninspected_but_keeps_what_was_read() -
     c = only("long.txt", "text/plain", ("あ" * 5000).encode(), Limits(max_chars=1000))
     assert c.status == "uninspected"
     assert len(text_of(c)) == 1000
+
+
+# --------------------------------------------------------------------------- Outlook .msg
+
+
+def outlook_msg(**extra: object) -> bytes:
+    from cfb import msg_file
+
+    _, _, pdf = attachment_bytes("attachment-request-form-pdf-ja.eml")
+    fields: dict[str, object] = {
+        "subject": "申請書の件",
+        "body": "山田様\r\n申請書を添付します。\r\n",
+        "sender": ("佐藤 一也", "kazuya.sato@city.example.lg.jp"),
+        "recipients": [
+            ("山田 太郎", "yamada@mirai-kensetsu.co.jp", 1),
+            ("田中 恵子", "k-tanaka@aozora-jinzai.co.jp", 2),
+        ],
+        "attachments": [
+            ("開示請求書.pdf", pdf),  # over 4 KiB: regular sectors, not the mini stream
+            (
+                "元のメール.msg",
+                {
+                    "subject": "ご相談",
+                    "body": "元の本文",
+                    "sender": ("木村 健二", "kimura@hikari-sekkei.co.jp"),
+                    "recipients": [("佐藤", "kazuya.sato@city.example.lg.jp", 1)],
+                    "attachments": [
+                        ("名簿.csv", "氏名,電話\n山本,090-4821-3376\n".encode("cp932"))
+                    ],
+                },
+            ),
+        ],
+    }
+    fields.update(extra)
+    return msg_file(**fields)
+
+
+def test_outlook_msg_headers_body_attachments_and_embedded_message() -> None:
+    out = extract("転送.msg", "application/vnd.ms-outlook", outlook_msg(), LIMITS)
+    assert [(c.name, c.kind, c.status) for c in out.contents] == [
+        ("転送.msg", "msg", "read"),
+        ("転送.msg/開示請求書.pdf", "pdf", "read"),
+        ("転送.msg/元のメール.msg/名簿.csv", "csv", "read"),
+        ("転送.msg/元のメール.msg", "msg", "read"),
+    ]
+    head = out.contents[0].sections[0].text.split("\n")
+    assert head[:3] == [
+        "From: 佐藤 一也 <kazuya.sato@city.example.lg.jp>",
+        "To: 山田 太郎 <yamada@mirai-kensetsu.co.jp>",
+        "Cc: 田中 恵子 <k-tanaka@aozora-jinzai.co.jp>",
+    ]
+    assert out.contents[0].sections[1].text == "山田様\n申請書を添付します。\n"
+    assert "個人番号 4821 3065 7391" in text_of(out.contents[1])
+    assert [name for name, _ in out.messages] == ["転送.msg", "転送.msg/元のメール.msg"]
+    outer = parse_message(out.messages[0][1])
+    assert [a.addr for a in outer.cc] == ["k-tanaka@aozora-jinzai.co.jp"]
+    assert outer.subject == "申請書の件"
+
+
+def test_outlook_msg_keeps_its_transport_headers() -> None:
+    headers = (
+        "Received: from mx.example (mx.example [192.0.2.1])\r\n"
+        "From: =?ISO-2022-JP?B?GyRCTFpCPBsoQg==?= <kimura@hikari-sekkei.co.jp>\r\n"
+        "To: kazuya.sato@city.example.lg.jp,\r\n\tother@third-party.example\r\n"
+        "Subject: re\r\nContent-Type: multipart/mixed; boundary=zzz\r\n"
+    )
+    out = extract("受信.msg", "", outlook_msg(transport_headers=headers), LIMITS)
+    msg = parse_message(out.messages[0][1])
+    assert [a.addr for a in msg.to] == [
+        "kazuya.sato@city.example.lg.jp",
+        "other@third-party.example",
+    ]
+    assert msg.from_[0].display_name == "木村"
+    assert msg.text_parts[0].text.startswith("山田様")  # our body, not the old multipart
+
+
+def test_broken_msg_is_uninspected() -> None:
+    data = outlook_msg()
+    c = extract("x.msg", "", data[:3000], LIMITS).contents[0]
+    assert (c.kind, c.status) == ("msg", "uninspected")

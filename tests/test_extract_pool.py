@@ -291,3 +291,36 @@ async def test_event_loop_is_not_blocked_while_a_worker_hangs() -> None:
     assert msg.contents[0].status == "uninspected"
     assert 1.4 <= took < 4
     assert ticks >= 50  # the loop kept running (100 Hz) while the worker hung
+
+
+def test_outlook_msg_attachment_is_an_attached_message_for_the_thread_detector(
+    extractor: Extractor,
+) -> None:
+    from cfb import msg_file
+
+    data = msg_file(
+        subject="ご相談",
+        body="佐藤様\r\nご相談です。\r\n",
+        sender=("木村 健二", "kimura@hikari-sekkei.co.jp"),
+        recipients=[
+            ("佐藤 一也", "kazuya.sato@city.example.lg.jp", 1),
+            ("岡田 真理", "okada@third-party.example", 2),
+        ],
+        attachments=[],
+    )
+    b64 = base64.encodebytes(data).decode().replace("\n", "\r\n")
+    raw = (
+        "From: Kazuya Sato <kazuya.sato@city.example.lg.jp>\r\n"
+        "To: yamada@mirai-kensetsu.co.jp\r\nSubject: FW: ご相談\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n転送します\r\n"
+        '--b\r\nContent-Type: application/vnd.ms-outlook; name="ご相談.msg"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n" + b64 + "\r\n--b--\r\n"
+    ).encode()
+    msg = extractor.read(parse_message(raw))
+    (inner,) = msg.attached_messages
+    assert inner.subject == "ご相談"
+    assert [a.addr for a in inner.cc] == ["okada@third-party.example"]
+    block = msg.quoted_blocks[-1]
+    assert "okada@third-party.example" in {a.addr for a in block.participants}
+    assert [(c.name, c.kind) for c in msg.contents] == [("ご相談.msg", "msg")]

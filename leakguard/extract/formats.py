@@ -137,8 +137,6 @@ def sniff(name: str, content_type: str, data: bytes) -> str:
     ext = extension(name)
     ctype = content_type.lower()
     head = data[:1024]
-    if b"%PDF-" in head:
-        return "pdf"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_kind(data)
     if head.startswith(OLE_MAGIC):
@@ -149,6 +147,8 @@ def sniff(name: str, content_type: str, data: bytes) -> str:
         if ext in ("xls", "xlsb") or ctype == "application/vnd.ms-excel":
             return "xls"
         return "ole"
+    if b"%PDF-" in head:  # PDF readers accept a header anywhere in the first KiB
+        return "pdf"
     if head.startswith(TNEF_MAGIC) or ctype == "application/ms-tnef" or name == "winmail.dat":
         return "tnef"
     if (
