@@ -324,3 +324,16 @@ def test_outlook_msg_attachment_is_an_attached_message_for_the_thread_detector(
     block = msg.quoted_blocks[-1]
     assert "okada@third-party.example" in {a.addr for a in block.participants}
     assert [(c.name, c.kind) for c in msg.contents] == [("ご相談.msg", "msg")]
+
+
+def test_extract_config_section_is_validated_with_locations() -> None:
+    from leakguard.config import ConfigError, parse_config_text
+
+    cfg = parse_config_text("extract:\n  workers: 3\n  message_timeout: 2.5\n")
+    assert (cfg.extract.workers, cfg.extract.message_timeout) == (3, 2.5)
+    assert parse_config_text("hostname: x\n").extract == ExtractConfig()
+    with pytest.raises(ConfigError) as err:
+        parse_config_text("extract:\n  workers: 0\n  ocr: true\n")
+    text = "\n".join(str(p) for p in err.value.problems)
+    assert "workers" in text and "ocr" in text
+    assert ":2:" in text or "line 2" in text
