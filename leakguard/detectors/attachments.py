@@ -17,6 +17,8 @@ this detector adds one finding per such attachment, naming it.
 
 from __future__ import annotations
 
+import re
+
 from leakguard.detectors import DetectorResult
 from leakguard.detectors.recipients import envelope_recipients, is_external
 from leakguard.organization import Context
@@ -37,9 +39,18 @@ def _is_file(att: Attachment) -> bool:
     return att.content_type not in ("text/calendar", "text/plain", "text/html")
 
 
-def _top_level(name: str, contents: tuple[AttachmentContent, ...]) -> bool:
-    """Whether a content entry is not inside another entry (a ZIP member, a .msg file)."""
-    return not any(c.name != name and name.startswith(c.name + "/") for c in contents)
+def _inside_encrypted(name: str, contents: tuple[AttachmentContent, ...]) -> bool:
+    """Whether an entry sits in a container that is itself counted as encrypted."""
+    return any(c.status == "encrypted" and name.startswith(c.name + "/") for c in contents)
+
+
+_LONG_DIGITS_RE = re.compile(r"\d{10,}")
+
+
+def mask_digits(text: str) -> str:
+    """File names may carry an identifier (a My Number, a card number): runs of ten or more
+    digits are shown with only their first and last four digits."""
+    return _LONG_DIGITS_RE.sub(lambda m: m[0][:4] + "*" * (len(m[0]) - 8) + m[0][-4:], text)
 
 
 def detect(msg: Message, ctx: Context) -> DetectorResult:
@@ -51,22 +62,19 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
         fact = _STATUS_FACT.get(c.status)
         if fact is None:
             continue
-        # A password-protected ZIP and its members are one attachment to the person who
-        # sent it: members count only when their container was readable.
-        if fact in counts and (_top_level(c.name, msg.contents) or c.status != "encrypted"):
+        # A password-protected ZIP and what is inside it are one attachment to the person
+        # who sent it: an entry counts unless its container is already counted as encrypted.
+        if fact in counts and not _inside_encrypted(c.name, msg.contents):
             counts[fact] += 1
+        name = mask_digits(c.name)
+        reason = mask_digits(c.detail[:200])
         findings.append(
             Finding(
                 detector="attachments",
                 fact=fact,
                 addresses=(),
-                detail=f"attachment {c.name!r} ({c.kind}) is {c.status}: {c.detail}"[:300],
-                evidence={
-                    "attachment": c.name,
-                    "kind": c.kind,
-                    "status": c.status,
-                    "reason": c.detail[:200],
-                },
+                detail=f"attachment {name!r} ({c.kind}) is {c.status}: {reason}"[:300],
+                evidence={"attachment": name, "kind": c.kind, "status": c.status, "reason": reason},
             )
         )
     if external and n_files:

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 
 def serve(conn: multiprocessing.connection.Connection) -> None:
@@ -58,6 +59,7 @@ def serve(conn: multiprocessing.connection.Connection) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.simplefilter("ignore")  # library warnings about broken files are expected here
     fd = int(sys.argv[1])
     conn = multiprocessing.connection.Connection(fd)
     with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):
