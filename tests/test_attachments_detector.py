@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from leakguard.detectors import attachments
 from leakguard.message.parse import parse_message
 from leakguard.organization import Context, Organization
@@ -21,10 +23,7 @@ def mail(to: str, *contents: AttachmentContent, files: int = 1) -> Message:
         'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
         f"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n{parts}--b--\r\n"
     ).encode()
-    msg = parse_message(raw)
-    import dataclasses
-
-    return dataclasses.replace(msg, contents=contents)
+    return dataclasses.replace(parse_message(raw), contents=contents)
 
 
 def c(name: str, status: str, detail: str = "") -> AttachmentContent:

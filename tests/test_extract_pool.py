@@ -337,3 +337,20 @@ def test_extract_config_section_is_validated_with_locations() -> None:
     text = "\n".join(str(p) for p in err.value.problems)
     assert "workers" in text and "ocr" in text
     assert ":2:" in text or "line 2" in text
+
+
+def test_no_worker_can_start_means_uninspected_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import leakguard.extract as extract_pkg
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise OSError("too many open files")
+
+    monkeypatch.setattr(extract_pkg, "ExtractPool", broken)
+    ex = Extractor()
+    msg = ex.read(parse_message((EXAMPLES / "attachment-scan-pdf-ja.eml").read_bytes()))
+    assert [(c.status, c.detail) for c in msg.contents] == [
+        ("uninspected", "extraction unavailable: OSError")
+    ]
+    assert msg.uninspected_parts == 1

@@ -118,7 +118,13 @@ class Extractor:
                 continue
             view = memoryview(holder.raw)[att.body_start : att.body_end]
             jobs.append(Job(name, att.content_type, att.transfer_encoding, att.charset, view))
-        results = self.pool.run(jobs, cfg.message_timeout) if jobs else []
+        results: list[Output | Failure] = []
+        if jobs:
+            try:
+                results = self.pool.run(jobs, cfg.message_timeout)
+            except Exception as exc:  # no worker could be started: fail closed, never crash
+                why = f"extraction unavailable: {type(exc).__name__}"
+                results = [Failure(why)] * len(jobs)
         return _merge(msg, jobs, results, too_large)
 
 
@@ -153,7 +159,10 @@ def _merge(
     attached = tuple(parse_message(raw) for _name, raw in found)
     blocks = msg.quoted_blocks
     if attached:
-        blocks = blocks + _blocks_of(attached, [n for n, _ in found], len(blocks))
+        try:
+            blocks = blocks + _blocks_of(attached, [n for n, _ in found], len(blocks))
+        except Exception:  # another module's bug must not lose the mail
+            uninspected += 1
     return dataclasses.replace(
         msg,
         contents=msg.contents + tuple(contents),
