@@ -23,6 +23,7 @@ then never holds a decoded copy): the caller passes a ``memoryview`` of the raw 
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing.connection
 import queue
 import socket
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from leakguard.extract.formats import Limits, Output
+from leakguard.types import AttachmentContent, TextSection
 
 # Content types that make a worker misbehave on purpose; honoured only by pools created
 # with ``test_hooks=True`` (tests and the fuzz benchmark), never by the service.
@@ -58,6 +60,66 @@ class Failure:
     """What stopped a job: over the budget, the worker crashed, no worker was free."""
 
     detail: str
+
+
+# --------------------------------------------------------------------------- protocol
+#
+# Results come back as JSON plus raw byte frames, never as pickles: a worker that a hostile
+# file took over must not be able to run code in the relay by what it answers, and every
+# frame is read with a size limit.
+
+
+def encode_result(conn: multiprocessing.connection.Connection, result: Output | Failure) -> None:
+    """Send ``result`` (worker side)."""
+    if isinstance(result, Failure):
+        conn.send_bytes(json.dumps({"failure": result.detail}).encode())
+        return
+    doc = {
+        "contents": [
+            {
+                "name": c.name,
+                "kind": c.kind,
+                "status": c.status,
+                "detail": c.detail,
+                "sections": [[sec.location, sec.text] for sec in c.sections],
+            }
+            for c in result.contents
+        ],
+        "messages": [name for name, _ in result.messages],
+        "attendees": [list(a) for a in result.attendees],
+    }
+    conn.send_bytes(json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+    for _name, raw in result.messages:
+        conn.send_bytes(raw)
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def decode_result(conn: multiprocessing.connection.Connection, limits: Limits) -> Output | Failure:
+    """Read one result (relay side), within size limits; ValueError when malformed."""
+    max_json = 4 * 4 * limits.max_chars + (1 << 20)  # UTF-8 text of every section, and more
+    doc = json.loads(conn.recv_bytes(max_json))
+    if not isinstance(doc, dict):
+        raise ValueError("not an object")
+    if "failure" in doc:
+        return Failure(_str(doc["failure"])[:300])
+    out = Output()
+    for c in doc.get("contents", []):
+        sections = tuple(TextSection(_str(loc), _str(text)) for loc, text in c["sections"])
+        out.contents.append(
+            AttachmentContent(
+                _str(c["name"]), _str(c["kind"]), _str(c["status"]), sections, _str(c["detail"])
+            )
+        )
+    for name in doc.get("messages", []):
+        out.messages.append((_str(name), conn.recv_bytes(limits.max_uncompressed)))
+    for addr, display in doc.get("attendees", []):
+        out.attendees.append((_str(addr), _str(display)))
+    return out
 
 
 class _Worker:
@@ -170,9 +232,12 @@ class ExtractPool:
                 if left <= 0:
                     results.append(Failure("over the time budget"))
                     continue
+                if w.proc.poll() is not None:  # died while idle (e.g. the OOM killer)
+                    self._retire(w)
+                    w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
                 result = self._one(w, job, left)
                 results.append(result)
-                if isinstance(result, Failure) and result.detail.startswith("worker"):
+                if isinstance(result, Failure) and result.detail.startswith("worker "):
                     self._retire(w)
                     try:
                         w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -186,20 +251,18 @@ class ExtractPool:
         self._idle.put(w)
         return results
 
-    @staticmethod
-    def _one(w: _Worker, job: Job, left: float) -> Output | Failure:
+    def _one(self, w: _Worker, job: Job, left: float) -> Output | Failure:
         try:
             w.conn.send((job.name, job.content_type, job.transfer_encoding, job.charset))
             w.conn.send_bytes(job.body)
             if not w.conn.poll(left):
                 return Failure(f"worker killed: over the time budget ({left:.1f}s left)")
-            result = w.conn.recv()
+            return decode_result(w.conn, self.limits)
         except (EOFError, OSError):
             code = w.exitcode(0.5)
             return Failure(f"worker died (exit {code}) while reading it")
-        if isinstance(result, Output | Failure):
-            return result
-        return Failure("worker answered nonsense")  # pragma: no cover - our own protocol
+        except ValueError as exc:  # not our protocol: the worker is not to be trusted again
+            return Failure(f"worker answered nonsense: {exc}"[:200])
 
     def close(self) -> None:
         with self._lock:

@@ -4,7 +4,8 @@ Started by :class:`leakguard.extract.pool.ExtractPool`; talks over the socket ``
 ``multiprocessing.connection`` framing. It first receives its settings (``Limits``, the
 address-space limit, whether test hooks are on), limits its own memory, then answers one
 job at a time: ``(name, content type, transfer encoding, charset)`` and the encoded body
-in, an ``Output`` (or a ``Failure``) out. It exits when the pool closes the socket.
+in, an ``Output`` (or a ``Failure``) out as JSON and byte frames (``encode_result``). It
+exits when the pool closes the socket.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ def serve(conn: multiprocessing.connection.Connection) -> None:
     import resource
 
     from leakguard.extract.formats import Limits, extract
-    from leakguard.extract.pool import TEST_CRASH, TEST_HANG, TEST_MEMORY, Failure
+    from leakguard.extract.pool import (
+        TEST_CRASH,
+        TEST_HANG,
+        TEST_MEMORY,
+        Failure,
+        encode_result,
+    )
     from leakguard.message.parse import decode_transfer_encoding
 
     limits, memory_bytes, test_hooks = conn.recv()
@@ -50,11 +57,11 @@ def serve(conn: multiprocessing.connection.Connection) -> None:
             del data
             out = extract(name, ctype, body, limits, charset)
             del body
-            conn.send(out)
+            encode_result(conn, out)
         except MemoryError:
-            conn.send(Failure("over the worker's memory limit"))
+            encode_result(conn, Failure("over the worker's memory limit"))
         except Exception as exc:  # never leave the parent waiting for an answer
-            conn.send(Failure(f"extraction failed: {type(exc).__name__}"))
+            encode_result(conn, Failure(f"extraction failed: {type(exc).__name__}"))
 
 
 def main() -> None:
