@@ -204,14 +204,15 @@ def applicants_xlsx() -> bytes:
     ws.title = "応募者一覧"
     ws.append(["受付番号", "氏名", "フリガナ", "電話番号", "メールアドレス", "希望職種"])
     rows = [
-        ("A-0412", "高橋 美咲", "タカハシ ミサキ", "080-3321-7745", "misaki.t@example.ne.jp", "一般事務"),
-        ("A-0413", "伊藤 大輔", "イトウ ダイスケ", "090-6618-2034", "d-ito@example.com", "施設管理"),
-        ("A-0414", "渡辺 彩", "ワタナベ アヤ", "070-2290-5518", "aya.w@example.jp", "一般事務"),
-        ("A-0415", "中村 翔太", "ナカムラ ショウタ", "03-3812-4470", "shota.n@example.ne.jp", "保育"),
-        ("A-0416", "小林 結衣", "コバヤシ ユイ", "080-7012-9983", "yui.k@example.org", "保育"),
+        ("A-0412", "高橋 美咲", "タカハシ ミサキ", "080-3321-7745", "misaki.t@example.ne.jp"),
+        ("A-0413", "伊藤 大輔", "イトウ ダイスケ", "090-6618-2034", "d-ito@example.com"),
+        ("A-0414", "渡辺 彩", "ワタナベ アヤ", "070-2290-5518", "aya.w@example.jp"),
+        ("A-0415", "中村 翔太", "ナカムラ ショウタ", "03-3812-4470", "shota.n@example.ne.jp"),
+        ("A-0416", "小林 結衣", "コバヤシ ユイ", "080-7012-9983", "yui.k@example.org"),
     ]
-    for r in rows:
-        ws.append(list(r))
+    jobs = ["一般事務", "施設管理", "一般事務", "保育", "保育"]
+    for r, job in zip(rows, jobs, strict=True):
+        ws.append([*r, job])
     notes = wb.create_sheet("備考")
     notes.append(["面接日", "2026-12-03"])
     notes.append(["会場", "みなと市役所 本庁舎 5階 第2会議室"])
@@ -286,9 +287,14 @@ def calendar_ics() -> bytes:
         "VERSION:2.0",
         "BEGIN:VEVENT",
         'ORGANIZER;CN="佐藤 一也":mailto:kazuya.sato@city.example.lg.jp',
-        'ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN="田中 恵子":mailto:k-tanaka@aozora-jinzai.co.jp',
-        'ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN="木村 健二":mailto:kenji.kimura@mirai-kensetsu.co.jp',
-        'ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN="岡田 真理":mailto:okada@hikari-sekkei.co.jp',
+        *(
+            f'ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN="{cn}":mailto:{addr}'
+            for cn, addr in (
+                ("田中 恵子", "k-tanaka@aozora-jinzai.co.jp"),
+                ("木村 健二", "kenji.kimura@mirai-kensetsu.co.jp"),
+                ("岡田 真理", "okada@hikari-sekkei.co.jp"),
+            )
+        ),
         "ATTENDEE;ROLE=OPT-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN=kobayashi@city.example.lg.jp:mailto:kobayashi@city.example.lg.jp",
         "DESCRIPTION;LANGUAGE=ja-JP:関係各社の皆様\\n\\n庁舎改修工事の第3回調整会議を下記のとおり開催します。\\n"
         "資料は当日配布します。\\n\\nみなと市 総務部 営繕課 佐藤",
@@ -331,7 +337,7 @@ def winmail_dat() -> bytes:
         attr(msg, 0x9007, 0x0006, struct.pack("<II", 932, 0)),  # attOemCodepage
         attr(msg, 0x8008, 0x0007, b"IPM.Note\x00"),  # attMessageClass
         attr(msg, 0x8004, 0x0001, "窓口受付一覧の送付\x00".encode("cp932")),  # attSubject
-        attr(msg, 0x800C, 0x0002, "関係各位\r\n\r\n本日の窓口受付一覧を送付します。\r\n".encode("cp932")),
+        attr(msg, 0x800C, 0x0002, "関係各位\r\n\r\n本日の窓口受付一覧を送付します。\r\n".encode("cp932")),  # noqa: E501
         attr(att, 0x9002, 0x0006, struct.pack("<IIIIHH", 1, 0xFFFFFFFF, 0, 0, 0, 0)),
         attr(att, 0x8010, 0x0001, "受付一覧.csv\x00".encode("cp932")),  # attAttachTitle
         attr(att, 0x800F, 0x0006, csv),  # attAttachData
@@ -362,7 +368,7 @@ def write(name: str, head: Sequence[str], body: str) -> None:
 
 def outlook_pdf_mail(name: str, pdf: bytes, masked: bool) -> None:
     boundary = "_004_TYCPR01MB8123A6E0C1B2D3E4F5A6B7C8D9E0TYCPR01MB8123jpnp_"
-    fname = "開示請求書_受付2026-0412.pdf" if not masked else "開示請求書_受付2026-0412_マスキング済.pdf"
+    fname = "開示請求書_受付2026-0412" + ("_マスキング済" if masked else "") + ".pdf"
     text = (
         "株式会社みなと印刷\r\n文書管理部 小林様\r\n\r\nいつもお世話になっております。\r\n"
         "みなと市 子ども家庭課の佐藤です。\r\n\r\n"
