@@ -599,3 +599,18 @@ def test_broken_msg_is_uninspected() -> None:
     data = outlook_msg()
     c = extract("x.msg", "", data[:3000], LIMITS).contents[0]
     assert (c.kind, c.status) == ("msg", "uninspected")
+
+
+def test_spreadsheet_embedded_in_a_docx_is_read() -> None:
+    _, _, sheet = attachment_bytes("attachment-applicants-xlsx-ja.eml")
+    xml = (
+        f"<w:document {_W}><w:body><w:p><w:r><w:t>別添の一覧</w:t></w:r></w:p>"
+        "</w:body></w:document>"
+    )
+    data = _docx(xml, {"word/embeddings/Microsoft_Excel_Worksheet.xlsx": sheet})
+    out = extract("案内.docx", "application/octet-stream", data, LIMITS)
+    assert [(c.name, c.kind, c.status) for c in out.contents] == [
+        ("案内.docx", "docx", "read"),
+        ("案内.docx/embeddings/Microsoft_Excel_Worksheet.xlsx", "xlsx", "read"),
+    ]
+    assert "080-3321-7745" in text_of(out.contents[1])

@@ -203,8 +203,11 @@ def dispatch(
             status, detail = _pdf(data, limits, secs)
         elif kind in ("docx", "pptx", "odt", "odp"):
             office.document(kind, data, limits, secs)
+            office.embedded(out, name, data, limits, depth)
         elif kind in ("xlsx", "xls", "ods"):
             office.spreadsheet(data, limits, secs)
+            if data.startswith(b"PK\x03\x04"):
+                office.embedded(out, name, data, limits, depth)
         elif kind == "encrypted-office":
             shown_kind = {"xlsx": "xlsx", "pptx": "pptx"}.get(extension(name), "docx")
             raise Encrypted("password-protected Office file")

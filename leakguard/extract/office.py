@@ -21,11 +21,14 @@ from defusedxml.ElementTree import fromstring
 from leakguard.extract.formats import (
     Encrypted,
     Limits,
+    Output,
     Sections,
     Uninspected,
+    dispatch,
     open_zip,
     read_member,
 )
+from leakguard.types import AttachmentContent
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
@@ -56,6 +59,32 @@ def document(kind: str, data: bytes, limits: Limits, secs: Sections) -> None:
             _pptx(zf, limits, secs)
         else:
             _odf(zf, kind, limits, secs)
+
+
+_EMBEDDED_RE = re.compile(r"(word|ppt|xl)/embeddings/[^/]+")
+
+
+def embedded(out: Output, name: str, data: bytes, limits: Limits, depth: int) -> None:
+    """Files embedded in an Office document (a spreadsheet pasted into a letter, the workbook
+    behind a chart): read like attachments, named ``letter.docx/embeddings/...``."""
+    zf = open_zip(data, limits)  # already checked once: cheap, and it cannot fail differently
+    with zf:
+        found = [i for i in zf.infolist() if _EMBEDDED_RE.fullmatch(i.filename)]
+        for info in found[: limits.max_members]:
+            sub = f"{name}/embeddings/{info.filename.rsplit('/', 1)[-1]}"
+            if depth >= limits.max_depth:
+                out.contents.append(
+                    AttachmentContent(sub, "other", "uninspected", (), "nested too deeply")
+                )
+                continue
+            try:
+                body = read_member(zf, info, limits.max_uncompressed)
+            except (Uninspected, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                out.contents.append(
+                    AttachmentContent(sub, "other", "uninspected", (), type(exc).__name__)
+                )
+                continue
+            dispatch(out, sub, "application/octet-stream", body, limits, depth + 1)
 
 
 # --------------------------------------------------------------------------- DOCX
