@@ -354,3 +354,31 @@ def test_no_worker_can_start_means_uninspected_not_a_crash(
         ("uninspected", "extraction unavailable: OSError")
     ]
     assert msg.uninspected_parts == 1
+
+
+def _html_with_image(size: int, disposition: str) -> bytes:
+    img = base64.encodebytes(b"\x89PNG\r\n\x1a\n" + os.urandom(size)).replace(b"\n", b"\r\n")
+    return (
+        b"From: =?utf-8?b?5L2Q6JekIOS4gOS5nw==?= <kazuya.sato@city.example.lg.jp>\r\n"
+        b"To: yamada@mirai-kensetsu.co.jp\r\nSubject: ok\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/related; boundary="r"; type="text/html"\r\n\r\n'
+        b"--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b'<p>ok</p><img src="cid:image001.png@01DB3E2A.5F6C7D80">\r\n'
+        b'--r\r\nContent-Type: image/png; name="image001.png"\r\n'
+        b"Content-Description: image001.png\r\n"
+        b"Content-Disposition: " + disposition.encode() + b'; filename="image001.png"\r\n'
+        b"Content-ID: <image001.png@01DB3E2A.5F6C7D80>\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + img + b"\r\n--r--\r\n"
+    )
+
+
+def test_signature_logo_is_not_an_attachment_but_a_pasted_photo_is(engine: Engine) -> None:
+    logo = engine.decide(_html_with_image(6_000, "inline"))
+    assert [(c.kind, c.status) for c in logo.message.contents] == [("image", "skipped")]
+    facts = logo.verdict.facts
+    assert (facts["attachments"], facts["unreadable_attachments"]) == (0, 0)
+    photo = engine.decide(_html_with_image(400_000, "inline"))  # an iPhone photo in the body
+    assert [(c.kind, c.status) for c in photo.message.contents] == [("image", "unreadable")]
+    assert photo.verdict.facts["unreadable_attachments"] == 1
+    attached = engine.decide(_html_with_image(6_000, "attachment"))
+    assert attached.verdict.facts["unreadable_attachments"] == 1

@@ -21,6 +21,7 @@ import re
 
 from leakguard.detectors import DetectorResult
 from leakguard.detectors.recipients import envelope_recipients, is_external
+from leakguard.extract.formats import is_inline_decoration
 from leakguard.organization import Context
 from leakguard.types import Attachment, AttachmentContent, Finding, Message
 
@@ -32,8 +33,11 @@ _STATUS_FACT = {
 
 
 def _is_file(att: Attachment) -> bool:
-    """A file the sender attached: not a calendar invitation's own text/calendar part, nor
-    a body text part the parser set aside only because it was too large to read."""
+    """A file the sender attached: not a calendar invitation's own text/calendar part, not
+    a body text part the parser set aside only because it was too large to read, not a
+    small inline image of the HTML body (a logo in a signature)."""
+    if is_inline_decoration(att):
+        return False
     if att.filename or att.disposition == "attachment":
         return True
     return att.content_type not in ("text/calendar", "text/plain", "text/html")

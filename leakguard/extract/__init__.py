@@ -23,7 +23,7 @@ import weakref
 from typing import Any
 
 from leakguard.extract.config import ExtractConfig
-from leakguard.extract.formats import Limits, Output
+from leakguard.extract.formats import Limits, Output, is_inline_decoration
 from leakguard.extract.mail import walk_attachments
 from leakguard.extract.pool import ExtractPool, Failure, Job
 from leakguard.message import quotes
@@ -103,12 +103,17 @@ class Extractor:
             return msg
         cfg = self.config
         jobs: list[Job] = []
-        too_large: dict[int, AttachmentContent] = {}
+        settled: dict[int, AttachmentContent] = {}
         for name, holder, i in walk_attachments(msg):
             att = holder.attachments[i]
             size = att.body_end - att.body_start
+            if is_inline_decoration(att):
+                settled[len(jobs) + len(settled)] = AttachmentContent(
+                    name, "image", "skipped", (), "small inline image (a logo or an icon)"
+                )
+                continue
             if size > cfg.max_attachment_bytes:
-                too_large[len(jobs) + len(too_large)] = AttachmentContent(
+                settled[len(jobs) + len(settled)] = AttachmentContent(
                     name,
                     _KIND_BY_TYPE.get(att.content_type, "other"),
                     "uninspected",
@@ -125,23 +130,23 @@ class Extractor:
             except Exception as exc:  # no worker could be started: fail closed, never crash
                 why = f"extraction unavailable: {type(exc).__name__}"
                 results = [Failure(why)] * len(jobs)
-        return _merge(msg, jobs, results, too_large)
+        return _merge(msg, jobs, results, settled)
 
 
 def _merge(
     msg: Message,
     jobs: list[Job],
     results: list[Output | Failure],
-    too_large: dict[int, AttachmentContent],
+    settled: dict[int, AttachmentContent],
 ) -> Message:
     contents: list[AttachmentContent] = []
     found: list[tuple[str, bytes]] = []
     attendees: list[Address] = []
     seen_att: set[str] = set()
     pending = iter(zip(jobs, results, strict=True))
-    for slot in range(len(jobs) + len(too_large)):
-        if slot in too_large:
-            contents.append(too_large[slot])
+    for slot in range(len(jobs) + len(settled)):
+        if slot in settled:
+            contents.append(settled[slot])
             continue
         job, result = next(pending)
         if isinstance(result, Failure):

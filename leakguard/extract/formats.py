@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 from leakguard.message.charsets import decode_bytes
-from leakguard.types import AttachmentContent, TextSection
+from leakguard.types import Attachment, AttachmentContent, TextSection
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 TNEF_MAGIC = b"\x78\x9f\x3e\x22"
@@ -98,6 +98,20 @@ class Sections:
         if self.left <= 0:
             self.truncated = True
             raise Uninspected("more text than the per-attachment limit")
+
+
+INLINE_IMAGE_MAX_BYTES = 48 * 1024  # encoded size of a logo, an icon, a signature picture
+
+
+def is_inline_decoration(att: Attachment) -> bool:
+    """A small image shown inside the HTML body (a logo in a signature, an icon): part of
+    the mail's look, not a document the sender attached. Larger inline images (a photo
+    pasted by an iPhone, a screenshot) are read as images, i.e. reported unreadable."""
+    return (
+        att.content_type.startswith("image/")
+        and att.disposition != "attachment"
+        and att.size < INLINE_IMAGE_MAX_BYTES
+    )
 
 
 def extension(name: str) -> str:
