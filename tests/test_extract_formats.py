@@ -561,8 +561,8 @@ def test_outlook_msg_headers_body_attachments_and_embedded_message() -> None:
     assert [(c.name, c.kind, c.status) for c in out.contents] == [
         ("転送.msg", "msg", "read"),
         ("転送.msg/開示請求書.pdf", "pdf", "read"),
-        ("転送.msg/元のメール.msg/名簿.csv", "csv", "read"),
         ("転送.msg/元のメール.msg", "msg", "read"),
+        ("転送.msg/元のメール.msg/名簿.csv", "csv", "read"),
     ]
     head = out.contents[0].sections[0].text.split("\n")
     assert head[:3] == [

@@ -262,14 +262,14 @@ def dispatch(
     except Exception as exc:  # a corrupt or truncated file: not read, so not clean
         status, detail = "uninspected", f"cannot be read: {type(exc).__name__}"
     out.contents.insert(
-        _position(out, name),
+        position(out, name),
         AttachmentContent(
             name=name, kind=shown_kind, status=status, sections=tuple(secs.items), detail=detail
         ),
     )
 
 
-def _position(out: Output, name: str) -> int:
+def position(out: Output, name: str) -> int:
     """Containers' entries go before their members' (which were added while reading)."""
     prefix = name + "/"
     for i, c in enumerate(out.contents):

@@ -22,7 +22,15 @@ import email.utils
 import re
 from collections.abc import Iterable, Iterator
 
-from leakguard.extract.formats import Limits, Output, Sections, Uninspected, Unreadable, dispatch
+from leakguard.extract.formats import (
+    Limits,
+    Output,
+    Sections,
+    Uninspected,
+    Unreadable,
+    dispatch,
+    position,
+)
 from leakguard.message.charsets import decode_bytes
 from leakguard.message.parse import decode_transfer_encoding, parse_message
 from leakguard.types import Attachment, AttachmentContent, Message
@@ -262,7 +270,8 @@ def _msg_object(
                 status, detail = ("uninspected", "text limit") if inner.truncated else ("read", "")
             except Uninspected as exc:
                 status, detail = "uninspected", str(exc)
-            out.contents.append(AttachmentContent(sub, "msg", status, tuple(inner.items), detail))
+            entry = AttachmentContent(sub, "msg", status, tuple(inner.items), detail)
+            out.contents.insert(position(out, sub), entry)  # before its own attachments
             continue
         blob = r.binary("3701", storage, limit=limits.max_uncompressed)
         if blob is None:
