@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from leakguard.durations import parse_duration
+from leakguard.extract.config import ExtractConfig
 from leakguard.holds.config import HoldsConfig
 from leakguard.policy.loader import (
     Problem,
@@ -339,6 +340,10 @@ class ServiceConfig(_Model):
     log: LogConfig = Field(default_factory=LogConfig)
     holds: HoldsConfig = Field(default_factory=lambda: HoldsConfig.model_validate({}))
     web: WebConfig = Field(default_factory=lambda: WebConfig.model_validate({}))
+    extract: ExtractConfig = Field(
+        default_factory=ExtractConfig,
+        description="Reading attachments' text: worker processes, time and memory budgets.",
+    )
 
     @field_validator("upstream")
     @classmethod

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leakguard.detectors.run import run_detectors
+from leakguard.extract import ExtractConfig, Extractor
 from leakguard.message.parse import parse_message
 from leakguard.organization import Context, SenderHistory
 from leakguard.policy.engine import evaluate
@@ -107,18 +108,36 @@ class Engine:
         policy_path: Path | None = None,
         org_path: Path | None = None,
         warm: bool = True,
+        extract: ExtractConfig | None = None,
+        extractor: Extractor | None = None,
     ) -> None:
         self.policy_path = policy_path
         self.org_path = org_path
+        # Attachment text is read by worker processes, started on the first mail that has
+        # an attachment (``start_extraction`` starts them at once) and stopped by ``close``.
+        self.extractor = extractor or Extractor(extract)
         if warm:
             warm_up(policy)
         self.policy = policy
 
     @classmethod
-    def from_files(cls, policy_path: Path, org_path: Path | None = None) -> Engine:
+    def from_files(
+        cls, policy_path: Path, org_path: Path | None = None, extract: ExtractConfig | None = None
+    ) -> Engine:
         return cls(
-            load_policy(policy_path, org_path=org_path), policy_path=policy_path, org_path=org_path
+            load_policy(policy_path, org_path=org_path),
+            policy_path=policy_path,
+            org_path=org_path,
+            extract=extract,
         )
+
+    def start_extraction(self) -> None:
+        """Start the extraction workers now, so the first attachment waits for none."""
+        self.extractor.start()
+
+    def close(self) -> None:
+        """Stop the extraction workers (they are started again if needed)."""
+        self.extractor.close()
 
     def reload(self) -> Policy:
         """Load the policy files again. On any error raise and keep the running policy."""
@@ -144,6 +163,8 @@ class Engine:
         start = time.process_time()
         policy = self.policy  # one policy for the whole decision, even if reloaded meanwhile
         msg = parse_message(raw, envelope_from=envelope_from, envelope_rcpts=rcpts)
+        if msg.attachments:  # attachments, calendar parts or attached messages: read them
+            msg = self.extractor.read(msg)
         msg = with_default_envelope(msg)
         hist = with_thread_record(msg, history or SenderHistory(), thread_lookup)
         ctx = Context(org=policy.organization, history=hist, auth_user=auth_user)

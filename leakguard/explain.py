@@ -90,6 +90,15 @@ def explain_finding(f: Finding, lang: str) -> str:
             f"address(es) and {files} attachment(s)"
         )
         return text + (f" (third parties: {shown})" if shown else "")
+    if f.detector == "attachments" and "attachment" in ev:
+        return _explain_attachment(f, ja)
+    if f.fact == "external_attachments":
+        count = ev.get("count", "")
+        return (
+            f"社外の宛先 {who} に添付ファイル {count} 件を送ります"
+            if ja
+            else f"{count} attachment(s) go to external recipient(s) {who}"
+        )
     if f.fact == "uninspected_parts":
         return (
             "大きすぎる・多すぎる・入れ子が深すぎるため、確認できなかった部分があります"
@@ -162,3 +171,28 @@ def explain_finding(f: Finding, lang: str) -> str:
             return f"宛先ドメイン {dom} は {res} に似ていますが別のドメインです ({tech}): {who}"
         return f"Recipient domain {dom} resembles {res} but is a different domain ({tech}): {who}"
     return f.detail
+
+
+_ATTACHMENT_STATUS = {
+    "encrypted": (
+        "パスワード付きのため中身を確認できません",
+        "is password-protected: its content cannot be checked",
+    ),
+    "unreadable": (
+        "文字情報がないため (スキャン画像など) 中身を確認できません",
+        "has no text layer (a scan or an image): its content cannot be checked",
+    ),
+    "uninspected": (
+        "制限 (時間・大きさ・入れ子・破損) のため中身を確認できませんでした",
+        "could not be checked within the limits (time, size, nesting, or a broken file)",
+    ),
+}
+
+
+def _explain_attachment(f: Finding, ja: bool) -> str:
+    name = f.evidence.get("attachment", "")
+    status = f.evidence.get("status", "")
+    ja_text, en_text = _ATTACHMENT_STATUS.get(status, ("を確認できません", "cannot be checked"))
+    if ja:
+        return f"添付ファイル「{name}」は{ja_text}"
+    return f"Attachment {name!r} {en_text}"

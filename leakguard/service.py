@@ -153,7 +153,7 @@ class Service:
     def _make_engine(self) -> Decider:
         from leakguard.engine import Engine
 
-        engine: Decider = Engine.from_files(self.policy_path, self.org_path)
+        engine: Decider = Engine.from_files(self.policy_path, self.org_path, self.config.extract)
         return engine
 
     def _make_transport(self) -> UpstreamTransport:
@@ -226,6 +226,9 @@ class Service:
         private_dir(cfg.data_path, self.log)
         engine = self.engine or self._make_engine()
         self.engine = engine
+        start_extraction = getattr(engine, "start_extraction", None)
+        if start_extraction is not None:
+            start_extraction()  # worker processes up before the first attachment arrives
         store = await open_store(cfg.store_url())
         self.store = store
         private_sqlite_files(cfg.store_url())
@@ -459,6 +462,9 @@ class Service:
             await self.transport.close()
         if self.store is not None:
             await self.store.close()
+        close_engine = getattr(self.engine, "close", None)
+        if close_engine is not None:
+            close_engine()  # the extraction workers
         self.log.info("stopped")
 
     async def run(self, ready: Callable[[Service], None] | None = None) -> None:

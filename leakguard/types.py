@@ -105,6 +105,13 @@ class Attachment:
     size: int  # encoded size in bytes (the body is not decoded unless a detector needs it)
     path: str
     disposition: str = ""
+    # Where the encoded body lies in the raw bytes of the message that holds this part
+    # (``Message.raw`` of the top mail or of the attached message), and how it is encoded, so
+    # ``leakguard.extract`` can decode it later without walking the MIME tree again.
+    body_start: int = 0
+    body_end: int = 0
+    transfer_encoding: str = ""  # Content-Transfer-Encoding, lower-case ("" for 7bit)
+    charset: str = ""  # the Content-Type charset parameter, if any (CSV, text, calendar)
 
 
 @dataclass(frozen=True, slots=True)

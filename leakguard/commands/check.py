@@ -127,6 +127,13 @@ def run(args: argparse.Namespace) -> int:
     rcpts: list[str] | None = None
     if args.rcpt:
         rcpts = [r for group in args.rcpt for r in group]
+    try:
+        return _check_all(args, engine, rcpts, lang)
+    finally:
+        engine.close()  # the attachment extraction workers, if any were started
+
+
+def _check_all(args: argparse.Namespace, engine: Engine, rcpts: list[str] | None, lang: str) -> int:
     status = 0
     for i, path in enumerate(args.messages):
         try:

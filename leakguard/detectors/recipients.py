@@ -6,7 +6,7 @@ recipients have already met: in a quoted message of the thread, in a mail of the
 relay itself sent, or as authors of nested quoted replies; see ``already_acquainted``),
 ``visible_external_groups``, ``bcc_rewrite_exposed``, ``external_recipients``,
 ``external_organizations``, ``first_time_external_recipients``, ``recipients``,
-``attachments``, ``message_size``.
+``message_size`` (``attachments`` is counted by the attachments detector).
 
 Who sees whom:
 
@@ -397,7 +397,6 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
         "external_organizations": len(ext_orgs),
         "first_time_external_recipients": len(first_time),
         "recipients": len(rcpts),
-        "attachments": len(msg.attachments),
         "uninspected_parts": msg.uninspected_parts,
         "message_size": msg.size,
     }

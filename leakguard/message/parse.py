@@ -190,6 +190,11 @@ def _b64decode(data: bytes) -> bytes:
             return b""
 
 
+def decode_transfer_encoding(data: bytes, cte: str) -> bytes:
+    """Decode a body's Content-Transfer-Encoding (base64, quoted-printable; others as is)."""
+    return _decode_cte(data, cte)
+
+
 def _decode_cte(data: bytes, cte: str) -> bytes:
     if cte == "base64":
         return _b64decode(data)
@@ -282,9 +287,7 @@ class _Walker:
         self.alternative = outer
 
     def _message(self, ent: _Entity, start: int, end: int, path: str, depth: int) -> None:
-        self.out.attachments.append(
-            Attachment(ent.filename, ent.ctype, end - start, path, ent.disposition)
-        )
+        self.out.attachments.append(_attachment(ent, start, end, path))
         if depth >= MAX_DEPTH:
             self.budget.uninspected += 1
             self.out.defects.append(
@@ -324,9 +327,22 @@ class _Walker:
         self.out.alternative_of.append(self.alternative)
 
     def _attachment(self, ent: _Entity, start: int, end: int, path: str) -> None:
-        self.out.attachments.append(
-            Attachment(ent.filename, ent.ctype, end - start, path, ent.disposition)
-        )
+        self.out.attachments.append(_attachment(ent, start, end, path))
+
+
+def _attachment(ent: _Entity, start: int, end: int, path: str) -> Attachment:
+    """An attachment with the offsets of its encoded body, for ``leakguard.extract``."""
+    return Attachment(
+        ent.filename,
+        ent.ctype,
+        end - start,
+        path,
+        ent.disposition,
+        body_start=start,
+        body_end=end,
+        transfer_encoding=ent.cte,
+        charset=(ent.param("charset") or "")[:64],
+    )
 
 
 # --------------------------------------------------------------------------- messages

@@ -1,0 +1,426 @@
+"""What an attachment carries, as text: the dispatcher and the simple formats.
+
+This module runs inside the extraction worker processes (``leakguard.extract.pool``), never
+in the relay's process: every parser here reads hostile bytes. Each function works within
+``Limits`` (pages, members, sizes, nesting, characters) and reports what it could not read
+through the exceptions below, which the dispatcher turns into an ``AttachmentContent``
+status. Any other exception from a parser (a corrupt or truncated file) makes the attachment
+"uninspected": it was not read, and the policy must not take it for clean.
+
+Office and ODF live in :mod:`leakguard.extract.office`, mail containers and calendars in
+:mod:`leakguard.extract.mail`.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass, field
+
+from leakguard.message.charsets import decode_bytes
+from leakguard.types import Attachment, AttachmentContent, TextSection
+
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+TNEF_MAGIC = b"\x78\x9f\x3e\x22"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+_MSG_STREAM = "__substg1.0_".encode("utf-16-le")
+_IMAGE_EXT = frozenset(
+    ("jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "heic", "heif", "webp", "jfif")
+)
+_TEXT_EXT = frozenset(("txt", "log", "md", "json", "xml", "html", "htm", "tsv"))
+_SHEET_EXT = frozenset(("xlsx", "xlsm", "xls", "xlsb", "ods"))
+_MEDIA_PREFIXES = ("audio/", "video/", "font/", "model/")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds of the work done on one attachment (see ``ExtractConfig`` for meanings)."""
+
+    max_pdf_pages: int = 300
+    max_depth: int = 3
+    max_members: int = 500
+    max_uncompressed: int = 200 * 1024 * 1024
+    max_ratio: int = 200
+    max_cells: int = 1_000_000
+    max_chars: int = 4_000_000
+    max_xml_bytes: int = 64 * 1024 * 1024  # one XML part of an Office/ODF file
+
+
+class Uninspected(Exception):
+    """The attachment was not (fully) read: a bound was reached or the file is broken."""
+
+
+class Encrypted(Exception):
+    """Password-protected: its text cannot be read, and that is a fact for the policy."""
+
+
+class Unreadable(Exception):
+    """No text to read: a scan without a text layer, an image, a legacy binary format."""
+
+
+@dataclass(slots=True)
+class Output:
+    """Everything read from one attachment of the mail (containers add several entries)."""
+
+    contents: list[AttachmentContent] = field(default_factory=list)
+    # mail found inside containers (.eml, Outlook .msg, winmail.dat) as RFC 5322 bytes,
+    # with the display name of where it was found
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    # (address, display name) of calendar ATTENDEE / ORGANIZER entries
+    attendees: list[tuple[str, str]] = field(default_factory=list)
+    # characters still allowed for the whole attachment, members of containers included
+    chars_left: int = 0
+
+
+class Sections:
+    """Text sections of one attachment, bounded by ``Limits.max_chars``."""
+
+    def __init__(self, limits: Limits, out: Output | None = None) -> None:
+        self.items: list[TextSection] = []
+        self.out = out
+        self.left = limits.max_chars if out is None else min(limits.max_chars, out.chars_left)
+        self.truncated = False
+
+    def add(self, location: str, text: str) -> None:
+        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+        if not text.strip():
+            return
+        if len(text) > self.left:
+            text = text[: max(self.left, 0)]
+            self.truncated = True
+        self.left -= len(text)
+        if self.out is not None:
+            self.out.chars_left -= len(text)
+        if text:
+            self.items.append(TextSection(location, text))
+
+    def check(self) -> None:
+        if self.left <= 0:
+            self.truncated = True
+            raise Uninspected("more text than the per-attachment limit")
+
+
+INLINE_IMAGE_MAX_BYTES = 48 * 1024  # encoded size of a logo, an icon, a signature picture
+
+
+def is_inline_decoration(att: Attachment) -> bool:
+    """A small image shown inside the HTML body (a logo in a signature, an icon): part of
+    the mail's look, not a document the sender attached. Larger inline images (a photo
+    pasted by an iPhone, a screenshot) are read as images, i.e. reported unreadable."""
+    return (
+        att.content_type.startswith("image/")
+        and att.disposition != "attachment"
+        and att.size < INLINE_IMAGE_MAX_BYTES
+    )
+
+
+def extension(name: str) -> str:
+    base = name.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+
+def _zip_kind(data: bytes) -> str:
+    """docx / xlsx / pptx / odt / ods / odp / zip from the members of a ZIP container."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist()[:5000])
+            if "mimetype" in names:
+                info = zf.getinfo("mimetype")
+                if info.file_size < 200:
+                    mt = zf.read(info).decode("ascii", "replace").strip()
+                    for suffix, kind in (
+                        ("opendocument.text", "odt"),
+                        ("opendocument.spreadsheet", "ods"),
+                        ("opendocument.presentation", "odp"),
+                    ):
+                        if mt.endswith(suffix):
+                            return kind
+    except Exception:
+        return "zip"
+    if "word/document.xml" in names:
+        return "docx"
+    if "xl/workbook.xml" in names or "xl/workbook.bin" in names:
+        return "xlsx"
+    if "ppt/presentation.xml" in names:
+        return "pptx"
+    return "zip"
+
+
+def sniff(name: str, content_type: str, data: bytes) -> str:
+    """The kind of an attachment, from its first bytes first, then its name and type."""
+    ext = extension(name)
+    ctype = content_type.lower()
+    head = data[:1024]
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _zip_kind(data)
+    if head.startswith(OLE_MAGIC):
+        if data.find(_ENCRYPTED_PACKAGE, 0, 1 << 20) >= 0 or data.rfind(_ENCRYPTED_PACKAGE) >= 0:
+            return "encrypted-office"
+        if ext == "msg" or ctype == "application/vnd.ms-outlook" or _MSG_STREAM in data[: 1 << 16]:
+            return "msg"
+        if ext in ("xls", "xlsb") or ctype == "application/vnd.ms-excel":
+            return "xls"
+        return "ole"
+    if b"%PDF-" in head:  # PDF readers accept a header anywhere in the first KiB
+        return "pdf"
+    if head.startswith(TNEF_MAGIC) or ctype == "application/ms-tnef" or name == "winmail.dat":
+        return "tnef"
+    if (
+        ctype == "text/calendar"
+        or ext in ("ics", "vcs")
+        or head.lstrip().startswith(b"BEGIN:VCALENDAR")
+    ):
+        return "ics"
+    if ctype.startswith("image/") or ext in _IMAGE_EXT:
+        return "image"
+    if ext == "eml" or ctype in ("message/rfc822", "message/global"):
+        return "eml"
+    if ext in ("pdf",) or ctype == "application/pdf":
+        return "pdf"  # no %PDF- header in the first KiB: PDFium will say it is broken
+    if ext in ("docx", "docm", "xlsx", "xlsm", "pptx", "pptm", "odt", "ods", "odp", "zip"):
+        return "zip"  # named so, but not a ZIP container: read as a (broken) archive
+    if ctype in ("text/csv", "text/comma-separated-values") or ext == "csv":
+        return "csv"
+    if ctype.startswith("text/") or ext in _TEXT_EXT:
+        return "text"
+    if ctype.startswith(_MEDIA_PREFIXES):
+        return "media"
+    return "other"
+
+
+def extract(name: str, content_type: str, data: bytes, limits: Limits, charset: str = "") -> Output:
+    """Read one attachment (its decoded bytes). Never raises."""
+    out = Output(chars_left=4 * limits.max_chars)
+    dispatch(out, name, content_type, data, limits, 0, charset)
+    return out
+
+
+def dispatch(
+    out: Output,
+    name: str,
+    content_type: str,
+    data: bytes,
+    limits: Limits,
+    depth: int,
+    charset: str = "",
+) -> None:
+    """Read ``data`` into ``out`` (containers recurse here with ``depth + 1``)."""
+    from leakguard.extract import mail, office
+
+    kind = sniff(name, content_type, data)
+    secs = Sections(limits, out)
+    status = "read"
+    detail = ""
+    shown_kind = kind
+    try:
+        if kind == "pdf":
+            status, detail = _pdf(data, limits, secs)
+        elif kind in ("docx", "pptx", "odt", "odp"):
+            office.document(kind, data, limits, secs)
+            office.embedded(out, name, data, limits, depth)
+        elif kind in ("xlsx", "xls", "ods"):
+            office.spreadsheet(data, limits, secs)
+            if data.startswith(b"PK\x03\x04"):
+                office.embedded(out, name, data, limits, depth)
+        elif kind == "encrypted-office":
+            shown_kind = {"xlsx": "xlsx", "pptx": "pptx"}.get(extension(name), "docx")
+            raise Encrypted("password-protected Office file")
+        elif kind == "ole":
+            shown_kind = "other"
+            raise Unreadable("legacy binary Office format (.doc/.ppt) is not read")
+        elif kind == "zip":
+            status, detail = _zip(out, name, data, limits, depth, secs)
+        elif kind == "csv" or kind == "text":
+            decoded = decode_bytes(data, charset or None)
+            secs.add("", decoded.text)
+        elif kind == "eml":
+            mail.eml(out, name, data, limits, depth, secs)
+        elif kind == "msg":
+            mail.msg(out, name, data, limits, depth, secs)
+        elif kind == "tnef":
+            mail.tnef(out, name, data, limits, depth, secs)
+        elif kind == "ics":
+            mail.ics(out, data, charset, secs)
+        elif kind == "image":
+            raise Unreadable("image: no text layer (OCR is not done)")
+        elif kind == "media":
+            status, detail, shown_kind = "skipped", "audio/video carries no text we read", "other"
+        else:
+            status, detail, shown_kind = "skipped", "format not recognised", "other"
+        if secs.truncated:
+            status, detail = "uninspected", "more text than the per-attachment limit"
+    except Encrypted as exc:
+        status, detail = "encrypted", str(exc)
+    except Unreadable as exc:
+        status, detail = "unreadable", str(exc)
+    except Uninspected as exc:
+        status, detail = "uninspected", str(exc)
+    except RecursionError:
+        status, detail = "uninspected", "structure nested too deeply"
+    except MemoryError:
+        status, detail = "uninspected", "over the worker's memory limit"
+    except Exception as exc:  # a corrupt or truncated file: not read, so not clean
+        status, detail = "uninspected", f"cannot be read: {type(exc).__name__}"
+    out.contents.insert(
+        position(out, name),
+        AttachmentContent(
+            name=name, kind=shown_kind, status=status, sections=tuple(secs.items), detail=detail
+        ),
+    )
+
+
+def position(out: Output, name: str) -> int:
+    """Containers' entries go before their members' (which were added while reading)."""
+    prefix = name + "/"
+    for i, c in enumerate(out.contents):
+        if c.name.startswith(prefix):
+            return i
+    return len(out.contents)
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def _pdf(data: bytes, limits: Limits, secs: Sections) -> tuple[str, str]:
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
+            raise Encrypted("password-protected PDF") from None
+        raise Uninspected(f"PDF cannot be opened: {str(exc)[:80]}") from None
+    try:
+        n = len(pdf)
+        if n > limits.max_pdf_pages:
+            raise Uninspected(f"{n} pages, more than the limit of {limits.max_pdf_pages}")
+        scanned: list[int] = []
+        for i in range(n):
+            page = pdf[i]
+            try:
+                textpage = page.get_textpage()
+                try:
+                    text = textpage.get_text_bounded()
+                finally:
+                    textpage.close()
+                if text.strip():
+                    secs.add(f"page {i + 1}", text)
+                    secs.check()
+                elif _has_image(page, pdfium_c.FPDF_PAGEOBJ_IMAGE):
+                    scanned.append(i + 1)
+            finally:
+                page.close()
+    finally:
+        pdf.close()
+    if scanned:
+        if len(scanned) == n:
+            return "unreadable", "no text layer (a scan)"
+        pages = ", ".join(str(p) for p in scanned[:20])
+        return "unreadable", f"pages without a text layer: {pages}"
+    if not secs.items and n:
+        return "unreadable", "no text in the PDF"
+    return "read", ""
+
+
+def _has_image(page: object, image_type: int) -> bool:
+    for obj in page.get_objects(filter=[image_type], max_depth=4):  # type: ignore[attr-defined]
+        del obj
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------- ZIP
+
+
+def member_name(info: zipfile.ZipInfo) -> str:
+    """A member's name as the sender saw it: Windows writes CP932 without the UTF-8 flag."""
+    name = info.filename
+    if info.flag_bits & 0x800:
+        return name
+    try:
+        raw = name.encode("cp437")
+    except UnicodeEncodeError:
+        return name
+    for codec in ("utf-8", "cp932"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return name
+
+
+def open_zip(data: bytes, limits: Limits) -> zipfile.ZipFile:
+    """A ZIP container checked against the bomb limits before anything is inflated."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise Uninspected(f"broken ZIP: {exc}") from None
+    infos = zf.infolist()
+    if len(infos) > limits.max_members:
+        zf.close()
+        raise Uninspected(f"{len(infos)} members, more than {limits.max_members}")
+    total = 0
+    for info in infos:
+        total += info.file_size
+        if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(
+            info.compress_size, 1
+        ):
+            zf.close()
+            raise Uninspected(f"decompression bomb: {member_name(info)[:80]!r} ratio too high")
+    if total > limits.max_uncompressed:
+        zf.close()
+        raise Uninspected(f"uncompressed size {total} over the limit")
+    return zf
+
+
+def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes, never more than its declared size (a lying header is a bomb)."""
+    with zf.open(info) as fh:
+        data = fh.read(min(info.file_size, limit) + 1)
+    if len(data) > info.file_size or len(data) > limit:
+        raise Uninspected("member larger than declared or than the limit")
+    return data
+
+
+def _zip(
+    out: Output, name: str, data: bytes, limits: Limits, depth: int, secs: Sections
+) -> tuple[str, str]:
+    zf = open_zip(data, limits)
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        listing = [member_name(i) for i in infos]
+        secs.add("listing", "\n".join(listing))
+        encrypted = [n for i, n in zip(infos, listing, strict=True) if i.flag_bits & 0x1]
+        status, detail = "read", ""
+        if encrypted:
+            status = "encrypted"
+            detail = f"{len(encrypted)} of {len(infos)} member(s) password-protected"
+        if depth >= limits.max_depth:
+            if len(infos) > len(encrypted):
+                return "uninspected", f"archive nested deeper than {limits.max_depth}"
+            return status, detail
+        for info, mname in zip(infos, listing, strict=True):
+            if info.flag_bits & 0x1:
+                continue
+            try:
+                body = read_member(zf, info, limits.max_uncompressed)
+            except Uninspected as exc:
+                out.contents.append(
+                    AttachmentContent(f"{name}/{mname}", "other", "uninspected", (), str(exc))
+                )
+                continue
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+                out.contents.append(
+                    AttachmentContent(
+                        f"{name}/{mname}",
+                        "other",
+                        "uninspected",
+                        (),
+                        f"member cannot be read: {type(exc).__name__}",
+                    )
+                )
+                continue
+            dispatch(out, f"{name}/{mname}", "application/octet-stream", body, limits, depth + 1)
+            del body
+    return status, detail
