@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import nh3
 
 from leakguard.holds.explain import clean_line
+from leakguard.masking import redact_text
 from leakguard.message import parse_message
 
 MAX_TEXT = 200_000  # characters shown
@@ -83,9 +84,10 @@ def message_view(raw: bytes) -> MessageView:
     plain = next((p for p in msg.text_parts if p.content_type == "text/plain"), None)
     html = next((p for p in msg.text_parts if p.content_type == "text/html"), None)
     text = plain.text if plain is not None else (html.text if html is not None else "")
+    # Identifiers are shown masked on pages too: long numbers keep their last four digits.
     return MessageView(
-        text=text[:MAX_TEXT],
-        html=sanitize_html(html.html) if html is not None and html.html else "",
+        text=redact_text(text[:MAX_TEXT]),
+        html=redact_text(sanitize_html(html.html)) if html is not None and html.html else "",
         headers=headers,
         truncated=len(text) > MAX_TEXT,
     )
