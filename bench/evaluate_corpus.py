@@ -60,6 +60,11 @@ RULES = (
     "forwarded-third-party",
     "similar-to-colleague",
     "lookalike-domain",
+    "personal-my-number",
+    "personal-identifiers",
+    "unmasked-personal-form",
+    "personal-birth-date",
+    "personal-data-subject",
     "uninspected-content",
 )
 

@@ -86,13 +86,12 @@ _SIGNATURE_MAX_LINES = 15
 # --------------------------------------------------------------------------- patterns
 
 # Dashes people put between digits, in every width and script.
-_DASH_BETWEEN_DIGITS_RE = re.compile(r"(?<=\d)[‐‑‒–—―−ーｰ－﹣](?=\d)")
-# One pass finds every number of 7 digits or more: groups joined by at most two of
-# space, hyphen or parentheses; an optional +81 in front.
-_NUMBER_RE = re.compile(
-    r"(?<![0-9A-Za-z])(?:\+81[ \-]?(?:\(0\))?)?(?:\(\d{1,5}\)[ ]?)?\d(?:[ \-()]{0,2}\d){6,22}"
-    r"(?![0-9A-Za-z])"
-)
+_DASH_BETWEEN_DIGITS_RE = re.compile(r"[‐‑‒–—―−ーｰ－﹣](?<=[0-9].)(?=[0-9])")
+# One pass finds every run of 7 digits or more (after NFKC), groups joined by at most two
+# of space, hyphen or parentheses; its edges are checked in Python (``_edges``), which is
+# several times cheaper than lookbehinds tried at every position of the text.
+_NUMBER_RE = re.compile(r"[0-9](?:[ \-()]{0,2}[0-9]){6,22}")
+_ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _SEP_SPLIT_RE = re.compile(r"[ \-()]+")
 _NON_DIGIT_RE = re.compile(r"\D")
 
@@ -114,7 +113,21 @@ _PASSPORT_RE = re.compile(
     r"[^A-Za-z0-9\n]{0,12}(?P<value>[A-Z]{2}\d{7})(?![0-9A-Za-z])",
     re.IGNORECASE,
 )
-_POSTAL_RE = re.compile(r"(?:〒|郵便番号[^\d\n]{0,4}|(?<![\d\-]))(?P<zip>\d{3}-\d{4})(?![\d\-])")
+_POSTAL_RE = re.compile(r"(?P<zip>[0-9]{3}-[0-9]{4})(?![0-9\-])")
+_ZIP_HINT_RE = re.compile(r"-[0-9]{4}")
+_BIRTH_HINTS = (
+    "生年月日",
+    "誕生日",
+    "irth",
+    "IRTH",
+    "DOB",
+    "dob",
+    "Dob",
+    "D.O.B",
+    "d.o.b",
+    "orn on",
+)
+_PASSPORT_HINTS = ("旅券", "パスポート", "assport", "ASSPORT")
 _PREFECTURE = (
     r"北海道|東京都|京都府|大阪府|(?:青森|岩手|宮城|秋田|山形|福島|茨城|栃木|群馬|埼玉|千葉|"
     r"神奈川|新潟|富山|石川|福井|山梨|長野|岐阜|静岡|愛知|三重|滋賀|兵庫|奈良|和歌山|鳥取|"
@@ -127,7 +140,8 @@ _ADDRESS_AFTER_RE = re.compile(
 
 # Context words, matched in the window before a number (its line and the lines above).
 _CTX = {
-    "my_number": re.compile(r"マイナンバー|個人番号|my\s?number|individual\s+number", re.I),
+    # "my number is ..." in English mail is a phone number: only the capitalised term
+    "my_number": re.compile(r"マイナンバー|個人番号|My ?Number|[Ii]ndividual [Nn]umber"),
     "corporate_number": re.compile(
         r"法人番号|corporate\s+number|登録番号|適格請求書|インボイス|registration\s+number",
         re.I,
@@ -154,7 +168,9 @@ _CTX = {
     ),
     "licence": re.compile(r"免許証|運転免許|免許番号|driv(?:er|ing)'?s?\s+licen[cs]e", re.I),
     "phone": re.compile(
-        r"電話|tel|携帯|連絡先|fax|ファックス|phone|mobile|cell|keitai|内線|直通", re.I
+        r"電話|携帯|連絡先|ファックス|内線|直通|"
+        r"\b(?:tel|fax|phone|telephone|mobile|cell|keitai)\b",
+        re.I,
     ),
 }
 # Words that make a number something else than personal data.
@@ -316,7 +332,7 @@ def _is_phone(raw: str, digits: str, before: str) -> bool:
         return False
     if national.startswith(_ORG_PHONE_PREFIXES):
         return False
-    mobile = national[:3] in ("070", "080", "090", "050", "020")
+    mobile = national[:3] in ("070", "080", "090", "050")
     if not ((n == 11 and mobile) or (n == 10 and not mobile)):
         return False
     groups = _groups(raw)
@@ -326,7 +342,9 @@ def _is_phone(raw: str, digits: str, before: str) -> bool:
         and 1 <= len(groups[1]) <= 4
         and (raw.startswith("+81") or groups[0].startswith("0"))
     )
-    return grouped or _CTX["phone"].search(before) is not None
+    # with a phone word before it: written in one piece, or in the three groups of a
+    # Japanese number (a "0123-456789" in two groups is another country's layout)
+    return grouped or (len(groups) in (1, 3) and _CTX["phone"].search(before) is not None)
 
 
 def _card_iin(digits: str) -> bool:
@@ -362,11 +380,12 @@ def _classify(raw: str, digits: str, near: str, wide: str) -> str | None:
     if n == 12:
         if _CTX["licence"].search(near):
             return "driving_licence"
-        if jp_in.is_valid(digits):
+        if jp_in.is_valid(digits) and not raw.startswith("+") and len(set(digits)) > 2:
             grouped = [len(g) for g in _groups(raw)] == [4, 4, 4]
             if _CTX["my_number"].search(near) or grouped:
                 return "my_number"
-        return None
+        if not raw.startswith("+81"):
+            return None
     if n == 13 and jp_cn.is_valid(digits) and _CTX["corporate_number"].search(near):
         return "corporate_number"
     if 13 <= n <= 19 and luhn.is_valid(digits) and _card_iin(digits) and _CTX["card"].search(near):
@@ -393,7 +412,29 @@ class _TextScan:
     forms: list[Form]
 
 
-_ANY_DIGIT_RE = re.compile(r"\d")
+_ANY_DIGIT_RE = re.compile(r"[0-9]")
+
+
+def _edges(t: str, start: int, end: int) -> str | None:
+    """The number at ``t[start:end]`` as written (``+81`` and an opening parenthesis
+    included), or None when it is glued to a word or code (``G56-0115094107``,
+    ``0312345678-A``, ``ABC1234567``)."""
+    prev = t[start - 1] if start else ""
+    if prev in _ALNUM:
+        return None
+    if prev in "-./_" and start >= 2 and t[start - 2] in _ALNUM:
+        return None
+    nxt = t[end] if end < len(t) else ""
+    if nxt in _ALNUM or (nxt in "-./_" and end + 1 < len(t) and t[end + 1] in _ALNUM):
+        return None
+    raw = t[start:end]
+    if prev == "+":
+        return "+" + raw if raw.startswith("81") else None
+    if prev == "(" and ")" in raw[:6]:
+        return "(" + raw
+    return raw
+
+
 # How a form field's value is masked, by field type.
 _FIELD_MASK = {
     "name": "name",
@@ -428,12 +469,12 @@ def scan_text(
         for count, m in enumerate(_NUMBER_RE.finditer(t)):
             if count >= MAX_CANDIDATES:
                 break
-            raw = m.group(0).strip(" -()")
-            digits = _NON_DIGIT_RE.sub("", raw)
-            if len(digits) < 6:
+            raw = _edges(t, m.start(), m.end())
+            if raw is None:
                 continue
+            digits = _NON_DIGIT_RE.sub("", raw)
             near = lines.window(m.start(), lines_above=0)
-            if not near.strip(" \t:=|[]()【】「」"):
+            if not near.strip(" \t:=|[]()【】「」+"):
                 near = lines.window(m.start(), lines_above=1)
             wide = lines.window(m.start(), lines_above=3, limit=300)
             kind = _classify(raw, digits, near, wide)
@@ -445,11 +486,15 @@ def scan_text(
                     continue  # an organisation's account (an invoice's 振込先)
             key = _phone_digits(raw, digits) if kind == "phone" else digits
             add(kind, key, raw, m.start())
-        for m in _BIRTH_RE.finditer(t):
-            date = m.group("date")
-            add("birth_date", _NON_DIGIT_RE.sub("", date) + date[:2], date, m.start("date"))
-        if "〒" in t or "郵便番号" in t or re.search(r"\d{3}-\d{4}", t):
+        if any(h in t for h in _BIRTH_HINTS):
+            for m in _BIRTH_RE.finditer(t):
+                date = m.group("date")
+                add("birth_date", _NON_DIGIT_RE.sub("", date) + date[:2], date, m.start("date"))
+        if "〒" in t or "郵便番号" in t or _ZIP_HINT_RE.search(t) is not None:
             for m in _POSTAL_RE.finditer(t):
+                start = m.start()
+                if start and (t[start - 1] in _ALNUM or t[start - 1] == "-"):
+                    continue
                 rest = _ADDRESS_AFTER_RE.match(t, m.end())
                 if rest is None:
                     nxt = t.find("\n", m.end())
@@ -460,10 +505,11 @@ def scan_text(
                         continue
                 value = f"〒{m.group('zip')} {rest.group('addr')}"
                 key = m.group("zip") + rest.group("addr")[:12]
-                add("address", key, value, m.start("zip"))
-    for m in _PASSPORT_RE.finditer(t):
-        value = m.group("value").upper()
-        add("passport", value, value, m.start("value"))
+                add("address", key, value, start)
+        if any(h in t for h in _PASSPORT_HINTS):
+            for m in _PASSPORT_RE.finditer(t):
+                value = m.group("value").upper()
+                add("passport", value, value, m.start("value"))
     out.forms = find_forms(t, skip_lines)
     typed_lines = {i.where.line for i in items}
     for form in out.forms:
@@ -539,6 +585,9 @@ def _known_quoted_lines(
             starts.append((at, i, b.kind == QuoteKind.HEADER_BLOCK))
     if not starts:
         return set()
+    seen = {idx: _seen_by_all(blocks, idx, externals) for _, idx, _ in starts}
+    if not any(seen.values()):
+        return set()  # everything quoted is news to someone: nothing to leave out
     starts.sort()
     known: set[int] = set()
     lines = text.split("\n")
@@ -555,7 +604,7 @@ def _known_quoted_lines(
                 quote_idx = block_idx
         quoted = line.lstrip().startswith((">", "＞"))
         idx = quote_idx if (quoted and quote_idx is not None) else header_idx
-        if idx is not None and _seen_by_all(blocks, idx, externals):
+        if idx is not None and seen[idx]:
             known.add(no)
     return known
 
@@ -575,7 +624,19 @@ def signature_lines(text: str, end_line: int, sender: Address | None) -> set[int
     ``end_line``): from a ``-- `` or ruled line, or the trailing lines from one naming an
     organisation, when that block is short and shows the sender's address, domain, an
     organisation or a TEL/FAX/URL line."""
-    lines = text.split("\n")[: max(0, end_line - 1)]
+    # only the tail of the new text is read: find where line ``end_line`` starts
+    stop = len(text)
+    total = text.count("\n") + 1
+    if end_line <= total:
+        stop = 0
+        for _ in range(end_line - 1):
+            stop = text.find("\n", stop) + 1
+    cut = max(0, stop - 3000)
+    cut = text.rfind("\n", 0, cut) + 1 if cut else 0
+    first_no = text.count("\n", 0, cut)  # lines before the tail
+    lines = text[cut:stop].split("\n")
+    if stop < len(text) and lines and lines[-1] == "":
+        lines.pop()
     while lines and not lines[-1].strip():
         lines.pop()
     n = len(lines)
@@ -591,21 +652,21 @@ def signature_lines(text: str, end_line: int, sender: Address | None) -> set[int
             start = i
             # a ruled box: the rule above the block, not the one under it
             continue
+    ruled = start is not None
     if start is None:
-        for i in range(max(low, n - 8), n):
+        # no rule: the trailing lines from one naming an organisation (never the first line)
+        for i in range(max(low, n - 8, 0 if first_no else 1), n):
             if _ORG_WORD_RE.search(lines[i]) and len(lines[i]) <= 60:
                 start = i
                 break
     if start is None:
         return set()
     block = "\n".join(lines[start:]).lower()
-    if not (
-        any(m and m in block for m in marks)
-        or _ORG_WORD_RE.search(block)
-        or _CONTACT_LINE_RE.search(block)
-    ):
+    contact = _CONTACT_LINE_RE.search(block) is not None
+    own = any(m and m in block for m in marks) or _ORG_WORD_RE.search(block) is not None
+    if not ((ruled and (own or contact)) or (contact and own)):
         return set()
-    return set(range(start + 1, n + 1))
+    return set(range(first_no + start + 1, first_no + n + 1))
 
 
 def _alternatives(msg: Message) -> set[int]:
