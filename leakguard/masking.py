@@ -21,7 +21,7 @@ import unicodedata
 _MASK_RUN = r"[■□▪▫●○◯◆◇▲△★☆＊*×✕✖＃#█▓▒░]{2,}|[Xx]{3,}|[?？]{3,}|[-‐－ー―_＿]{3,}"
 _MASK_WORDS = (
     r"マスキング|マスク済|黒塗り|非開示|不開示|非公開|伏せ字|伏字|墨消し|省略|削除済|記載省略|"
-    r"非表示|秘匿|\bredacted\b|\bmasked\b|\bwithheld\b|\bremoved\b|\bconfidential\b|\bn/?a\b"
+    r"非表示|秘匿|\bredacted\b|\bmasked\b|\bwithheld\b|\bremoved\b|\bconfidential\b|\bn/a\b"
 )
 MASK_RE = re.compile(rf"(?:{_MASK_RUN}|{_MASK_WORDS})", re.IGNORECASE)
 
