@@ -117,7 +117,7 @@ def test_full_width_digits_and_dashes() -> None:
     assert kinds("携帯　０９０－１２３４－５６７８") == ["phone"]
     assert kinds("携帯 ０９０−１２３４−５６７８") == ["phone"]  # U+2212 from ISO-2022-JP
     assert kinds("携帯 090ー1234ー5678") == ["phone"]  # a long-vowel mark typed as a dash
-    assert normalize("０９０ー１２３４") == "090-1234"
+    assert normalize("０９０－１２３４") == "090-1234"
 
 
 def test_corporate_number_is_public_and_not_an_item() -> None:
