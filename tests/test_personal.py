@@ -491,3 +491,91 @@ def test_findings_never_carry_the_full_value() -> None:
         "hanako.suzuki@",
     ):
         assert secret not in dumped, secret
+
+
+# --------------------------------------------------------------------------- how clients write
+
+
+def test_owa_html_table_form() -> None:
+    html = (
+        "<html><body><div>田中様</div><div>申請内容です。</div><table border=1>"
+        "<tr><td>氏名</td><td>山田 太郎</td></tr>"
+        "<tr><td>住所</td><td>〒150-0001 東京都渋谷区神宮前1-2-3</td></tr>"
+        "<tr><td>生年月日</td><td>昭和60年4月1日</td></tr>"
+        "<tr><td>電話番号</td><td>090-1234-5678</td></tr></table>"
+        "<div>よろしくお願いします。</div></body></html>"
+    )
+    raw = (
+        "From: =?utf-8?b?5L2Q6Jek?= <kazuya.sato@city.example.lg.jp>\r\n"
+        "To: Tanaka <t@sample-shoji.co.jp>\r\nSubject: =?utf-8?b?55Sz6KuL?=\r\n"
+        "X-MS-Has-Attach: \r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(html.encode()).decode()
+    ).encode()
+    f, findings = facts_of(raw)
+    assert f["unmasked_forms"] == 1
+    assert {x.evidence["kind"] for x in findings} >= {"phone", "birth_date", "address"}
+    assert all(x.evidence["section"] == "HTML part 1" for x in findings)
+
+
+def test_iphone_quoted_printable_forward() -> None:
+    body = (
+        "田中さん\n転送します\n\niPhoneから送信\n\n"
+        "転送されたメッセージ:\n\n"
+        "差出人: 鈴木 花子 <hanako.suzuki@example.net>\n"
+        "日付: 2026年11月23日 9:12:00 JST\n"
+        "宛先: 市民課 <shimin@city.example.lg.jp>\n"
+        "件名: 口座登録\n\n"
+        "振込先 さいたま中央銀行 浦和支店\n普通 口座番号 7654321\n"
+    )
+    f, findings = facts_of(mail(body, cte="quoted-printable"))
+    assert f["personal_data.bank_account"] == 1
+    (acct,) = [x for x in findings if x.evidence["kind"] == "bank_account"]
+    assert acct.evidence["masked"] == "****321" and acct.evidence["line"] == "14"
+
+
+def test_gmail_reply_quoting_the_author_back() -> None:
+    body = (
+        "鈴木様\n\n受け付けました。口座の登録が済みましたらご連絡します。\n\n"
+        "2026年11月23日(月) 9:12 鈴木 花子 <hanako.suzuki@example.net>:\n"
+        "> 口座：さいたま中央銀行 浦和支店 普通 7654321\n"
+        "> 携帯 090-2234-5678\n"
+    )
+    raw = mail(body, to="鈴木 花子 <hanako.suzuki@example.net>", charset="iso-2022-jp", cte="7bit")
+    f, _ = facts_of(raw)
+    assert f["personal_data_items"] == 0
+    # the same reply copied to another outsider: the quote is news to them
+    raw = mail(
+        body,
+        to="鈴木 花子 <hanako.suzuki@example.net>, 田中 <soumu@sample-shoji.co.jp>",
+        charset="iso-2022-jp",
+        cte="7bit",
+    )
+    f, _ = facts_of(raw)
+    assert f["personal_data.bank_account"] == 1 and f["personal_data.phone"] == 1
+
+
+def test_quote_without_a_known_author_counts() -> None:
+    # Thunderbird's default attribution names no address: who wrote it is unknown, so the
+    # quoted lines count as if new (never hidden on a guess)
+    body = (
+        "鈴木様\n\n受け付けました。\n\nOn 11/23/2026 9:12 AM, 鈴木 花子 wrote:\n"
+        "> 口座：さいたま中央銀行 浦和支店 普通 7654321\n"
+    )
+    f, _ = facts_of(mail(body, to="鈴木 花子 <hanako.suzuki@example.net>"))
+    assert f["personal_data.bank_account"] == 1
+
+
+def test_spreadsheet_attachment_rows() -> None:
+    msg = parse_message(mail("名簿を送ります。\n"))
+    sheet = TextSection(
+        "sheet 名簿",
+        "氏名\t住所\t生年月日\t電話番号\n"
+        "山田 太郎\t東京都渋谷区神宮前1-2-3\t1985/04/01\t090-1234-5678\n"
+        "佐藤 花子\t大阪府大阪市北区梅田1-1-1\t1990/05/14\t080-2345-6789\n"
+        "■■ ■■\t■■■\t■■■\t■■■\n",
+    )
+    content = AttachmentContent("名簿.xlsx", "xlsx", "read", (sheet,))
+    r = detect(dataclasses.replace(msg, contents=(content,)), CTX)
+    assert r.facts["unmasked_forms"] == 2  # the masked row is not one
+    assert r.facts["personal_data.phone"] == 2

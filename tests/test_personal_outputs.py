@@ -174,6 +174,7 @@ async def test_notice_and_review_page_show_masked_items_only(env: Env) -> None:
     rec = await env.store.get_hold(h.id)
     assert rec is not None
     assert_no_secret(rec.verdict_json)  # what logs and the store's decision record carry
+    assert_no_secret(rec.subject)  # the admin list and `leakguard holds list` show it
     notices = await queued(env, "notice")
     assert notices
     for _, _, notice, _ in notices:

@@ -297,6 +297,7 @@ def decode(text: str) -> tuple[Verdict, HoldSummary]:
 
 
 def clean_subject(subject: str, limit: int = 300) -> str:
-    """A subject fit for a database column and a log line: one line, bounded."""
-    s = " ".join(subject.replace("\x00", "").split())
+    """A subject fit for a database column and a log line: one line, bounded, and any
+    identifier in it (10+ digits) masked to its last four digits."""
+    s = redact_text(" ".join(subject.replace("\x00", "").split()))
     return s if len(s) <= limit else s[: limit - 1] + "…"
