@@ -579,3 +579,18 @@ def test_spreadsheet_attachment_rows() -> None:
     r = detect(dataclasses.replace(msg, contents=(content,)), CTX)
     assert r.facts["unmasked_forms"] == 2  # the masked row is not one
     assert r.facts["personal_data.phone"] == 2
+
+
+def test_form_between_rules_is_not_a_signature() -> None:
+    body = (
+        "田中様\n\n下記の申請がありました。\n----------------------------\n"
+        "氏名：山田 太郎\n住所：〒150-0001 東京都渋谷区神宮前1-2-3\n生年月日：昭和60年4月1日\n"
+        "電話：090-1234-5678\n----------------------------\n\n佐藤\n"
+    )
+    f, _ = facts_of(mail(body))
+    assert f["unmasked_forms"] == 1 and f["personal_data.phone"] == 1
+    # a form at the very end with a company among its fields is not a signature either
+    tail = "田中様\n\n応募者です。\n\n氏名：山田 太郎\n勤務先：株式会社ABC 営業部\n"
+    tail += "住所：〒150-0001 東京都渋谷区神宮前1-2-3\n電話：090-1234-5678\n"
+    f, _ = facts_of(mail(tail))
+    assert f["unmasked_forms"] == 1

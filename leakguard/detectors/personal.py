@@ -213,6 +213,13 @@ _ORG_WORD_RE = re.compile(
     r"university|office)\b",
     re.I,
 )
+# "勤務先：株式会社ABC" is a field of a form, not the first line of a signature
+_LABELLED_RE = re.compile(r"\s*[^\s:：]{1,10}\s*[:：]")
+_PERSONAL_LABEL_RE = re.compile(
+    r"氏名|お名前|フリガナ|生年月日|個人番号|マイナンバー|口座番号|date of birth|\bdob\b|"
+    r"full name|passport",
+    re.I,
+)
 _CONTACT_LINE_RE = re.compile(r"tel|fax|電話|phone|https?:|www\.|@|〒", re.I)
 
 # Consumer mail domains: a recipient there is an individual, not an organisation's staff.
@@ -312,12 +319,6 @@ class _Lines:
         i = bisect.bisect_right(starts, pos) - 1
         begin = starts[max(0, i - lines_above)]
         return self.text[max(begin, pos - limit) : pos]
-
-    def line_text(self, pos: int) -> str:
-        starts = self.starts()
-        i = bisect.bisect_right(starts, pos) - 1
-        end = self.text.find("\n", pos)
-        return self.text[starts[i] : end if end >= 0 else len(self.text)]
 
     def following(self, pos: int, lines_below: int = 2, limit: int = 200) -> str:
         """The rest of the line from ``pos`` and ``lines_below`` lines under it."""
@@ -673,21 +674,25 @@ def signature_lines(text: str, end_line: int, sender: Address | None) -> set[int
     if sender is not None:
         marks = [sender.addr.lower(), "@" + sender.domain.lower()] if sender.domain else []
     start: int | None = None
-    for i in range(n - 1, low - 1, -1):
-        if _SIGNATURE_RULE_RE.match(lines[i].strip()) and i < n - 1:
+    for i in range(n - 2, low - 1, -1):
+        # the lowest rule with text under it: in a ruled box the rule above the block (the
+        # one under it ends the text); a form set between rules above stays new text
+        if _SIGNATURE_RULE_RE.match(lines[i].strip()):
             start = i
-            # a ruled box: the rule above the block, not the one under it
-            continue
+            break
     ruled = start is not None
     if start is None:
         # no rule: the trailing lines from one naming an organisation (never the first line)
         for i in range(max(low, n - 8, 0 if first_no else 1), n):
-            if _ORG_WORD_RE.search(lines[i]) and len(lines[i]) <= 60:
+            line = lines[i]
+            if len(line) <= 60 and not _LABELLED_RE.match(line) and _ORG_WORD_RE.search(line):
                 start = i
                 break
     if start is None:
         return set()
     block = "\n".join(lines[start:]).lower()
+    if _PERSONAL_LABEL_RE.search(block):
+        return set()  # 氏名 / 生年月日 / 個人番号 ...: a form about a person, not a signature
     contact = _CONTACT_LINE_RE.search(block) is not None
     own = any(m and m in block for m in marks) or _ORG_WORD_RE.search(block) is not None
     if not ((ruled and (own or contact)) or (contact and own)):
