@@ -594,3 +594,19 @@ def test_form_between_rules_is_not_a_signature() -> None:
     tail += "住所：〒150-0001 東京都渋谷区神宮前1-2-3\n電話：090-1234-5678\n"
     f, _ = facts_of(mail(tail))
     assert f["unmasked_forms"] == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "氏名: a" + " " * 200_000 + "b",
+        "=" * 200_000 + "x",
+        "住所 " + "東京都" * 50_000,
+        "生年月日 " + "1" * 300_000,
+    ],
+)
+def test_hostile_long_lines_are_linear(line: str) -> None:
+    body = "田中様\n\n" + line + "\n--\n佐藤\nTEL 03-1234-5678\n" + line + "\n"
+    start = time.process_time()
+    facts_of(mail(body))
+    assert time.process_time() - start < 3

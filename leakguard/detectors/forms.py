@@ -128,7 +128,7 @@ _CLOSE = r"[】\])>|]"
 # label, then a separator (colon, equals, bar, tab, a closing bracket, or spaces) and a value
 _FIELD_RE = re.compile(
     rf"^[ \t]*(?:{_OPEN}[ \t]*)?(?P<label>{_ALT})[ \t]*(?:※?必須)?[ \t]*"
-    rf"(?P<sep>{_CLOSE}[ \t]*[:=]?|[:=|\t]|(?=[ \t]))[ \t]*(?P<value>[^\n]*?)[ \t|]*$",
+    rf"(?P<sep>{_CLOSE}[ \t]*[:=]?|[:=|\t]|(?=[ \t]))[ \t]*(?P<value>[^\n]*)$",
     re.IGNORECASE | re.MULTILINE,
 )
 # A header row: three labels or more separated by commas, tabs or bars.
@@ -280,7 +280,9 @@ def find_forms(text: str, skip_lines: frozenset[int] | set[int] = frozenset()) -
         if not m.group("sep") and label.isascii():
             continue  # "Name of the project ...": English labels need a colon or a bracket
         kind = _LABEL_TYPE.get(label.casefold())
-        value = m.group("value").strip(" \t　:：")
+        # the value is taken greedily and trimmed here: a lazy value before a trailing
+        # pattern backtracks quadratically on a long hostile line
+        value = m.group("value")[:1000].strip(" \t　:：|")
         if kind is None or not _plausible(kind, value):
             continue
         fields.append(Field(line_no, kind, label, value, is_masked_value(value)))

@@ -677,7 +677,8 @@ def signature_lines(text: str, end_line: int, sender: Address | None) -> set[int
     for i in range(n - 2, low - 1, -1):
         # the lowest rule with text under it: in a ruled box the rule above the block (the
         # one under it ends the text); a form set between rules above stays new text
-        if _SIGNATURE_RULE_RE.match(lines[i].strip()):
+        rule = lines[i].strip()
+        if len(rule) <= 200 and _SIGNATURE_RULE_RE.match(rule):
             start = i
             break
     ruled = start is not None
