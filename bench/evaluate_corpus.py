@@ -62,6 +62,11 @@ RULES = (
     "forward-to-own-mailbox",
     "similar-to-colleague",
     "lookalike-domain",
+    "personal-my-number",
+    "personal-identifiers",
+    "unmasked-personal-form",
+    "personal-birth-date",
+    "personal-data-subject",
     "uninspected-content",
 )
 
@@ -238,7 +243,7 @@ class Tally:
 
 
 def print_table(tallies: Sequence[Tally]) -> None:
-    width = 24
+    width = max(24, 6 + max(len(r) for r in RULES), 15 + max(len(r) for r in RULES))
     head = f"{'':{width}}" + "".join(f"{t.name:>16}" for t in tallies)
     print(head)
     print(f"{'messages':{width}}" + "".join(f"{t.n:>16d}" for t in tallies))
@@ -251,7 +256,7 @@ def print_table(tallies: Sequence[Tally]) -> None:
         print(f"{'rule ' + rule:{width}}" + "".join(f"{t.pct(t.rules[rule]):>16}" for t in tallies))
     for rule in RULES[1:]:
         print(
-            f"{'  held only by ' + rule[:9]:{width}}"
+            f"{'  held only by ' + rule:{width}}"
             + "".join(f"{t.pct(t.only_rule[rule]):>16}" for t in tallies)
         )
 

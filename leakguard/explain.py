@@ -6,6 +6,9 @@ same explanation everywhere. Returns plain text; callers escape it for HTML.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 from leakguard.types import Action, Finding
 
 _ACTION = {
@@ -40,11 +43,90 @@ def _addrs(f: Finding, limit: int = 8) -> str:
     return text
 
 
+_SECTION_JA = (
+    (re.compile(r"^page (\d+)$"), r"\1 ページ"),
+    (re.compile(r"^sheet (.+)$"), r"シート「\1」"),
+    (re.compile(r"^slide (\d+)$"), r"スライド \1"),
+    (re.compile(r"^text part (\d+)$"), r"テキスト本文 \1"),
+    (re.compile(r"^HTML part (\d+)$"), r"HTML 本文 \1"),
+    (re.compile(r"attached message (\d+)"), r"添付メール \1"),
+)
+
+# Personal-data kinds (leakguard.detectors.personal.KINDS) in plain words.
+_KIND = {
+    "my_number": ("個人番号(マイナンバー)", "My Number"),
+    "corporate_number": ("法人番号", "corporate number"),
+    "employment_insurance_number": ("雇用保険の被保険者番号", "employment insurance number"),
+    "pension_number": ("基礎年金番号", "basic pension number"),
+    "bank_account": ("口座番号", "bank account number"),
+    "credit_card": ("クレジットカード番号", "credit card number"),
+    "phone": ("電話番号", "phone number"),
+    "address": ("住所", "address"),
+    "birth_date": ("生年月日", "date of birth"),
+    "passport": ("旅券番号", "passport number"),
+    "driving_licence": ("運転免許証番号", "driving licence number"),
+    "form_field": ("書式の記入欄", "form field"),
+    "form": ("記入済みの書式", "filled-in form"),
+    "data_subject": ("書式の本人", "the person the form is about"),
+}
+
+
+def kind_name(kind: str, lang: str) -> str:
+    ja, en = _KIND.get(kind, (kind, kind.replace("_", " ")))
+    return ja if lang.startswith("ja") else en
+
+
+def location_text(ev: Mapping[str, str], lang: str) -> str:
+    """``本文 12行目`` / ``body line 12``; ``申請書.pdf 2 ページ 5行目`` /
+    ``申請書.pdf, page 2, line 5`` from the language-neutral evidence keys ``attachment``,
+    ``section`` and ``line``."""
+    ja = lang.startswith("ja")
+    att = ev.get("attachment", "")
+    sec = ev.get("section", "")
+    line = ev.get("line", "")
+    if ja:
+        for rx, repl in _SECTION_JA:
+            sec = rx.sub(repl, sec)
+    if not att:
+        extra = "" if sec in ("", "text part 1", "テキスト本文 1") else sec
+        if ja:
+            return f"本文{f'({extra})' if extra else ''} {line}行目"
+        return f"body line {line}" + (f" ({extra})" if extra else "")
+    if ja:
+        return f"{att}{f' {sec}' if sec else ''} {line}行目"
+    return f"{att}{f', {sec}' if sec else ''}, line {line}"
+
+
+def _personal(f: Finding, ja: bool) -> str:
+    ev = f.evidence
+    lang = "ja" if ja else "en"
+    kind = ev.get("kind", "")
+    where = location_text(ev, lang)
+    shown = ev.get("masked", "")
+    if f.fact == "unmasked_forms":
+        n = ev.get("fields", "")
+        if ja:
+            who = f"{shown} さんの" if shown else ""
+            return f"マスキングされていない{who}記入済みの書式 (記入欄 {n} 件): {where}"
+        who = f" about {shown}" if shown else ""
+        return f"A filled-in form{who} that is not masked ({n} field(s)): {where}"
+    if kind == "data_subject":
+        who = ", ".join(f.addresses)
+        if ja:
+            return f"{where} の書式は {shown} さんについてのものですが、宛先 {who} は別の人です"
+        return f"The form at {where} is about {shown}, but it goes to {who}, someone else"
+    if ja:
+        return f"{kind_name(kind, lang)} {shown} ({where})"
+    return f"{kind_name(kind, lang)} {shown} ({where})"
+
+
 def explain_finding(f: Finding, lang: str) -> str:
     """One line about one finding, in ``lang`` ("ja" or anything else for English)."""
     ja = lang.startswith("ja")
     ev = f.evidence
     who = _addrs(f)
+    if f.detector == "personal":
+        return _personal(f, ja)
     if f.fact == "visible_external_recipients":
         n = len(f.addresses)
         return (

@@ -163,6 +163,11 @@ def test_default_policy_is_valid() -> None:
         "forward-to-own-mailbox",
         "similar-to-colleague",
         "lookalike-domain",
+        "personal-my-number",
+        "personal-identifiers",
+        "unmasked-personal-form",
+        "personal-birth-date",
+        "personal-data-subject",
         "uninspected-content",
     ]
     assert pol.organization.is_internal_domain("city.example.lg.jp")

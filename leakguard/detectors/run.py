@@ -10,6 +10,7 @@ from leakguard.detectors import (
     attachments,
     lookalike,
     names,
+    personal,
     recipients,
     threads,
 )
@@ -23,6 +24,7 @@ DETECTORS: tuple[Detector, ...] = (
     names.detect,
     lookalike.detect,
     attachments.detect,
+    personal.detect,
 )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from leakguard.masking import redact_text
 from leakguard.organization import Organization
 from leakguard.types import Action, Finding, Localized, Message, RuleMatch, Verdict
 
@@ -79,7 +80,8 @@ def _first_lines(message: Message) -> tuple[str, ...]:
             break
     while out and not out[-1].strip():
         out.pop()
-    return tuple(out)
+    # the summary is shown in notices and lists: identifiers in it keep their last 4 digits
+    return tuple(redact_text(x) for x in out)
 
 
 def summarize(
@@ -105,7 +107,7 @@ def summarize(
         for a in message.attachments[:MAX_LIST]
     )
     return HoldSummary(
-        subject=message.subject,
+        subject=redact_text(message.subject),
         from_display=message.from_[0].display() if message.from_ else "",
         recipients=tuple(recipients),
         first_lines=_first_lines(message),
@@ -295,6 +297,7 @@ def decode(text: str) -> tuple[Verdict, HoldSummary]:
 
 
 def clean_subject(subject: str, limit: int = 300) -> str:
-    """A subject fit for a database column and a log line: one line, bounded."""
-    s = " ".join(subject.replace("\x00", "").split())
+    """A subject fit for a database column and a log line: one line, bounded, and any
+    identifier in it (10+ digits) masked to its last four digits."""
+    s = redact_text(" ".join(subject.replace("\x00", "").split()))
     return s if len(s) <= limit else s[: limit - 1] + "…"

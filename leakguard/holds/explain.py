@@ -19,6 +19,7 @@ from leakguard.explain import explain_finding
 from leakguard.holds.codec import decode
 from leakguard.holds.model import HoldRecord
 from leakguard.holds.texts import t
+from leakguard.masking import redact_text
 from leakguard.types import Finding, Verdict
 
 _URL_SCHEME = re.compile(r"h(tt)ps?(?::|&#58;)//", re.IGNORECASE)
@@ -90,6 +91,8 @@ def local_time(at: datetime, tz: tzinfo) -> str:
 class Reason:
     rule_id: str
     text: str
+    # what was found and where, masked (personal data: kind, masked value, location)
+    details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,9 @@ class Explanation:
     approvers: tuple[str, ...]
     needs_confirm: bool  # third party or lookalike found: release asks twice
     created_at: str
+
+
+_MAX_DETAILS = 20  # items listed under one reason
 
 
 def _ev(f: Finding, *keys: str) -> str:
@@ -217,7 +223,12 @@ def explain(hold: HoldRecord, *, lang: str, now: datetime, timezone: str = "UTC"
     reasons: list[Reason] = []
     for r in verdict.rules:
         text = r.reason.get(lang) or r.reason.en or r.reason.ja or r.rule_id
-        reasons.append(Reason(r.rule_id, clean_line(text, 500)))
+        details = tuple(
+            clean_line(explain_finding(f, lang), 300)
+            for f in r.findings[:_MAX_DETAILS]
+            if f.detector == "personal"
+        )
+        reasons.append(Reason(r.rule_id, clean_line(text, 500), details))
 
     recipients: list[RecipientView] = []
     known: set[str] = set()
@@ -266,13 +277,13 @@ def explain(hold: HoldRecord, *, lang: str, now: datetime, timezone: str = "UTC"
         action=hold.action,
         state=str(hold.state),
         state_text=t(f"state.{hold.state}", lang),
-        subject=clean_line(summary.subject or hold.subject),
+        subject=clean_line(redact_text(summary.subject or hold.subject)),
         from_display=clean_line(summary.from_display or hold.mail_from),
         sender=clean_line(sender),
         reasons=tuple(reasons),
         recipients=tuple(recipients),
         third_parties=third,
-        first_lines=tuple(defang(clean_line(x, 400)) for x in summary.first_lines),
+        first_lines=tuple(defang(clean_line(redact_text(x), 400)) for x in summary.first_lines),
         attachments=tuple(
             AttachmentView(clean_line(a.filename, 200), human_size(a.size))
             for a in summary.attachments

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from leakguard.organization import Context, domain_matches, to_ascii_domain
 from leakguard.policy.loader import Policy
-from leakguard.policy.model import Exceptions, Rule, Scope
+from leakguard.policy.model import PERSONAL_DATA_FACT_PREFIX, Exceptions, Rule, Scope
 from leakguard.types import Action, Finding, Localized, Message, RuleMatch, Verdict
 
 # Facts derived from another fact's findings: a rule testing the key is explained by the
@@ -72,6 +72,17 @@ def _excepted(rule: Rule, sender: str, external_domains: Sequence[str], ctx: Con
     )
 
 
+def _explains(f: Finding, used: set[str]) -> bool:
+    """Whether finding ``f`` is evidence for a rule that tested the facts ``used`` (a
+    personal-data item explains a rule scoped to its kind: ``personal_data.<kind>``)."""
+    if f.fact in used:
+        return True
+    return (
+        f.fact == "personal_data_items"
+        and (PERSONAL_DATA_FACT_PREFIX + f.evidence.get("kind", "")) in used
+    )
+
+
 def recipients_of(msg: Message) -> list[str]:
     """Envelope recipients (the truth), else every header recipient."""
     rcpts = msg.envelope_rcpts or (*msg.to, *msg.cc, *msg.bcc)
@@ -111,7 +122,7 @@ def evaluate(
             mode=rule.mode,
             approval=rule.approval,
             delay_seconds=rule.delay_seconds,
-            findings=tuple(f for f in findings if f.fact in used),
+            findings=tuple(f for f in findings if _explains(f, used)),
         )
         if rule.mode == "audit":
             audit.append(match)

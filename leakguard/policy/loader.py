@@ -25,6 +25,7 @@ from leakguard.policy.model import (
     Comparison,
     Exceptions,
     OrganizationSpec,
+    PersonalDataTest,
     PolicySpec,
     PolicyTestCase,
     Reason,
@@ -429,9 +430,11 @@ def _wrong_branch(tags: list[str], value: Any) -> bool:
 
 def _allowed_keys(path: tuple[Any, ...], tags: list[str]) -> list[str]:
     if "facts" in tags or "all" in tags or "any" in tags or "not" in tags:
+        if path and path[-1] == "personal_data":
+            return list(PersonalDataTest.model_fields)
         if path and path[-1] in FACTS:
             return list(Comparison.model_fields)
-        return [*FACTS, "all", "any", "not"]
+        return [*FACTS, "personal_data", "all", "any", "not"]
     names = [p for p in path if isinstance(p, str)]
     model: type[BaseModel] = PolicySpec
     if names:

@@ -15,6 +15,7 @@ default_action: pass
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -139,7 +140,7 @@ class Comparison(_Strict):
 
     @model_validator(mode="after")
     def _one_at_least(self) -> Comparison:
-        if all(v is None for v in self.model_dump().values()):
+        if all(getattr(self, k) is None for k in ("gt", "gte", "lt", "lte", "eq", "ne")):
             raise ValueError("expected at least one of gt, gte, lt, lte, eq, ne")
         return self
 
@@ -152,6 +153,59 @@ class Comparison(_Strict):
             and (self.eq is None or value == self.eq)
             and (self.ne is None or value != self.ne)
         )
+
+
+# Kinds of personal data (``leakguard.detectors.personal.KINDS``): the stable ids rules
+# scope by. Per-kind counts are the facts ``personal_data.<kind>``.
+PersonalDataKind = Literal[
+    "my_number",
+    "corporate_number",
+    "employment_insurance_number",
+    "pension_number",
+    "bank_account",
+    "credit_card",
+    "phone",
+    "address",
+    "birth_date",
+    "passport",
+    "driving_licence",
+    "form_field",
+]
+PERSONAL_DATA_KINDS: tuple[str, ...] = typing.get_args(PersonalDataKind)
+# Public identifiers: counted per kind, never in personal_data_items (nor in the default
+# kinds of a personal_data condition).
+PUBLIC_PERSONAL_DATA_KINDS: tuple[str, ...] = ("corporate_number",)
+PERSONAL_DATA_FACT_PREFIX = "personal_data."
+
+
+class PersonalDataTest(Comparison):
+    """Personal data scoped by kind: ``{kinds: [my_number, bank_account], gte: 1}``.
+
+    ``count: items`` (the default) compares the number of items of those kinds;
+    ``count: kinds`` the number of those kinds that were found. Without ``kinds`` every
+    kind but the public corporate number is meant.
+    """
+
+    kinds: list[PersonalDataKind] = Field(
+        default_factory=list, description="kinds to count; empty means every personal kind"
+    )
+    count: Literal["items", "kinds"] = Field(
+        "items", description="items: items of those kinds; kinds: how many of them were found"
+    )
+
+    def selected(self) -> tuple[str, ...]:
+        if self.kinds:
+            return tuple(dict.fromkeys(self.kinds))
+        return tuple(k for k in PERSONAL_DATA_KINDS if k not in PUBLIC_PERSONAL_DATA_KINDS)
+
+    def facts_used(self) -> set[str]:
+        return {PERSONAL_DATA_FACT_PREFIX + k for k in self.selected()}
+
+    def value(self, facts: dict[str, int]) -> int:
+        counts = [facts.get(PERSONAL_DATA_FACT_PREFIX + k, 0) for k in self.selected()]
+        if self.count == "kinds":
+            return sum(1 for c in counts if c > 0)
+        return sum(counts)
 
 
 FactTest = Annotated[
@@ -187,10 +241,16 @@ class FactCondition(_Strict):
     encrypted_attachments: FactTest | None = None
     unreadable_attachments: FactTest | None = None
     external_attachments: FactTest | None = None
+    personal_data: PersonalDataTest | None = Field(
+        None,
+        description=(
+            "personal data scoped by kind, e.g. {kinds: [my_number, bank_account], gte: 1}"
+        ),
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> FactCondition:
-        if not self.tests():
+        if not self.tests() and self.personal_data is None:
             raise ValueError(f"expected a fact ({', '.join(FACTS)}) or all/any/not")
         return self
 
@@ -257,7 +317,10 @@ class Condition(
     def facts_used(self) -> set[str]:
         node = self.root
         if isinstance(node, FactCondition):
-            return set(node.tests())
+            used = set(node.tests())
+            if node.personal_data is not None:
+                used |= node.personal_data.facts_used()
+            return used
         if isinstance(node, AllCondition | AnyCondition):
             items = node.all if isinstance(node, AllCondition) else node.any
             out: set[str] = set()
@@ -269,7 +332,10 @@ class Condition(
     def test(self, facts: dict[str, int]) -> bool:
         node = self.root
         if isinstance(node, FactCondition):
-            return all(cmp.test(facts.get(name, 0)) for name, cmp in node.tests().items())
+            pd = node.personal_data
+            return all(cmp.test(facts.get(name, 0)) for name, cmp in node.tests().items()) and (
+                pd is None or pd.test(pd.value(facts))
+            )
         if isinstance(node, AllCondition):
             return all(c.test(facts) for c in node.all)
         if isinstance(node, AnyCondition):

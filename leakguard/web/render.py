@@ -15,6 +15,7 @@ import nh3
 from markupsafe import Markup, escape
 
 from leakguard.holds.explain import clean_line
+from leakguard.masking import redact_text
 from leakguard.message import parse_message
 from leakguard.message.html import html_hazard
 
@@ -95,9 +96,10 @@ def message_view(raw: bytes) -> MessageView:
         hostile_html = len(html.html) > MAX_HTML or bool(html_hazard(html.html))
         if not hostile_html:
             shown_html = sanitize_html(_encodable(html.html))
+    # Identifiers are shown masked on pages too: long numbers keep their last four digits.
     return MessageView(
-        text=_encodable(text[:MAX_TEXT]),
-        html=_encodable(shown_html),
+        text=_encodable(redact_text(text[:MAX_TEXT])),
+        html=_encodable(redact_text(shown_html)),
         headers=tuple((_encodable(k), _encodable(v)) for k, v in headers),
         truncated=len(text) > MAX_TEXT or hostile_html,
     )
