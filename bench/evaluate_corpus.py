@@ -61,6 +61,7 @@ RULES = (
     "similar-to-colleague",
     "lookalike-domain",
     "uninspected-content",
+    "addressee-mismatch",
 )
 
 

@@ -162,6 +162,7 @@ def test_default_policy_is_valid() -> None:
         "similar-to-colleague",
         "lookalike-domain",
         "uninspected-content",
+        "addressee-mismatch",
     ]
     assert pol.organization.is_internal_domain("city.example.lg.jp")
     assert len(pol.organization.directory) >= 5

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from leakguard.detectors import Detector, DetectorResult, lookalike, names, recipients, threads
+from leakguard.detectors import (
+    Detector,
+    DetectorResult,
+    addressee,
+    lookalike,
+    names,
+    recipients,
+    threads,
+)
 from leakguard.organization import Context
 from leakguard.types import Finding, Message
 
@@ -14,6 +22,7 @@ DETECTORS: tuple[Detector, ...] = (
     threads.detect,
     names.detect,
     lookalike.detect,
+    addressee.detect,
 )
 
 
