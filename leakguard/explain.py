@@ -127,7 +127,7 @@ def explain_finding(f: Finding, lang: str) -> str:
                 text += f" (宛先の名前: {compared})"
             return text
         what = "person" if person else "organisation"
-        text = f"The mail is addressed to the {what} \"{written}\" ({loc}), not to {who}"
+        text = f'The mail is addressed to the {what} "{written}" ({loc}), not to {who}'
         if compared:
             text += f" (known as: {compared})"
         return text

@@ -92,7 +92,9 @@ _DEAR_RE = re.compile(
     r"(?P<name>[^,:;!<>@\n]{1,80}?)[ \t]*[,:;!]?[ \t]*$",
     re.IGNORECASE,
 )
-_TO_LINE_RE = re.compile(r"^(?:to|宛先|宛名|送付先)[ \t\u3000]*[:：][ \t\u3000]*(?P<rest>.{1,80})$")
+_TO_LINE_RE = re.compile(
+    r"^(?:to|宛先|宛名|送付先)[ \t\u3000]*[:：][ \t\u3000]*(?P<rest>.{1,80})$", re.IGNORECASE
+)
 # Lines that start quoted or forwarded material (or the header block of one): the new text
 # ends there.
 _QUOTE_START_RE = re.compile(
@@ -610,6 +612,11 @@ def _domain_match(org: str, domain: str) -> bool | None:
     raw_pieces = [p for p in re.split(r"[-\d]+", label) if p]
     if not raw_pieces or not all(looks_like_romaji(p) for p in raw_pieces):
         return None
+    runs = _split_scripts(_org_key(org))
+    if not runs or not (runs[0].isascii() or is_kana_text(runs[0])):
+        # the distinctive word is kanji: a dictionary reading may be wrong (大和 is Daiwa
+        # as well as Yamato), so it may show a match but never a difference
+        return None
     return False
 
 
@@ -662,8 +669,8 @@ def _history_names_by_org(ctx: Context, orgs: set[str]) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- people
 
 
-def _forms_of_name(name: str) -> tuple[NameForms, ...]:
-    return display_name_forms(name, dictionary=True)
+def _forms_of_name(name: str, *, dictionary: bool) -> tuple[NameForms, ...]:
+    return display_name_forms(name, dictionary=dictionary)
 
 
 def _given_equal(a: str, b: str) -> bool:
@@ -728,7 +735,10 @@ def _judge_person(
     person: str, rcpts: list[Address], names_of: dict[str, list[tuple[str, str]]], ctx: Context
 ) -> tuple[bool, str]:
     """(mismatch, the recipients' names compared with)."""
-    pforms = _forms_of_name(person)
+    # Dictionary readings of kanji names may show a match; only the forms as written (and a
+    # directory's kana column) may show a difference: a name has several readings.
+    pforms = _forms_of_name(person, dictionary=True)
+    pplain = _forms_of_name(person, dictionary=False)
     if not pforms:
         return False, ""
     compared: list[str] = []
@@ -740,18 +750,19 @@ def _judge_person(
         names = names_of.get(r.key, [])
         if not names:
             return False, ""  # someone we cannot name may be this person
-        verdict: bool | None = False
         for name, kana in names:
             if not kana and _role_name(name):
                 return False, ""  # a desk's or a company's name: the person may be behind it
-            rforms = person_forms(name, kana) if kana else _forms_of_name(name)
-            judged = [_person_match(p, rf) for p in pforms for rf in rforms]
-            if any(j is True for j in judged):
+            if kana:
+                rforms = person_forms(name, kana, dictionary=True)
+                rplain = person_forms(name, kana, dictionary=False)
+            else:
+                rforms = _forms_of_name(name, dictionary=True)
+                rplain = _forms_of_name(name, dictionary=False)
+            if any(_person_match(p, rf) is True for p in pforms for rf in rforms):
                 return False, ""
-            if not any(j is False for j in judged):
-                verdict = None
-        if verdict is None:
-            return False, ""
+            if not any(_person_match(p, rf) is False for p in pplain for rf in rplain):
+                return False, ""  # cannot be compared (kanji against romaji): quiet
         compared.append(names[0][0])
     return bool(compared), ", ".join(dict.fromkeys(compared))
 
