@@ -173,7 +173,7 @@ _DEST_LABEL_RE = re.compile(
     r"[】\]］)）]?[ \t\u3000]*[:：]?[ \t\u3000]*(?P<value>[^\n]{2,60})$",
     re.MULTILINE,
 )
-_DEST_QUICK = ("応募", "推薦先", "紹介先")
+_DEST_QUICK_RE = re.compile("応募|推薦先|紹介先")
 # Japanese second-level domains that hold one registration per organisation (JPRS rules):
 # their label is the organisation's own choice of name.
 _ORG_SLDS = frozenset({"co.jp", "or.jp", "ac.jp", "go.jp", "ed.jp", "gr.jp", "lg.jp"})
@@ -369,7 +369,9 @@ def _first_text_part(msg: Message) -> tuple[str, str, str] | None:
     return None
 
 
-def _new_text(text: str, limit: int) -> tuple[list[tuple[int, str]], int]:
+def _new_text(
+    text: str, limit: int, max_lines: int = 1_000_000
+) -> tuple[list[tuple[int, str]], int]:
     """(line number, stripped line) of the new text, blank lines dropped, up to ``limit``
     characters, and where the new text ends: where quoted or forwarded material starts."""
     out: list[tuple[int, str]] = []
@@ -384,6 +386,8 @@ def _new_text(text: str, limit: int) -> tuple[list[tuple[int, str]], int]:
         if _QUOTE_START_RE.match(line) and not _TO_LINE_RE.match(line):
             return out, start
         out.append((no, line))
+        if len(out) >= max_lines:
+            return out, pos
     return out, len(chunk)
 
 
@@ -441,7 +445,7 @@ def _greeting(
 
 
 def _destinations(text: str, where: str, where_ja: str) -> Iterator[Addressee]:
-    if not any(k in text for k in _DEST_QUICK):
+    if not _DEST_QUICK_RE.search(text):
         return
     for m in _DEST_LABEL_RE.finditer(text):
         value = _clean(m.group("value"))
@@ -470,11 +474,11 @@ def find_addressees(msg: Message) -> list[Addressee]:
     first = _first_text_part(msg)
     if first is not None:
         text, where, where_ja = first
-        head, _ = _new_text(text, MAX_HEAD_CHARS)
+        head, _ = _new_text(text, MAX_HEAD_CHARS, MAX_HEAD_LINES)
         g = _greeting(head, where, where_ja, "greeting", MAX_HEAD_LINES)
         if g is not None:
             out.append(g)
-        if any(k in text[:MAX_LABEL_CHARS] for k in _DEST_QUICK):
+        if _DEST_QUICK_RE.search(text, 0, MAX_LABEL_CHARS):
             _, end = _new_text(text, MAX_LABEL_CHARS)
             out.extend(_destinations(text[:end], where, where_ja))
     budget = MAX_CONTENT_CHARS
@@ -669,6 +673,12 @@ def _history_names_by_org(ctx: Context, orgs: set[str]) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- people
 
 
+@functools.lru_cache(maxsize=8192)
+def _person_forms(name: str, kana: str, *, dictionary: bool) -> tuple[NameForms, ...]:
+    return person_forms(name, kana, dictionary=dictionary)
+
+
+@functools.lru_cache(maxsize=8192)
 def _forms_of_name(name: str, *, dictionary: bool) -> tuple[NameForms, ...]:
     return display_name_forms(name, dictionary=dictionary)
 
@@ -737,6 +747,9 @@ def _judge_person(
     """(mismatch, the recipients' names compared with)."""
     # Dictionary readings of kanji names may show a match; only the forms as written (and a
     # directory's kana column) may show a difference: a name has several readings.
+    for r in rcpts:
+        if ctx.org.is_mailing_list(r) or is_role_local(r.local) or not names_of.get(r.key):
+            return False, ""  # a list or a desk, or someone we cannot name: may be this person
     pforms = _forms_of_name(person, dictionary=True)
     pplain = _forms_of_name(person, dictionary=False)
     if not pforms:
@@ -754,8 +767,8 @@ def _judge_person(
             if not kana and _role_name(name):
                 return False, ""  # a desk's or a company's name: the person may be behind it
             if kana:
-                rforms = person_forms(name, kana, dictionary=True)
-                rplain = person_forms(name, kana, dictionary=False)
+                rforms = _person_forms(name, kana, dictionary=True)
+                rplain = _person_forms(name, kana, dictionary=False)
             else:
                 rforms = _forms_of_name(name, dictionary=True)
                 rplain = _forms_of_name(name, dictionary=False)
