@@ -487,3 +487,38 @@ def test_mail_without_greeting_is_cheap() -> None:
     for _ in range(50):
         assert addressee.detect(msg, c).facts[addressee.FACT] == 0
     assert (time.process_time() - start) / 50 < 0.002
+
+
+def test_several_people_on_one_line() -> None:
+    assert addressees("山田様、佐藤様" + BODY) == [((), ("山田", "佐藤"))]
+    to = [("佐藤 花子", "hanako.sato@example.co.jp")]
+    assert mismatches("山田様、佐藤様" + BODY, to=to) == 0  # one of them receives it
+    assert mismatches("山田様、鈴木様" + BODY, to=to) == 1
+
+
+def test_posts_and_companies_addressed_with_sama() -> None:
+    assert addressees("人事部長殿" + BODY) == []  # a post, not a person
+    assert addressees("みらい建設様" + BODY) == [(("みらい建設",), ())]
+    to = [("株式会社あおぞら人材センター", "info@aozora-jinzai.co.jp")]
+    assert mismatches("みらい建設様" + BODY, to=to) == 1
+
+
+def _html_only(html: str, to: str) -> Message:
+    raw = (
+        "From: =?utf-8?b?5bGx5pysIOS4gOmDjg==?= <ichiro.yamamoto@city.example.lg.jp>\r\n"
+        f"To: {to}\r\nSubject: Re\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        f"{html}"
+    ).encode()
+    return parse(raw)
+
+
+def test_html_blockquote_greeting_is_quoted() -> None:
+    to = "info@aozora-jinzai.co.jp"
+    quoted_first = (
+        "<html><body><blockquote>株式会社みらい建設 御中<br>お世話になっております。"
+        "</blockquote><div>承知しました。</div></body></html>"
+    )
+    assert addressee.detect(_html_only(quoted_first, to), ctx()).facts[addressee.FACT] == 0
+    own = "<html><body><div>株式会社みらい建設 御中<br><br>お世話になります。</div></body></html>"
+    assert addressee.detect(_html_only(own, to), ctx()).facts[addressee.FACT] == 1

@@ -53,6 +53,8 @@ from leakguard.detectors.japanese import (
     romaji_skeleton,
 )
 from leakguard.detectors.recipients import envelope_recipients, is_external
+from leakguard.message.html import html_hazard
+from leakguard.message.quotes import render_html_quotes
 from leakguard.message.textaddr import is_role_local
 from leakguard.organization import Context, registrable_domain
 from leakguard.types import Address, Finding, Message
@@ -68,6 +70,7 @@ MAX_LABEL_CHARS = 20_000  # of new text searched for 応募先 / 推薦先 label
 MAX_CONTENT_CHARS = 50_000  # of attachment text searched for labels, per message
 MAX_LETTER_LINES = 12  # first lines of an attached letter searched for its addressee
 MAX_ADDRESSEES = 8  # per message
+MAX_HTML_CHARS = 2_000_000  # of an HTML-only mail re-rendered with quote markers
 MAX_HISTORY_NAMES = 2000  # contact names looked at per message
 
 # --------------------------------------------------------------------------- vocabulary
@@ -87,6 +90,7 @@ _GREETING_RE = re.compile(
     rf"^(?P<name>[^、。，．！？!?「」『』:：@＠<>]{{1,60}}?)[ \u3000]*(?P<hon>{_HONORIFIC})"
     r"(?=$|[ \u3000、,，。．:：!！\)）])"
 )
+_MORE_RE = re.compile(r"[ \u3000]*[、,，・/／][ \u3000]*|[ \u3000]+")
 _DEAR_RE = re.compile(
     r"^(?:dear|attn\.?|attention)[ \t]*[:：]?[ \t]+"
     r"(?P<name>[^,:;!<>@\n]{1,80}?)[ \t]*[,:;!]?[ \t]*$",
@@ -324,12 +328,15 @@ def _parse_block(block: str, hon: str) -> tuple[tuple[str, ...], tuple[str, ...]
     person_words = [
         _strip_title(w) for w in rest if not _is_dept(w) and w not in _TITLE_WORDS and w
     ]
-    person_words = [w for w in person_words if w]
+    # 「人事部長殿」: a title over a department names a post, not a person
+    person_words = [w for w in person_words if w and not _is_dept(w)]
     if len(person_words) > 2 or not person_words:
         # More words than a name: a phrase, or a company without a decoration. Not a person
         # we can name, but a company written in front of a name still counts.
         return tuple(orgs), ()
     name = " ".join(person_words)
+    if not orgs and len(person_words) == 1 and _ORG_SUFFIX_RE.search(name):
+        return (name,), ()  # 「みらい建設様」: a company addressed with 様
     return tuple(orgs), ((name,) if _person_ok(name) else ())
 
 
@@ -359,13 +366,14 @@ def _parse_latin(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(orgs), (person,) if len(person.replace(" ", "")) >= 2 else ()
 
 
-def _first_text_part(msg: Message) -> tuple[str, str, str] | None:
+def _first_text_part(msg: Message) -> tuple[str, str, str, str] | None:
+    """(text, where, where in Japanese, HTML source or "") of the part people read first."""
     plain = [p for p in msg.text_parts if p.content_type.lower() == "text/plain"]
     if plain:
-        return plain[0].text, "text part 1", "本文 (テキスト) 1"
+        return plain[0].text, "text part 1", "本文 (テキスト) 1", ""
     html = [p for p in msg.text_parts if p.content_type.lower() == "text/html"]
     if html:
-        return html[0].text, "HTML part 1", "本文 (HTML) 1"
+        return html[0].text, "HTML part 1", "本文 (HTML) 1", html[0].html[:MAX_HTML_CHARS]
     return None
 
 
@@ -418,10 +426,20 @@ def _greeting(
             name = g.group("name").strip()
             hon = g.group("hon")
             orgs, people = _parse_block(" ".join((*block, name)), hon)
+            end = g.end()
+            # 「山田様、佐藤様」: several people greeted on one line
+            for _ in range(3):
+                more = _MORE_RE.match(cleaned, end)
+                g2 = _GREETING_RE.match(cleaned[more.end() :]) if more else None
+                if more is None or g2 is None:
+                    break
+                _, extra = _parse_block(g2.group("name").strip(), g2.group("hon"))
+                people = (*people, *extra)
+                end = more.end() + g2.end()
             if to and not (orgs or people):
                 return None
             if orgs or people:
-                shown = " ".join((*block, cleaned[: g.end()]))
+                shown = " ".join((*block, cleaned[:end]))
                 return Addressee(shown[:MAX_LINE_CHARS], here, here_ja, source, orgs, people)
             return None
         if to:
@@ -473,9 +491,20 @@ def find_addressees(msg: Message) -> list[Addressee]:
     out: list[Addressee] = []
     first = _first_text_part(msg)
     if first is not None:
-        text, where, where_ja = first
+        text, where, where_ja, html_source = first
         head, _ = _new_text(text, MAX_HEAD_CHARS, MAX_HEAD_LINES)
         g = _greeting(head, where, where_ja, "greeting", MAX_HEAD_LINES)
+        if g is not None and html_source:
+            # The flat rendering of an HTML-only mail does not mark <blockquote>: read the
+            # greeting again from the rendering with quote markers (only when one was seen).
+            g = None
+            if not html_hazard(html_source):
+                try:
+                    marked = render_html_quotes(html_source)
+                except Exception:  # a broken HTML part: no greeting rather than a crash
+                    marked = ""
+                head, _ = _new_text(marked, MAX_HEAD_CHARS, MAX_HEAD_LINES)
+                g = _greeting(head, where, where_ja, "greeting", MAX_HEAD_LINES)
         if g is not None:
             out.append(g)
         if _DEST_QUICK_RE.search(text, 0, MAX_LABEL_CHARS):
