@@ -548,7 +548,7 @@ def _org_key(name: str) -> str:
     t = unicodedata.normalize("NFKC", name[:120]).casefold()
     t = _COMPANY_RE.sub("", t)
     t = re.sub(r"(?:御中|各位|様)$", "", t)
-    return re.sub(r"[\s・\-_.,&'’()（）「」]+", "", t)
+    return re.sub(r"[\s・\-_.,&'’()（）「」【】\[\]〔〕<>]+", "", t)
 
 
 def _split_scripts(text: str) -> list[str]:
