@@ -87,7 +87,7 @@ BODY = "\n\nいつもお世話になっております。\n○○市 就労支�
         ("山田様、いつもお世話になっております。", (), ("山田",)),
         ("佐藤さん", (), ("佐藤",)),
         ("田中先生", (), ("田中",)),
-        ("経理部 鈴木部長 殿", (), ("鈴木",)),
+        ("経理部 鈴木 部長 殿", (), ("鈴木",)),
         ("(株)みらい建設 御中", ("(株)みらい建設",), ()),
         ("㈱みらい建設 御中", ("(株)みらい建設",), ()),  # NFKC of the one-character ㈱
         ("ＡＢＣ商事株式会社　御中", ("ABC商事株式会社",), ()),  # full-width letters and space
@@ -116,6 +116,9 @@ def test_greeting_forms(top: str, orgs: tuple[str, ...], people: tuple[str, ...]
         "皆様",
         "採用ご担当者様",
         "人事部 御中",
+        "鈴木部長様",  # a word ending in a title: quiet (「横浜市長 様」 is a post)
+        "横浜市長 様",
+        "人事部長殿",
         "お世話になっております。",
         "いつもお世話になっております。山本です。",
         "Dear All,",
@@ -497,7 +500,6 @@ def test_several_people_on_one_line() -> None:
 
 
 def test_posts_and_companies_addressed_with_sama() -> None:
-    assert addressees("人事部長殿" + BODY) == []  # a post, not a person
     assert addressees("みらい建設様" + BODY) == [(("みらい建設",), ())]
     to = [("株式会社あおぞら人材センター", "info@aozora-jinzai.co.jp")]
     assert mismatches("みらい建設様" + BODY, to=to) == 1
@@ -522,3 +524,15 @@ def test_html_blockquote_greeting_is_quoted() -> None:
     assert addressee.detect(_html_only(quoted_first, to), ctx()).facts[addressee.FACT] == 0
     own = "<html><body><div>株式会社みらい建設 御中<br><br>お世話になります。</div></body></html>"
     assert addressee.detect(_html_only(own, to), ctx()).facts[addressee.FACT] == 1
+
+
+def test_form_addressed_to_a_mayor_is_not_a_person() -> None:
+    msg = parse(build("申請書をお送りします。\n", to=[("佐藤 花子", "hanako@ex.co.jp")]))
+    form = letter("申請書\n令和8年11月24日\n横浜市長 様\n住所 横浜市中区1-1\n氏名 山田 太郎\n")
+    assert addressee.detect(with_contents(msg, form), ctx()).facts[addressee.FACT] == 0
+
+
+def test_letter_prose_ends_the_search() -> None:
+    msg = parse(build("書類をお送りします。\n", to=[("佐藤 花子", "hanako@ex.co.jp")]))
+    doc = letter("ご案内\n拝啓 時下ますますご清栄のこととお慶び申し上げます。\n山田 様\n")
+    assert addressee.detect(with_contents(msg, doc), ctx()).facts[addressee.FACT] == 0

@@ -148,8 +148,10 @@ _DEPT_SUFFIX_RE = re.compile(
 _TITLE_WORDS = _words(
     "部長 課長 係長 室長 所長 局長 次長 主任 主査 主事 社長 副社長 専務 常務 取締役 "
     "代表取締役 代表 会長 理事長 理事 院長 校長 教頭 園長 支店長 店長 センター長 担当 "
-    "課長補佐 部長代理 マネージャー リーダー 教授 准教授 弁護士 税理士"
+    "課長補佐 部長代理 マネージャー リーダー 教授 准教授 弁護士 税理士 市長 町長 村長 区長 "
+    "知事 大臣 議長 委員長 学長 総長 署長 館長 教育長"
 )
+_TITLES_LONGEST_FIRST = tuple(sorted(_TITLE_WORDS, key=len, reverse=True))
 # Company decorations (stripped for comparison; their presence makes a word a company).
 _COMPANY_RE = re.compile(
     r"\((?:株|有|合|名|資|社|財|一社|一財|公社|公財|独|特非|医|学|福)\)"
@@ -290,7 +292,7 @@ def _is_dept(word: str) -> bool:
 
 
 def _strip_title(word: str) -> str:
-    for t in sorted(_TITLE_WORDS, key=len, reverse=True):
+    for t in _TITLES_LONGEST_FIRST:
         if word.endswith(t) and len(word) > len(t):
             return word[: -len(t)]
     return word
@@ -325,11 +327,11 @@ def _parse_block(block: str, hon: str) -> tuple[tuple[str, ...], tuple[str, ...]
         if not orgs and len(rest) >= 2 and not _is_dept(rest[0]) and rest[0] not in _GENERIC_NAMES:
             orgs = [rest[0]]
         return tuple(orgs), ()
-    person_words = [
-        _strip_title(w) for w in rest if not _is_dept(w) and w not in _TITLE_WORDS and w
-    ]
-    # 「人事部長殿」: a title over a department names a post, not a person
-    person_words = [w for w in person_words if w and not _is_dept(w)]
+    person_words = [w for w in rest if not _is_dept(w) and w not in _TITLE_WORDS and w]
+    if any(_strip_title(w) != w for w in person_words):
+        # 「鈴木部長様」 names a person, but 「人事部長殿」「横浜市長 様」 name a post: a word
+        # ending in a title is not read as a name
+        return tuple(orgs), ()
     if len(person_words) > 2 or not person_words:
         # More words than a name: a phrase, or a company without a decoration. Not a person
         # we can name, but a company written in front of a name still counts.
@@ -454,10 +456,12 @@ def _greeting(
                 block.append(cleaned)
                 block = block[-MAX_BLOCK_LINES:]
                 continue
+        if re.search(r"[。.!?！？]$", cleaned):
+            return None  # the prose began: no addressee at the top
         if source == "letter":
             continue  # a letter's date, number or title lines come before its addressee
-        if re.search(r"[。.!?！？]$", cleaned) or len(cleaned) > 40:
-            return None  # the prose began: no addressee at the top
+        if len(cleaned) > 40:
+            return None
         block = []
     return None
 
