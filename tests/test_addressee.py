@@ -536,3 +536,13 @@ def test_letter_prose_ends_the_search() -> None:
     msg = parse(build("書類をお送りします。\n", to=[("佐藤 花子", "hanako@ex.co.jp")]))
     doc = letter("ご案内\n拝啓 時下ますますご清栄のこととお慶び申し上げます。\n山田 様\n")
     assert addressee.detect(with_contents(msg, doc), ctx()).facts[addressee.FACT] == 0
+
+
+def test_company_without_decoration_before_a_name() -> None:
+    assert addressees("みらい建設 山田様" + BODY) == [(("みらい建設",), ("山田",))]
+    to = [("山田 太郎", "t.yamada@mirai-kensetsu.co.jp")]
+    assert mismatches("みらい建設 山田様" + BODY, to=to) == 0
+    # an unknown word before the surname: any word that names the recipient is enough
+    assert mismatches("ひかり 山田様" + BODY, to=[("山田 太郎", "t@ex.co.jp")]) == 0
+    assert mismatches("山田 太郎 様" + BODY, to=[("山田 花子", "h@ex.co.jp")]) == 0
+    assert mismatches("山田 太郎 様" + BODY, to=[("佐藤 花子", "h@ex.co.jp")]) == 1

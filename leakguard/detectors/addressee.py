@@ -332,6 +332,9 @@ def _parse_block(block: str, hon: str) -> tuple[tuple[str, ...], tuple[str, ...]
         # 「鈴木部長様」 names a person, but 「人事部長殿」「横浜市長 様」 name a post: a word
         # ending in a title is not read as a name
         return tuple(orgs), ()
+    if len(person_words) == 2 and not orgs and _ORG_SUFFIX_RE.search(person_words[0]):
+        orgs = [person_words[0]]  # 「みらい建設 山田様」
+        person_words = person_words[1:]
     if len(person_words) > 2 or not person_words:
         # More words than a name: a phrase, or a company without a decoration. Not a person
         # we can name, but a company written in front of a name still counts.
@@ -783,8 +786,12 @@ def _judge_person(
     for r in rcpts:
         if ctx.org.is_mailing_list(r) or is_role_local(r.local) or not names_of.get(r.key):
             return False, ""  # a list or a desk, or someone we cannot name: may be this person
-    pforms = _forms_of_name(person, dictionary=True)
-    pplain = _forms_of_name(person, dictionary=False)
+    # 「ひかり 山田様」 may be a company and a surname, 「山田 太郎様」 a full name: each word is
+    # tried on its own too, so any word that names a recipient is a match.
+    words = person.split()
+    parts = (person, *words) if len(words) > 1 else (person,)
+    pforms = tuple(f for w in parts for f in _forms_of_name(w, dictionary=True))
+    pplain = tuple(f for w in parts for f in _forms_of_name(w, dictionary=False))
     if not pforms:
         return False, ""
     compared: list[str] = []
