@@ -224,6 +224,9 @@ def test_domain_read_as_romaji() -> None:
     # a .com label is not necessarily the company's name: quiet
     msg = parse(build("みらい建設株式会社 御中" + BODY, to=["info@hikari-sekkei.com"]))
     assert addressee.detect(msg, c).facts[addressee.FACT] == 0
+    # a name all in katakana may be a foreign word the domain spells its own way: quiet
+    msg = parse(build("株式会社シャトレーゼ 御中" + BODY, to=["info@chateraise.co.jp"]))
+    assert addressee.detect(msg, c).facts[addressee.FACT] == 0
     # an abbreviation that is not romaji (nec, ntt): quiet
     msg = parse(build("みらい建設株式会社 御中" + BODY, to=["info@mkc.co.jp"]))
     assert addressee.detect(msg, c).facts[addressee.FACT] == 0

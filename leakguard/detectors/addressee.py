@@ -652,12 +652,20 @@ def _domain_match(org: str, domain: str) -> bool | None:
     raw_pieces = [p for p in re.split(r"[-\d]+", label) if p]
     if not raw_pieces or not all(looks_like_romaji(p) for p in raw_pieces):
         return None
-    runs = _split_scripts(_org_key(org))
+    key = _org_key(org)
+    runs = _split_scripts(key)
     if not runs or not (runs[0].isascii() or is_kana_text(runs[0])):
         # the distinctive word is kanji: a dictionary reading may be wrong (大和 is Daiwa
         # as well as Yamato), so it may show a match but never a difference
         return None
+    if _KATAKANA_ONLY_RE.fullmatch(key):
+        # a name all in katakana is often a foreign word whose own spelling the domain uses
+        # (シャトレーゼ is chateraise, not "syatoreze"): no difference either
+        return None
     return False
+
+
+_KATAKANA_ONLY_RE = re.compile(r"[\u30a0-\u30ff\u31f0-\u31ff]+")
 
 
 def _is_org_name(name: str) -> bool:
