@@ -68,6 +68,7 @@ RULES = (
     "personal-birth-date",
     "personal-data-subject",
     "uninspected-content",
+    "addressee-mismatch",
 )
 
 

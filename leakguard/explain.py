@@ -252,6 +252,22 @@ def explain_finding(f: Finding, lang: str) -> str:
         if ja:
             return f"宛先ドメイン {dom} は {res} に似ていますが別のドメインです ({tech}): {who}"
         return f"Recipient domain {dom} resembles {res} but is a different domain ({tech}): {who}"
+    if f.fact == "addressee_mismatches" and f.detector == "addressee":
+        written = ev.get("addressee", "")
+        compared = ev.get("compared_with", "")
+        loc = (ev.get("location_ja") if ja else ev.get("location")) or ""
+        person = ev.get("kind") == "person"
+        if ja:
+            what = "人" if person else "組織"
+            text = f"宛名「{written}」({loc}) が示す{what}は、宛先 {who} と一致しません"
+            if compared:
+                text += f" (宛先の名前: {compared})"
+            return text
+        what = "person" if person else "organisation"
+        text = f'The mail is addressed to the {what} "{written}" ({loc}), not to {who}'
+        if compared:
+            text += f" (known as: {compared})"
+        return text
     return f.detail
 
 

@@ -18,13 +18,9 @@ ENGINE = Engine(POLICY)
 
 def test_every_example_is_a_case_and_in_the_readme() -> None:
     table = (ROOT / "examples" / "README.md").read_text(encoding="utf-8")
-    # The attachment examples (issue 7) are listed in their own section until the rules that
-    # read their content are in the default policy; each must be listed there.
-    _, _, attachments = table.partition("\n## Attachments")
-    pending = set(re.findall(r"^\| \[`([^`]+)`\]", attachments, re.M))
     files = {p.name for p in (ROOT / "examples").glob("*.eml")}
     cases = {Path(c.mail).name for c in CASES}
-    assert files - pending == cases
+    assert files == cases
     rows = dict(re.findall(r"^\| \[`([^`]+)`\].*?\| \*\*(\w+)\*\* \|", table, re.M))
     assert rows == {Path(c.mail).name: c.expect for c in CASES}
 

@@ -167,8 +167,9 @@ def test_default_policy_is_valid() -> None:
         "personal-identifiers",
         "unmasked-personal-form",
         "personal-birth-date",
-        "personal-data-subject",
+        "unreadable-attachment",
         "uninspected-content",
+        "addressee-mismatch",
     ]
     assert pol.organization.is_internal_domain("city.example.lg.jp")
     assert len(pol.organization.directory) >= 5

@@ -623,3 +623,26 @@ def recipient_surname_keys(display_name: str, local: str) -> frozenset[str]:
             keys.add(_romaji_key(w))
     keys.discard("")
     return frozenset(keys)
+
+
+@functools.lru_cache(maxsize=4096)
+def reading_words(text: str) -> tuple[str, ...] | None:
+    """Hiragana readings of the words of a short kanji/kana text, by the dictionary.
+
+    ``ミドリ設計`` -> ``("みどり", "せっけい")``; None when there is no dictionary or a word
+    has no reading. Used for organisation names (compared with the romaji of a domain).
+    """
+    if not text or len(text) > 40:
+        return None
+    tk = _tokenizer()
+    if tk is None:
+        return None
+    out: list[str] = []
+    for m in tk.tokenize(text):
+        reading = m.reading if isinstance(m.reading, str) else "*"
+        if reading == "*":
+            if not is_kana_text(m.surface):
+                return None
+            reading = m.surface
+        out.append(to_hiragana(reading))
+    return tuple(out) or None

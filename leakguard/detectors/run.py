@@ -7,6 +7,7 @@ import dataclasses
 from leakguard.detectors import (
     Detector,
     DetectorResult,
+    addressee,
     attachments,
     lookalike,
     names,
@@ -25,6 +26,7 @@ DETECTORS: tuple[Detector, ...] = (
     lookalike.detect,
     attachments.detect,
     personal.detect,
+    addressee.detect,
 )
 
 
