@@ -9,6 +9,12 @@ at, so none is reported. What is reported is ``local@domain.tld`` where the doma
 least two labels and a top-level label that is a known public suffix or at least looks like
 one (letters only, not a file extension).
 
+Addresses written for people are read too (see ``docs/addresses.md``): full-width letters
+as typed into Japanese web forms (``ｙａｍａｄａ＠ｅｘａｍｐｌｅ．ｃｏ．ｊｐ``), encoded words
+pasted with raw header lines, and spam-guard spellings (``yamada[at]example.co.jp``,
+``yamada (at) example (dot) co (dot) jp``, ``yamada［アット］example.co.jp``,
+``info★example.co.jp``, and ``yamada at example.co.jp`` on a label line or in parentheses).
+
 Everything here is linear in the input: one pre-compiled regex pass with bounded
 quantifiers and constant work per candidate.
 """
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from publicsuffixlist import PublicSuffixList
 
 from leakguard.message.addresses import make_address
+from leakguard.message.headers import decode_rfc2047
 from leakguard.types import Address
 
 _PSL_STRICT = PublicSuffixList(accept_unknown=False)
@@ -58,6 +65,19 @@ _ID_LINE_RE = re.compile(
     r"resent-message-id|authentication-results)\s*:",
     re.IGNORECASE,
 )
+
+
+# Full-width ASCII (U+FF01-U+FF5E) and the ideographic space, one character for one, so
+# that spans found in the folded text are spans of the original text.
+_WIDTH_FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_FULLWIDTH_HINT_RE = re.compile(r"[\uff01-\uff5e]")
+
+
+def fold_width(text: str) -> str:
+    """``text`` with full-width ASCII letters, digits and signs as ASCII (same length)."""
+    if text.isascii():
+        return text
+    return text.translate(_WIDTH_FOLD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +138,13 @@ def _is_code_remote(text: str, end: int) -> bool:
 def iter_address_spans(text: str) -> Iterator[AddressSpan]:
     """Every plausible mailbox in ``text``, in order, with its character span.
 
-    The display name is not guessed here (see ``parse_loose_address_list``).
+    The display name is not guessed here (see ``parse_loose_address_list``). Full-width
+    letters are read as their ASCII forms (spans are those of ``text``).
     """
     if "@" not in text and "＠" not in text:
         return
+    if "＠" in text or _FULLWIDTH_HINT_RE.search(text, 0, 4096) is not None:
+        text = fold_width(text)
     for m in _ADDR_RE.finditer(text):
         local = m.group("local").rstrip(".")
         domain = m.group("domain")
@@ -142,15 +165,26 @@ def find_addresses(text: str) -> list[Address]:
     """Plausible mailboxes in free text, de-duplicated case-insensitively, in order.
 
     Lines that are pasted identifier headers (Message-ID, References, Received, X-...) are
-    skipped.
+    skipped. Encoded words are decoded first (raw header lines pasted into text) and
+    spam-guard spellings are read (``yamada[at]example.co.jp``, see ``spelled_addresses``).
     """
-    if "@" not in text and "＠" not in text:
+    if not may_hold_address(text):
         return []
     seen: set[str] = set()
     out: list[Address] = []
     for line in text.splitlines():
         if "@" not in line and "＠" not in line:
-            continue
+            if _obfuscation_hint(line):
+                for a in spelled_addresses(line):
+                    if a.key not in seen:
+                        seen.add(a.key)
+                        out.append(a)
+            elif "=?" in line:
+                line = decode_rfc2047(line)
+            if "@" not in line and "＠" not in line:
+                continue
+        elif "=?" in line:
+            line = decode_rfc2047(line)
         found = (
             _line_addresses_cached(line) if len(line) <= _CACHE_MAX_LEN else _line_addresses(line)
         )
@@ -167,7 +201,122 @@ _CACHE_MAX_LEN = 1000  # longer strings are parsed every time (and not kept aliv
 def _line_addresses(line: str) -> tuple[Address, ...]:
     if _ID_LINE_RE.match(line):
         return ()
-    return tuple(span.address for span in iter_address_spans(line))
+    found = [span.address for span in iter_address_spans(line)]
+    if _obfuscation_hint(line):
+        keys = {a.key for a in found}
+        found += [a for a in spelled_addresses(line) if a.key not in keys]
+    return tuple(found)
+
+
+# --------------------------------------------------------------------------- spelled out
+
+# Substrings one of which every spam-guard spelling contains: a cheap test before the regex.
+_OBF_HINTS = (
+    "at]",
+    "at)",
+    "AT]",
+    "AT)",
+    "At]",
+    "At)",
+    "at］",
+    "at）",
+    "at】",
+    "at}",
+    "at>",
+    "ａｔ",
+    "ＡＴ",
+    "★",
+    "☆",
+    "あっと",
+    "アット",
+    " at ",
+    " AT ",
+    "@)",
+    "@]",
+    "＠）",
+    "＠］",
+    "＠)",
+    "＠]",
+)
+_AT_WORD = r"(?:at|あっと|アット(?:マーク)?|@)"
+_OPEN = r"[\[(<{【（［＜｛〔]"
+_CLOSE = r"[\])>}】）］＞｝〕]"
+_DOT_SPELLED = rf"(?:\s?{_OPEN}\s?(?i:dot|ドット)\s?{_CLOSE}\s?|\s(?i:dot)\s)"
+# local part, then a spelled '@': "[at]", "(at)", "［アット］", "★", or a bare " at "
+_SPELLED_RE = re.compile(
+    r"(?<![A-Za-z0-9._%+\-/=])"
+    r"(?P<local>[A-Za-z0-9_][A-Za-z0-9._%+\-]{0,63})"
+    rf"(?:\s?{_OPEN}\s?(?i:{_AT_WORD})\s?{_CLOSE}\s?|(?P<star>[★☆])|(?P<bare>\s(?i:at)\s))"
+    rf"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{{0,61}}[A-Za-z0-9])?(?:\.|{_DOT_SPELLED})){{1,10}}"
+    r"[A-Za-z]{2,24})"
+    r"(?![A-Za-z0-9\-@])"
+)
+_DOT_SPELLED_RE = re.compile(_DOT_SPELLED)
+# "E-mail: ...", "メール：...", "Mail (at): ..." - a line labelled as holding an address
+_MAIL_LABEL_RE = re.compile(
+    r"(?i:e-?mail|mail|address|contact)|メール|アドレス|連絡先|問い?合わ?せ先", re.IGNORECASE
+)
+
+
+def _obfuscation_hint(text: str) -> bool:
+    return any(h in text for h in _OBF_HINTS)
+
+
+def may_hold_address(text: str) -> bool:
+    """Cheap test: whether ``text`` can hold an address ``find_addresses`` reports."""
+    return "@" in text or "＠" in text or "=?" in text or _obfuscation_hint(text)
+
+
+def spelled_addresses(line: str) -> list[Address]:
+    """Addresses spelled out for people in one line of text (spam guards, full width):
+    ``yamada[at]example.co.jp``, ``yamada (at) example (dot) co (dot) jp``,
+    ``ｙａｍａｄａ［ａｔ］ｅｘａｍｐｌｅ．ｃｏ．ｊｐ``, ``yamada［アット］example.co.jp``,
+    ``info★example.co.jp``.
+
+    A bare ``yamada at example.co.jp`` counts only when the line is labelled as an address
+    (``E-mail:``, ``メール：``) or the address stands alone in parentheses, and the local
+    part is not an ordinary word in a sentence ("meet at home.com" is prose). The domain's
+    top-level label must be a known public suffix, and not a file extension.
+    """
+    if len(line) > 4000:
+        line = line[:4000]
+    text = fold_width(line)
+    out: list[Address] = []
+    for m in _SPELLED_RE.finditer(text):
+        domain = _DOT_SPELLED_RE.sub(".", m.group("domain"))
+        local = m.group("local").rstrip(".")
+        if not local or ".." in local or ".." in domain:
+            continue
+        tld = domain.rsplit(".", 1)[-1]
+        if not _plausible_tld(tld) or _PSL_STRICT.publicsuffix(domain.lower()) is None:
+            continue
+        if domain.lower().count(".") < 1:
+            continue
+        if m.group("bare") is not None:
+            first = domain.split(".", 1)[0]
+            if first[:1].isdigit() or not any(c.isalpha() for c in first):
+                continue
+            if not _bare_at_context(text, m.start(), m.end(), local):
+                continue
+        if _inside_url(text, m.start()):
+            continue
+        out.append(make_address(f"{local}@{domain}"))
+    return out
+
+
+def _bare_at_context(text: str, start: int, end: int, local: str) -> bool:
+    """A bare ``x at y.z`` is an address on an address line or alone in
+    parentheses; in running prose it is a sentence."""
+    before = text[max(0, start - 40) : start]
+    after = text[end : end + 2]
+    in_parens = before.rstrip().endswith(("(", "（", "<", "＜", "[", "【")) and after.lstrip()[
+        :1
+    ] in (")", "）", ">", "＞", "]", "】")
+    labelled = bool(_MAIL_LABEL_RE.search(before)) and (":" in before or "：" in before)
+    if in_parens or labelled:
+        return True
+    # "taro.yamada at example.co.jp": a local part no sentence word looks like
+    return any(c in local for c in "._+-") or any(c.isdigit() for c in local)
 
 
 _line_addresses_cached = functools.lru_cache(maxsize=8192)(_line_addresses)
@@ -188,6 +337,12 @@ def address_keys(text: str) -> set[str]:
     so the work is linear in the length of the text.
     """
     keys: set[str] = set()
+    if _obfuscation_hint(text):
+        for line in text.splitlines():
+            if _obfuscation_hint(line):
+                keys.update(a.key for a in spelled_addresses(line))
+    if "=?" in text:
+        text = decode_rfc2047(text)
     ats: list[int] = []
     for sign in "@＠":
         at = text.find(sign)
@@ -205,7 +360,8 @@ def address_keys(text: str) -> set[str]:
         while i < n and ats[i] - _WINDOW_BEFORE <= hi:
             hi = ats[i] + _WINDOW_AFTER
             i += 1
-        for m in _ADDR_RE.finditer(text, lo, min(hi, len(text))):
+        window = text[lo : min(hi, len(text))]
+        for m in _ADDR_RE.finditer(fold_width(window)):
             local = m.group("local").rstrip(".")
             domain = m.group("domain")
             if local and ".." not in local and _plausible_tld(domain.rsplit(".", 1)[-1]):
@@ -248,8 +404,13 @@ def parse_loose_address_list(value: str) -> list[Address]:
     """Addresses with display names from a header value written by a mail client.
 
     See ``_parse_loose``; results for short values are cached (mail repeats its headers).
+    Encoded words (raw header lines pasted into text) are decoded first.
     """
+    if "=?" in value:
+        value = decode_rfc2047(value)
     if "@" not in value and "＠" not in value:
+        if _obfuscation_hint(value):
+            return spelled_addresses(value)
         return []
     if len(value) <= _CACHE_MAX_LEN:
         return list(_parse_loose_cached(value))
