@@ -15,7 +15,14 @@ from email.header import Header
 CHARSET_CODEC = {"iso-2022-jp": "iso2022_jp", "shift_jis": "cp932", "utf-8": "utf-8"}
 
 
+# What Windows clients do when writing ISO-2022-JP: CP932-only full-width signs become their
+# JIS X 0208 counterparts (FULLWIDTH HYPHEN-MINUS -> MINUS SIGN, FULLWIDTH TILDE -> WAVE DASH).
+_JIS_MAP = str.maketrans({"\uff0d": "\u2212", "\uff5e": "\u301c"})
+
+
 def _encode(text: str, charset: str) -> bytes:
+    if charset.lower() == "iso-2022-jp":
+        text = text.translate(_JIS_MAP)
     return text.encode(CHARSET_CODEC[charset.lower()])
 
 
