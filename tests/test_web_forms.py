@@ -243,3 +243,33 @@ def test_signature_is_not_a_form() -> None:
     sig = ["株式会社ミナト商会 木村 健一", "TEL: 03-1234-5678", "E-mail: k@minato.example.co.jp"]
     assert not is_form_text(sig)
     assert is_form_text(["お名前：山田", "メール：a@b.example", "お問い合わせ内容：x"])
+
+
+def test_html_form_table_forwarded_by_outlook_is_a_third_party() -> None:
+    # An HTML notification (label cells and value cells), forwarded by Outlook (HTML).
+    html = (
+        "<html><body><p>田中様</p><p>対応をお願いします。</p>"
+        '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0mm 0mm 0mm">'
+        "<p><b>差出人:</b> noreply@city.example.lg.jp &lt;noreply@city.example.lg.jp&gt;<br>"
+        "<b>送信日時:</b> 2025年2月14日 17:32<br><b>宛先:</b> 広報課 "
+        "&lt;kouhou@city.example.lg.jp&gt;<br><b>件名:</b> お問い合わせ</p></div>"
+        "<p>以下の内容でお問い合わせがありました。</p><table>"
+        "<tr><th>お名前</th><td>山田 花子</td></tr>"
+        f"<tr><th>メールアドレス</th><td>{CITIZEN}</td></tr>"
+        "<tr><th>電話番号</th><td>090-1234-5678</td></tr>"
+        "<tr><th>お問い合わせ内容</th><td>保育園の入園について</td></tr></table>"
+        "<p>このメールは送信専用です。</p></body></html>"
+    )
+    for charset, cte in ENCODINGS:
+        raw = build(
+            [("From", FROM), ("To", CONTRACTOR), ("Subject", "FW")],
+            html,
+            charset=charset,
+            cte=cte,
+            content_type="text/html",
+        )
+        msg = parse_message(raw)
+        holding = [b for b in msg.quoted_blocks if CITIZEN in {a.addr for a in b.addresses}]
+        assert holding and not any(b.bulk for b in holding), msg.quoted_blocks
+        d = ENGINE.decide(raw)
+        assert d.verdict.action.value == "hold", (charset, d.verdict.rule_ids)

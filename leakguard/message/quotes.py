@@ -315,8 +315,13 @@ def form_label(text: str) -> str | None:
     if m is None:
         return None
     value = m.group("value").strip()
+    label = m.group("label")
     if m.group("sep") is None and value:
-        return None  # "名前のない..." / "mail me": a sentence that starts with a label word
+        # "名前のない..." / "mail me": a sentence that starts with a label word. A Japanese
+        # label, a space and a value is a form rendered from an HTML table row.
+        spaced = text[m.start("value") - 1 : m.start("value")].isspace()
+        if label.isascii() or not spaced or len(label) < 2:
+            return None
     return _FORM_GROUP_OF[m.group("label").lower()]
 
 
@@ -1033,6 +1038,8 @@ def render_html_quotes(html: str) -> str:
             line.append(f" <{tag}> ")
         if tag in _BLOCK_TAGS:
             newline()
+        elif tag in ("td", "th") and line:
+            line.append(" ")  # "<th>お名前</th><td>山田</td>" reads "お名前 山田"
         inc = 0
         if tag == "div":
             attrs = node.attributes
