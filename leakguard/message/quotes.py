@@ -527,6 +527,25 @@ def _split_lines(text: str) -> list[_Line]:
     return out
 
 
+def _line_may_hold_address(s: str) -> bool:
+    """``may_hold_address`` for a line that is not a marker line, inlined (it runs on every
+    quoted line). Without ':' near its start such a line holds no address label, so a bare
+    ``x at y.z`` there would need parentheses."""
+    return (
+        "@" in s
+        or "＠" in s
+        or "=?" in s
+        or ")" in s
+        or "]" in s
+        or "）" in s
+        or "］" in s
+        or "】" in s
+        or "★" in s
+        or "☆" in s
+        or "}" in s
+    )
+
+
 def _blank(line: _Line) -> bool:
     return line.blank
 
@@ -823,7 +842,7 @@ class _TextAnalyser:
                         maybe = True
                         break
             if not maybe:
-                if owner is not None and may_hold_address(text):
+                if owner is not None and _line_may_hold_address(text):
                     col.blocks[owner].add_addresses(find_addresses(text))
                 i += 1
                 continue

@@ -70,7 +70,19 @@ _ID_LINE_RE = re.compile(
 # Full-width ASCII (U+FF01-U+FF5E) and the ideographic space, one character for one, so
 # that spans found in the folded text are spans of the original text.
 _WIDTH_FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-_FULLWIDTH_HINT_RE = re.compile(r"[\uff01-\uff5e]")
+
+
+def _has_full_width_address(text: str) -> bool:
+    """Whether an address may be written in full width here (a full-width at sign or dot,
+    or a full-width letter or digit right before an at sign)."""
+    if "＠" in text or "．" in text:
+        return True
+    at = text.find("@")
+    while at > 0:
+        if "\uff10" <= text[at - 1] <= "\uff5a":
+            return True
+        at = text.find("@", at + 1)
+    return False
 
 
 def fold_width(text: str) -> str:
@@ -143,7 +155,7 @@ def iter_address_spans(text: str) -> Iterator[AddressSpan]:
     """
     if "@" not in text and "＠" not in text:
         return
-    if "＠" in text or _FULLWIDTH_HINT_RE.search(text, 0, 4096) is not None:
+    if _has_full_width_address(text):
         text = fold_width(text)
     for m in _ADDR_RE.finditer(text):
         local = m.group("local").rstrip(".")
@@ -210,34 +222,35 @@ def _line_addresses(line: str) -> tuple[Address, ...]:
 
 # --------------------------------------------------------------------------- spelled out
 
-# Substrings one of which every spam-guard spelling contains: a cheap test before the regex.
-_OBF_HINTS = (
-    "at]",
-    "at)",
-    "AT]",
-    "AT)",
-    "At]",
-    "At)",
-    "at］",
-    "at）",
-    "at】",
-    "at}",
-    "at>",
-    "ａｔ",
-    "ＡＴ",
-    "★",
-    "☆",
-    "あっと",
-    "アット",
-    " at ",
-    " AT ",
-    "@)",
-    "@]",
-    "＠）",
-    "＠］",
-    "＠)",
-    "＠]",
-)
+
+# Characters and substrings one of which every spam-guard spelling contains: a cheap test
+# before the regex. Written out as one expression (no loop): it runs on every quoted line.
+def _obfuscation_hint(s: str) -> bool:
+    return (
+        "★" in s
+        or "☆" in s
+        or "t]" in s
+        or "t)" in s
+        or "T]" in s
+        or "T)" in s
+        or "@)" in s
+        or "@]" in s
+        or " at " in s
+        or " AT " in s
+        or "t］" in s
+        or "t）" in s
+        or "t】" in s
+        or "t}" in s
+        or "t>" in s
+        or "＠）" in s
+        or "＠］" in s
+        or "ａｔ" in s
+        or "ＡＴ" in s
+        or "アット" in s
+        or "あっと" in s
+    )
+
+
 _AT_WORD = r"(?:at|あっと|アット(?:マーク)?|@)"
 _OPEN = r"[\[(<{【（［＜｛〔]"
 _CLOSE = r"[\])>}】）］＞｝〕]"
@@ -258,13 +271,30 @@ _MAIL_LABEL_RE = re.compile(
 )
 
 
-def _obfuscation_hint(text: str) -> bool:
-    return any(h in text for h in _OBF_HINTS)
-
-
 def may_hold_address(text: str) -> bool:
-    """Cheap test: whether ``text`` can hold an address ``find_addresses`` reports."""
-    return "@" in text or "＠" in text or "=?" in text or _obfuscation_hint(text)
+    """Cheap test (single-character searches only, so it may run on a whole part): whether
+    ``text`` can hold an address ``find_addresses`` reports."""
+    return (
+        "@" in text
+        or "＠" in text
+        or "=?" in text
+        or "★" in text
+        or "☆" in text
+        or "]" in text
+        or "］" in text
+        or "】" in text
+        or ")" in text
+        or "）" in text
+        or "}" in text
+        or ":" in text
+        or "：" in text
+    )
+
+
+def _bracket_hint(text: str) -> bool:
+    """Single-character test for the bracketed and starred spellings (``[at]``, ``［at］``,
+    ``【at】``, ``★``): what ``address_keys`` looks for beyond ``@``."""
+    return "★" in text or "☆" in text or "]" in text or "］" in text or "】" in text or "}" in text
 
 
 def spelled_addresses(line: str) -> list[Address]:
@@ -274,9 +304,9 @@ def spelled_addresses(line: str) -> list[Address]:
     ``info★example.co.jp``.
 
     A bare ``yamada at example.co.jp`` counts only when the line is labelled as an address
-    (``E-mail:``, ``メール：``) or the address stands alone in parentheses, and the local
-    part is not an ordinary word in a sentence ("meet at home.com" is prose). The domain's
-    top-level label must be a known public suffix, and not a file extension.
+    (``E-mail:``, ``メール：``) or the address stands alone in parentheses: in running prose
+    ("meet at home.com") it is a sentence. The domain's top-level label must be a known
+    public suffix, and not a file extension.
     """
     if len(line) > 4000:
         line = line[:4000]
@@ -296,7 +326,7 @@ def spelled_addresses(line: str) -> list[Address]:
             first = domain.split(".", 1)[0]
             if first[:1].isdigit() or not any(c.isalpha() for c in first):
                 continue
-            if not _bare_at_context(text, m.start(), m.end(), local):
+            if not _bare_at_context(text, m.start(), m.end()):
                 continue
         if _inside_url(text, m.start()):
             continue
@@ -304,19 +334,16 @@ def spelled_addresses(line: str) -> list[Address]:
     return out
 
 
-def _bare_at_context(text: str, start: int, end: int, local: str) -> bool:
-    """A bare ``x at y.z`` is an address on an address line or alone in
-    parentheses; in running prose it is a sentence."""
+def _bare_at_context(text: str, start: int, end: int) -> bool:
+    """A bare ``x at y.z`` is an address on an address line (``E-mail:``, ``メール：``) or
+    alone in parentheses; in running prose it is a sentence."""
     before = text[max(0, start - 40) : start]
     after = text[end : end + 2]
     in_parens = before.rstrip().endswith(("(", "（", "<", "＜", "[", "【")) and after.lstrip()[
         :1
     ] in (")", "）", ">", "＞", "]", "】")
     labelled = bool(_MAIL_LABEL_RE.search(before)) and (":" in before or "：" in before)
-    if in_parens or labelled:
-        return True
-    # "taro.yamada at example.co.jp": a local part no sentence word looks like
-    return any(c in local for c in "._+-") or any(c.isdigit() for c in local)
+    return in_parens or labelled
 
 
 _line_addresses_cached = functools.lru_cache(maxsize=8192)(_line_addresses)
@@ -334,12 +361,15 @@ def address_keys(text: str) -> set[str]:
     token's own checks, so the result is a superset of what those functions find in the
     same characters: a cheap way to tell whether a text can hold an address another text
     does not. Only windows around each ``@`` are scanned (overlapping windows are merged),
-    so the work is linear in the length of the text.
+    so the work is linear in the length of the text. Encoded words are decoded, full-width
+    forms folded, and the bracketed and starred spellings (``[at]``, ``［アット］``, ``★``)
+    included; the parenthesised ``(at)`` and bare `` at `` spellings are not (looking for them
+    costs a scan per line, and a text/plain part and its HTML alternative show them alike).
     """
     keys: set[str] = set()
-    if _obfuscation_hint(text):
+    if _bracket_hint(text):
         for line in text.splitlines():
-            if _obfuscation_hint(line):
+            if _bracket_hint(line) and _obfuscation_hint(line):
                 keys.update(a.key for a in spelled_addresses(line))
     if "=?" in text:
         text = decode_rfc2047(text)
@@ -361,7 +391,9 @@ def address_keys(text: str) -> set[str]:
             hi = ats[i] + _WINDOW_AFTER
             i += 1
         window = text[lo : min(hi, len(text))]
-        for m in _ADDR_RE.finditer(fold_width(window)):
+        if _has_full_width_address(window):
+            window = fold_width(window)
+        for m in _ADDR_RE.finditer(window):
             local = m.group("local").rstrip(".")
             domain = m.group("domain")
             if local and ".." not in local and _plausible_tld(domain.rsplit(".", 1)[-1]):
