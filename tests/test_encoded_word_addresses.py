@@ -225,3 +225,20 @@ def test_ordinary_reply_with_encoded_names_is_not_held() -> None:
         cte="7bit",
     )
     assert ENGINE.decide(raw).verdict.action.value == "pass"
+
+
+def test_rewrite_of_a_sloppy_q_word_with_literal_commas_and_at_signs() -> None:
+    # Some tools leave ',' and '@' unencoded inside a Q word: the field cannot be split by
+    # its commas, so what stays is written back from the parse, and nothing external stays.
+    raw = (
+        b"From: kazuya.sato@city.example.lg.jp\r\n"
+        b"To: =?UTF-8?Q?A_<a@x.example>,_B_<b@y.example>,_C_<c@city.example.lg.jp>?=\r\n"
+        b"Cc: =?ISO-2022-JP?B?GyRCOzNFRBsoQiA8c0BiLmV4YW1wbGU+?= <s@b.example>\r\n"
+        b"Subject: x\r\n\r\nbody\r\n"
+    )
+    res = rewrite_recipients(raw, internal)
+    assert set(res.removed) == {"a@x.example", "b@y.example", "s@b.example"}
+    assert res.visible == ()
+    after = parse_message(res.raw)
+    assert [a.addr for a in after.to] == ["c@city.example.lg.jp"] and after.cc == ()
+    assert b"?=" not in res.raw.split(b"\r\n\r\n", 1)[0].split(b"To:", 1)[1].split(b"\r\n")[0]
