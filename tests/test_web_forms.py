@@ -273,3 +273,20 @@ def test_html_form_table_forwarded_by_outlook_is_a_third_party() -> None:
         assert holding and not any(b.bulk for b in holding), msg.quoted_blocks
         d = ENGINE.decide(raw)
         assert d.verdict.action.value == "hold", (charset, d.verdict.rule_ids)
+
+
+@pytest.mark.parametrize(
+    ("line", "is_attribution"),
+    [
+        ("hanako@gmail.com 090-1234-5678 内容:", False),
+        ("メール hanako@gmail.com 電話 ０９０−１２３４−５６７８ 内容:", False),
+        ("k@x.example.co.jp (03) 1234-5678:", False),
+        ("k@x.example.co.jp 045(123)4567:", False),
+        ("2025-02-14 17:32 木下 <k@x.example.co.jp>:", True),
+        ("2025/02/14 17:32、木下 <k@x.example.co.jp>:", True),
+    ],
+)
+def test_telephone_numbers_are_not_dates(line: str, is_attribution: bool) -> None:
+    from leakguard.message.quotes import _attribution
+
+    assert (_attribution(line) is not None) == is_attribution
