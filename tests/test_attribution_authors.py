@@ -160,3 +160,25 @@ def test_reply_all_with_attribution_keeps_its_author_as_participant() -> None:
         cte="7bit",
     )
     assert ENGINE.decide(raw).verdict.action.value == "pass"
+
+
+def test_gmail_html_attribution_author() -> None:
+    html = (
+        '<div dir="ltr">承知しました。</div><br><div class="gmail_quote">'
+        '<div dir="ltr" class="gmail_attr">2025年2月14日(金) 17:32 木下 健二 &lt;'
+        f'<a href="mailto:{K}">{K}</a>&gt;:<br></div>'
+        '<blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex">'
+        '<div dir="ltr">佐藤様<div>来週の件です。</div></div></blockquote></div>'
+    )
+    for charset, cte in ENCODINGS:
+        raw = build(
+            [("From", FROM), ("To", K), ("Subject", "Re")],
+            html,
+            charset=charset,
+            cte=cte,
+            content_type="text/html",
+        )
+        blocks = parse_message(raw).quoted_blocks
+        assert [b.kind for b in blocks] == [QuoteKind.HTML_QUOTE]
+        assert blocks[0].author == "木下 健二"
+        assert [a.display() for a in blocks[0].senders] == [f"木下 健二 <{K}>"]
