@@ -181,7 +181,7 @@ def test_quoted_and_attached_headers_with_encoded_word_addresses() -> None:
         cte="7bit",
     )
     raw = attach_message(
-        [("From", FROM), ("To", "tanaka@contractor.example.co.jp"), ("Subject", "Fwd")],
+        [("From", FROM), ("To", "tanaka@contractor.example"), ("Subject", "Fwd")],
         "転送します。",
         inner,
     )
@@ -196,7 +196,7 @@ def test_quoted_and_attached_headers_with_encoded_word_addresses() -> None:
     assert "forwarded-third-party" in d.verdict.rule_ids
 
     pasted = build(
-        [("From", FROM), ("To", "tanaka@contractor.example.co.jp"), ("Subject", "Fw")],
+        [("From", FROM), ("To", "tanaka@contractor.example"), ("Subject", "Fw")],
         "ご確認ください。\n\n-----Original Message-----\n"
         f"From: {b_word('市民 花子 <hanako.citizen@gmail.com>')}\n"
         "Sent: Monday, February 17, 2025 10:00 AM\n"

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINE = Engine(load_policy(ROOT / "policies" / "default.yaml"))
 FROM = f"{b_word('佐藤 一也')} <kazuya.sato@city.example.lg.jp>"
 CITIZEN = "hanako.yamada1985@gmail.com"
-CONTRACTOR = "support@web-itaku.example.co.jp"
+CONTRACTOR = "support@web-itaku.example"
 
 # The bodies of form notifications, as the form software writes them.
 FORMS: dict[str, str] = {
@@ -75,7 +75,19 @@ FORMS: dict[str, str] = {
         "申請内容：住民票の写しの交付\n\n"
         "このメールは送信専用アドレスから送信しています。\n"
     ),
+    # a company fills in an inquiry form with its desk address (info@): still the
+    # inquirer's data, not a newsletter's contact line
+    "corporate": (
+        "資料請求フォームより送信されました。\n\n"
+        "会社名：有限会社やまだ設計\n"
+        "お名前：山田 太郎\n"
+        "メールアドレス：info@yamada-sekkei.co.jp\n"
+        "電話番号：03-1234-5678\n"
+        "ご用件：入札説明会の資料を送ってください。\n\n"
+        "このメールは送信専用です。\n"
+    ),
 }
+CITIZENS = {"corporate": "info@yamada-sekkei.co.jp"}
 
 
 def outlook_ja(form: str) -> str:
@@ -137,20 +149,21 @@ def forwarded(form: str, forwarder: str, charset: str, cte: str) -> bytes:
 @pytest.mark.parametrize("form", list(FORMS))
 def test_forwarded_form_keeps_the_citizen_as_a_third_party(form: str, forwarder: str) -> None:
     n = list(FORMS).index(form) + list(FORWARDERS).index(forwarder)
+    citizen = CITIZENS.get(form, CITIZEN)
     for charset, cte in dict.fromkeys([ENCODINGS[0], ENCODINGS[n % len(ENCODINGS)]]):
         raw = forwarded(FORMS[form], forwarder, charset, cte)
         msg = parse_message(raw)
-        holding = [b for b in msg.quoted_blocks if CITIZEN in {a.addr for a in b.addresses}]
+        holding = [b for b in msg.quoted_blocks if citizen in {a.addr for a in b.addresses}]
         assert holding, (form, forwarder, charset, msg.quoted_blocks)
         for blk in holding:
             assert not blk.bulk, (form, forwarder)  # a person's data, not a broadcast
-            assert CITIZEN not in {a.addr for a in blk.participants}
-            assert CITIZEN not in {a.addr for a in blk.senders}  # never the "author"
+            assert citizen not in {a.addr for a in blk.participants}
+            assert citizen not in {a.addr for a in blk.senders}  # never the "author"
         d = ENGINE.decide(raw)
         assert d.verdict.action.value == "hold", (form, forwarder, charset, d.verdict.rule_ids)
         assert "forwarded-third-party" in d.verdict.rule_ids
-        f = next(f for f in d.verdict.findings if f.fact == "quoted_third_party_addresses")
-        assert CITIZEN in f.addresses
+        found = [f for f in d.verdict.findings if f.fact == "quoted_third_party_addresses"]
+        assert any(citizen in f.addresses for f in found)
 
 
 @pytest.mark.parametrize("form", list(FORMS))

@@ -24,6 +24,11 @@ FROM = f"{b_word('佐藤 一也')} <kazuya.sato@city.example.lg.jp>"
         ("ｙａｍａｄａ＠ｅｘａｍｐｌｅ．ｃｏ．ｊｐ", "yamada@example.co.jp"),
         ("メール：ｈａｎａｋｏ．ｓ＠ｇｍａｉｌ．ｃｏｍ", "hanako.s@gmail.com"),
         ("yamada＠example.co.jp", "yamada@example.co.jp"),
+        # ISO-2022-JP turns the full-width hyphen into U+2212 MINUS SIGN
+        (
+            "ｋ．ｋｉｍｕｒａ＠ｍｉｎａｔｏ\u2212ｓｈｏｋａｉ．ｃｏ．ｊｐ",
+            "k.kimura@minato-shokai.co.jp",
+        ),
         ("yamada［at］example.co.jp", "yamada@example.co.jp"),
         ("ｙａｍａｄａ［ａｔ］ｅｘａｍｐｌｅ．ｃｏ．ｊｐ", "yamada@example.co.jp"),
         ("yamada[at]example.co.jp", "yamada@example.co.jp"),
@@ -92,7 +97,7 @@ def test_signature_with_spelled_address_in_a_forwarded_mail_is_a_third_party() -
         ("utf-8", "quoted-printable"),
     ):
         raw = build(
-            [("From", FROM), ("To", "tanaka@other-vendor.example.co.jp"), ("Subject", "Fw")],
+            [("From", FROM), ("To", "tanaka@other-vendor.example"), ("Subject", "Fw")],
             body,
             charset=charset,
             cte=cte,

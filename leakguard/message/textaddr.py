@@ -69,7 +69,12 @@ _ID_LINE_RE = re.compile(
 
 # Full-width ASCII (U+FF01-U+FF5E) and the ideographic space, one character for one, so
 # that spans found in the folded text are spans of the original text.
-_WIDTH_FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# The minus sign and hyphen are where JIS (ISO-2022-JP) puts the full-width hyphen-minus.
+_WIDTH_FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {
+    0x3000: 0x20,
+    0x2212: 0x2D,
+    0x2010: 0x2D,
+}
 
 
 def _has_full_width_address(text: str) -> bool:
