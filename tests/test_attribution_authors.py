@@ -41,6 +41,18 @@ ATTRIBUTIONS = [
     ("apple-names-only", "2025/02/14 17:32、木下 健二 のメッセージ:", None, "木下 健二"),
     ("thunderbird-ja", "On 2025/02/14 17:32, 木下 健二 wrote:", None, "木下 健二"),
     ("thunderbird-ja-san", "木下 健二 さんは書きました:", None, "木下 健二"),
+    (
+        "thunderbird-ja-date-san",
+        "2025/02/14 17:32 に 木下 健二 さんは書きました:",
+        None,
+        "木下 健二",
+    ),
+    (
+        "thunderbird-ja-date-addr-san",
+        f"2025/02/14 17:32 に 木下 健二 <{K}> さんは書きました:",
+        K,
+        "木下 健二",
+    ),
     ("thunderbird-ja-addr", f"2025/02/14 17:32, 木下 健二 <{K}> wrote:", K, "木下 健二"),
     ("becky", f"On Fri, 14 Feb 2025 17:32:00 +0900\n木下 健二 <{K}> wrote:", K, "木下 健二"),
     ("becky-short", "木下 健二 wrote:", None, "木下 健二"),

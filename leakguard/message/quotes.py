@@ -367,7 +367,7 @@ _DATE_TOKEN_RE = re.compile(
     re.IGNORECASE,
 )
 _ATTR_LEAD_RE = re.compile(
-    r"^(?:on|am|le|el|il|op|em|den|dne|w dniu|at|um|à|a las|alle|om|kl\.?|于|於)\s+|^[,、，]",
+    r"^(?:on|am|le|el|il|op|em|den|dne|w dniu|at|um|à|a las|alle|om|kl\.?|于|於|に)\s+|^[,、，]",
     re.IGNORECASE,
 )
 _ATTR_TAIL_RE = re.compile(
