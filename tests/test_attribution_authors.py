@@ -194,3 +194,15 @@ def test_gmail_html_attribution_author() -> None:
         assert [b.kind for b in blocks] == [QuoteKind.HTML_QUOTE]
         assert blocks[0].author == "木下 健二"
         assert [a.display() for a in blocks[0].senders] == [f"木下 健二 <{K}>"]
+
+
+def test_lotus_notes_from_name_is_the_author() -> None:
+    body = (
+        "Thanks.\n\n-----Original Message-----\n"
+        "From: Jane Doe/HOU/ECT@ECT\n"
+        "Sent: Monday, January 7, 2002 10:18 AM\n"
+        "To: tana.jones@partner.example.com\n"
+        "Subject: ISDA\n\nSee attached.\n"
+    )
+    msg = parse_message(build([("From", FROM), ("To", K), ("Subject", "Fw")], body))
+    assert [b.author for b in msg.quoted_blocks] == ["Jane Doe"]

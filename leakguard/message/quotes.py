@@ -376,6 +376,7 @@ _ATTR_TAIL_RE = re.compile(
     r"からのメール|のメール|のメッセージ|さんから|写道|寫道)(?:\s+(?:on|am|le)\b.*)?)\s*[:：]?\s*$",
     re.IGNORECASE,
 )
+_NOTES_NAME_RE = re.compile(r"(?:/[^\s/@<>]{1,40}){1,6}@[^\s<>]{1,40}")
 _WROTE_RE = re.compile(r"\bwrote\b|書きました|schrieb|a écrit", re.IGNORECASE)
 _NAME_JUNK = " \t\u3000,、，。.:：;-–—'\"()（）[]<>＜＞「」"
 
@@ -781,7 +782,11 @@ class _TextAnalyser:
         author = next((a.display_name for a in fields.get("from", []) if a.display_name), "")
         if not author and not fields.get("from"):
             value = next((v for name, v in raw if name == "from"), "")
-            author = author_name(value) if value and len(value) <= 200 else ""
+            if not value and author_lines:
+                value = lines[author_lines[0]].text  # Notes: "Name" above the date line
+            if value and len(value) <= 200:
+                # Lotus Notes names: "Jane Doe/HOU/ECT@ECT" is Jane Doe
+                author = author_name(_NOTES_NAME_RE.sub("", value))
         return _Header(j, first, fields, subject, all_addrs, author)
 
     def _continues(self, text: str, j: int) -> bool:
