@@ -34,7 +34,9 @@ HELP_JA: dict[str, str] = {
     "policy file (default: policies/default.yaml)": "ポリシーファイル (既定: policies/default.yaml)",
     "organisation file; replaces the policy's": "組織ファイル (ポリシー内の組織情報の代わりに使う)",
     "envelope sender (default: From)": "エンベロープの差出人 (既定: From)",
-    "envelope recipients (default: To + Cc + Bcc)": "エンベロープの宛先 (既定: To + Cc + Bcc)",
+    "envelope recipient; repeat for several (default: To + Cc + Bcc)": "エンベロープの宛先 (複数なら繰り返し指定。既定: To + Cc + Bcc)",
+    "mail files, or directories of .eml files (with an optional envelopes.jsonl)": "メールファイル、または .eml ファイルのディレクトリ (envelopes.jsonl があればそれも読む)",
+    'per-mail envelopes, one JSON object a line: {"file":…, "sender":…, "rcpt":[…]}': 'メールごとのエンベロープ (1行に1つの JSON: {"file":…, "sender":…, "rcpt":[…]})',
     "one JSON object per line per message": "メール1通ごとに JSON オブジェクトを1行で出力する",
     # policy
     "Tools for policy files: validate them, export their JSON Schema, run their test cases.": "ポリシーファイルの道具: 検証、JSON Schema の出力、テストケースの実行。",

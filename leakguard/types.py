@@ -85,6 +85,10 @@ class QuotedBlock:
     # Its From / Reply-To / Sender when known (header lines, attached message headers,
     # attribution authors).
     senders: tuple[Address, ...] = ()
+    # The author's name as the quote shows it, without date, time or verb ("木下 健二" from
+    # "2025年2月14日(金) 17:32 木下 健二 <k@x>:"), also when no address is shown ("X wrote:",
+    # Outlook 2010's "差出人: 山田 太郎"); "" when unknown.
+    author: str = ""
 
 
 @dataclass(frozen=True, slots=True)

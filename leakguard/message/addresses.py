@@ -11,6 +11,13 @@ it header lines found in body text, also what mail clients print there::
     j@x.com (John Doe)
     山田 ＜t@x.jp＞、佐藤 ＜s@x.jp＞
     undisclosed-recipients:;
+    =?ISO-2022-JP?B?...?=          (encoded word hiding "山田 <t@x.jp>, 佐藤 <s@y.jp>")
+
+The last form is invalid (RFC 2047 §5 forbids encoded words in addr-specs) but written by
+PHP's ``mb_encode_mimeheader``, Perl's ``Encode`` MIME-Header and in-house tools, and every
+mail client shows the addresses it hides. So when the decoded value holds an ``@`` the raw
+value did not show, the decoded value is parsed too and its addresses are added (see
+``docs/addresses.md``).
 
 It never raises; anything that is not an address is skipped.
 """
@@ -20,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from leakguard.message.headers import collapse_ws, decode_rfc2047
+from leakguard.message.headers import ENCODED_WORD_RE, collapse_ws, decode_rfc2047
 from leakguard.organization import to_ascii_domain, to_unicode_domain
 from leakguard.types import Address
 
@@ -199,12 +206,44 @@ def _finish(box: _Mailbox, out: list[Address]) -> int:
     return len(found)
 
 
+def hidden_by_encoded_words(value: str) -> str | None:
+    """The decoded form of ``value`` when its encoded words hide an ``@`` (an address, or
+    part of one, inside ``=?charset?B|Q?...?=``), else None."""
+    if "=?" not in value:
+        return None
+    plain = ENCODED_WORD_RE.sub(" ", value)
+    if plain == value:
+        return None
+    decoded = decode_rfc2047(value)
+    shown = plain.count("@") + plain.count("＠")
+    if decoded.count("@") + decoded.count("＠") <= shown:
+        return None
+    return decoded
+
+
 def parse_address_list(value: str) -> tuple[list[Address], bool]:
     """Addresses in a header value, and whether it contained an empty group.
 
     ``value`` may be raw (encoded words are decoded in display names) or already decoded.
+    Addresses hidden inside encoded words are read from the decoded value and added after
+    the ones the raw value shows (each address once).
     """
-    text = value[:MAX_VALUE_CHARS].translate(_WIDTH_MAP)
+    value = value[:MAX_VALUE_CHARS]
+    out, empty_group = _parse_address_list(value)
+    decoded = hidden_by_encoded_words(value)
+    if decoded is None:
+        return out, empty_group
+    more, _ = _parse_address_list(decoded.replace("\r", " ").replace("\n", " "))
+    seen = {a.key for a in out}
+    for a in more:
+        if a.key not in seen and len(out) < MAX_ADDRESSES:
+            seen.add(a.key)
+            out.append(a)
+    return out, empty_group
+
+
+def _parse_address_list(value: str) -> tuple[list[Address], bool]:
+    text = value.translate(_WIDTH_MAP)
     out: list[Address] = []
     empty_group = False
     in_group = False
@@ -314,4 +353,10 @@ def addresses_in(values: list[str]) -> tuple[tuple[Address, ...], bool]:
     return tuple(out), empty
 
 
-__all__ = ["addresses_in", "clean_addr_spec", "make_address", "parse_address_list"]
+__all__ = [
+    "addresses_in",
+    "clean_addr_spec",
+    "hidden_by_encoded_words",
+    "make_address",
+    "parse_address_list",
+]

@@ -36,13 +36,14 @@ from __future__ import annotations
 import html as html_lib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from leakguard.message.html import html_hazard
 from leakguard.message.textaddr import (
     address_keys,
     find_addresses,
     is_automated_local,
+    may_hold_address,
     parse_loose_address_list,
 )
 from leakguard.types import Address, Message, QuotedBlock, QuoteKind, TextPart
@@ -175,10 +176,16 @@ _ATTR_VERB_RE = re.compile(
     r"napisał\(a\)|napisał|napisała|escreveu|написал\(а\)|написал|написала|написав\(ла\)|"
     r"kirjoitti|yazdı|írta|napsal\(a\)|napsal|napísal\(a\)|napísal|a scris|kirjutas|"
     r"je napisao|je napisala)\b|さんは書きました|が書きました|は書きました|書きました|"
-    r"のメール|からのメール|写道|寫道)",
+    r"のメール|からのメール|のメッセージ|写道|寫道)",
     re.IGNORECASE,
 )
 _DATEISH_RE = re.compile(r"\d{1,4}[/.\-年]\d{1,2}|\d{1,2}:\d{2}")
+# Telephone numbers (03-1234-5678, 090-1234-5678, 0120-123-456, 045(123)4567, +81-3-...):
+# never a date, whatever _DATEISH_RE would say of "090-12".
+_PHONE_RE = re.compile(
+    r"(?<![\d/.:])(?:\+\d{1,3}[-\s]?)?\(?0?\d{1,4}\)?[-\s(（)）‐－ー−]{1,2}\d{1,4}[-\s)）‐－ー−]{1,2}"
+    r"\d{3,4}(?![\d/]|[:：]\d)"
+)
 _RAW_HDR_RE = re.compile(r"^[A-Za-z][A-Za-z0-9\-]{1,40}:[ \t]")
 _NOTES_DATE_RE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 _QPREFIX_RE = re.compile(r"[ \t]{0,12}((?:[>＞][ \t]?)+)")
@@ -246,6 +253,167 @@ def _bulk_headers(headers: Sequence[tuple[str, str]]) -> bool:
     return False
 
 
+# --------------------------------------------------------------------------- web forms
+
+# Labels of web-form notifications (Contact Form 7, Google Forms, kintone, CMS inquiry
+# forms, 電子申請): "お名前：山田 花子", "【メールアドレス】", "E-mail: ...". Grouped by what the
+# field holds; a block of such lines is a citizen's (or customer's) personal data.
+_FORM_LABELS: dict[str, tuple[str, ...]] = {
+    "name": _words(
+        "お名前|名前|氏名|ご氏名|お名前（漢字）|フリガナ|ふりがな|お名前（フリガナ）|"
+        "お名前（ふりがな）|カナ|氏名（カナ）|申請者氏名|代表者氏名|ご担当者名|担当者名|"
+        "name|your name|full name|your-name"
+    ),
+    "contact": _words(
+        "メールアドレス|メール|eメール|e-mail|email|e-mail address|email address|"
+        "your email|your-email|mail|電話番号|電話|tel|携帯電話|携帯電話番号|携帯番号|"
+        "ご連絡先|連絡先|連絡先電話番号|日中の連絡先|phone|telephone|phone number|fax|"
+        "your-tel"
+    ),
+    "address": _words("ご住所|住所|郵便番号|〒|所在地|address|postal code|zip"),
+    "content": _words(
+        "お問い合わせ内容|お問合せ内容|お問い合せ内容|問い合わせ内容|問合せ内容|"
+        "ご相談内容|相談内容|ご質問|ご質問内容|ご意見|ご意見・ご要望|ご要望|ご用件|用件|"
+        "内容|お問い合わせ種別|お問い合わせ項目|お問い合わせ区分|本文|申請内容|"
+        "message|your message|your-message|inquiry|comments|comment"
+    ),
+    "other": _words(
+        "会社名|貴社名|御社名|法人名|団体名|学校名|部署名|所属|生年月日|年齢|性別|ご職業|"
+        "職業|company|organization|送信日時|受付番号|受付日時"
+    ),
+}
+_FORM_GROUP_OF = {lab: g for g, labs in _FORM_LABELS.items() for lab in labs}
+_FORM_LABEL_ALT = "|".join(re.escape(lab) for lab in sorted(_FORM_GROUP_OF, key=len, reverse=True))
+# "お名前：山田", "■メールアドレス：x", "【お名前】山田", "E-mail (required): x", "電話番号" alone
+_FORM_LINE_RE = re.compile(
+    rf"^{_WS}{{0,8}}[【■□●○◆◇・*＊\[［<＜]?{_WS}?(?P<label>{_FORM_LABEL_ALT})"
+    rf"{_WS}?(?:[（(][^）)\n]{{0,12}}[）)])?{_WS}?[】\]］>＞]?{_WS}?"
+    rf"(?:[*＊※]?必須)?{_WS}?(?P<sep>[:：]|(?<=[】\]］>＞]))?{_WS}*(?P<value>.*)$",
+    re.IGNORECASE,
+)
+# Footers and phrases of form notifications (checked when the labels alone are few).
+_FORM_PHRASE_RE = re.compile(
+    r"送信専用|フォームから|フォームより|お問い合わせがありました|お問い合わせを受け付け|"
+    r"以下の内容で|下記の内容で|送信されました|新しい回答|回答が送信|受け付けました|"
+    r"contact form|form submission|new submission|new response|"
+    r"was submitted|has been submitted",
+    re.IGNORECASE,
+)
+_FORM_MIN_LINES = 3
+
+
+def form_label(text: str) -> str | None:
+    """The group (``name``, ``contact``, ``address``, ``content``, ``other``) of a web-form
+    label line (``お名前：山田 花子``, ``【メールアドレス】``, ``TEL: 03-...``), else None.
+
+    A label alone on its line counts only when it is bracketed or marked (``【お名前】``,
+    ``■電話番号``) or is the whole line (Google Forms puts the answer on the next line).
+    """
+    if len(text) > 300:
+        return None
+    m = _FORM_LINE_RE.match(text)
+    if m is None:
+        return None
+    value = m.group("value").strip()
+    label = m.group("label")
+    if m.group("sep") is None and value:
+        # "名前のない..." / "mail me": a sentence that starts with a label word. A Japanese
+        # label, a space and a value is a form rendered from an HTML table row.
+        spaced = text[m.start("value") - 1 : m.start("value")].isspace()
+        if label.isascii() or not spaced or len(label) < 2:
+            return None
+    return _FORM_GROUP_OF[m.group("label").lower()]
+
+
+def is_form_text(lines: Sequence[str]) -> bool:
+    """Whether ``lines`` hold a web-form notification: at least three label lines naming
+    a person and a way to reach them (name + mail/phone), or two such lines next to a form
+    footer (``送信専用``, ``フォームから``, "form submission"). Signatures (``TEL:`` /
+    ``E-mail:`` without a name label) and newsletters are not forms."""
+    groups: set[str] = set()
+    count = 0
+    phrase = False
+    for text in lines:
+        g = form_label(text)
+        if g is not None:
+            groups.add(g)
+            count += 1
+        elif not phrase and _FORM_PHRASE_RE.search(text):
+            phrase = True
+    if not ({"name", "contact"} <= groups):
+        return False
+    return count >= _FORM_MIN_LINES or phrase
+
+
+# --------------------------------------------------------------------------- author names
+
+_WEEKDAY = (
+    r"\b(?:mon(?:day)?|tue(?:s|sday)?|wed(?:nesday)?|thu(?:rs|rsday)?|fri(?:day)?|"
+    r"sat(?:urday)?|sun(?:day)?)\b\.?"
+)
+_MONTH = (
+    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
+)
+_DATE_TOKEN_RE = re.compile(
+    r"(?:午前|午後|am|pm)?\s?\d{1,2}[:：]\d{2}(?:[:：]\d{2})?"
+    r"(?:\s?(?:am|pm|a\.m\.|p\.m\.))?(?:\s?(?:[+-]\d{4}|gmt|utc|jst|\(jst\)))?"
+    r"|\d{2,4}\s?年\s?\d{1,2}\s?月\s?\d{1,2}\s?日(?:\s?[(（][月火水木金土日][曜日]{0,2}[)）])?"
+    r"|\d{1,2}\s?月\s?\d{1,2}\s?日(?:\s?[(（][月火水木金土日][曜日]{0,2}[)）])?"
+    r"|\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}(?:\s?[(（][^)）\s]{1,3}[)）])?"
+    rf"|{_WEEKDAY}(?:,|(?=\s\d)|(?=\s{_MONTH}))|\d{{1,2}}\s{_MONTH}\s\d{{2,4}},?"
+    rf"|{_MONTH}\s\d{{1,2}}(?:st|nd|rd|th)?,?"
+    r"(?:\s\d{4},?)?|\b\d{4},",
+    re.IGNORECASE,
+)
+_ATTR_LEAD_RE = re.compile(
+    r"^(?:on|am|le|el|il|op|em|den|dne|w dniu|at|um|à|a las|alle|om|kl\.?|于|於|に)\s+|^[,、，]",
+    re.IGNORECASE,
+)
+_ATTR_TAIL_RE = re.compile(
+    r"(?:\s*(?:wrote|writes|schrieb|a écrit|escribió|ha scritto|skrev|schreef|escreveu|"
+    r"さんは書きました|さんが書きました|が書きました|は書きました|書きました|"
+    r"からのメール|のメール|のメッセージ|さんから|写道|寫道)(?:\s+(?:on|am|le)\b.*)?)\s*[:：]?\s*$",
+    re.IGNORECASE,
+)
+_NOTES_NAME_RE = re.compile(r"(?:/[^\s/@<>]{1,40}){1,6}@[^\s<>]{1,40}")
+_WROTE_RE = re.compile(r"\bwrote\b|書きました|schrieb|a écrit", re.IGNORECASE)
+_NAME_JUNK = " \t\u3000,、，。.:：;-–—'\"()（）[]<>＜＞「」"
+
+
+def author_name(text: str) -> str:
+    """The author's name in an attribution or its display name, without the date, the time
+    and the verb: ``2025年2月14日(金) 17:32 木下 健二`` -> ``木下 健二``,
+    ``On Fri, Feb 14, 2025 at 5:32 PM Kinoshita Kenji`` -> ``Kinoshita Kenji``,
+    ``2025/02/14 17:32、木下 健二 のメッセージ:`` -> ``木下 健二``."""
+    s = " ".join(text.split())[:300]
+    s = re.sub(
+        r"[<＜\[(（]\s*(?:mailto:)?[^<>\[\]()（）＜＞\s]*[@＠][^<>\[\]()（）＜＞]*[>＞\])）]",
+        " ",
+        s,
+    )
+    s = _ATTR_TAIL_RE.sub("", s)
+    tokens = list(_DATE_TOKEN_RE.finditer(s))
+    if tokens:
+        after = s[tokens[-1].end() :].strip(_NAME_JUNK)
+        after = _ATTR_LEAD_RE.sub("", after).strip(_NAME_JUNK)
+        s = after or _ATTR_TAIL_RE.sub("", s[: tokens[0].start()].strip(_NAME_JUNK))
+    s = _ATTR_LEAD_RE.sub("", s.strip(_NAME_JUNK)).strip(_NAME_JUNK)
+    s = _ATTR_TAIL_RE.sub("", s).strip(_NAME_JUNK)
+    if "@" in s or "＠" in s or len(s) > 80:
+        return ""
+    return s
+
+
+def _named(addrs: list[Address]) -> list[Address]:
+    """Attribution authors with their display names cleaned (see ``author_name``)."""
+    out: list[Address] = []
+    for a in addrs:
+        name = author_name(a.display_name) if a.display_name else ""
+        out.append(a if name == a.display_name else replace(a, display_name=name))
+    return out
+
+
 # --------------------------------------------------------------------------- builder
 
 
@@ -260,6 +428,7 @@ class _Block:
     addresses: list[Address] = field(default_factory=list)
     senders: list[Address] = field(default_factory=list)
     bulk: bool = False
+    author: str = ""  # the author's name as the quote shows it (see QuotedBlock.author)
     # (start, end, level) line ranges of its own text, in the part it was found in
     spans: list[tuple[int, int, int]] = field(default_factory=list)
     _pkeys: set[str] = field(default_factory=set)
@@ -289,6 +458,7 @@ class _Block:
             participants_known=self.participants_known,
             bulk=self.bulk,
             senders=tuple(self.senders),
+            author=self.author,
         )
 
     def automated_author(self) -> bool:
@@ -358,6 +528,25 @@ def _split_lines(text: str) -> list[_Line]:
     return out
 
 
+def _line_may_hold_address(s: str) -> bool:
+    """``may_hold_address`` for a line that is not a marker line, inlined (it runs on every
+    quoted line). Without ':' near its start such a line holds no address label, so a bare
+    ``x at y.z`` there would need parentheses."""
+    return (
+        "@" in s
+        or "＠" in s
+        or "=?" in s
+        or ")" in s
+        or "]" in s
+        or "）" in s
+        or "］" in s
+        or "】" in s
+        or "★" in s
+        or "☆" in s
+        or "}" in s
+    )
+
+
 def _blank(line: _Line) -> bool:
     return line.blank
 
@@ -397,16 +586,23 @@ def _separator(text: str) -> tuple[bool, str]:
     return False, ""
 
 
-def _attribution(text: str) -> list[Address] | None:
-    """Authors when ``text`` is an attribution line (``On ... X <x@y> wrote:``)."""
+def _attribution(text: str) -> tuple[list[Address], str] | None:
+    """Authors and the author's name when ``text`` is an attribution line (``On ... X <x@y>
+    wrote:``, ``2025年2月17日(月) 10:00 山田太郎 <t@x>:``). Names carry no date or verb."""
     s = text.strip()
     if len(s) > 400 or not s.endswith((":", "：")):
         return None
-    if _header_field(s) is not None:
+    if _header_field(s) is not None or form_label(s) is not None:
         return None
     addrs = parse_loose_address_list(s)
-    if _ATTR_VERB_RE.search(s) or (addrs and _DATEISH_RE.search(s)):
-        return addrs
+    # "090-1234-5678" is a telephone number, not a date
+    dateish = addrs and _DATEISH_RE.search(_PHONE_RE.sub(" ", s)) is not None
+    if _ATTR_VERB_RE.search(s) or dateish:
+        named = _named(addrs)
+        name = next((a.display_name for a in named if a.display_name), "")
+        if not addrs and (_DATE_TOKEN_RE.search(s) or _WROTE_RE.search(s)):
+            name = author_name(s)  # "以下のメール:" names nobody
+        return named, name
     return None
 
 
@@ -426,6 +622,7 @@ class _Header:
     fields: dict[str, list[Address]]
     subject: str
     all_addresses: list[Address]
+    author: str = ""  # From's name, also when the header shows no address (Outlook 2010)
 
 
 class _TextAnalyser:
@@ -575,14 +772,22 @@ class _TextAnalyser:
         for name, value in raw:
             if name == "subject" and not subject:
                 subject = value.strip()
-            if "@" not in value and "＠" not in value:
+            if not may_hold_address(value):
                 continue
             addrs = parse_loose_address_list(value)
             if name in _ADDRESS_FIELDS:
                 fields.setdefault(name, []).extend(addrs)
             all_addrs.extend(addrs)
         first = author_lines[0] if author_lines and author_lines[0] < i else i
-        return _Header(j, first, fields, subject, all_addrs)
+        author = next((a.display_name for a in fields.get("from", []) if a.display_name), "")
+        if not author and not fields.get("from"):
+            value = next((v for name, v in raw if name == "from"), "")
+            if not value and author_lines:
+                value = lines[author_lines[0]].text  # Notes: "Name" above the date line
+            if value and len(value) <= 200:
+                # Lotus Notes names: "Jane Doe/HOU/ECT@ECT" is Jane Doe
+                author = author_name(_NOTES_NAME_RE.sub("", value))
+        return _Header(j, first, fields, subject, all_addrs, author)
 
     def _continues(self, text: str, j: int) -> bool:
         """A wrapped To/Cc line: indented, holding an address, or after a trailing ,/;."""
@@ -602,7 +807,8 @@ class _TextAnalyser:
         col = self.col
         cur_parent = parent
         i = start
-        pending_attr: tuple[int, list[Address]] | None = None  # (line index, authors)
+        # (line index, authors, author's name)
+        pending_attr: tuple[int, list[Address], str] | None = None
         no_header_before = start  # lines before this were scanned by a failed header attempt
         span_start = start  # where the current owner's own text started
 
@@ -641,7 +847,7 @@ class _TextAnalyser:
                         maybe = True
                         break
             if not maybe:
-                if owner is not None and ("@" in text or "＠" in text):
+                if owner is not None and _line_may_hold_address(text):
                     col.blocks[owner].add_addresses(find_addresses(text))
                 i += 1
                 continue
@@ -659,6 +865,7 @@ class _TextAnalyser:
                 blk.add_addresses(hdr.all_addresses)
                 if hdr.subject and not blk.subject:
                     blk.subject = hdr.subject[:200]
+                blk.author = hdr.author
                 blk.senders.extend(hdr.fields.get("from", []))
                 blk.senders.extend(hdr.fields.get("reply-to", []))
                 cur_parent = b
@@ -667,12 +874,12 @@ class _TextAnalyser:
                 continue
             attr = None if col.full else self._attribution_at(i, end, level)
             if attr is not None:
-                a_end, authors = attr
+                a_end, authors, name = attr
                 k = a_end
                 while k < end and lines[k].depth == level and _blank(lines[k]):
                     k += 1
                 if k < end and lines[k].depth > level:
-                    pending_attr = (i, authors)
+                    pending_attr = (i, authors, name)
                     i = k
                     continue
                 if authors:
@@ -681,32 +888,36 @@ class _TextAnalyser:
                     b = col.new(self._attr_kind(), self._loc(i), cur_parent, False)
                     col.blocks[b].add_participants(authors)
                     col.blocks[b].senders.extend(authors)
+                    col.blocks[b].author = name
                     cur_parent = b
                     own(b, i)
                     i = a_end
                     continue
-            if (
-                owner is not None
-                and ("@" in text or "＠" in text)
-                and not _ID_HDR_LINE_RE.match(text)
-            ):
+            if owner is not None and may_hold_address(text) and not _ID_HDR_LINE_RE.match(text):
                 col.blocks[owner].add_addresses(find_addresses(text))
             i += 1
         if owner is not None and end > span_start:
             col.blocks[owner].spans.append((span_start, end, level))
 
-    def _attribution_at(self, i: int, end: int, level: int) -> tuple[int, list[Address]] | None:
-        """An attribution starting at line i, spanning up to three lines."""
+    def _attribution_at(
+        self, i: int, end: int, level: int
+    ) -> tuple[int, list[Address], str] | None:
+        """An attribution starting at line i, spanning up to three lines: (end, authors,
+        author's name). Lines of a web form (``メールアドレス：...``) are never one."""
         lines = self.lines
         parts: list[str] = []
         for k in range(i, min(i + 3, end)):
             ln = lines[k]
             if ln.depth != level or _blank(ln):
                 return None
+            if k > i and ln.marker and form_label(ln.text) is not None:
+                return None
+            if k == i and form_label(ln.text) is not None:
+                return None
             parts.append(ln.text.strip())
             if ln.text.rstrip().endswith((":", "：")):
-                authors = _attribution(" ".join(parts))
-                return (k + 1, authors) if authors is not None else None
+                found = _attribution(" ".join(parts))
+                return (k + 1, *found) if found is not None else None
             if k > i and _header_field(ln.text) is not None:
                 return None
         return None
@@ -717,7 +928,7 @@ class _TextAnalyser:
         end: int,
         level: int,
         parent: int | None,
-        attr: tuple[int, list[Address]] | None,
+        attr: tuple[int, list[Address], str] | None,
     ) -> None:
         """A run of lines quoted one level deeper than ``level``."""
         lines = self.lines
@@ -729,7 +940,7 @@ class _TextAnalyser:
             # Apple Mail puts the attribution inside the quote: "> On ..., X wrote:"
             found = self._attribution_at(k, end, inner)
             if found is not None:
-                attr = (k, found[1])
+                attr = (k, found[1], found[2])
                 k = found[0]
                 start = k
             elif self._header_at(k, end, inner) is not None:
@@ -746,6 +957,7 @@ class _TextAnalyser:
             b = self.col.new(self._attr_kind(), self._loc(attr[0]), parent, False)
             self.col.blocks[b].add_participants(attr[1])
             self.col.blocks[b].senders.extend(attr[1])
+            self.col.blocks[b].author = attr[2]
         else:
             b = self.col.new(self._quote_kind(), self._loc(k if k < end else start), parent, False)
         self.analyse(start, end, inner, b, b)
@@ -850,6 +1062,8 @@ def render_html_quotes(html: str) -> str:
             line.append(f" <{tag}> ")
         if tag in _BLOCK_TAGS:
             newline()
+        elif tag in ("td", "th") and line:
+            line.append(" ")  # "<th>お名前</th><td>山田</td>" reads "お名前 山田"
         inc = 0
         if tag == "div":
             attrs = node.attributes
@@ -894,8 +1108,21 @@ def _analyse_text(col: _Collector, text: str, where: str, html: bool) -> None:
     for blk in col.blocks[first:]:
         # only blocks holding addresses can have any to excuse; their own text only
         if blk.addresses and not blk.bulk and blk.spans:
-            blk.bulk = blk.automated_author() or _spans_bulk(lines, blk.spans)
+            # a forwarded web-form notification ("送信専用", from no-reply@) is a person's
+            # data, not a broadcast
+            blk.bulk = (blk.automated_author() or _spans_bulk(lines, blk.spans)) and not (
+                _spans_form(lines, blk.spans)
+            )
         blk.spans = []
+
+
+def _spans_form(lines: list[_Line], spans: list[tuple[int, int, int]]) -> bool:
+    own: list[str] = []
+    for start, end, level in spans:
+        own.extend(ln.text for ln in lines[start:end] if ln.depth == level and not ln.blank)
+        if len(own) > 400:
+            break
+    return is_form_text(own[:400])
 
 
 def _spans_bulk(lines: list[_Line], spans: list[tuple[int, int, int]]) -> bool:
@@ -930,7 +1157,7 @@ def _add_attached(
     blk.senders.extend([*att.from_, *extra])
     blk.subject = att.subject[:200]
     for part in att.text_parts:
-        if "@" in part.text or "＠" in part.text:
+        if may_hold_address(part.text):
             blk.add_addresses(find_addresses(part.text[:MAX_TEXT_CHARS]))
     if blk.addresses:
         blk.bulk = (
@@ -940,6 +1167,8 @@ def _add_attached(
                 is_bulk_text(p.text[:_BULK_HEAD_CHARS]) or is_bulk_text(p.text[-_BULK_TAIL_CHARS:])
                 for p in att.text_parts
             )
+        ) and not any(
+            is_form_text(p.text[: _BULK_HEAD_CHARS * 4].splitlines()) for p in att.text_parts
         )
     inner = att.quoted_blocks
     if not inner and depth < MAX_ATTACHED_DEPTH and (att.text_parts or att.attached_messages):
@@ -962,6 +1191,13 @@ def _add_attached(
             )
         )
 
+
+# Text without any address is analysed only for the authors of its quotes.
+_AUTHOR_HINT_RE = re.compile(
+    r"^[ \t]*(?:[>＞][ \t]?)*[^\n]{0,200}(?:wrote|書きました|のメール|のメッセージ|schrieb|"
+    r"a écrit)[ \t]*[:：][ \t]*$|^[ \t]*(?:[>＞][ \t]?)*(?:差出人|From)[ \t]*[:：]",
+    re.MULTILINE | re.IGNORECASE,
+)
 
 # Markup that starts quoted material in HTML (see render_html_quotes)
 _HTML_QUOTE_START_RE = re.compile(
@@ -1019,7 +1255,7 @@ def _extract(
             n_html += 1
             src = part.html
             if src:
-                if "@" not in src and "＠" not in src:
+                if not may_hold_address(src):
                     continue
                 alt = plain_alternatives.get(index) if plain_alternatives else None
                 seen = plain_seen.get(alt) if alt is not None else None
@@ -1044,7 +1280,11 @@ def _extract(
             n_text += 1
             text = part.text
             where = f"text part {n_text}"
-        if "@" not in text and "＠" not in text:
+        if is_html and not may_hold_address(text):
+            continue
+        if not may_hold_address(text) and not _AUTHOR_HINT_RE.search(text[:MAX_TEXT_CHARS]):
+            # nothing to find but authors' names (attribution-only quoting without any
+            # address, Outlook 2010's names-only headers): analysed only when one may be here
             plain_seen[index] = _PlainSeen(set(), set())
             continue
         first = len(col.blocks)

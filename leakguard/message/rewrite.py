@@ -7,6 +7,11 @@ encodings — is left exactly as received. An emptied To becomes
 ``To: undisclosed-recipients:;``; an emptied Cc is removed. The envelope is not changed, so
 everyone still receives the mail; external recipients simply no longer see each other.
 
+Addresses hidden inside encoded words (an in-house tool's ``=?ISO-2022-JP?B?...?=`` holding
+``名前 <a@x>, 名前 <b@y>``) are addresses like any other: the shared parser reads them, so
+they are moved too, and the internal ones of such a field are written back as
+``name <addr>``.
+
 One parser: which addresses a field holds is decided by
 ``leakguard.message.addresses.parse_address_list`` — the parser the detectors used to reach
 the ``bcc`` verdict — never by a second one. The rewrite fails closed: the result is parsed
@@ -24,7 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formataddr
 
-from leakguard.message.addresses import addresses_in, parse_address_list
+from leakguard.message.addresses import (
+    addresses_in,
+    hidden_by_encoded_words,
+    parse_address_list,
+)
 from leakguard.message.headers import parse_header_block
 from leakguard.types import Address
 
@@ -166,8 +175,13 @@ def _rewrite_value(value: str, keep: Callable[[str], bool]) -> tuple[list[str], 
     """The items that stay (original text, stripped) and the addresses removed.
 
     Falls back to ``_safe_value`` when the item split does not account for every external
-    address the shared parser finds in the whole value.
+    address the shared parser finds in the whole value, and when encoded words hide
+    addresses (``=?ISO-2022-JP?B?...?=`` holding ``名前 <a@x>, 名前 <b@y>``, see
+    ``docs/addresses.md``): the original text of such a field cannot be split item by item,
+    so what stays is written back from the parse, one ``name <addr>`` per address.
     """
+    if hidden_by_encoded_words(value.replace("\r\n", " ").replace("\n", " ")) is not None:
+        return _safe_value(value, keep)
     kept: list[str] = []
     removed: list[str] = []
     seen: set[str] = set()

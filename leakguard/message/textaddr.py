@@ -9,6 +9,12 @@ at, so none is reported. What is reported is ``local@domain.tld`` where the doma
 least two labels and a top-level label that is a known public suffix or at least looks like
 one (letters only, not a file extension).
 
+Addresses written for people are read too (see ``docs/addresses.md``): full-width letters
+as typed into Japanese web forms (``ｙａｍａｄａ＠ｅｘａｍｐｌｅ．ｃｏ．ｊｐ``), encoded words
+pasted with raw header lines, and spam-guard spellings (``yamada[at]example.co.jp``,
+``yamada (at) example (dot) co (dot) jp``, ``yamada［アット］example.co.jp``,
+``info★example.co.jp``, and ``yamada at example.co.jp`` on a label line or in parentheses).
+
 Everything here is linear in the input: one pre-compiled regex pass with bounded
 quantifiers and constant work per candidate.
 """
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from publicsuffixlist import PublicSuffixList
 
 from leakguard.message.addresses import make_address
+from leakguard.message.headers import decode_rfc2047
 from leakguard.types import Address
 
 _PSL_STRICT = PublicSuffixList(accept_unknown=False)
@@ -58,6 +65,36 @@ _ID_LINE_RE = re.compile(
     r"resent-message-id|authentication-results)\s*:",
     re.IGNORECASE,
 )
+
+
+# Full-width ASCII (U+FF01-U+FF5E) and the ideographic space, one character for one, so
+# that spans found in the folded text are spans of the original text.
+# The minus sign and hyphen are where JIS (ISO-2022-JP) puts the full-width hyphen-minus.
+_WIDTH_FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {
+    0x3000: 0x20,
+    0x2212: 0x2D,
+    0x2010: 0x2D,
+}
+
+
+def _has_full_width_address(text: str) -> bool:
+    """Whether an address may be written in full width here (a full-width at sign or dot,
+    or a full-width letter or digit right before an at sign)."""
+    if "＠" in text or "．" in text:
+        return True
+    at = text.find("@")
+    while at > 0:
+        if "\uff10" <= text[at - 1] <= "\uff5a":
+            return True
+        at = text.find("@", at + 1)
+    return False
+
+
+def fold_width(text: str) -> str:
+    """``text`` with full-width ASCII letters, digits and signs as ASCII (same length)."""
+    if text.isascii():
+        return text
+    return text.translate(_WIDTH_FOLD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +155,13 @@ def _is_code_remote(text: str, end: int) -> bool:
 def iter_address_spans(text: str) -> Iterator[AddressSpan]:
     """Every plausible mailbox in ``text``, in order, with its character span.
 
-    The display name is not guessed here (see ``parse_loose_address_list``).
+    The display name is not guessed here (see ``parse_loose_address_list``). Full-width
+    letters are read as their ASCII forms (spans are those of ``text``).
     """
     if "@" not in text and "＠" not in text:
         return
+    if _has_full_width_address(text):
+        text = fold_width(text)
     for m in _ADDR_RE.finditer(text):
         local = m.group("local").rstrip(".")
         domain = m.group("domain")
@@ -142,15 +182,26 @@ def find_addresses(text: str) -> list[Address]:
     """Plausible mailboxes in free text, de-duplicated case-insensitively, in order.
 
     Lines that are pasted identifier headers (Message-ID, References, Received, X-...) are
-    skipped.
+    skipped. Encoded words are decoded first (raw header lines pasted into text) and
+    spam-guard spellings are read (``yamada[at]example.co.jp``, see ``spelled_addresses``).
     """
-    if "@" not in text and "＠" not in text:
+    if not may_hold_address(text):
         return []
     seen: set[str] = set()
     out: list[Address] = []
     for line in text.splitlines():
         if "@" not in line and "＠" not in line:
-            continue
+            if _obfuscation_hint(line):
+                for a in spelled_addresses(line):
+                    if a.key not in seen:
+                        seen.add(a.key)
+                        out.append(a)
+            elif "=?" in line:
+                line = decode_rfc2047(line)
+            if "@" not in line and "＠" not in line:
+                continue
+        elif "=?" in line:
+            line = decode_rfc2047(line)
         found = (
             _line_addresses_cached(line) if len(line) <= _CACHE_MAX_LEN else _line_addresses(line)
         )
@@ -167,7 +218,137 @@ _CACHE_MAX_LEN = 1000  # longer strings are parsed every time (and not kept aliv
 def _line_addresses(line: str) -> tuple[Address, ...]:
     if _ID_LINE_RE.match(line):
         return ()
-    return tuple(span.address for span in iter_address_spans(line))
+    found = [span.address for span in iter_address_spans(line)]
+    if _obfuscation_hint(line):
+        keys = {a.key for a in found}
+        found += [a for a in spelled_addresses(line) if a.key not in keys]
+    return tuple(found)
+
+
+# --------------------------------------------------------------------------- spelled out
+
+
+# Characters and substrings one of which every spam-guard spelling contains: a cheap test
+# before the regex. Written out as one expression (no loop): it runs on every quoted line.
+def _obfuscation_hint(s: str) -> bool:
+    return (
+        "★" in s
+        or "☆" in s
+        or "t]" in s
+        or "t)" in s
+        or "T]" in s
+        or "T)" in s
+        or "@)" in s
+        or "@]" in s
+        or " at " in s
+        or " AT " in s
+        or "t］" in s
+        or "t）" in s
+        or "t】" in s
+        or "t}" in s
+        or "t>" in s
+        or "＠）" in s
+        or "＠］" in s
+        or "ａｔ" in s
+        or "ＡＴ" in s
+        or "アット" in s
+        or "あっと" in s
+    )
+
+
+_AT_WORD = r"(?:at|あっと|アット(?:マーク)?|@)"
+_OPEN = r"[\[(<{【（［＜｛〔]"
+_CLOSE = r"[\])>}】）］＞｝〕]"
+_DOT_SPELLED = rf"(?:\s?{_OPEN}\s?(?i:dot|ドット)\s?{_CLOSE}\s?|\s(?i:dot)\s)"
+# local part, then a spelled '@': "[at]", "(at)", "［アット］", "★", or a bare " at "
+_SPELLED_RE = re.compile(
+    r"(?<![A-Za-z0-9._%+\-/=])"
+    r"(?P<local>[A-Za-z0-9_][A-Za-z0-9._%+\-]{0,63})"
+    rf"(?:\s?{_OPEN}\s?(?i:{_AT_WORD})\s?{_CLOSE}\s?|(?P<star>[★☆])|(?P<bare>\s(?i:at)\s))"
+    rf"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{{0,61}}[A-Za-z0-9])?(?:\.|{_DOT_SPELLED})){{1,10}}"
+    r"[A-Za-z]{2,24})"
+    r"(?![A-Za-z0-9\-@])"
+)
+_DOT_SPELLED_RE = re.compile(_DOT_SPELLED)
+# "E-mail: ...", "メール：...", "Mail (at): ..." - a line labelled as holding an address
+_MAIL_LABEL_RE = re.compile(
+    r"(?i:e-?mail|mail|address|contact)|メール|アドレス|連絡先|問い?合わ?せ先", re.IGNORECASE
+)
+
+
+def may_hold_address(text: str) -> bool:
+    """Cheap test (single-character searches only, so it may run on a whole part): whether
+    ``text`` can hold an address ``find_addresses`` reports."""
+    return (
+        "@" in text
+        or "＠" in text
+        or "=?" in text
+        or "★" in text
+        or "☆" in text
+        or "]" in text
+        or "］" in text
+        or "】" in text
+        or ")" in text
+        or "）" in text
+        or "}" in text
+        or ":" in text
+        or "：" in text
+    )
+
+
+def _bracket_hint(text: str) -> bool:
+    """Single-character test for the bracketed and starred spellings (``[at]``, ``［at］``,
+    ``【at】``, ``★``): what ``address_keys`` looks for beyond ``@``."""
+    return "★" in text or "☆" in text or "]" in text or "］" in text or "】" in text or "}" in text
+
+
+def spelled_addresses(line: str) -> list[Address]:
+    """Addresses spelled out for people in one line of text (spam guards, full width):
+    ``yamada[at]example.co.jp``, ``yamada (at) example (dot) co (dot) jp``,
+    ``ｙａｍａｄａ［ａｔ］ｅｘａｍｐｌｅ．ｃｏ．ｊｐ``, ``yamada［アット］example.co.jp``,
+    ``info★example.co.jp``.
+
+    A bare ``yamada at example.co.jp`` counts only when the line is labelled as an address
+    (``E-mail:``, ``メール：``) or the address stands alone in parentheses: in running prose
+    ("meet at home.com") it is a sentence. The domain's top-level label must be a known
+    public suffix, and not a file extension.
+    """
+    if len(line) > 4000:
+        line = line[:4000]
+    text = fold_width(line)
+    out: list[Address] = []
+    for m in _SPELLED_RE.finditer(text):
+        domain = _DOT_SPELLED_RE.sub(".", m.group("domain"))
+        local = m.group("local").rstrip(".")
+        if not local or ".." in local or ".." in domain:
+            continue
+        tld = domain.rsplit(".", 1)[-1]
+        if not _plausible_tld(tld) or _PSL_STRICT.publicsuffix(domain.lower()) is None:
+            continue
+        if domain.lower().count(".") < 1:
+            continue
+        if m.group("bare") is not None:
+            first = domain.split(".", 1)[0]
+            if first[:1].isdigit() or not any(c.isalpha() for c in first):
+                continue
+            if not _bare_at_context(text, m.start(), m.end()):
+                continue
+        if _inside_url(text, m.start()):
+            continue
+        out.append(make_address(f"{local}@{domain}"))
+    return out
+
+
+def _bare_at_context(text: str, start: int, end: int) -> bool:
+    """A bare ``x at y.z`` is an address on an address line (``E-mail:``, ``メール：``) or
+    alone in parentheses; in running prose it is a sentence."""
+    before = text[max(0, start - 40) : start]
+    after = text[end : end + 2]
+    in_parens = before.rstrip().endswith(("(", "（", "<", "＜", "[", "【")) and after.lstrip()[
+        :1
+    ] in (")", "）", ">", "＞", "]", "】")
+    labelled = bool(_MAIL_LABEL_RE.search(before)) and (":" in before or "：" in before)
+    return in_parens or labelled
 
 
 _line_addresses_cached = functools.lru_cache(maxsize=8192)(_line_addresses)
@@ -185,9 +366,18 @@ def address_keys(text: str) -> set[str]:
     token's own checks, so the result is a superset of what those functions find in the
     same characters: a cheap way to tell whether a text can hold an address another text
     does not. Only windows around each ``@`` are scanned (overlapping windows are merged),
-    so the work is linear in the length of the text.
+    so the work is linear in the length of the text. Encoded words are decoded, full-width
+    forms folded, and the bracketed and starred spellings (``[at]``, ``［アット］``, ``★``)
+    included; the parenthesised ``(at)`` and bare `` at `` spellings are not (looking for them
+    costs a scan per line, and a text/plain part and its HTML alternative show them alike).
     """
     keys: set[str] = set()
+    if _bracket_hint(text):
+        for line in text.splitlines():
+            if _bracket_hint(line) and _obfuscation_hint(line):
+                keys.update(a.key for a in spelled_addresses(line))
+    if "=?" in text:
+        text = decode_rfc2047(text)
     ats: list[int] = []
     for sign in "@＠":
         at = text.find(sign)
@@ -205,7 +395,10 @@ def address_keys(text: str) -> set[str]:
         while i < n and ats[i] - _WINDOW_BEFORE <= hi:
             hi = ats[i] + _WINDOW_AFTER
             i += 1
-        for m in _ADDR_RE.finditer(text, lo, min(hi, len(text))):
+        window = text[lo : min(hi, len(text))]
+        if _has_full_width_address(window):
+            window = fold_width(window)
+        for m in _ADDR_RE.finditer(window):
             local = m.group("local").rstrip(".")
             domain = m.group("domain")
             if local and ".." not in local and _plausible_tld(domain.rsplit(".", 1)[-1]):
@@ -248,8 +441,13 @@ def parse_loose_address_list(value: str) -> list[Address]:
     """Addresses with display names from a header value written by a mail client.
 
     See ``_parse_loose``; results for short values are cached (mail repeats its headers).
+    Encoded words (raw header lines pasted into text) are decoded first.
     """
+    if "=?" in value:
+        value = decode_rfc2047(value)
     if "@" not in value and "＠" not in value:
+        if _obfuscation_hint(value):
+            return spelled_addresses(value)
         return []
     if len(value) <= _CACHE_MAX_LEN:
         return list(_parse_loose_cached(value))
