@@ -549,3 +549,25 @@ def test_company_without_decoration_before_a_name() -> None:
     assert mismatches("ひかり 山田様" + BODY, to=[("山田 太郎", "t@ex.co.jp")]) == 0
     assert mismatches("山田 太郎 様" + BODY, to=[("山田 花子", "h@ex.co.jp")]) == 0
     assert mismatches("山田 太郎 様" + BODY, to=[("佐藤 花子", "h@ex.co.jp")]) == 1
+
+
+def test_greeting_names_a_configured_partner_but_goes_to_another_known_partner() -> None:
+    """Issue 7: 「株式会社みらい建設 採用ご担当者様」 sent to a partner domain that has no names
+    configured (only `partner_domains`): the named partner is known, the recipient is another."""
+    from leakguard.engine import Engine
+    from leakguard.policy.loader import default_policy_path
+
+    engine = Engine.from_files(default_policy_path())
+    body = "株式会社みらい建設\r\n採用ご担当者様\r\n\r\n応募書類を送付いたします。\r\n"
+    raw = (
+        "From: 佐藤 一也 <kazuya.sato@city.example.lg.jp>\r\nTo: saiyo@sample-shoji.co.jp\r\n"
+        "Subject: 応募書類\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body
+    ).encode()
+    d = engine.decide(raw)
+    assert "addressee-mismatch" in d.verdict.rule_ids
+    # the same greeting to みらい建設's own domain passes
+    ok = raw.replace(b"saiyo@sample-shoji.co.jp", b"saiyo@mirai-kensetsu.co.jp")
+    assert "addressee-mismatch" not in engine.decide(ok).verdict.rule_ids
+    # an unknown domain (not a configured partner) with no name: stay quiet
+    unknown = raw.replace(b"saiyo@sample-shoji.co.jp", b"jinji@unknown-agency.example")
+    assert "addressee-mismatch" not in engine.decide(unknown).verdict.rule_ids

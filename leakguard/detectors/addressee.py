@@ -453,13 +453,28 @@ def detect(msg: Message, ctx: Context) -> DetectorResult:
             if history is None:
                 history = _history_names_by_org(ctx, set(by_org))
             for org in ad.orgs:
+                # A configured partner named in the greeting: a recipient at another known
+                # partner's domain is a different organisation, whatever else is known.
+                key = _org_key(org)
+                named = next(
+                    (p for p in ctx.org.partners if any(_org_key(n) == key for n in p.names)),
+                    None,
+                )
                 judged: list[_Judged] = []
                 for reg, members in by_org.items():
+                    partner = ctx.org.partner_of(members[0].domain)
+                    if (
+                        named is not None
+                        and partner is not named
+                        and ctx.org.is_partner_domain(members[0].domain)
+                    ):
+                        shown = ", ".join(partner.names) if partner and partner.names else reg
+                        judged.append(_Judged(False, True, shown))
+                        continue
                     display = [m.display_name for m in members if m.display_name]
                     hist = history.get(reg, [])
                     names = [*display, *hist]
                     strong = [n for n in names if _is_org_name(n)]
-                    partner = ctx.org.partner_of(members[0].domain)
                     judged.append(
                         _judge_org(
                             org, members[0].domain, names, strong, partner.names if partner else ()
