@@ -66,7 +66,7 @@ RULES = (
     "personal-identifiers",
     "unmasked-personal-form",
     "personal-birth-date",
-    "personal-data-subject",
+    "unreadable-attachment",
     "uninspected-content",
     "addressee-mismatch",
 )

@@ -146,7 +146,10 @@ class LimitsConfig(_Model):
         default="5m", description="Between commands (includes the DATA upload)."
     )
     line_length_limit: int = Field(
-        default=65536, ge=1001, description="Longest line accepted; real clients exceed RFC's 1000."
+        default=65536,
+        ge=1001,
+        description="Longest SMTP command line accepted (real clients exceed RFC's 1000). "
+        "Inside DATA a line is bounded by max_message_size only (mail with bare LF line ends).",
     )
     decide_timeout: str = Field(default="30s", description="CPU budget for one decision.")
     upstream_timeout: str = Field(

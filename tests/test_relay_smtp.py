@@ -639,3 +639,55 @@ async def test_bare_lf_mail_larger_than_64k_is_accepted(env: Env) -> None:
     await asyncio.to_thread(env.sink.handler.wait_for, 1)
     got = env.sink.messages[-1].data
     assert b"line 7999 of a long report" in got
+
+
+@pytest.fixture
+async def small_env(tmp_path: Path) -> AsyncIterator[Env]:
+    with Sink() as sink:
+        cfg = ServiceConfig.model_validate(
+            {
+                "hostname": "relay.test",
+                "data_dir": str(tmp_path / "data"),
+                "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
+                "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                "limits": {"max_message_size": 4096},
+                "web": {"listen": "127.0.0.1:0"},
+            }
+        )
+        engine = FakeEngine()
+        service = Service(config=cfg, policy_path=tmp_path / "unused.yaml", engine=engine)
+        await service.start()
+        try:
+            yield Env(service, sink, engine, trustme.CA(), tmp_path)
+        finally:
+            await service.stop(timeout=5)
+
+
+async def test_data_reader_limits_dots_and_end_of_data(small_env: Env) -> None:
+    """The one-buffer DATA reader: leading dots unstuffed, mail over the size limit refused
+    with 552 after the whole upload (and the session goes on), a line over the limit too."""
+    env = small_env
+
+    def run() -> list[int]:
+        codes = []
+        with smtplib.SMTP("127.0.0.1", env.port("plain-0"), timeout=10) as c:
+            c.ehlo("c")
+            for body in (
+                b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\nend\r\n",
+                b"Subject: big\r\n\r\n" + b"\r\n".join([b"y" * 70] * 100),
+                b"Subject: long line\r\n\r\n" + b"z" * 10_000 + b"\r\n",
+                b"Subject: after\r\n\r\nstill fine\r\n",
+            ):
+                c.mail("a@city.example.lg.jp")
+                c.rcpt("x@partner.example.co.jp")
+                codes.append(c.data(body)[0])
+        return codes
+
+    codes = await asyncio.to_thread(run)
+    assert codes == [250, 552, 552, 250], codes
+    await asyncio.to_thread(env.sink.handler.wait_for, 2)
+    got = [m.data for m in env.sink.messages]
+    # smtplib dot-stuffs, the relay unstuffs, the upstream leg stuffs again: the body
+    # arrives exactly as written
+    assert any(b"\r\n.leading dot\r\n..two\r\nend\r\n" in d for d in got)
+    assert any(b"still fine" in d for d in got)
