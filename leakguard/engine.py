@@ -38,7 +38,14 @@ def thread_ids(msg: Message) -> tuple[str, ...]:
     ids.extend(_MSGID_RE.findall(irt[:2000]))
     refs = msg.header("References") or ""
     ids.extend(reversed(_MSGID_RE.findall(refs[-_REFERENCES_TAIL:])))
+    # An invitation's updates share its UID: the people invited together earlier have met.
+    ids.extend(calendar_thread_id(uid) for uid in msg.calendar_uids)
     return tuple(dict.fromkeys(ids))[:MAX_THREAD_IDS]
+
+
+def calendar_thread_id(uid: str) -> str:
+    """The thread-record key of a calendar event: its UID in a namespace of its own."""
+    return f"ical-uid:{uid}"
 
 
 def with_thread_record(

@@ -178,6 +178,9 @@ class Message:
     contents: tuple[AttachmentContent, ...] = ()
     # Attendees of text/calendar invitations: people who see each other, like To/Cc.
     calendar_attendees: tuple[Address, ...] = ()
+    # UIDs of those invitations (RFC 5545): every update of one meeting carries the same UID,
+    # so the relay's thread record knows who was already invited together.
+    calendar_uids: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:

@@ -142,6 +142,7 @@ def _merge(
     contents: list[AttachmentContent] = []
     found: list[tuple[str, bytes]] = []
     attendees: list[Address] = []
+    uids: list[str] = []
     seen_att: set[str] = set()
     pending = iter(zip(jobs, results, strict=True))
     for slot in range(len(jobs) + len(settled)):
@@ -155,6 +156,7 @@ def _merge(
             continue
         contents.extend(result.contents)
         found.extend(result.messages)
+        uids.extend(u for u in result.uids if u not in uids)
         for addr, display in result.attendees:
             a = make_address(addr, display)
             if a.domain and a.key not in seen_att:
@@ -174,6 +176,7 @@ def _merge(
         attached_messages=msg.attached_messages + attached,
         quoted_blocks=blocks,
         calendar_attendees=msg.calendar_attendees + tuple(attendees),
+        calendar_uids=msg.calendar_uids + tuple(uids[:50]),
         uninspected_parts=msg.uninspected_parts + uninspected,
     )
 

@@ -68,6 +68,8 @@ class Output:
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     # (address, display name) of calendar ATTENDEE / ORGANIZER entries
     attendees: list[tuple[str, str]] = field(default_factory=list)
+    # UID of each calendar event (updates of one meeting share it)
+    uids: list[str] = field(default_factory=list)
     # characters still allowed for the whole attachment, members of containers included
     chars_left: int = 0
 

@@ -354,6 +354,9 @@ def ics(out: Output, data: bytes, charset: str, secs: Sections) -> None:
         if comp.name not in ("VEVENT", "VTODO", "VJOURNAL"):
             continue
         n += 1
+        uid = str(comp.get("UID") or "").strip()
+        if uid and len(out.uids) < 50:
+            out.uids.append(uid[:300])
         for prop in ("ORGANIZER", "ATTENDEE"):
             values = comp.get(prop)
             if values is None:

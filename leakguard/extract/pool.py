@@ -87,6 +87,7 @@ def encode_result(conn: multiprocessing.connection.Connection, result: Output | 
         ],
         "messages": [name for name, _ in result.messages],
         "attendees": [list(a) for a in result.attendees],
+        "uids": result.uids,
     }
     conn.send_bytes(json.dumps(doc, ensure_ascii=False).encode("utf-8"))
     for _name, raw in result.messages:
@@ -119,6 +120,7 @@ def decode_result(conn: multiprocessing.connection.Connection, limits: Limits) -
         out.messages.append((_str(name), conn.recv_bytes(limits.max_uncompressed)))
     for addr, display in doc.get("attendees", []):
         out.attendees.append((_str(addr), _str(display)))
+    out.uids.extend(_str(u)[:300] for u in doc.get("uids", [])[:50])
     return out
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from leakguard.delivery import Delivery, SendOptions
+from leakguard.engine import calendar_thread_id
 from leakguard.holds.model import HoldHandler
 from leakguard.message.addresses import clean_addr_spec, make_address, parse_address_list
 from leakguard.message.headers import parse_header_block
@@ -372,25 +373,36 @@ class Relay:
         Only a mail that showed two or more external addresses to each other is recorded:
         the record serves to tell that outsiders already met (``already_acquainted``), and
         nothing else could ever be found in it (internal mail, 1:1 mail, a Bcc rewrite)."""
-        if not self.settings.thread_record or not msg.message_id:
+        keys = [
+            *([msg.message_id] if msg.message_id else []),
+            *(calendar_thread_id(uid) for uid in msg.calendar_uids),
+        ]
+        if not self.settings.thread_record or not keys:
             return
         org = self.org
-        outside = [a for a in msg.visible_recipients if not org.is_internal(a)]
+        # An invitation shows its attendees to each other as To/Cc do.
+        seen: dict[str, Address] = {}
+        for a in (*msg.visible_recipients, *msg.calendar_attendees):
+            if a.domain:
+                seen.setdefault(a.key, a)
+        outside = [a for a in seen.values() if not org.is_internal(a)]
         if not visible or len(outside) < 2:
             return
         sender = [a.key for a in msg.from_ if a.domain]
-        shown = [a.key for a in msg.visible_recipients]
-        inside = [a.key for a in msg.visible_recipients if org.is_internal(a)]
+        shown = list(seen)
+        inside = [k for k, a in seen.items() if org.is_internal(a)]
         bcc_view = (*sender, *inside)
-        entry = ThreadEntry(
-            message_id=msg.message_id,
-            addresses=(*sender, *shown) if visible else bcc_view,
-            bcc_addresses=bcc_view,
-            hold_id=hold_id,
-        )
         if len(self._threads) >= 10000:  # the store is down: drop rather than grow
             return
-        self._threads.append(entry)
+        for key in keys:
+            self._threads.append(
+                ThreadEntry(
+                    message_id=key,
+                    addresses=(*sender, *shown) if visible else bcc_view,
+                    bcc_addresses=bcc_view,
+                    hold_id=hold_id,
+                )
+            )
         if self._threads_task is None or self._threads_task.done():
             self._threads_task = asyncio.ensure_future(self._flush_threads())
 
