@@ -473,6 +473,10 @@ FROM_REFUSED = {
     "resent-from": f"From: <{ALICE}>\r\nResent-From: mayor@city.example.lg.jp\r\n",
     "resent-sender": f"From: <{ALICE}>\r\nResent-Sender: mayor@city.example.lg.jp\r\n",
     "fullwidth-at-name": f'From: "mayor＠city.example.lg.jp" <{ALICE}>\r\n',
+    # a From/Sender past the parser's 2,000-field limit was never checked (security review)
+    "after-2000-fields": f"From: <{ALICE}>\r\n"
+    + "".join(f"X-J{i}: x\r\n" for i in range(2000))
+    + "Sender: mayor@city.example.lg.jp\r\nFrom: mayor@city.example.lg.jp\r\n",
 }
 FROM_ACCEPTED = {
     "own": f"From: Alice <{ALICE}>\r\n",
@@ -509,6 +513,7 @@ async def test_authenticated_from_and_sender_ownership(env: Env) -> None:
         )[0][1]
     )
     assert b"display name" in got["fullwidth-at-name"][1]
+    assert b"Too many header fields" in got["after-2000-fields"][1]
     msgs = await asyncio.to_thread(env.sink.handler.wait_for, len(FROM_ACCEPTED))
     await asyncio.sleep(0.3)
     subjects = sorted(m.data.split(b"Subject: from ")[1].split(b"\r\n")[0] for m in msgs)

@@ -297,6 +297,10 @@ class Relay:
                     found.append(make_address(spec).addr)
             return found
 
+        if hb.truncated or hb.ambiguous:
+            # Fields past the parser's limit (or split differently elsewhere) were not read:
+            # a From/Sender there would go out unchecked.
+            return reply(replies.HEADER_UNCHECKABLE, replies.HEADER_UNCHECKABLE_JA)
         checks = (
             ("From", replies.FROM_NOT_OWNED, replies.FROM_NOT_OWNED_JA),
             ("Sender", replies.SENDER_HDR_NOT_OWNED, replies.SENDER_HDR_NOT_OWNED_JA),

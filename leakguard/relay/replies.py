@@ -21,6 +21,10 @@ SENDER_NOT_OWNED = "553 5.7.1 Sender address <{addr}> is not yours to send as"
 FROM_NOT_OWNED = "550 5.7.1 From: header address <{addr}> is not yours to send as"
 FROM_NOT_OWNED_JA = "550 5.7.1 From: ヘッダーの <{addr}> はあなたが使えるアドレスではありません"
 NO_FROM = "550 5.7.1 Message has no From: address"
+HEADER_UNCHECKABLE = "550 5.7.1 Too many header fields to check who the mail is from; not sent"
+HEADER_UNCHECKABLE_JA = (
+    "550 5.7.1 ヘッダーの項目が多すぎて差出人を確認できないため、送信しませんでした"
+)
 NO_FROM_JA = "550 5.7.1 From: ヘッダーに送信者のアドレス (user@domain) がありません"
 SENDER_HDR_NOT_OWNED = "550 5.7.1 Sender: header address <{addr}> is not yours to send as"
 SENDER_HDR_NOT_OWNED_JA = (
