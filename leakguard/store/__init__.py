@@ -2,10 +2,13 @@
 
 ``await open_store(url)`` returns a ``SqlStore`` over SQLite (``sqlite:///path``, the
 embedded default) or PostgreSQL (``postgresql://...``), both through SQLAlchemy Core.
+Opening a store upgrades its schema in place (Alembic, ``leakguard.store.migrate``) or
+refuses, with ``StoreVersionError``, a store written by a newer release.
 """
 
 from __future__ import annotations
 
+from leakguard.store.migrate import StoreVersionError
 from leakguard.store.sql import SqlStore, backoff, sha256_hex, sqlite_url
 
 
@@ -13,4 +16,4 @@ async def open_store(url: str, *, create: bool = True) -> SqlStore:
     return await SqlStore.open(url, create=create)
 
 
-__all__ = ["SqlStore", "backoff", "open_store", "sha256_hex", "sqlite_url"]
+__all__ = ["SqlStore", "StoreVersionError", "backoff", "open_store", "sha256_hex", "sqlite_url"]
