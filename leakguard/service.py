@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from leakguard import sdnotify
 from leakguard.config import ServiceConfig, plaintext_auth_problem, split_host_port
 from leakguard.delivery import Delivery, DeliverySettings, UpstreamTransport
 from leakguard.delivery.maildir import MaildirTransport
@@ -417,6 +418,7 @@ class Service:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
+        sdnotify.ready(f"serving: SMTP {sorted(self.smtp_ports.values())}, web {self.web_port}")
         if ready is not None:
             ready(self)
         try:
