@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from leakguard import __version__
-from leakguard.commands import check, holds, policy, serve, users
+from leakguard.commands import backup, check, holds, policy, serve, users
 
 # registered in this order in --help
-_COMMANDS = (check, policy, serve, users, holds)
+_COMMANDS = (check, policy, serve, users, holds, backup)
 
 
 def build_parser() -> argparse.ArgumentParser:

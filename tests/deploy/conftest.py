@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,36 @@ async def pg_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def pg_db() -> Iterator[Callable[[], str]]:
+    """A factory of new empty PostgreSQL databases (URLs) for sync tests; dropped afterwards."""
+    pytest.importorskip("asyncpg")
+    try:
+        asyncio.run(_admin("SELECT 1"))
+    except OSError as exc:  # pragma: no cover - environment
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"lg_deploy_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+
+    try:
+        yield make
+    finally:
+        for name in names:
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
