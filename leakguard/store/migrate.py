@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -54,6 +55,9 @@ _LEGACY_SCHEMA = "1"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_xact_lock key: "leakgrd" in ASCII, any constant unlikely to clash
 _PG_LOCK_KEY = 0x6C65616B677264
+# Alembic's own INFO lines ("setup plugin ...", "Running upgrade ...") are noise in the
+# relay's log; a failed upgrade raises and is reported by the caller.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class StoreVersionError(ValueError):
