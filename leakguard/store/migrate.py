@@ -19,9 +19,10 @@ keeps theirs apart).
 Adding a table or column later is one new file in ``leakguard/store/migrations/versions``
 after the change to ``schema.py``::
 
-    .venv/bin/python -m leakguard.store.migrate revision -m "thread records"
+    .venv/bin/python -m leakguard.store revision -m "thread records"
 
-writes that file with the operations Alembic detects (compare it, then commit it);
+writes ``0002_thread_records.py`` with the operations Alembic detects between ``schema.py``
+and the current head, formatted by ruff (review it, then commit it);
 ``tests/deploy/test_migrations.py`` fails while ``schema.py`` and the migrations disagree.
 A change that today's leakguard cannot read must also raise ``leakguard_meta.schema``
 (``schema.SCHEMA_VERSION``): releases before migrations refuse a store whose number is
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -192,13 +194,23 @@ def _revision(message: str, rev_id: str | None) -> None:
         with engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
+            ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+            if Path(ruff).exists():  # the file passes `make lint` as written
+                cfg.set_section_option("post_write_hooks", "hooks", "ruff_fix, ruff_format")
+                for hook, options in (
+                    ("ruff_fix", "check --fix --quiet REVISION_SCRIPT_FILENAME"),
+                    ("ruff_format", "format --quiet REVISION_SCRIPT_FILENAME"),
+                ):
+                    cfg.set_section_option("post_write_hooks", f"{hook}.type", "exec")
+                    cfg.set_section_option("post_write_hooks", f"{hook}.executable", ruff)
+                    cfg.set_section_option("post_write_hooks", f"{hook}.options", options)
             command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
         engine.dispose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m leakguard.store.migrate",
+        prog="python -m leakguard.store",
         description="Developer tools for the store's Alembic migrations.",
     )
     sub = p.add_subparsers(dest="cmd", required=True)

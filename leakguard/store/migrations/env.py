@@ -35,7 +35,7 @@ def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
         raise RuntimeError(
-            "run migrations through leakguard.store.migrate (python -m leakguard.store.migrate)"
+            "run migrations through leakguard.store.migrate (python -m leakguard.store revision)"
         )
     context.configure(
         connection=connection,
