@@ -11,6 +11,8 @@ cd "$(dirname "$0")/../.."
 TAG=${LEAKGUARD_IMAGE_TAG:-localhost/leakguard:ci}
 
 skip() { echo "SKIP container image: $*"; exit 0; }
+cleanup=()
+trap 'rm -rf "${cleanup[@]}"' EXIT
 
 command -v podman >/dev/null 2>&1 || skip "podman is not installed (apt-get install podman)"
 
@@ -26,7 +28,7 @@ elif podman image exists localhost/leakguard-base:bookworm; then
 elif command -v debootstrap >/dev/null 2>&1; then
   echo "no registry image reachable: building a Debian 12 base with debootstrap"
   root=$(mktemp -d /tmp/leakguard-rootfs.XXXXXX)
-  trap 'rm -rf "$root"' EXIT
+  cleanup+=("$root")
   mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
   if timeout 900 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
       bookworm "$root" "${mirror:-http://deb.debian.org/debian}" >/tmp/leakguard-debootstrap.log 2>&1; then
@@ -49,8 +51,16 @@ if [ -n "$ca" ]; then
   extra=(-v "$ca:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
 fi
 
+# the build context: a copy of what the image needs, so that .ci/run may rebuild .venv in
+# the checkout meanwhile
+ctx=$(mktemp -d /tmp/leakguard-context.XXXXXX)
+cleanup+=("$ctx")
+tar -c --exclude=__pycache__ pyproject.toml README.md LICENSE leakguard policies \
+  deploy/container/leakguard.yaml | tar -C "$ctx" -x
+
 echo "building $TAG from $base"
-"${BUILD[@]}" "${extra[@]}" --build-arg BASE="$base" -f deploy/container/Containerfile -t "$TAG" .
+"${BUILD[@]}" "${extra[@]}" --build-arg BASE="$base" -f deploy/container/Containerfile \
+  -t "$TAG" "$ctx"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 echo "smoke-testing $TAG"
