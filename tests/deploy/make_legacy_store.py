@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from leakguard.holds.model import HoldRecord, HoldState, TokenRecord, Via
 from leakguard.store import open_store, sha256_hex, sqlite_url
@@ -59,7 +60,7 @@ def _hold(hold_id: str, raw: bytes, state: HoldState) -> HoldRecord:
 
 
 async def main(kind: str, where: str) -> None:
-    url = sqlite_url(__import__("pathlib").Path(where)) if kind == "sqlite" else where
+    url = sqlite_url(Path(where)) if kind == "sqlite" else where
     store = await open_store(url)
     await store.create_hold(_hold("H-LEGACY01", HELD_RAW, HoldState.HELD), HELD_RAW)
     await store.add_token(
