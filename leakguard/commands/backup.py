@@ -103,8 +103,7 @@ def register(sub: Any) -> None:
         help="write the store, web secret and configuration to one archive",
         description="Back up a running service: a consistent snapshot of the store (SQLite "
         "online backup or pg_dump), the web secret, the users file and the configuration, "
-        "policy and organisation files, into one .tar.gz (mode 0600). "
-        "稼働中のサービスのストア・Web 秘密鍵・設定を一つのアーカイブに保存します。",
+        "policy and organisation files, into one .tar.gz (mode 0600).",
     )
     _common(b)
     b.add_argument("output", type=Path, metavar="ARCHIVE", help="file to write (.tar.gz)")
@@ -114,8 +113,7 @@ def register(sub: Any) -> None:
         help="restore a backup into an empty data directory / database",
         description="Restore a backup made by 'leakguard backup' into the data directory and "
         "store of the named configuration (stop the service first). An older backup is "
-        "upgraded to this release's schema. "
-        "バックアップをデータディレクトリとストアに復元します (サービスを止めてから)。",
+        "upgraded to this release's schema.",
     )
     _common(r)
     r.add_argument("archive", type=Path, metavar="ARCHIVE")
