@@ -29,6 +29,15 @@ HELP_JA: dict[str, str] = {
     "list, show and answer held mail (administrators)": "保留メールの一覧・表示・操作 (管理者用)",
     "show help on a topic, in Japanese or English": "トピック別の説明を日本語または英語で表示する",
     "print the configuration reference (docs/configuration.md), generated from the configuration model": "設定項目の一覧 (docs/configuration.md) を設定モデルから生成して表示する",
+    # backup / restore
+    "write the store, web secret and configuration to one archive": "ストア・Web の秘密鍵・設定を1つのアーカイブに書き出す",
+    "Back up a running service: a consistent snapshot of the store (SQLite online backup or pg_dump), the web secret, the users file and the configuration, policy and organisation files, into one .tar.gz (mode 0600).": "稼働中のサービスをバックアップします: ストアの一貫したスナップショット (SQLite のオンラインバックアップまたは pg_dump)、Web の秘密鍵、ユーザーファイル、設定・ポリシー・組織ファイルを1つの .tar.gz (モード 0600) にまとめます。",
+    "file to write (.tar.gz)": "書き出すファイル (.tar.gz)",
+    "restore a backup into an empty data directory / database": "バックアップを空のデータディレクトリ/データベースに復元する",
+    "Restore a backup made by 'leakguard backup' into the data directory and store of the named configuration (stop the service first). An older backup is upgraded to this release's schema.": "'leakguard backup' で作ったバックアップを、指定した設定のデータディレクトリとストアに復元します (先にサービスを停止してください)。古いバックアップはこのリリースのスキーマに更新されます。",
+    "overwrite an existing store and secret": "既存のストアと秘密鍵を上書きする",
+    "also write the configuration files here": "設定ファイルもここに書き出す",
+    "service configuration (default $LEAKGUARD_CONFIG, then /etc/leakguard/leakguard.yaml when it exists)": "サービスの設定ファイル (既定: $LEAKGUARD_CONFIG、なければ /etc/leakguard/leakguard.yaml)",
     # check
     "Run the detectors and the policy on .eml files without sending anything.": ".eml ファイルに検出とポリシーを適用します。何も送信しません。",
     "policy file (default: policies/default.yaml)": "ポリシーファイル (既定: policies/default.yaml)",

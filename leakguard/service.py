@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from leakguard import sdnotify
 from leakguard.config import (
     ServiceConfig,
     base_url_problem,
@@ -477,6 +478,7 @@ class Service:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
+        sdnotify.ready(f"serving: SMTP {sorted(self.smtp_ports.values())}, web {self.web_port}")
         if ready is not None:
             ready(self)
         try:

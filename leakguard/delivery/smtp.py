@@ -167,6 +167,10 @@ class SmtpTransport:
         raw: bytes,
         mail_options: list[str],
     ) -> SendResult:
+        # the null reverse-path of bounces (aiosmtpd hands it over as "<>"): aiosmtplib
+        # writes MAIL FROM:<> for an empty sender and refuses "<>" itself
+        if mail_from.strip() in ("", "<>"):
+            mail_from = ""
         reused = conn.client.is_connected
         if reused and time.monotonic() - conn.last_used > _IDLE_REUSE_SECONDS:
             reused = False

@@ -34,6 +34,7 @@ from leakguard.holds.model import (
     Transition,
     Via,
 )
+from leakguard.store import migrate
 from leakguard.store import schema as t
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
 
@@ -77,10 +78,11 @@ class SqlStore:
 
     @classmethod
     async def open(cls, url: str, *, create: bool = True, pool_size: int = 5) -> SqlStore:
-        """Open (and by default create) the store at an SQLAlchemy URL.
+        """Open the store at an SQLAlchemy URL, creating or upgrading its schema.
 
         ``sqlite:///path`` and ``postgresql://...`` are accepted as well as the explicit
-        async driver forms.
+        async driver forms. With ``create=False`` the schema is neither created nor
+        upgraded: a store that is not at this release's revision is refused.
         """
         url = _normalize_url(url)
         kwargs: dict[str, Any] = {}
@@ -96,25 +98,25 @@ class SqlStore:
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         store = cls(engine)
-        if create:
-            await store.create_schema()
+        try:
+            if create:
+                await store.upgrade_schema()
+            else:
+                async with store._read() as conn:
+                    await migrate.check_current(conn)
+        except BaseException:
+            await engine.dispose()
+            raise
         return store
 
-    async def create_schema(self) -> None:
+    async def upgrade_schema(self) -> migrate.UpgradeResult:
+        """Create the schema, or upgrade this store in place to this release's (Alembic).
+
+        Raises ``StoreVersionError`` (a ``ValueError``) for a store written by a newer
+        release or a database that is not a leakguard store.
+        """
         async with self._tx() as conn:
-            await conn.run_sync(t.metadata.create_all)
-            row = (
-                await conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "schema"))
-            ).first()
-            if row is None:
-                await conn.execute(
-                    sa.insert(t.meta).values(key="schema", value=str(t.SCHEMA_VERSION))
-                )
-            elif int(row[0]) > t.SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"the store has schema version {row[0]}, newer than this leakguard "
-                    f"({t.SCHEMA_VERSION}); upgrade leakguard"
-                )
+            return await migrate.upgrade(conn)
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -1,0 +1,7 @@
+"""``python -m leakguard.store revision -m "..."``: write a migration (see ``migrate``)."""
+
+import sys
+
+from leakguard.store.migrate import main
+
+sys.exit(main())
