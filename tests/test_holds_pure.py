@@ -140,6 +140,11 @@ def test_reply_text_survives_hostile_input() -> None:
     reading, _ = read_reply(b"Content-Type: text/plain; charset=nonexistent\r\n\r\nrelease\r\n")
     assert reading.decision == Decision.RELEASE
     reading, _ = read_reply(
-        b"Content-Type: text/html\r\n\r\n<p>discard</p><blockquote>release</blockquote>"
+        b"Content-Type: text/html\r\n\r\n<p>discard</p><blockquote type=cite>release</blockquote>"
     )
     assert reading.decision == Decision.DISCARD
+    # a bare <blockquote> is the writer's own indentation: read, so two commands ask back
+    reading, _ = read_reply(
+        b"Content-Type: text/html\r\n\r\n<p>discard</p><blockquote>release</blockquote>"
+    )
+    assert reading.decision is None and reading.asks_back

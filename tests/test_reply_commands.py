@@ -181,3 +181,56 @@ def test_html_bomb_reply_is_read_in_bounded_time() -> None:
     reading, _ = read_reply(_mail(bomb, "text/html; charset=utf-8"))
     assert time.perf_counter() - t0 < 5.0
     assert reading.decision is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # found by the security review: each released before
+        "送信\n・・・しないでください。やっぱり待ってください。",
+        "送信\n\n・・・と書きましたが、やはり送らないでください。",
+        "OK\n〜〜〜 ただし添付を外してから 〜〜〜",
+        "承認\n*** 宛先を確認するまで待って ***",
+        "送信\n=== 注意：田中さん宛は除外 ===",
+        "Send\nbut wait, first read what Tanaka wrote:\nhe says the list is wrong",
+        "送信\n待ってください。佐藤さんのメール：\n宛先が違います",
+        "Release\nSent from my phone - do not release yet",
+        "Send\n\nScratch that",
+        "了解",
+        "OK…",
+        "OK...",
+        "送らないでください",
+    ],
+)
+def test_review_bypasses_ask_back(text: str) -> None:
+    r = read_command(text)
+    assert r.decision is None and r.asks_back, (text, r)
+
+
+def test_split_plain_parts_and_indented_html_are_read_whole() -> None:
+    def mk(parts: list[tuple[str, str]]) -> bytes:
+        body = "".join(f"--B\r\n{h}\r\n\r\n{c}\r\n" for h, c in parts)
+        return (
+            "From: kazuya.sato@city.example.lg.jp\r\nTo: hold@relay\r\nSubject: Re: held\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+            f"{body}--B--\r\n"
+        ).encode()
+
+    split = mk(
+        [
+            ("Content-Type: text/plain; charset=utf-8", "送信"),
+            ("Content-Type: image/png\r\nContent-Disposition: inline; filename=a.png", "x"),
+            ("Content-Type: text/plain; charset=utf-8", "しないでください"),
+        ]
+    )
+    assert read_reply(split)[0].decision is None
+    indent = mk(
+        [
+            (
+                "Content-Type: text/html; charset=utf-8",
+                "<div>送信</div><blockquote style='margin:0 0 0 40px'>"
+                "送らないでください</blockquote>",
+            )
+        ]
+    )
+    assert read_reply(indent)[0].decision is None

@@ -67,9 +67,12 @@ class Reading:
 
 
 def normalize(text: str) -> str:
-    """NFKC, case-folded, inner whitespace collapsed, trimmed of closing punctuation."""
+    """NFKC, case-folded, inner whitespace collapsed, trimmed of closing punctuation (but an
+    ellipsis, "OK…", is hesitation: it stays, and the line is then no plain command)."""
     s = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-    return s.strip(" \t。．.!！、,・")
+    if s.endswith(("...", "…", "・・")):
+        return s
+    return s.strip(" \t。．.!！、,")
 
 
 _VOCABULARY: dict[Decision, tuple[str, ...]] = {
@@ -80,7 +83,6 @@ _VOCABULARY: dict[Decision, tuple[str, ...]] = {
         "送信", "送信する", "送信します", "送信して", "送信してください", "送信して下さい",
         "送信お願いします", "送信をお願いします", "送信でお願いします", "送信願います",
         "今すぐ送信", "承認", "承認する", "承認します", "承認いたします", "はい",
-        "了解", "了承", "ok です", "okです",
     ),
     Decision.RELEASE_BCC: (
         "bcc", "release bcc", "release-bcc", "release as bcc", "send as bcc", "send bcc",
@@ -95,7 +97,7 @@ _VOCABULARY: dict[Decision, tuple[str, ...]] = {
         "破棄でお願いします",
         "取消", "取り消し", "取消し", "取り消す", "取り消します", "取り消してください",
         "キャンセル", "キャンセルします", "キャンセルしてください", "中止", "中止します",
-        "取り下げ", "取下げ", "取り下げます", "送らないでください"
+        "取り下げ", "取下げ", "取り下げます",
     ),
 }  # fmt: skip
 _COMMANDS: dict[str, Decision] = {
@@ -134,11 +136,15 @@ _QUOTE_START_RE = re.compile(
     re.I,
 )
 # Signature delimiters ("-- ", lines of rules) and the signatures mobile clients append.
-_SIG_DELIM_RE = re.compile(r"^(?:--\s?|[-―─━＿_=＝*＊~〜・]{3,}.*)$")
+# A delimiter line is made of rule characters only ("-- ", "-----", "━━━"); a line that only
+# starts with them ("・・・しないで", "*** 待って ***") is text.
+_SIG_DELIM_RE = re.compile(r"^(?:--\s?|[-―─━＿_=＝*＊~〜]{3,})$")
+# What mobile clients append, exactly (nothing else on the line).
 _MOBILE_SIG_RE = re.compile(
-    r"^(?:sent from my .{1,40}|get outlook for .{1,30}"
-    r"|.{0,30}(?:iphone|ipad|android|galaxy|xperia|outlook|gmail|au|docomo|softbank)"
-    r".{0,10}(?:から送信|より送信|から送信しました|を入手))$",
+    r"^(?:sent from my (?:iphone|ipad|android(?: phone| device)?|mobile(?: device)?|phone"
+    r"|smartphone|galaxy(?: \w+)?|xperia(?: \w+)?|blackberry)"
+    r"|get outlook for (?:ios|android)"
+    r"|(?:my )?(?:iphone|ipad|android|galaxy|xperia|outlook|gmail) ?(?:から送信|より送信))$",
     re.I,
 )
 # A signature line looks like a name, a unit, a phone number or an address, not a sentence.
@@ -151,8 +157,10 @@ _EN_FUNCTION_WORDS = frozenset((
 _WORD_RE = re.compile(r"[a-z']+")
 # Outlook (desktop, OWA, mobile) puts the quoted original AFTER these, as siblings.
 _HTML_CUT_FROM = ("div#divRplyFwdMsg", "div#appendonsend", "hr#stopSpelling")
+# Quotes that clients mark as quotes; a bare <blockquote> is the writer's own indentation.
 _HTML_QUOTES = (
-    "blockquote",
+    "blockquote[type=cite]",
+    "blockquote.gmail_quote",
     "div.gmail_quote",
     "div.gmail_extra",
     "div.moz-cite-prefix",
@@ -161,11 +169,26 @@ _HTML_QUOTES = (
 )
 
 
+_HIRAGANA_RE = re.compile(r"[\u3041-\u309f]")
+_LATIN_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_NAME_CONNECTORS = frozenset(("of", "and", "the", "for", "de", "du", "van", "von", "at", "in"))
+
+
 def _sentence_like(line: str) -> bool:
+    """Not a signature line: a signature holds names, units, phone numbers, addresses and
+    links; anything that reads as a sentence or a phrase is something the person wrote."""
     if _JA_SENTENCE_RE.search(line):
         return True
     words = _WORD_RE.findall(line.casefold())
-    return len(words) >= 3 and sum(w in _EN_FUNCTION_WORDS for w in words) >= 2
+    if len(words) >= 3 and sum(w in _EN_FUNCTION_WORDS for w in words) >= 2:
+        return True
+    if "@" in line or "http" in line or "www." in line or any(ch.isdigit() for ch in line):
+        return False  # contact details
+    latin = _LATIN_WORD_RE.findall(line)
+    if any(not w[0].isupper() and w.lower() not in _NAME_CONNECTORS for w in latin):
+        return True  # "Scratch that": lower-case words are prose, names are capitalised
+    hira = len(_HIRAGANA_RE.findall(line))
+    return hira > 0 and hira / max(1, len(line.replace(" ", ""))) >= 0.3
 
 
 def _classify(line: str) -> Unclear:
@@ -194,7 +217,8 @@ def _new_lines(text: str) -> list[str]:
             following = next((x for x in lines[i + 1 :] if x), "")
             if _GT_RE.match(unicodedata.normalize("NFKC", following)):
                 continue  # the attribution of a ">" quote: someone may answer below it
-            break
+            # Without a ">" quote under it, "…のメール：" / "… wrote:" is something the person
+            # wrote (or a quote we cannot tell from it): it is read, and asks back.
         if _QUOTE_START_RE.match(norm):
             break
         out.append(line)
@@ -279,15 +303,15 @@ def _html_new_text(html: str) -> str:
 
 
 def reply_text(msg: Message) -> str:
-    """The text a person typed: the first text/plain part, else the first HTML part rendered
-    without its quoted original."""
-    for part in msg.text_parts:
-        if part.content_type == "text/plain":
-            return part.text
-    for part in msg.text_parts:
-        if part.content_type == "text/html":
-            return _html_new_text(part.html)
-    return ""
+    """The text a person typed: every text/plain part of the reply in order (Apple Mail splits
+    one reply into several around an inline image), else its HTML parts rendered without
+    their quoted original. Attached messages and attachments are not read."""
+    plain = [p.text for p in msg.text_parts if p.content_type == "text/plain"]
+    if plain:
+        return "\n".join(plain)
+    return "\n".join(
+        _html_new_text(p.html) for p in msg.text_parts if p.content_type == "text/html"
+    )
 
 
 def read_reply(raw: bytes) -> tuple[Reading, Message]:
