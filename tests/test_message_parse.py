@@ -566,3 +566,26 @@ def test_comments_and_spaces_inside_an_address_do_not_hide_it(
     # address, so the checks (and the Bcc rewrite, which uses the same parser) must see it.
     addrs, _ = parse_address_list(value)
     assert [a.addr for a in addrs] == expected
+
+
+def test_format_flowed_is_undone() -> None:
+    """RFC 3676 (Thunderbird, Apple Mail): a number or address wrapped at a soft break is
+    read whole; quote depths never join; DelSp=yes deletes the soft break's space."""
+    tb = (
+        b"From: a@city.example.lg.jp\r\nTo: b@x.example\r\nSubject: s\r\n"
+        b"Content-Type: text/plain; charset=UTF-8; format=flowed\r\n\r\n"
+        + "個人番号 1234 5678 \r\n9018 です\r\n".encode()
+        + b"> quoted line that \r\n> continues\r\nnot joined\r\n-- \r\nsig\r\n"
+    )
+    text = parse_message(tb).text_parts[0].text
+    assert "個人番号 1234 5678 9018 です" in text
+    assert "> quoted line that continues" in text
+    assert "\nnot joined\n-- \nsig" in text
+    apple = (
+        b"From: a@city.example.lg.jp\r\nTo: b@x.example\r\nSubject: s\r\n"
+        b"Content-Type: text/plain; charset=UTF-8; format=flowed; delsp=yes\r\n\r\n"
+        b"yamada@exam \r\nple.co.jp\r\n"
+    )
+    assert "yamada@example.co.jp" in parse_message(apple).text_parts[0].text
+    fixed = apple.replace(b"; format=flowed; delsp=yes", b"")
+    assert "yamada@example.co.jp" not in parse_message(fixed).text_parts[0].text

@@ -103,7 +103,7 @@ def summarize(
         seen.add(key)
         recipients.append(RecipientInfo(r, r, "bcc", org.is_internal(r)))
     attachments = tuple(
-        AttachmentInfo(a.filename or "(no name)", a.content_type, a.size)
+        AttachmentInfo(redact_text(a.filename) or "(no name)", a.content_type, a.size)
         for a in message.attachments[:MAX_LIST]
     )
     return HoldSummary(

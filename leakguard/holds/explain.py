@@ -285,7 +285,8 @@ def explain(hold: HoldRecord, *, lang: str, now: datetime, timezone: str = "UTC"
         third_parties=third,
         first_lines=tuple(defang(clean_line(redact_text(x), 400)) for x in summary.first_lines),
         attachments=tuple(
-            AttachmentView(clean_line(a.filename, 200), human_size(a.size))
+            # a file name is mail content too: numbers masked, links defanged
+            AttachmentView(defang(clean_line(redact_text(a.filename), 200)), human_size(a.size))
             for a in summary.attachments
         ),
         expires_in=format_duration(int((hold.expires_at - now).total_seconds()), lang),

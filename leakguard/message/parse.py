@@ -205,6 +205,33 @@ def _decode_cte(data: bytes, cte: str) -> bytes:
     return data
 
 
+def unflow(text: str, *, delsp: bool = False) -> str:
+    """Undo RFC 3676 ``format=flowed``: a line ending in a space continues on the next line
+    of the same quote depth (Thunderbird and Apple Mail wrap long lines so, which splits a
+    number or an address across lines); space-stuffing is removed; with ``DelSp=yes`` the
+    soft break's space is deleted. The signature separator "-- " is never a soft break."""
+    out: list[str] = []
+    buf: list[str] = []
+    depth = 0
+    for raw in text.split("\n"):
+        d = len(raw) - len(raw.lstrip(">"))
+        line = raw[d:]
+        if line.startswith(" "):
+            line = line[1:]
+        if buf and d != depth:  # a soft break never joins two quote depths
+            out.append(">" * depth + (" " if depth else "") + "".join(buf))
+            buf = []
+        depth = d
+        soft = line.endswith(" ") and line != "-- "
+        buf.append(line[:-1] if soft and delsp else line)
+        if not soft:
+            out.append(">" * depth + (" " if depth else "") + "".join(buf))
+            buf = []
+    if buf:
+        out.append(">" * depth + (" " if depth else "") + "".join(buf))
+    return "\n".join(out)
+
+
 def _newlines(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -317,6 +344,8 @@ class _Walker:
         if decoded.defect:
             self.out.defects.append(f"part {path}: {decoded.defect}")
         text = _newlines(decoded.text)
+        if not is_html and (ent.param("format") or "").lower() == "flowed":
+            text = unflow(text, delsp=(ent.param("delsp") or "").lower() == "yes")
         html = ""
         if is_html:
             html = text
