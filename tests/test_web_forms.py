@@ -303,3 +303,30 @@ def test_telephone_numbers_are_not_dates(line: str, is_attribution: bool) -> Non
     from leakguard.message.quotes import _attribution
 
     assert (_attribution(line) is not None) == is_attribution
+
+
+def test_contact_form_7_default_template_from_noreply_keeps_the_citizen() -> None:
+    """CF7's default mail writes the person as 「差出人: 山田 太郎 <addr>」 (no form label) and
+    says 「…のお問い合わせフォームから送信されました」; forwarded from noreply@ it was taken for
+    bulk mail and the citizen dropped (review)."""
+    from leakguard.engine import Engine
+    from leakguard.policy.loader import default_policy_path
+
+    cf7 = (
+        "差出人: 山田 太郎 <yamada.taro@example.net>\n題名: ごみ収集について\n\n"
+        "メッセージ本文:\n自宅前のごみが回収されていません。\n\n-- \n"
+        "このメールは 〇〇市 (https://www.city.example.lg.jp) のお問い合わせフォームから"
+        "送信されました\n"
+    )
+    body = (
+        "田中様\n\n対応をお願いします。\n\n---------- Forwarded message ---------\n"
+        "From: 〇〇市 <noreply@city.example.lg.jp>\nDate: 2026年11月20日(金) 10:12\n"
+        "Subject: ごみ収集について\nTo: <shimin@city.example.lg.jp>\n\n\n" + cf7
+    )
+    raw = (
+        "From: kazuya.sato@city.example.lg.jp\r\nTo: contractor@sample-shoji.co.jp\r\n"
+        "Subject: Fwd\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body
+    ).encode()
+    d = Engine.from_files(default_policy_path()).decide(raw)
+    assert "forwarded-third-party" in d.verdict.rule_ids
+    assert any("yamada.taro@example.net" in f.addresses for f in d.verdict.findings)

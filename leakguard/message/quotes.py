@@ -300,6 +300,14 @@ _FORM_PHRASE_RE = re.compile(
     re.IGNORECASE,
 )
 _FORM_MIN_LINES = 3
+# A notification that says it came from a web form (Contact Form 7's default footer: 「この
+# メールは … のお問い合わせフォームから送信されました」, whose template writes the person as
+# 「差出人: 山田 太郎 <addr>」, not as a form label).
+_FORM_SENT_RE = re.compile(
+    r"フォーム(?:から|より)(?:の)?(?:送信|お問い合わせ|投稿)|contact form|form submission",
+    re.IGNORECASE,
+)
+_CONTACT_VALUE_RE = re.compile(r"@|＠|\b0\d{1,4}-\d{1,4}-\d{3,4}\b")
 
 
 def form_label(text: str) -> str | None:
@@ -333,6 +341,8 @@ def is_form_text(lines: Sequence[str]) -> bool:
     groups: set[str] = set()
     count = 0
     phrase = False
+    sent_by_form = False
+    contact = False
     for text in lines:
         g = form_label(text)
         if g is not None:
@@ -340,6 +350,12 @@ def is_form_text(lines: Sequence[str]) -> bool:
             count += 1
         elif not phrase and _FORM_PHRASE_RE.search(text):
             phrase = True
+        if not sent_by_form and _FORM_SENT_RE.search(text):
+            sent_by_form = True
+        if not contact and _CONTACT_VALUE_RE.search(text):
+            contact = True
+    if sent_by_form and contact:
+        return True  # "sent from the inquiry form" with a person's address or phone in it
     if not ({"name", "contact"} <= groups):
         return False
     return count >= _FORM_MIN_LINES or phrase
