@@ -135,8 +135,15 @@ class LeakguardSMTP(SMTP):
         size = 0
         too_much = False
         in_line = False  # the previous read ended inside a line (no CRLF yet)
+        lines = 0
         try:
             while self.transport is not None:
+                lines += 1
+                if lines % 512 == 0:
+                    # readuntil() returns at once while data is buffered: without this, a
+                    # mail of 250,000 short lines would hold the loop (every session, the
+                    # web) for the whole upload.
+                    await asyncio.sleep(0)
                 try:
                     line = await reader.readuntil(b"\r\n")
                 except asyncio.CancelledError:
