@@ -14,7 +14,9 @@ Office and ODF live in :mod:`leakguard.extract.office`, mail containers and cale
 from __future__ import annotations
 
 import io
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 from leakguard.message.charsets import decode_bytes
@@ -29,7 +31,25 @@ _IMAGE_EXT = frozenset(
 )
 _TEXT_EXT = frozenset(("txt", "log", "md", "json", "xml", "html", "htm", "tsv"))
 _SHEET_EXT = frozenset(("xlsx", "xlsm", "xls", "xlsb", "ods"))
-_MEDIA_PREFIXES = ("audio/", "video/", "font/", "model/")
+_MEDIA_PREFIXES = ("audio/", "video/")
+# magic numbers of image formats: only these make an "image" (a CSV labelled image/png is not)
+_IMAGE_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+)
+GZIP_MAGIC = b"\x1f\x8b"
+_SEVENZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+_RAR_MAGIC = b"Rar!\x1a\x07"
+_LZH_RE = re.compile(rb"-(lh[0-9a-z]|lz[s45]|pm[0-2s])-")
+_TEXT_SNIFF_BYTES = 8192
+# header fields a saved mail (an .eml, or a message sent without its extension) starts with
+_MAIL_HEADER_RE = re.compile(rb"[!-9;-~]{1,76}[ \t]*:")
+_MAIL_KEY_RE = re.compile(rb"(?:from|to|subject|received|message-id)[ \t]*:", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +125,49 @@ class Sections:
 INLINE_IMAGE_MAX_BYTES = 48 * 1024  # encoded size of a logo, an icon, a signature picture
 
 
-def is_inline_decoration(att: Attachment) -> bool:
+def is_image_bytes(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts like an image: PNG, JPEG, GIF, BMP,
+    TIFF, WebP or HEIF/AVIF. The label of a MIME part says nothing; its bytes do."""
+    if head.startswith(_IMAGE_MAGIC):
+        return True
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return True
+    return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"avif", b"msf1")
+
+
+def _first_bytes(att: Attachment, raw: bytes) -> bytes:
+    """The first decoded bytes (at least 12 when there are) of an attachment's body."""
+    import base64
+    import binascii
+
+    from leakguard.message.parse import decode_transfer_encoding
+
+    chunk = bytes(raw[att.body_start : min(att.body_end, att.body_start + 256)])
+    if att.transfer_encoding.lower() == "base64":
+        b64 = re.sub(rb"[^A-Za-z0-9+/]", b"", chunk)[:32]
+        b64 = b64[: len(b64) // 4 * 4]
+        try:
+            return base64.b64decode(b64)
+        except (binascii.Error, ValueError):
+            return b""
+    return decode_transfer_encoding(chunk, att.transfer_encoding)[:64]
+
+
+def is_inline_decoration(att: Attachment, raw: bytes | None = None) -> bool:
     """A small image shown inside the HTML body (a logo in a signature, an icon): part of
     the mail's look, not a document the sender attached. Larger inline images (a photo
-    pasted by an iPhone, a screenshot) are read as images, i.e. reported unreadable."""
-    return (
+    pasted by an iPhone, a screenshot) are read as images, i.e. reported unreadable.
+
+    With ``raw`` (the bytes of the mail holding ``att``), the part must also *be* an image
+    (its first bytes are an image format's magic): a CSV labelled ``image/png`` and sent
+    inline is read like any attachment, not waved through as a logo."""
+    if not (
         att.content_type.startswith("image/")
         and att.disposition != "attachment"
         and att.size < INLINE_IMAGE_MAX_BYTES
-    )
+    ):
+        return False
+    return raw is None or is_image_bytes(_first_bytes(att, raw))
 
 
 def extension(name: str) -> str:
@@ -167,14 +221,24 @@ def sniff(name: str, content_type: str, data: bytes) -> str:
         return "pdf"
     if head.startswith(TNEF_MAGIC) or ctype == "application/ms-tnef" or name == "winmail.dat":
         return "tnef"
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_SEVENZIP_MAGIC):
+        return "7z"
+    if head.startswith(_RAR_MAGIC):
+        return "encrypted-rar" if _rar_encrypted(head) else "rar"
+    if _LZH_RE.match(head, 2):
+        return "lzh"
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    if is_image_bytes(head):
+        return "image"
     if (
         ctype == "text/calendar"
         or ext in ("ics", "vcs")
         or head.lstrip().startswith(b"BEGIN:VCALENDAR")
     ):
         return "ics"
-    if ctype.startswith("image/") or ext in _IMAGE_EXT:
-        return "image"
     if ext == "eml" or ctype in ("message/rfc822", "message/global"):
         return "eml"
     if ext in ("pdf",) or ctype == "application/pdf":
@@ -185,9 +249,63 @@ def sniff(name: str, content_type: str, data: bytes) -> str:
         return "csv"
     if ctype.startswith("text/") or ext in _TEXT_EXT:
         return "text"
+    # Neither the bytes nor the label say what it is (application/octet-stream, a made-up
+    # extension, a label that lies such as image/png on a CSV): text is read as text, and
+    # a saved mail as a mail; anything else is reported, never taken for clean.
+    if looks_like_text(data):
+        return "eml" if looks_like_mail(data) else "text"
+    if ctype.startswith("image/") or ext in _IMAGE_EXT:
+        return "image"
     if ctype.startswith(_MEDIA_PREFIXES):
         return "media"
     return "other"
+
+
+def _rar_encrypted(head: bytes) -> bool:
+    """Whether a RAR archive says in its first header that it is password-protected (its
+    file names are encrypted too): RAR 4 main-header flag 0x0080, RAR 5 archive
+    encryption header (type 4) right after the signature."""
+    if head.startswith(b"Rar!\x1a\x07\x00"):  # RAR 4: CRC16, type 0x73, flags (LE16)
+        return len(head) >= 12 and head[9] == 0x73 and bool(head[10] & 0x80)
+    if head.startswith(b"Rar!\x1a\x07\x01\x00"):  # RAR 5: CRC32, vint size, vint type
+        i = 12
+        while i < len(head) and head[i] & 0x80:  # skip the header size (a vint)
+            i += 1
+        return i + 1 < len(head) and head[i + 1] == 4
+    return False
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Text in a Japanese mail's charsets (no NUL in the first 8 KiB, and the decoded
+    sample mostly printable): what a CSV or a text file saved under any name looks like."""
+    sample = data[:_TEXT_SNIFF_BYTES]
+    if not sample.strip() or b"\x00" in sample:
+        return False
+    if len(data) > len(sample):  # do not judge a multi-byte character cut in two
+        sample = sample[: max(sample.rfind(b"\n"), len(sample) - 8)]
+    text = decode_bytes(sample, None).text
+    if not text:
+        return False
+    bad = sum(1 for ch in text if ch == "\ufffd" or (not ch.isprintable() and ch not in "\t\n\r\f"))
+    return bad <= len(text) // 50
+
+
+def looks_like_mail(data: bytes) -> bool:
+    """A mail saved without its name (RFC 5322): header lines from the first line on,
+    among them From:, To:, Subject:, Received: or Message-ID:."""
+    lines = data[:_TEXT_SNIFF_BYTES].splitlines()
+    seen_key = False
+    n = 0
+    for line in lines:
+        if not line.strip():
+            break  # the end of the header section
+        if line[:1] in (b" ", b"\t") and n:
+            continue  # a folded header line
+        if not _MAIL_HEADER_RE.match(line):
+            return False
+        seen_key = seen_key or bool(_MAIL_KEY_RE.match(line))
+        n += 1
+    return n >= 2 and seen_key
 
 
 def extract(name: str, content_type: str, data: bytes, limits: Limits, charset: str = "") -> Output:
@@ -245,10 +363,20 @@ def dispatch(
             mail.ics(out, data, charset, secs)
         elif kind == "image":
             raise Unreadable("image: no text layer (OCR is not done)")
+        elif kind == "gzip":
+            _gzip(out, name, data, limits, depth)
+        elif kind == "encrypted-rar":
+            shown_kind = "rar"
+            raise Encrypted("password-protected RAR archive")
+        elif kind in _UNREAD_ARCHIVES:
+            raise Unreadable(f"{_UNREAD_ARCHIVES[kind]} archive: its members are not read")
+        elif kind == "rtf":
+            raise Unreadable("RTF document: not read")
         elif kind == "media":
             status, detail, shown_kind = "skipped", "audio/video carries no text we read", "other"
         else:
-            status, detail, shown_kind = "skipped", "format not recognised", "other"
+            shown_kind = "other"
+            raise Unreadable("format not recognised: binary data that is not read")
         if secs.truncated:
             status, detail = "uninspected", "more text than the per-attachment limit"
     except Encrypted as exc:
@@ -269,6 +397,40 @@ def dispatch(
             name=name, kind=shown_kind, status=status, sections=tuple(secs.items), detail=detail
         ),
     )
+
+
+_UNREAD_ARCHIVES = {"7z": "7-Zip", "rar": "RAR", "lzh": "LZH"}
+
+
+def _gzip(out: Output, name: str, data: bytes, limits: Limits, depth: int) -> None:
+    """A gzip file: inflated within the size and ratio bounds, the file inside read like
+    an attachment (``data.csv.gz/data.csv``)."""
+    if depth >= limits.max_depth:
+        raise Uninspected(f"archive nested deeper than {limits.max_depth}")
+    inner_name = name.rsplit("/", 1)[-1]
+    for suffix in (".gz", ".gzip"):
+        if inner_name.lower().endswith(suffix) and len(inner_name) > len(suffix):
+            inner_name = inner_name[: -len(suffix)]
+            break
+    else:
+        inner_name = "(gzip content)"
+    cap = min(limits.max_uncompressed, max(1 << 20, limits.max_ratio * len(data)))
+    parts: list[bytes] = []
+    size = 0
+    rest = data
+    while rest[:2] == GZIP_MAGIC:
+        d = zlib.decompressobj(wbits=31)
+        chunk = d.decompress(rest, cap - size + 1)
+        size += len(chunk)
+        parts.append(chunk)
+        if size > cap:
+            raise Uninspected("decompression bomb: gzip content over the size or ratio limit")
+        if not d.eof:
+            raise Uninspected("broken gzip: truncated")
+        rest = d.unused_data
+    body = b"".join(parts)
+    del parts
+    dispatch(out, f"{name}/{inner_name}", "application/octet-stream", body, limits, depth + 1)
 
 
 def position(out: Output, name: str) -> int:
