@@ -64,6 +64,10 @@ class Limits:
     max_cells: int = 1_000_000
     max_chars: int = 4_000_000
     max_xml_bytes: int = 64 * 1024 * 1024  # one XML part of an Office/ODF file
+    # mail found in one attachment (.eml, .msg, winmail.dat, in ZIPs) and sent back to the
+    # relay, which parses each one: their number and total size (more: uninspected)
+    max_messages: int = 20
+    max_message_bytes: int = 8 * 1024 * 1024
 
 
 class Uninspected(Exception):
@@ -92,6 +96,17 @@ class Output:
     uids: list[str] = field(default_factory=list)
     # characters still allowed for the whole attachment, members of containers included
     chars_left: int = 0
+
+
+def add_message(out: Output, name: str, raw: bytes, limits: Limits) -> None:
+    """Keep a mail found in a container for the relay, within ``Limits.max_messages`` and
+    ``max_message_bytes`` (the relay parses each one; a ZIP of hundreds of .eml files must
+    not cost it hundreds of MiB): over them, the container's entry is uninspected."""
+    if len(out.messages) >= limits.max_messages:
+        raise Uninspected(f"more than {limits.max_messages} mails in one attachment")
+    if sum(len(m) for _n, m in out.messages) + len(raw) > limits.max_message_bytes:
+        raise Uninspected(f"mail in one attachment over {limits.max_message_bytes} bytes")
+    out.messages.append((name, raw))
 
 
 class Sections:
@@ -525,8 +540,10 @@ def open_zip(data: bytes, limits: Limits) -> zipfile.ZipFile:
         zf.close()
         raise Uninspected(f"{len(infos)} members, more than {limits.max_members}")
     total = 0
+    packed = 0
     for info in infos:
         total += info.file_size
+        packed += info.compress_size
         if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(
             info.compress_size, 1
         ):
@@ -535,6 +552,9 @@ def open_zip(data: bytes, limits: Limits) -> zipfile.ZipFile:
     if total > limits.max_uncompressed:
         zf.close()
         raise Uninspected(f"uncompressed size {total} over the limit")
+    if total > 1 << 20 and total > limits.max_ratio * max(packed, 1):
+        zf.close()  # many small members, each under the per-member threshold
+        raise Uninspected("decompression bomb: the archive's total ratio is too high")
     return zf
 
 
