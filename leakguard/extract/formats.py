@@ -471,6 +471,9 @@ def _pdf(data: bytes, limits: Limits, secs: Sections) -> tuple[str, str]:
             raise Encrypted("password-protected PDF") from None
         raise Uninspected(f"PDF cannot be opened: {str(exc)[:80]}") from None
     try:
+        # filled AcroForm fields are not in the page's text layer: their values are read
+        # from the widget annotations through the form environment
+        pdf.init_forms()
         n = len(pdf)
         if n > limits.max_pdf_pages:
             raise Uninspected(f"{n} pages, more than the limit of {limits.max_pdf_pages}")
@@ -483,6 +486,9 @@ def _pdf(data: bytes, limits: Limits, secs: Sections) -> tuple[str, str]:
                     text = textpage.get_text_bounded()
                 finally:
                     textpage.close()
+                fields = _form_fields(pdf, page)
+                if fields:
+                    text = f"{text}\n{fields}" if text.strip() else fields
                 if text.strip():
                     secs.add(f"page {i + 1}", text)
                     secs.check()
@@ -500,6 +506,57 @@ def _pdf(data: bytes, limits: Limits, secs: Sections) -> tuple[str, str]:
     if not secs.items and n:
         return "unreadable", "no text in the PDF"
     return "read", ""
+
+
+_MAX_ANNOTS = 5000  # widget annotations looked at on one page
+_MAX_FIELD_BYTES = 1 << 20  # UTF-16 bytes of one field's name or value
+
+
+def _form_fields(pdf: object, page: object) -> str:
+    """ "name: value" lines of the page's filled form fields (AcroForm widgets)."""
+    import pypdfium2.raw as pdfium_c
+
+    env = getattr(pdf, "formenv", None)
+    if env is None:
+        return ""
+    handle = env.raw
+    raw_page = page.raw  # type: ignore[attr-defined]
+    lines: list[str] = []
+    count = min(pdfium_c.FPDFPage_GetAnnotCount(raw_page), _MAX_ANNOTS)
+    for k in range(count):
+        annot = pdfium_c.FPDFPage_GetAnnot(raw_page, k)
+        if not annot:
+            continue
+        try:
+            if pdfium_c.FPDFAnnot_GetSubtype(annot) != pdfium_c.FPDF_ANNOT_WIDGET:
+                continue
+            ftype = pdfium_c.FPDFAnnot_GetFormFieldType(handle, annot)
+            if ftype == pdfium_c.FPDF_FORMFIELD_PUSHBUTTON:
+                continue
+            choice = (pdfium_c.FPDF_FORMFIELD_CHECKBOX, pdfium_c.FPDF_FORMFIELD_RADIOBUTTON)
+            if ftype in choice and not pdfium_c.FPDFAnnot_IsChecked(handle, annot):
+                continue  # an unticked box's value is its export name ("Off")
+            value = _wide(pdfium_c.FPDFAnnot_GetFormFieldValue, handle, annot)
+            if value.strip():
+                name = _wide(pdfium_c.FPDFAnnot_GetFormFieldName, handle, annot)
+                lines.append(f"{name}: {value}" if name else value)
+        finally:
+            pdfium_c.FPDFPage_CloseAnnot(annot)
+    return "\n".join(lines)
+
+
+def _wide(fn: object, handle: object, annot: object) -> str:
+    """A UTF-16 string out of a PDFium getter (called once for the size, once to fill)."""
+    import pypdfium2.raw as pdfium_c
+
+    size = int(fn(handle, annot, None, 0))  # type: ignore[operator]
+    if size <= 2:
+        return ""
+    if size > _MAX_FIELD_BYTES:
+        raise Uninspected("PDF form field larger than the limit")
+    buf = (pdfium_c.FPDF_WCHAR * (size // 2 + 1))()
+    fn(handle, annot, buf, size)  # type: ignore[operator]
+    return bytes(buf)[: size - 2].decode("utf-16-le", "replace")
 
 
 def _has_image(page: object, image_type: int) -> bool:
