@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -199,3 +199,31 @@ def test_unknown_binary_attachment_is_delayed_not_passed(engine: Engine) -> None
     d = engine.decide(raw)
     assert d.verdict.facts["unreadable_attachments"] == 1
     assert d.verdict.action != "pass"
+
+
+@pytest.mark.parametrize(
+    ("name", "pack"),
+    [
+        ("meibo.csv.bz2", lambda b: __import__("bz2").compress(b)),
+        ("meibo.csv.xz", lambda b: __import__("lzma").compress(b)),
+        ("meibo.csv.gz", lambda b: gzip.compress(b[:20]) + gzip.compress(b[20:])),
+    ],
+)
+def test_bzip2_xz_and_concatenated_gzip_are_read(name: str, pack: Callable[[bytes], bytes]) -> None:
+    out = extract(name, "application/octet-stream", pack(MEIBO.encode("cp932")), LIMITS)
+    assert [(c.name, c.status) for c in out.contents] == [
+        (name, "read"),
+        (f"{name}/meibo.csv", "read"),
+    ]
+    assert MEIBO.replace("\r\n", "\n") in text_of(out.contents[1]) + "\n"
+
+
+def test_signatures_are_skipped_but_only_when_they_look_like_one() -> None:
+    der = b"\x30\x82\x09\x1c\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" + bytes(range(200))
+    assert only("smime.p7s", "application/pkcs7-signature", der).status == "skipped"
+    pgp = (
+        b"-----BEGIN PGP SIGNATURE-----\r\n\r\niQEzBAEBCAAdFiEE\r\n-----END PGP SIGNATURE-----\r\n"
+    )
+    assert only("signature.asc", "application/pgp-signature", pgp).status == "skipped"
+    fake = only("smime.p7s", "application/x-pkcs7-signature", MEIBO.encode("cp932"))
+    assert fake.status == "read" and "123456789018" in text_of(fake)

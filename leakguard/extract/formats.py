@@ -18,6 +18,7 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from leakguard.message.charsets import decode_bytes
 from leakguard.types import Attachment, AttachmentContent, TextSection
@@ -43,6 +44,13 @@ _IMAGE_MAGIC = (
     b"MM\x00*",
 )
 GZIP_MAGIC = b"\x1f\x8b"
+_SIGNATURE_TYPES = frozenset(
+    (
+        "application/pkcs7-signature",
+        "application/x-pkcs7-signature",
+        "application/pgp-signature",
+    )
+)
 _SEVENZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 _RAR_MAGIC = b"Rar!\x1a\x07"
 _LZH_RE = re.compile(rb"-(lh[0-9a-z]|lz[s45]|pm[0-2s])-")
@@ -236,8 +244,13 @@ def sniff(name: str, content_type: str, data: bytes) -> str:
         return "pdf"
     if head.startswith(TNEF_MAGIC) or ctype == "application/ms-tnef" or name == "winmail.dat":
         return "tnef"
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
+    for compressed, (magic, _suffixes) in _COMPRESSED.items():
+        if head.startswith(magic):
+            return compressed
+    if (ctype in _SIGNATURE_TYPES or ext in ("p7s", "sig", "asc")) and (
+        head[:1] == b"\x30" or head.startswith(b"-----BEGIN ")
+    ):
+        return "signature"  # DER (S/MIME) or ASCII armour (OpenPGP), not a CSV so labelled
     if head.startswith(_SEVENZIP_MAGIC):
         return "7z"
     if head.startswith(_RAR_MAGIC):
@@ -378,8 +391,10 @@ def dispatch(
             mail.ics(out, data, charset, secs)
         elif kind == "image":
             raise Unreadable("image: no text layer (OCR is not done)")
-        elif kind == "gzip":
-            _gzip(out, name, data, limits, depth)
+        elif kind in _COMPRESSED:
+            _compressed(out, kind, name, data, limits, depth)
+        elif kind == "signature":
+            status, detail, shown_kind = "skipped", "digital signature (S/MIME or OpenPGP)", "other"
         elif kind == "encrypted-rar":
             shown_kind = "rar"
             raise Encrypted("password-protected RAR archive")
@@ -417,31 +432,51 @@ def dispatch(
 _UNREAD_ARCHIVES = {"7z": "7-Zip", "rar": "RAR", "lzh": "LZH"}
 
 
-def _gzip(out: Output, name: str, data: bytes, limits: Limits, depth: int) -> None:
-    """A gzip file: inflated within the size and ratio bounds, the file inside read like
-    an attachment (``data.csv.gz/data.csv``)."""
+# single-file compressors: magic, name suffixes, a decompressor object for one stream
+_COMPRESSED: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    "gzip": (GZIP_MAGIC, (".gz", ".gzip", ".tgz")),
+    "bzip2": (b"BZh", (".bz2", ".tbz")),
+    "xz": (b"\xfd7zXZ\x00", (".xz", ".txz")),
+}
+
+
+def _decompressor(kind: str) -> Any:
+    import bz2
+    import lzma
+
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+
+
+def _compressed(out: Output, kind: str, name: str, data: bytes, limits: Limits, depth: int) -> None:
+    """A gzip, bzip2 or xz file: decompressed within the size and ratio bounds, the file
+    inside read like an attachment (``data.csv.gz/data.csv``)."""
     if depth >= limits.max_depth:
         raise Uninspected(f"archive nested deeper than {limits.max_depth}")
+    magic, suffixes = _COMPRESSED[kind]
     inner_name = name.rsplit("/", 1)[-1]
-    for suffix in (".gz", ".gzip"):
+    for suffix in suffixes:
         if inner_name.lower().endswith(suffix) and len(inner_name) > len(suffix):
-            inner_name = inner_name[: -len(suffix)]
+            inner_name = inner_name[: -len(suffix)] + (".tar" if suffix[1] == "t" else "")
             break
     else:
-        inner_name = "(gzip content)"
+        inner_name = f"({kind} content)"
     cap = min(limits.max_uncompressed, max(1 << 20, limits.max_ratio * len(data)))
     parts: list[bytes] = []
     size = 0
     rest = data
-    while rest[:2] == GZIP_MAGIC:
-        d = zlib.decompressobj(wbits=31)
+    while rest[: len(magic)] == magic:  # concatenated streams are one file
+        d = _decompressor(kind)
         chunk = d.decompress(rest, cap - size + 1)
         size += len(chunk)
         parts.append(chunk)
         if size > cap:
-            raise Uninspected("decompression bomb: gzip content over the size or ratio limit")
+            raise Uninspected(f"decompression bomb: {kind} content over the size or ratio limit")
         if not d.eof:
-            raise Uninspected("broken gzip: truncated")
+            raise Uninspected(f"broken {kind}: truncated")
         rest = d.unused_data
     body = b"".join(parts)
     del parts
