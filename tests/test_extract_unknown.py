@@ -227,3 +227,10 @@ def test_signatures_are_skipped_but_only_when_they_look_like_one() -> None:
     assert only("signature.asc", "application/pgp-signature", pgp).status == "skipped"
     fake = only("smime.p7s", "application/x-pkcs7-signature", MEIBO.encode("cp932"))
     assert fake.status == "read" and "123456789018" in text_of(fake)
+
+
+def test_empty_and_blank_parts_are_not_unreadable() -> None:
+    # a bounce's empty message/delivery-status part, an empty file: nothing is hidden there
+    assert only("part 2 (message/delivery-status)", "message/delivery-status", b"").status == "read"
+    assert only("empty.dat", "application/octet-stream", b"\r\n \r\n").status == "read"
+    assert only("zeros.dat", "application/octet-stream", b"\0" * 64).status == "unreadable"

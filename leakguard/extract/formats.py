@@ -42,6 +42,7 @@ _IMAGE_MAGIC = (
     b"BM",
     b"II*\x00",
     b"MM\x00*",
+    b"\x00\x00\x01\x00",  # ICO (a favicon pasted with a link)
 )
 GZIP_MAGIC = b"\x1f\x8b"
 _SIGNATURE_TYPES = frozenset(
@@ -307,7 +308,9 @@ def looks_like_text(data: bytes) -> bool:
     """Text in a Japanese mail's charsets (no NUL in the first 8 KiB, and the decoded
     sample mostly printable): what a CSV or a text file saved under any name looks like."""
     sample = data[:_TEXT_SNIFF_BYTES]
-    if not sample.strip() or b"\x00" in sample:
+    if not sample.strip():
+        return True  # empty or blank: nothing in it to read or hide
+    if b"\x00" in sample:
         return False
     if len(data) > len(sample):  # do not judge a multi-byte character cut in two
         sample = sample[: max(sample.rfind(b"\n"), len(sample) - 8)]
