@@ -234,3 +234,21 @@ def test_empty_and_blank_parts_are_not_unreadable() -> None:
     assert only("part 2 (message/delivery-status)", "message/delivery-status", b"").status == "read"
     assert only("empty.dat", "application/octet-stream", b"\r\n \r\n").status == "read"
     assert only("zeros.dat", "application/octet-stream", b"\0" * 64).status == "unreadable"
+
+
+def test_utf16_text_with_a_bom_is_read() -> None:
+    data = b"\xff\xfe" + MEIBO.replace(",", "\t").encode("utf-16-le")
+    c = only("名簿.txt.dat", "application/octet-stream", data)
+    assert (c.kind, c.status) == ("text", "read")
+    assert "山田 太郎\t123456789018" in text_of(c)
+
+
+def test_a_zip_after_a_text_preamble_is_not_taken_for_text() -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("meibo.csv", MEIBO.encode("cp932"))
+    data = b"#" * 9000 + b"\r\n" + buf.getvalue()
+    assert only("x.dat", "application/octet-stream", data).status == "unreadable"

@@ -281,6 +281,8 @@ def sniff(name: str, content_type: str, data: bytes) -> str:
     # Neither the bytes nor the label say what it is (application/octet-stream, a made-up
     # extension, a label that lies such as image/png on a CSV): text is read as text, and
     # a saved mail as a mail; anything else is reported, never taken for clean.
+    if _utf16_text(data):
+        return "text16"
     if looks_like_text(data):
         return "eml" if looks_like_mail(data) else "text"
     if ctype.startswith("image/") or ext in _IMAGE_EXT:
@@ -308,13 +310,24 @@ def looks_like_text(data: bytes) -> bool:
     """Text in a Japanese mail's charsets (no NUL in the first 8 KiB, and the decoded
     sample mostly printable): what a CSV or a text file saved under any name looks like."""
     sample = data[:_TEXT_SNIFF_BYTES]
-    if not sample.strip():
+    if not sample.strip() and not data.strip():
         return True  # empty or blank: nothing in it to read or hide
-    if b"\x00" in sample:
+    if data.find(b"\x00") >= 0:  # the whole file: a ZIP after a text preamble is not text
         return False
     if len(data) > len(sample):  # do not judge a multi-byte character cut in two
         sample = sample[: max(sample.rfind(b"\n"), len(sample) - 8)]
-    text = decode_bytes(sample, None).text
+    return _printable(decode_bytes(sample, None).text)
+
+
+def _utf16_text(data: bytes) -> bool:
+    """UTF-16 text with its byte-order mark (Excel's "Unicode text", Notepad's "Unicode")."""
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    sample = data[: _TEXT_SNIFF_BYTES & ~1]
+    return _printable(sample.decode("utf-16", "replace"))
+
+
+def _printable(text: str) -> bool:
     if not text:
         return False
     bad = sum(1 for ch in text if ch == "\ufffd" or (not ch.isprintable() and ch not in "\t\n\r\f"))
@@ -381,6 +394,9 @@ def dispatch(
             raise Unreadable("legacy binary Office format (.doc/.ppt) is not read")
         elif kind == "zip":
             status, detail = _zip(out, name, data, limits, depth, secs)
+        elif kind == "text16":
+            shown_kind = "text"
+            secs.add("", data.decode("utf-16", "replace").lstrip("\ufeff"))
         elif kind == "csv" or kind == "text":
             decoded = decode_bytes(data, charset or None)
             secs.add("", decoded.text)
