@@ -490,7 +490,7 @@ def test_image_is_unreadable_and_audio_skipped() -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 50
     assert only("photo.png", "image/png", png).status == "unreadable"
     assert only("voice.m4a", "audio/mp4", b"\0" * 50).status == "skipped"
-    assert only("a.bin", "application/octet-stream", b"\x01\x02\x03").status == "skipped"
+    assert only("a.bin", "application/octet-stream", b"\x01\x02\x03").status == "unreadable"
 
 
 def test_legacy_ole_document_is_unreadable() -> None:

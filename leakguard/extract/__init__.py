@@ -107,7 +107,7 @@ class Extractor:
         for name, holder, i in walk_attachments(msg):
             att = holder.attachments[i]
             size = att.body_end - att.body_start
-            if is_inline_decoration(att):
+            if is_inline_decoration(att, holder.raw):
                 settled[len(jobs) + len(settled)] = AttachmentContent(
                     name, "image", "skipped", (), "small inline image (a logo or an icon)"
                 )

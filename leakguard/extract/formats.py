@@ -14,8 +14,11 @@ Office and ODF live in :mod:`leakguard.extract.office`, mail containers and cale
 from __future__ import annotations
 
 import io
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from leakguard.message.charsets import decode_bytes
 from leakguard.types import Attachment, AttachmentContent, TextSection
@@ -29,7 +32,33 @@ _IMAGE_EXT = frozenset(
 )
 _TEXT_EXT = frozenset(("txt", "log", "md", "json", "xml", "html", "htm", "tsv"))
 _SHEET_EXT = frozenset(("xlsx", "xlsm", "xls", "xlsb", "ods"))
-_MEDIA_PREFIXES = ("audio/", "video/", "font/", "model/")
+_MEDIA_PREFIXES = ("audio/", "video/")
+# magic numbers of image formats: only these make an "image" (a CSV labelled image/png is not)
+_IMAGE_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"\x00\x00\x01\x00",  # ICO (a favicon pasted with a link)
+)
+GZIP_MAGIC = b"\x1f\x8b"
+_SIGNATURE_TYPES = frozenset(
+    (
+        "application/pkcs7-signature",
+        "application/x-pkcs7-signature",
+        "application/pgp-signature",
+    )
+)
+_SEVENZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+_RAR_MAGIC = b"Rar!\x1a\x07"
+_LZH_RE = re.compile(rb"-(lh[0-9a-z]|lz[s45]|pm[0-2s])-")
+_TEXT_SNIFF_BYTES = 8192
+# header fields a saved mail (an .eml, or a message sent without its extension) starts with
+_MAIL_HEADER_RE = re.compile(rb"[!-9;-~]{1,76}[ \t]*:")
+_MAIL_KEY_RE = re.compile(rb"(?:from|to|subject|received|message-id)[ \t]*:", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +73,10 @@ class Limits:
     max_cells: int = 1_000_000
     max_chars: int = 4_000_000
     max_xml_bytes: int = 64 * 1024 * 1024  # one XML part of an Office/ODF file
+    # mail found in one attachment (.eml, .msg, winmail.dat, in ZIPs) and sent back to the
+    # relay, which parses each one: their number and total size (more: uninspected)
+    max_messages: int = 20
+    max_message_bytes: int = 8 * 1024 * 1024
 
 
 class Uninspected(Exception):
@@ -72,6 +105,17 @@ class Output:
     uids: list[str] = field(default_factory=list)
     # characters still allowed for the whole attachment, members of containers included
     chars_left: int = 0
+
+
+def add_message(out: Output, name: str, raw: bytes, limits: Limits) -> None:
+    """Keep a mail found in a container for the relay, within ``Limits.max_messages`` and
+    ``max_message_bytes`` (the relay parses each one; a ZIP of hundreds of .eml files must
+    not cost it hundreds of MiB): over them, the container's entry is uninspected."""
+    if len(out.messages) >= limits.max_messages:
+        raise Uninspected(f"more than {limits.max_messages} mails in one attachment")
+    if sum(len(m) for _n, m in out.messages) + len(raw) > limits.max_message_bytes:
+        raise Uninspected(f"mail in one attachment over {limits.max_message_bytes} bytes")
+    out.messages.append((name, raw))
 
 
 class Sections:
@@ -105,15 +149,49 @@ class Sections:
 INLINE_IMAGE_MAX_BYTES = 48 * 1024  # encoded size of a logo, an icon, a signature picture
 
 
-def is_inline_decoration(att: Attachment) -> bool:
+def is_image_bytes(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts like an image: PNG, JPEG, GIF, BMP,
+    TIFF, WebP or HEIF/AVIF. The label of a MIME part says nothing; its bytes do."""
+    if head.startswith(_IMAGE_MAGIC):
+        return True
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return True
+    return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"avif", b"msf1")
+
+
+def _first_bytes(att: Attachment, raw: bytes) -> bytes:
+    """The first decoded bytes (at least 12 when there are) of an attachment's body."""
+    import base64
+    import binascii
+
+    from leakguard.message.parse import decode_transfer_encoding
+
+    chunk = bytes(raw[att.body_start : min(att.body_end, att.body_start + 256)])
+    if att.transfer_encoding.lower() == "base64":
+        b64 = re.sub(rb"[^A-Za-z0-9+/]", b"", chunk)[:32]
+        b64 = b64[: len(b64) // 4 * 4]
+        try:
+            return base64.b64decode(b64)
+        except (binascii.Error, ValueError):
+            return b""
+    return decode_transfer_encoding(chunk, att.transfer_encoding)[:64]
+
+
+def is_inline_decoration(att: Attachment, raw: bytes | None = None) -> bool:
     """A small image shown inside the HTML body (a logo in a signature, an icon): part of
     the mail's look, not a document the sender attached. Larger inline images (a photo
-    pasted by an iPhone, a screenshot) are read as images, i.e. reported unreadable."""
-    return (
+    pasted by an iPhone, a screenshot) are read as images, i.e. reported unreadable.
+
+    With ``raw`` (the bytes of the mail holding ``att``), the part must also *be* an image
+    (its first bytes are an image format's magic): a CSV labelled ``image/png`` and sent
+    inline is read like any attachment, not waved through as a logo."""
+    if not (
         att.content_type.startswith("image/")
         and att.disposition != "attachment"
         and att.size < INLINE_IMAGE_MAX_BYTES
-    )
+    ):
+        return False
+    return raw is None or is_image_bytes(_first_bytes(att, raw))
 
 
 def extension(name: str) -> str:
@@ -167,14 +245,29 @@ def sniff(name: str, content_type: str, data: bytes) -> str:
         return "pdf"
     if head.startswith(TNEF_MAGIC) or ctype == "application/ms-tnef" or name == "winmail.dat":
         return "tnef"
+    for compressed, (magic, _suffixes) in _COMPRESSED.items():
+        if head.startswith(magic):
+            return compressed
+    if (ctype in _SIGNATURE_TYPES or ext in ("p7s", "sig", "asc")) and (
+        head[:1] == b"\x30" or head.startswith(b"-----BEGIN ")
+    ):
+        return "signature"  # DER (S/MIME) or ASCII armour (OpenPGP), not a CSV so labelled
+    if head.startswith(_SEVENZIP_MAGIC):
+        return "7z"
+    if head.startswith(_RAR_MAGIC):
+        return "encrypted-rar" if _rar_encrypted(head) else "rar"
+    if _LZH_RE.match(head, 2):
+        return "lzh"
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    if is_image_bytes(head):
+        return "image"
     if (
         ctype == "text/calendar"
         or ext in ("ics", "vcs")
         or head.lstrip().startswith(b"BEGIN:VCALENDAR")
     ):
         return "ics"
-    if ctype.startswith("image/") or ext in _IMAGE_EXT:
-        return "image"
     if ext == "eml" or ctype in ("message/rfc822", "message/global"):
         return "eml"
     if ext in ("pdf",) or ctype == "application/pdf":
@@ -185,9 +278,78 @@ def sniff(name: str, content_type: str, data: bytes) -> str:
         return "csv"
     if ctype.startswith("text/") or ext in _TEXT_EXT:
         return "text"
+    # Neither the bytes nor the label say what it is (application/octet-stream, a made-up
+    # extension, a label that lies such as image/png on a CSV): text is read as text, and
+    # a saved mail as a mail; anything else is reported, never taken for clean.
+    if _utf16_text(data):
+        return "text16"
+    if looks_like_text(data):
+        return "eml" if looks_like_mail(data) else "text"
+    if ctype.startswith("image/") or ext in _IMAGE_EXT:
+        return "image"
     if ctype.startswith(_MEDIA_PREFIXES):
         return "media"
     return "other"
+
+
+def _rar_encrypted(head: bytes) -> bool:
+    """Whether a RAR archive says in its first header that it is password-protected (its
+    file names are encrypted too): RAR 4 main-header flag 0x0080, RAR 5 archive
+    encryption header (type 4) right after the signature."""
+    if head.startswith(b"Rar!\x1a\x07\x00"):  # RAR 4: CRC16, type 0x73, flags (LE16)
+        return len(head) >= 12 and head[9] == 0x73 and bool(head[10] & 0x80)
+    if head.startswith(b"Rar!\x1a\x07\x01\x00"):  # RAR 5: CRC32, vint size, vint type
+        i = 12
+        while i < len(head) and head[i] & 0x80:  # skip the header size (a vint)
+            i += 1
+        return i + 1 < len(head) and head[i + 1] == 4
+    return False
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Text in a Japanese mail's charsets (no NUL in the first 8 KiB, and the decoded
+    sample mostly printable): what a CSV or a text file saved under any name looks like."""
+    sample = data[:_TEXT_SNIFF_BYTES]
+    if not sample.strip() and not data.strip():
+        return True  # empty or blank: nothing in it to read or hide
+    if data.find(b"\x00") >= 0:  # the whole file: a ZIP after a text preamble is not text
+        return False
+    if len(data) > len(sample):  # do not judge a multi-byte character cut in two
+        sample = sample[: max(sample.rfind(b"\n"), len(sample) - 8)]
+    return _printable(decode_bytes(sample, None).text)
+
+
+def _utf16_text(data: bytes) -> bool:
+    """UTF-16 text with its byte-order mark (Excel's "Unicode text", Notepad's "Unicode")."""
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    sample = data[: _TEXT_SNIFF_BYTES & ~1]
+    return _printable(sample.decode("utf-16", "replace"))
+
+
+def _printable(text: str) -> bool:
+    if not text:
+        return False
+    bad = sum(1 for ch in text if ch == "\ufffd" or (not ch.isprintable() and ch not in "\t\n\r\f"))
+    return bad <= len(text) // 50
+
+
+def looks_like_mail(data: bytes) -> bool:
+    """A mail saved without its name (RFC 5322): header lines from the first line on,
+    among them From:, To:, Subject:, Received: or Message-ID:."""
+    lines = data[:_TEXT_SNIFF_BYTES].splitlines()
+    seen_key = False
+    n = 0
+    for line in lines:
+        if not line.strip():
+            break  # the end of the header section
+        if line[:1] in (b" ", b"\t") and n:
+            continue  # a folded header line
+        if not _MAIL_HEADER_RE.match(line):
+            return False
+        seen_key = seen_key or bool(_MAIL_KEY_RE.match(line))
+        n += 1
+    return n >= 2 and seen_key
 
 
 def extract(name: str, content_type: str, data: bytes, limits: Limits, charset: str = "") -> Output:
@@ -232,6 +394,9 @@ def dispatch(
             raise Unreadable("legacy binary Office format (.doc/.ppt) is not read")
         elif kind == "zip":
             status, detail = _zip(out, name, data, limits, depth, secs)
+        elif kind == "text16":
+            shown_kind = "text"
+            secs.add("", data.decode("utf-16", "replace").lstrip("\ufeff"))
         elif kind == "csv" or kind == "text":
             decoded = decode_bytes(data, charset or None)
             secs.add("", decoded.text)
@@ -245,10 +410,22 @@ def dispatch(
             mail.ics(out, data, charset, secs)
         elif kind == "image":
             raise Unreadable("image: no text layer (OCR is not done)")
+        elif kind in _COMPRESSED:
+            _compressed(out, kind, name, data, limits, depth)
+        elif kind == "signature":
+            status, detail, shown_kind = "skipped", "digital signature (S/MIME or OpenPGP)", "other"
+        elif kind == "encrypted-rar":
+            shown_kind = "rar"
+            raise Encrypted("password-protected RAR archive")
+        elif kind in _UNREAD_ARCHIVES:
+            raise Unreadable(f"{_UNREAD_ARCHIVES[kind]} archive: its members are not read")
+        elif kind == "rtf":
+            raise Unreadable("RTF document: not read")
         elif kind == "media":
             status, detail, shown_kind = "skipped", "audio/video carries no text we read", "other"
         else:
-            status, detail, shown_kind = "skipped", "format not recognised", "other"
+            shown_kind = "other"
+            raise Unreadable("format not recognised: binary data that is not read")
         if secs.truncated:
             status, detail = "uninspected", "more text than the per-attachment limit"
     except Encrypted as exc:
@@ -269,6 +446,60 @@ def dispatch(
             name=name, kind=shown_kind, status=status, sections=tuple(secs.items), detail=detail
         ),
     )
+
+
+_UNREAD_ARCHIVES = {"7z": "7-Zip", "rar": "RAR", "lzh": "LZH"}
+
+
+# single-file compressors: magic, name suffixes, a decompressor object for one stream
+_COMPRESSED: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    "gzip": (GZIP_MAGIC, (".gz", ".gzip", ".tgz")),
+    "bzip2": (b"BZh", (".bz2", ".tbz")),
+    "xz": (b"\xfd7zXZ\x00", (".xz", ".txz")),
+}
+
+
+def _decompressor(kind: str) -> Any:
+    import bz2
+    import lzma
+
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+
+
+def _compressed(out: Output, kind: str, name: str, data: bytes, limits: Limits, depth: int) -> None:
+    """A gzip, bzip2 or xz file: decompressed within the size and ratio bounds, the file
+    inside read like an attachment (``data.csv.gz/data.csv``)."""
+    if depth >= limits.max_depth:
+        raise Uninspected(f"archive nested deeper than {limits.max_depth}")
+    magic, suffixes = _COMPRESSED[kind]
+    inner_name = name.rsplit("/", 1)[-1]
+    for suffix in suffixes:
+        if inner_name.lower().endswith(suffix) and len(inner_name) > len(suffix):
+            inner_name = inner_name[: -len(suffix)] + (".tar" if suffix[1] == "t" else "")
+            break
+    else:
+        inner_name = f"({kind} content)"
+    cap = min(limits.max_uncompressed, max(1 << 20, limits.max_ratio * len(data)))
+    parts: list[bytes] = []
+    size = 0
+    rest = data
+    while rest[: len(magic)] == magic:  # concatenated streams are one file
+        d = _decompressor(kind)
+        chunk = d.decompress(rest, cap - size + 1)
+        size += len(chunk)
+        parts.append(chunk)
+        if size > cap:
+            raise Uninspected(f"decompression bomb: {kind} content over the size or ratio limit")
+        if not d.eof:
+            raise Uninspected(f"broken {kind}: truncated")
+        rest = d.unused_data
+    body = b"".join(parts)
+    del parts
+    dispatch(out, f"{name}/{inner_name}", "application/octet-stream", body, limits, depth + 1)
 
 
 def position(out: Output, name: str) -> int:
@@ -294,6 +525,9 @@ def _pdf(data: bytes, limits: Limits, secs: Sections) -> tuple[str, str]:
             raise Encrypted("password-protected PDF") from None
         raise Uninspected(f"PDF cannot be opened: {str(exc)[:80]}") from None
     try:
+        # filled AcroForm fields are not in the page's text layer: their values are read
+        # from the widget annotations through the form environment
+        pdf.init_forms()
         n = len(pdf)
         if n > limits.max_pdf_pages:
             raise Uninspected(f"{n} pages, more than the limit of {limits.max_pdf_pages}")
@@ -306,6 +540,9 @@ def _pdf(data: bytes, limits: Limits, secs: Sections) -> tuple[str, str]:
                     text = textpage.get_text_bounded()
                 finally:
                     textpage.close()
+                fields = _form_fields(pdf, page)
+                if fields:
+                    text = f"{text}\n{fields}" if text.strip() else fields
                 if text.strip():
                     secs.add(f"page {i + 1}", text)
                     secs.check()
@@ -323,6 +560,57 @@ def _pdf(data: bytes, limits: Limits, secs: Sections) -> tuple[str, str]:
     if not secs.items and n:
         return "unreadable", "no text in the PDF"
     return "read", ""
+
+
+_MAX_ANNOTS = 5000  # widget annotations looked at on one page
+_MAX_FIELD_BYTES = 1 << 20  # UTF-16 bytes of one field's name or value
+
+
+def _form_fields(pdf: object, page: object) -> str:
+    """ "name: value" lines of the page's filled form fields (AcroForm widgets)."""
+    import pypdfium2.raw as pdfium_c
+
+    env = getattr(pdf, "formenv", None)
+    if env is None:
+        return ""
+    handle = env.raw
+    raw_page = page.raw  # type: ignore[attr-defined]
+    lines: list[str] = []
+    count = min(pdfium_c.FPDFPage_GetAnnotCount(raw_page), _MAX_ANNOTS)
+    for k in range(count):
+        annot = pdfium_c.FPDFPage_GetAnnot(raw_page, k)
+        if not annot:
+            continue
+        try:
+            if pdfium_c.FPDFAnnot_GetSubtype(annot) != pdfium_c.FPDF_ANNOT_WIDGET:
+                continue
+            ftype = pdfium_c.FPDFAnnot_GetFormFieldType(handle, annot)
+            if ftype == pdfium_c.FPDF_FORMFIELD_PUSHBUTTON:
+                continue
+            choice = (pdfium_c.FPDF_FORMFIELD_CHECKBOX, pdfium_c.FPDF_FORMFIELD_RADIOBUTTON)
+            if ftype in choice and not pdfium_c.FPDFAnnot_IsChecked(handle, annot):
+                continue  # an unticked box's value is its export name ("Off")
+            value = _wide(pdfium_c.FPDFAnnot_GetFormFieldValue, handle, annot)
+            if value.strip():
+                name = _wide(pdfium_c.FPDFAnnot_GetFormFieldName, handle, annot)
+                lines.append(f"{name}: {value}" if name else value)
+        finally:
+            pdfium_c.FPDFPage_CloseAnnot(annot)
+    return "\n".join(lines)
+
+
+def _wide(fn: object, handle: object, annot: object) -> str:
+    """A UTF-16 string out of a PDFium getter (called once for the size, once to fill)."""
+    import pypdfium2.raw as pdfium_c
+
+    size = int(fn(handle, annot, None, 0))  # type: ignore[operator]
+    if size <= 2:
+        return ""
+    if size > _MAX_FIELD_BYTES:
+        raise Uninspected("PDF form field larger than the limit")
+    buf = (pdfium_c.FPDF_WCHAR * (size // 2 + 1))()
+    fn(handle, annot, buf, size)  # type: ignore[operator]
+    return bytes(buf)[: size - 2].decode("utf-16-le", "replace")
 
 
 def _has_image(page: object, image_type: int) -> bool:
@@ -363,8 +651,10 @@ def open_zip(data: bytes, limits: Limits) -> zipfile.ZipFile:
         zf.close()
         raise Uninspected(f"{len(infos)} members, more than {limits.max_members}")
     total = 0
+    packed = 0
     for info in infos:
         total += info.file_size
+        packed += info.compress_size
         if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(
             info.compress_size, 1
         ):
@@ -373,6 +663,9 @@ def open_zip(data: bytes, limits: Limits) -> zipfile.ZipFile:
     if total > limits.max_uncompressed:
         zf.close()
         raise Uninspected(f"uncompressed size {total} over the limit")
+    if total > 1 << 20 and total > limits.max_ratio * max(packed, 1):
+        zf.close()  # many small members, each under the per-member threshold
+        raise Uninspected("decompression bomb: the archive's total ratio is too high")
     return zf
 
 

@@ -28,6 +28,7 @@ from leakguard.extract.formats import (
     Sections,
     Uninspected,
     Unreadable,
+    add_message,
     dispatch,
     position,
 )
@@ -78,10 +79,12 @@ def walk_attachments(msg: Message, prefix: str = "") -> Iterator[tuple[str, Mess
 
 
 def eml(out: Output, name: str, data: bytes, limits: Limits, depth: int, secs: Sections) -> None:
+    if len(out.messages) >= limits.max_messages:  # before parsing it
+        raise Uninspected(f"more than {limits.max_messages} mails in one attachment")
     msg = parse_message(data)
     if not msg.headers:
         raise Uninspected("not a mail message")
-    out.messages.append((name, data))
+    add_message(out, name, data, limits)
     _mail_text(msg, secs)
     _inner_attachments(out, name, msg, limits, depth)
 
@@ -254,7 +257,7 @@ def _msg_object(
         cc=cc,
         body=body,
     )
-    out.messages.append((name, raw))
+    add_message(out, name, raw, limits)
     _mail_text(parse_message(raw), secs)
     storages = r.storages(_ATTACH)
     if storages and depth >= limits.max_depth:
@@ -307,7 +310,7 @@ def tnef(out: Output, name: str, data: bytes, limits: Limits, depth: int, secs: 
     if not (subject or body or t.attachments or t.has_body()):
         raise Uninspected("TNEF stream without a subject, body or attachment")
     raw = build_rfc5322(subject=subject, body=body or "")
-    out.messages.append((name, raw))
+    add_message(out, name, raw, limits)
     _mail_text(parse_message(raw), secs)
     if t.attachments and depth >= limits.max_depth:
         raise Uninspected(f"container nested deeper than {limits.max_depth}")

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
+import posixpath
 import re
 import xml.etree.ElementTree as ET  # types only; parsing goes through defusedxml
 import zipfile
+from collections.abc import Callable
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -24,6 +26,7 @@ from leakguard.extract.formats import (
     Output,
     Sections,
     Uninspected,
+    Unreadable,
     dispatch,
     open_zip,
     read_member,
@@ -107,6 +110,73 @@ def _docx(zf: zipfile.ZipFile, limits: Limits, secs: Sections) -> None:
         _docx_block(root, lines)
         secs.add(_docx_location(info.filename), "\n".join(lines))
         secs.check()
+    _docx_alt_chunks(zf, limits, secs)
+
+
+_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_AFCHUNK_RE = re.compile(r"word/afchunk[^/]*", re.I)
+
+
+def _alt_chunk_parts(zf: zipfile.ZipFile, limits: Limits) -> list[zipfile.ZipInfo]:
+    """Parts imported whole into a DOCX (``w:altChunk``: HTML, MHT, plain text, RTF, another
+    document), from the aFChunk relationships of any ``word/`` part and by Word's usual
+    names ``word/afchunk*``."""
+    names: dict[str, None] = {}
+    for info in zf.infolist():
+        name = info.filename
+        if _AFCHUNK_RE.fullmatch(name):
+            names[name] = None
+        if not (name.startswith("word/_rels/") and name.endswith(".rels")):
+            continue
+        for rel in _xml(zf, info, limits).iter(_REL_NS + "Relationship"):
+            if not rel.get("Type", "").endswith("/aFChunk") or rel.get("TargetMode"):
+                continue
+            target = rel.get("Target", "")
+            full = target.lstrip("/") if target.startswith("/") else f"word/{target}"
+            names[posixpath.normpath(full)] = None
+    found: list[zipfile.ZipInfo] = []
+    for name in names:
+        try:
+            found.append(zf.getinfo(name))
+        except KeyError:
+            continue
+    return found[: limits.max_members]
+
+
+_CELL_END_RE = re.compile(r"(</t[dh]\s*>)", re.I)
+_CELL_MARK = "\u2063"  # INVISIBLE SEPARATOR: kept by the renderer, so cells can be found
+
+
+def _html_text(render: Callable[[str], str], html: str) -> str:
+    """Visible text of an imported HTML part with a table row's cells joined by tabs, as
+    DOCX tables are (the detectors read a header row and its columns that way)."""
+    text = render(_CELL_END_RE.sub(_CELL_MARK + r"\1", html.replace(_CELL_MARK, "")))
+    text = re.sub(_CELL_MARK + "[ ]?", "\t", text)
+    return "\n".join(line.rstrip("\t") for line in text.split("\n"))
+
+
+def _docx_alt_chunks(zf: zipfile.ZipFile, limits: Limits, secs: Sections) -> None:
+    from leakguard.message.charsets import decode_bytes
+    from leakguard.message.html import html_to_text
+    from leakguard.message.parse import parse_message
+
+    not_read: list[str] = []
+    for info in _alt_chunk_parts(zf, limits):
+        data = read_member(zf, info, limits.max_xml_bytes)
+        ext = info.filename.rsplit(".", 1)[-1].lower() if "." in info.filename else ""
+        location = info.filename.rsplit("/", 1)[-1]
+        if ext in ("htm", "html", "xhtml", "xml"):
+            secs.add(location, _html_text(html_to_text, decode_bytes(data, None).text))
+        elif ext in ("txt", "text"):
+            secs.add(location, decode_bytes(data, None).text)
+        elif ext in ("mht", "mhtml"):
+            msg = parse_message(data)
+            secs.add(location, "\n".join(p.text for p in msg.text_parts))
+        else:
+            not_read.append(location)
+        secs.check()
+    if not_read:
+        raise Unreadable(f"imported part(s) not read: {', '.join(not_read)[:120]}")
 
 
 def _docx_block(el: ET.Element, lines: list[str]) -> None:

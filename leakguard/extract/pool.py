@@ -25,8 +25,11 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing.connection
+import os
 import queue
+import select
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -42,6 +45,12 @@ from leakguard.types import AttachmentContent, TextSection
 TEST_CRASH = "application/x-leakguard-test-crash"
 TEST_HANG = "application/x-leakguard-test-hang"
 TEST_MEMORY = "application/x-leakguard-test-memory"
+
+# Mail found in all the attachments of one mail that the relay parses (per attachment, the
+# worker keeps to ``Limits.max_messages`` / ``max_message_bytes``); past these the further
+# attachments' results count as uninspected.
+MAIL_MAX_MESSAGES = 40
+MAIL_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +109,74 @@ def _str(value: object) -> str:
     return value
 
 
-def decode_result(conn: multiprocessing.connection.Connection, limits: Limits) -> Output | Failure:
-    """Read one result (relay side), within size limits; ValueError when malformed."""
+def _recv_exact(conn: multiprocessing.connection.Connection, n: int, deadline: float) -> bytes:
+    """``n`` bytes from the pipe, never waiting past ``deadline`` (TimeoutError then)."""
+    fd = conn.fileno()
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not conn.poll(left):
+            raise TimeoutError("the worker did not finish its answer in time")
+        chunk = os.read(fd, min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return bytes(buf)
+
+
+def send_frame(
+    conn: multiprocessing.connection.Connection, data: bytes | memoryview, deadline: float
+) -> None:
+    """``conn.send_bytes(data)`` that gives up (TimeoutError) at ``deadline``: a worker that
+    stops reading its pipe cannot hold a relay thread either."""
+    view = memoryview(data).cast("B")
+    n = len(view)
+    header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)
+    fd = conn.fileno()
+    waiter = select.poll()  # not select.select: a busy relay has descriptors past 1024
+    waiter.register(fd, select.POLLOUT)
+    os.set_blocking(fd, False)
+    try:
+        for part in (memoryview(header), view):
+            sent = 0
+            while sent < len(part):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the worker did not read its job in time")
+                try:
+                    sent += os.write(fd, part[sent : sent + (1 << 20)])
+                except BlockingIOError:
+                    waiter.poll(max(1, int(min(left, 1.0) * 1000)))
+    finally:
+        os.set_blocking(fd, True)
+
+
+def recv_frame(
+    conn: multiprocessing.connection.Connection, max_bytes: int, deadline: float
+) -> bytes:
+    """One ``multiprocessing.connection`` frame (``send_bytes`` framing: a big-endian 4-byte
+    length, -1 then an 8-byte length for large ones), read within ``deadline`` and refused
+    (ValueError) over ``max_bytes``: a worker that announces a frame and stalls, or sends a
+    huge one, cannot hold a relay thread or its memory."""
+    (size,) = struct.unpack("!i", _recv_exact(conn, 4, deadline))
+    if size == -1:
+        (size,) = struct.unpack("!Q", _recv_exact(conn, 8, deadline))
+    if size < 0 or size > max_bytes:
+        raise ValueError(f"frame of {size} bytes, over the limit of {max_bytes}")
+    return _recv_exact(conn, size, deadline)
+
+
+def decode_result(
+    conn: multiprocessing.connection.Connection,
+    limits: Limits,
+    deadline: float | None = None,
+) -> Output | Failure:
+    """Read one result (relay side), within size limits and ``deadline`` (monotonic time;
+    TimeoutError past it); ValueError when malformed or over a limit."""
+    if deadline is None:
+        deadline = time.monotonic() + 3600.0
     max_json = 4 * 4 * limits.max_chars + (1 << 20)  # UTF-8 text of every section, and more
-    doc = json.loads(conn.recv_bytes(max_json))
+    doc = json.loads(recv_frame(conn, max_json, deadline))
     if not isinstance(doc, dict):
         raise ValueError("not an object")
     if "failure" in doc:
@@ -116,8 +189,14 @@ def decode_result(conn: multiprocessing.connection.Connection, limits: Limits) -
                 _str(c["name"]), _str(c["kind"]), _str(c["status"]), sections, _str(c["detail"])
             )
         )
-    for name in doc.get("messages", []):
-        out.messages.append((_str(name), conn.recv_bytes(limits.max_uncompressed)))
+    names = doc.get("messages", [])
+    if not isinstance(names, list) or len(names) > limits.max_messages:
+        raise ValueError(f"more than {limits.max_messages} messages")
+    left = limits.max_message_bytes
+    for name in names:
+        raw = recv_frame(conn, left, deadline)
+        left -= len(raw)
+        out.messages.append((_str(name), raw))
     for addr, display in doc.get("attendees", []):
         out.attendees.append((_str(addr), _str(display)))
     out.uids.extend(_str(u)[:300] for u in doc.get("uids", [])[:50])
@@ -228,6 +307,8 @@ class ExtractPool:
             w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return [Failure("no extraction worker free within the time budget")] * len(jobs)
+        n_messages = 0
+        message_bytes = 0
         try:
             for job in jobs:
                 left = deadline - time.monotonic()
@@ -238,6 +319,11 @@ class ExtractPool:
                     self._retire(w)
                     w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
                 result = self._one(w, job, left)
+                if isinstance(result, Output) and result.messages:
+                    n_messages += len(result.messages)
+                    message_bytes += sum(len(raw) for _name, raw in result.messages)
+                    if n_messages > MAIL_MAX_MESSAGES or message_bytes > MAIL_MAX_MESSAGE_BYTES:
+                        result = Failure("more mail inside the attachments than the limit")
                 results.append(result)
                 if isinstance(result, Failure) and result.detail.startswith("worker "):
                     self._retire(w)
@@ -254,12 +340,15 @@ class ExtractPool:
         return results
 
     def _one(self, w: _Worker, job: Job, left: float) -> Output | Failure:
+        deadline = time.monotonic() + left
         try:
             w.conn.send((job.name, job.content_type, job.transfer_encoding, job.charset))
-            w.conn.send_bytes(job.body)
-            if not w.conn.poll(left):
+            send_frame(w.conn, job.body, deadline)
+            if not w.conn.poll(max(0.0, deadline - time.monotonic())):
                 return Failure(f"worker killed: over the time budget ({left:.1f}s left)")
-            return decode_result(w.conn, self.limits)
+            return decode_result(w.conn, self.limits, deadline)
+        except TimeoutError:  # an answer begun and not finished: the worker is replaced
+            return Failure(f"worker killed: answer not finished within the budget ({left:.1f}s)")
         except (EOFError, OSError):
             code = w.exitcode(0.5)
             return Failure(f"worker died (exit {code}) while reading it")
