@@ -82,3 +82,24 @@ def test_explanations_in_both_languages() -> None:
         "Attachment 'a.zip' is password-protected: its content cannot be checked"
     )
     assert "x@partner.example" in explain_finding(found["external_attachments"], "ja")
+
+
+def test_a_csv_disguised_as_an_inline_image_counts_as_an_attachment() -> None:
+    """A CSV labelled image/png and sent inline is not a logo: counted and read (review)."""
+    from leakguard.engine import Engine
+    from leakguard.policy.loader import default_policy_path
+
+    csv = "氏名,個人番号\r\n山田 太郎,123456789018\r\n".encode()
+    raw = (
+        b"From: kazuya.sato@city.example.lg.jp\r\nTo: info@company01.example\r\n"
+        b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=B\r\n\r\n"
+        b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsee\r\n"
+        b"--B\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=meibo.csv\r\n"
+        b"\r\n" + csv + b"\r\n--B--\r\n"
+    )
+    engine = Engine.from_files(default_policy_path())
+    try:
+        d = engine.decide(raw)
+    finally:
+        engine.close()
+    assert d.verdict.facts["attachments"] == 1

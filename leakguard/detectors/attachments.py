@@ -32,11 +32,11 @@ _STATUS_FACT = {
 }
 
 
-def _is_file(att: Attachment) -> bool:
+def _is_file(att: Attachment, raw: bytes) -> bool:
     """A file the sender attached: not a calendar invitation's own text/calendar part, not
     a body text part the parser set aside only because it was too large to read, not a
     small inline image of the HTML body (a logo in a signature)."""
-    if is_inline_decoration(att):
+    if is_inline_decoration(att, raw):
         return False
     if att.filename or att.disposition == "attachment":
         return True
@@ -58,7 +58,7 @@ def mask_digits(text: str) -> str:
 
 
 def detect(msg: Message, ctx: Context) -> DetectorResult:
-    n_files = sum(1 for a in msg.attachments if _is_file(a))
+    n_files = sum(1 for a in msg.attachments if _is_file(a, msg.raw))
     external = [a.addr for a in envelope_recipients(msg) if is_external(a, ctx)]
     findings: list[Finding] = []
     counts = {"encrypted_attachments": 0, "unreadable_attachments": 0}
