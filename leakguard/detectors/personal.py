@@ -238,8 +238,6 @@ _DIGITS_AFTER_RE = re.compile(r"[0-9]{2,}")
 _DATE_RE = re.compile(_DATE)
 _BIRTH_COLUMN_RE = re.compile(r"生年月日|[Dd]ate of [Bb]irth|DOB|[Bb]irth ?[Dd]ate")
 _OTHER_DATE_LABEL_RE = re.compile(r"日|[Dd]ate|年月")
-# Placeholder values of a 記入例 (filled-in sample): never a person's data.
-_SAMPLE_RE = re.compile(r"見本|記入例|サンプル|例\)|\(例|^例|sample|example", re.I)
 
 # Phone numbers of organisations: toll-free, navigation dial, information lines.
 _ORG_PHONE_PREFIXES = ("0120", "0800", "0570", "0180", "0990")
