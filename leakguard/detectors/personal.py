@@ -728,6 +728,30 @@ def scan_text(
     return out
 
 
+# Kinds whose values text shown to people must not carry in full (``identifier_keys``).
+_MASKED_KINDS = frozenset(
+    {
+        "my_number",
+        "employment_insurance_number",
+        "pension_number",
+        "bank_account",
+        "credit_card",
+        "phone",
+        "passport",
+        "driving_licence",
+    }
+)
+
+
+def identifier_keys(text: str) -> dict[str, str]:
+    """The identifiers this detector finds in ``text``, as {digits (a passport: its
+    upper-case value; a phone: its national digits): kind}. For
+    ``leakguard.masking.mask_identifiers``, so that what is shown masked is exactly what
+    the detector counts."""
+    found = scan_text(text[:MAX_TEXT_CHARS], "", "").items
+    return {it.key: it.kind for it in found if it.kind in _MASKED_KINDS}
+
+
 # --------------------------------------------------------------------------- the mail's own text
 
 
