@@ -228,10 +228,13 @@ _HOLDER_LABEL_RE = re.compile(
 # Column headers / section labels of identifiers: a number in a table or a section under one
 # of them is judged with that label as its context (a list of 氏名 / 個人番号).
 _SECTION_LABEL_RE = re.compile(
-    r"マイナンバー|個人番号|My ?Number|MY ?NUMBER|[Ii]ndividual [Nn]umber|基礎年金番号|年金番号|"
+    r"(?:マイナンバー|個人番号)(?!カード)|My ?Number|MY ?NUMBER|[Ii]ndividual [Nn]umber|"
+    r"基礎年金番号|年金番号|"
     r"被保険者番号|雇用保険|免許証番号|運転免許|カード番号|クレジットカード|口座番号|銀行名|"
     r"金融機関|支店名|[Pp]ension [Nn]umber|[Cc]ard [Nn]umber|[Aa]ccount [Nn]umber"
 )
+# A number with a label of its own on its line (申請番号 1234…) is not a column's value.
+_OWN_LABEL_RE = re.compile(r"番号|コード|[Nn]o\.|\bID\b|#|[:：=]")
 _SECTION_MAX_LINES = 2000  # a column header this far above still labels its rows
 _SECTION_MAX_LABELS = 8
 _DIGITS_AFTER_RE = re.compile(r"[0-9]{2,}")
@@ -669,7 +672,7 @@ def scan_text(
             kind = _kind(raw, digits, near, wide)
             if kind is None:
                 # a row of a table (or a line of a section) under an identifier's header
-                labels = lines.section_labels(m.start())
+                labels = "" if _OWN_LABEL_RE.search(near) else lines.section_labels(m.start())
                 if labels:
                     kind = _kind(raw, digits, labels, wide + "\n" + labels)
             if kind is None:
@@ -897,15 +900,16 @@ def signature_lines(text: str, end_line: int, sender: Address | None) -> set[int
 
 
 def _carries(plain: str, html: str) -> bool:
-    """Whether a plain alternative really carries the HTML's text: at least half its length,
-    or every number of the HTML in it (a stub 「HTML対応のメールソフトでご覧ください」 does not)."""
-    p = " ".join(plain.split())
-    h = " ".join(html.split())
-    if len(p) * 2 >= len(h):
+    """Whether a plain alternative really carries the HTML's text: at least half its length
+    and every long number of the HTML in it too (a stub 「HTML対応のメールソフトでご覧
+    ください。」 does not carry a table of My Numbers)."""
+    if len(plain.strip()) * 2 < len(html.strip()):
+        return False
+    h = normalize(html[:MAX_TEXT_CHARS])
+    if not _ANY_DIGIT_RE.search(h):
         return True
-    digits_plain = _NON_DIGIT_RE.sub("", p)
-    runs = [_NON_DIGIT_RE.sub("", r) for r in _NUMBER_RE.findall(normalize(h)[:MAX_TEXT_CHARS])]
-    return bool(runs) and all(r in digits_plain for r in runs)
+    digits_plain = _NON_DIGIT_RE.sub("", normalize(plain))
+    return all(_NON_DIGIT_RE.sub("", r) in digits_plain for r in _NUMBER_RE.findall(h))
 
 
 def _alternatives(msg: Message) -> set[int]:
