@@ -404,3 +404,10 @@ def test_redact_text_handles_split_numbers() -> None:
     assert "5678" not in redact_text("番号 1234 - 5678 - 9018")
     assert "５６７８" not in redact_text("番号 １２３４　５６７８　９０１８")
     assert redact_text("2024年4月1日 12,000円") == "2024年4月1日 12,000円"
+
+
+def test_stub_plain_part_before_a_long_html_letter() -> None:
+    para = "<p>平素より格別のご高配を賜り、厚く御礼申し上げます。手続きの状況をお知らせします。</p>"
+    html = f"<html><body>{para * 120}<p>個人番号：{MN2}</p></body></html>"
+    facts, _ = facts_of(_alternative("HTML対応のメールソフトでご覧ください。", html))
+    assert facts.get("personal_data.my_number") == 1
