@@ -666,8 +666,6 @@ def scan_text(
             near = lines.window(m.start(), lines_above=0)
             if not near.strip(" \t:=|[]()【】「」+"):
                 near = lines.window(m.start(), lines_above=1)
-            if _is_negative(near):
-                continue
             wide = lines.window(m.start(), lines_above=3, limit=300)
             kind = _kind(raw, digits, near, wide)
             if kind is None:
@@ -675,7 +673,7 @@ def scan_text(
                 labels = "" if _OWN_LABEL_RE.search(near) else lines.section_labels(m.start())
                 if labels:
                     kind = _kind(raw, digits, labels, wide + "\n" + labels)
-            if kind is None:
+            if kind is None or _is_negative(near):  # the negative words last: the dearest
                 continue
             if kind == "bank_account" and _org_holder(lines, m.start(), m.end()):
                 continue  # an organisation's account (an invoice's 振込先)
@@ -689,7 +687,9 @@ def scan_text(
                 date = found.translate(_DASH_TABLE)
                 add("birth_date", _NON_DIGIT_RE.sub("", date) + date[:2], date, pos)
         if "zip" in hints:
-            for m in _POSTAL_RE.finditer(t):
+            for count, m in enumerate(_POSTAL_RE.finditer(t)):
+                if count >= MAX_CANDIDATES:
+                    break  # bounded like the number candidates
                 start = m.start()
                 if start and (t[start - 1] in _ALNUM or t[start - 1] in _D):
                     continue
