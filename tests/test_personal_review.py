@@ -163,6 +163,10 @@ def test_employer_above_a_persons_account_is_not_the_holder() -> None:
     assert "bank_account" in kinds(text)
     text2 = "【勤務先】株式会社サンプル工業\nみずほ銀行 新宿支店\n普通 1234567\n"
     assert "bank_account" in kinds(text2)
+    text3 = "勤務先 株式会社サンプル工業\n山田 太郎\nみずほ銀行 新宿支店 普通預金 1234567\n"
+    assert "bank_account" in kinds(text3)
+    text4 = "みずほ銀行 新宿支店 普通 1234567\n名義：ヤマダ タロウ\n（会社員）\n"
+    assert "bank_account" in kinds(normalize(text4))
 
 
 # --------------------------------------------------------------------------- 4. signature

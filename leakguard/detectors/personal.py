@@ -189,7 +189,7 @@ _CTX = {
         r"イリョウホウジン|シャカイフクシホウジン|ガッコウホウジン|ガツコウホウジン|"
         r"トクテイヒエイリ|ザイダンホウジン|シャダンホウジン|"
         r"会計管理者|出納|役所|役場|市長|町長|村長|区長|知事|教育委員会|水道局|企業局|"
-        r"会社|\bInc\b|\bLtd\b|\bLLC\b|\bCorp|\bCo\.,",
+        r"会社(?!員|役員)|\bInc\b|\bLtd\b|\bLLC\b|\bCorp|\bCo\.,",
         re.I,
     ),
     "card": re.compile(
@@ -219,7 +219,9 @@ _MUNICIPAL_HOLDER_RE = re.compile(
 )
 # The label of a labelled line (``勤務先：…``, ``【勤務先】…``, ``[勤務先] …``).
 _LINE_LABEL_RE = re.compile(
-    r"^\s*(?:【(?P<a>[^】\n]{1,12})】|\[(?P<b>[^\]\n]{1,12})\]|(?P<c>[^\s:：]{1,10})\s*[:：])"
+    r"^\s*(?:【(?P<a>[^】\n]{1,12})】|\[(?P<b>[^\]\n]{1,12})\]|(?P<c>[^\s:：]{1,10})\s*[:：]|"
+    r"(?P<d>勤務先|勤め先|会社名|所属|職場|学校名|employer|company)\s)",
+    re.I,
 )
 # Labels under which an organisation's name is the account's holder.
 _HOLDER_LABEL_RE = re.compile(
@@ -602,7 +604,7 @@ def _org_holder(lines: _Lines, start: int, end: int) -> bool:
         return True
     for line in (*above[:-1], *below[1:]):
         m = _LINE_LABEL_RE.match(line)
-        label = (m.group("a") or m.group("b") or m.group("c")) if m is not None else ""
+        label = m.group("a") or m.group("b") or m.group("c") or m.group("d") if m else ""
         if label and not _HOLDER_LABEL_RE.search(label):
             continue
         if _CTX["org_holder"].search(line) or _MUNICIPAL_HOLDER_RE.search(line):
