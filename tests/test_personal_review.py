@@ -31,30 +31,23 @@ def _h(s: str) -> str:
 
 
 def _cpu(text: str) -> float:
-    best = 1e9
-    for _ in range(2):
-        t0 = time.process_time()
-        scan_text(text, "", "text part 1")
-        best = min(best, time.process_time() - t0)
-    return best
+    scan_text("〒160-0023 " * 100, "", "text part 1")  # warm up
+    t0 = time.process_time()
+    scan_text(text, "", "text part 1")
+    return time.process_time() - t0
 
 
 def test_postal_code_scan_is_linear_on_one_long_line() -> None:
     """12 MB of 「〒160-0023 」 took 21 s: the zip-on-its-own-line check searched for the
-    next newline from every candidate. 16 times the text must cost about 16 times as much
-    (a quadratic scan costs far more than 32 times)."""
-    unit = "〒160-0023 "
-    _cpu(unit * 1000)  # warm up
-    small = _cpu(unit * 12_500)
-    big = _cpu(unit * 200_000)
-    assert big < 32 * max(small, 0.005), (small, big)
+    next newline from every candidate (2 MB on one line: 5.5 s CPU before, 0.35 s after)."""
+    assert _cpu("〒160-0023 " * 200_000) < 2.5
 
 
 def test_bank_context_lookahead_is_bounded_on_one_long_line() -> None:
-    text = ("普通 1234567 " * 40_000) + "\n"
-    t0 = time.process_time()
-    scan_text(text, "", "text part 1")
-    assert time.process_time() - t0 < 10
+    """The holder check reads "the two lines below" from the precomputed line starts, not by
+    searching for newlines along a long line: 5,000 accounts on one line stay well under a
+    second of CPU (a bound on the per-candidate work, which is capped at 20,000)."""
+    assert _cpu("みずほ銀行 新宿支店 普通 1234567 " * 5_000 + "\n末尾\n") < 2.5
 
 
 # --------------------------------------------------------------------------- 2. tables

@@ -189,8 +189,7 @@ _CTX = {
         r"イリョウホウジン|シャカイフクシホウジン|ガッコウホウジン|ガツコウホウジン|"
         r"トクテイヒエイリ|ザイダンホウジン|シャダンホウジン|"
         r"会計管理者|出納|役所|役場|市長|町長|村長|区長|知事|教育委員会|水道局|企業局|"
-        r"会社(?!員|役員)|\bInc\b|\bLtd\b|\bLLC\b|\bCorp|\bCo\.,",
-        re.I,
+        r"会社(?!員|役員)|(?i:\b(?:Inc|Ltd|LLC)\b|\bCorp|\bCo\.,)",
     ),
     "card": re.compile(
         r"カード|クレジット|card|visa|master|jcb|amex|american\s+express|diners|"
@@ -214,9 +213,17 @@ _NOT_PERSONAL_RE = re.compile(
 )
 # A municipality or prefecture named alone as the holder (口座名義：さいたま市): the line ends
 # with it. Two characters or more before 市区町村 (a surname such as 中村 or 木村 has one).
-_MUNICIPAL_HOLDER_RE = re.compile(
-    rf"(?:^|[\s:：)】\]])(?:{_PREFECTURE}|[^\s:：()【】]{{2,10}}?[市区町村])\s*$"
-)
+_MUNICIPAL_HOLDER_RE = re.compile(rf"(?:{_PREFECTURE}|[^\s:：()【】]{{2,10}}[市区町村])")
+_TAIL_SPLIT_RE = re.compile(r"[\s:：)】\]]")
+
+
+def _municipal_holder(line: str) -> bool:
+    """Whether the line's last word is a municipality or a prefecture (anchored: one
+    fullmatch on the last word, not a search along the line)."""
+    tail = _TAIL_SPLIT_RE.split(line.rstrip())[-1]
+    return 3 <= len(tail) <= 12 and _MUNICIPAL_HOLDER_RE.fullmatch(tail) is not None
+
+
 # The label of a labelled line (``勤務先：…``, ``【勤務先】…``, ``[勤務先] …``).
 _LINE_LABEL_RE = re.compile(
     r"^\s*(?:【(?P<a>[^】\n]{1,12})】|\[(?P<b>[^\]\n]{1,12})\]|(?P<c>[^\s:：]{1,10})\s*[:：]|"
@@ -600,14 +607,14 @@ def _org_holder(lines: _Lines, start: int, end: int) -> bool:
     above = lines.window(start, lines_above=3, limit=300).split("\n")
     below = lines.following(end).split("\n")
     own = above[-1] + "\n" + below[0]
-    if _CTX["org_holder"].search(own) or _MUNICIPAL_HOLDER_RE.search(below[0]):
+    if _CTX["org_holder"].search(own) or _municipal_holder(below[0]):
         return True
     for line in (*above[:-1], *below[1:]):
         m = _LINE_LABEL_RE.match(line)
         label = m.group("a") or m.group("b") or m.group("c") or m.group("d") if m else ""
         if label and not _HOLDER_LABEL_RE.search(label):
             continue
-        if _CTX["org_holder"].search(line) or _MUNICIPAL_HOLDER_RE.search(line):
+        if _CTX["org_holder"].search(line) or _municipal_holder(line):
             return True
     return False
 
