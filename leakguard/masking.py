@@ -149,17 +149,62 @@ def mask(kind: str, value: str) -> str:
 
 # --------------------------------------------------------------------------- text shown to people
 
+# What people put between the digits of one number: a space (either width) or a dash of any
+# kind, with spaces around it (``1234 - 5678``).
+_SEP = r"(?:[ 　]{0,2}[\-‐‑‒–—―−－ー][ 　]{0,2}|[ 　]{1,2})"
+_D09 = "0-9０-９"
 # Runs of digits long enough to be an identifier (10 digits or more, with the separators
 # people write): shown to people only with their last four digits.
-_LONG_NUMBER_RE = re.compile(
-    r"(?<![0-9０-９])[0-9０-９](?:[ 　\-‐－―ー]?[0-9０-９]){9,22}(?![0-9０-９])"
+_LONG_NUMBER_RE = re.compile(rf"(?<![{_D09}])[{_D09}](?:{_SEP}?[{_D09}]){{9,22}}(?![{_D09}])")
+# Every run of 6 digits or more (a bank account has 7): checked against what the detector found.
+_NUMBER_RE = re.compile(rf"(?<![{_D09}])[{_D09}](?:{_SEP}?[{_D09}]){{5,22}}(?![{_D09}])")
+_PASSPORT_RE = re.compile(
+    rf"(?<![A-Za-zＡ-Ｚａ-ｚ{_D09}])[A-Za-zＡ-Ｚａ-ｚ]{{2}}[ 　]?[{_D09}]{{7}}(?![{_D09}])"
 )
+_NON_DIGIT_RE = re.compile(r"[^0-9]")
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every long number (10+ digits, separators allowed) masked to its last
-    four digits: for text shown to people (first lines, the review page) where an identifier
-    may sit. Phone numbers lose their middle too; dates, amounts and short codes stay."""
+    """``text`` with every long number (10+ digits; split by spaces or dashes, in either
+    width) masked to its last four digits: for text shown to people (first lines, the review
+    page) where an identifier may sit. Phone numbers lose their middle too; dates, amounts
+    and short codes stay."""
     if not any(c.isdigit() for c in text):
         return text
     return _LONG_NUMBER_RE.sub(lambda m: _keep_last_digits(m.group(0), 4), text)
+
+
+def mask_identifiers(text: str) -> str:
+    """``text`` with every identifier the personal-data detector finds in it masked (My
+    Number, card, bank account (7 digits), pension and insurance numbers, passport, phone,
+    licence), plus every long number as ``redact_text`` does. The detector's own scan
+    decides (``leakguard.detectors.personal.identifier_keys``), so the page shows masked
+    exactly what the decision counted. Numbers keep their last four digits (never more than
+    half), passports their first and last two characters. One detector pass and two regex
+    passes: cheap enough for a page view."""
+    if not any(c.isdigit() for c in text):
+        return text
+    # imported here: the detector imports this module for ``mask``
+    from leakguard.detectors.personal import identifier_keys
+
+    found = identifier_keys(text)
+
+    def number(m: re.Match[str]) -> str:
+        raw = m.group(0)
+        digits = _NON_DIGIT_RE.sub("", unicodedata.normalize("NFKC", raw))
+        kind = found.get(digits) or found.get("0" + digits[2:] if digits[:2] == "81" else "")
+        if kind == "phone":
+            return _mask_phone(raw)
+        if kind is not None or len(digits) >= 10:
+            return _keep_last_digits(raw, 4)
+        return raw
+
+    out = _NUMBER_RE.sub(number, text)
+    if any(k == "passport" for k in found.values()):
+
+        def passport(m: re.Match[str]) -> str:
+            value = unicodedata.normalize("NFKC", m.group(0)).replace(" ", "").upper()
+            return mask("passport", value) if found.get(value) == "passport" else m.group(0)
+
+        out = _PASSPORT_RE.sub(passport, out)
+    return out

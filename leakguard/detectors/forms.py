@@ -125,9 +125,13 @@ _LABEL_TYPE: dict[str, str] = {
 _ALT = "|".join(re.escape(x) for x in sorted(_LABEL_TYPE, key=len, reverse=True))
 _OPEN = r"[【\[(<■□●◆◇・*\-|]"
 _CLOSE = r"[】\])>|]"
-# label, then a separator (colon, equals, bar, tab, a closing bracket, or spaces) and a value
+# An item number before the label (NFKC has made ① "1" and １． "1."): 1. / 1) / (1) / 1 / 1-1.
+_NUMBERING = r"(?:\(?[0-9]{1,2}(?:-[0-9]{1,2})?[.)][ \t]*|[0-9]{1,2}[ \t]+)"
+# label (optionally numbered, optionally qualified: 氏名(漢字)), then a separator (colon,
+# equals, bar, tab, a closing bracket, or spaces) and a value
 _FIELD_RE = re.compile(
-    rf"^[ \t]*(?:{_OPEN}[ \t]*)?(?P<label>{_ALT})[ \t]*(?:※?必須)?[ \t]*"
+    rf"^[ \t]*(?:{_OPEN}[ \t]*)?{_NUMBERING}?(?P<label>{_ALT})"
+    r"(?P<qual>\([^()\n]{1,10}\))?[ \t]*(?:※?必須)?[ \t]*"
     rf"(?P<sep>{_CLOSE}[ \t]*[:=]?|[:=|\t]|(?=[ \t]))[ \t]*(?P<value>[^\n]*)$",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -138,6 +142,9 @@ _DIGITS_RE = re.compile(r"\d")
 _ADDRESS_JA_RE = re.compile(r"[都道府県市区町村郡]|丁目|番地|\d+-\d+")
 _ADDRESS_EN_RE = re.compile(r"\d+\s+\w+|\b(?:street|st\.|road|rd\.|avenue|ave\.|apt)\b", re.I)
 _NAME_BAD_RE = re.compile(r"[@/\\=<>{}\[\]]|https?:|\d{2,}|様式|記入|について|ください", re.I)
+# A 記入例's sample values (見本 太郎, 山田 太郎(記入例)): not a person's data.
+_SAMPLE_RE = re.compile(r"見本|記入例|サンプル|例\)|\(例|^例[:：]|\bsample\b", re.I)
+_KANA_QUAL_RE = re.compile(r"カナ|かな|フリガナ|ふりがな|読み|よみ|kana", re.I)
 _PLACEHOLDER_RE = re.compile(
     r"^(?:[(（]?(?:必須|任意|required|optional|記入不要|なし|無し|未記入|未定|-)[)）]?|[:：])$",
     re.IGNORECASE,
@@ -183,6 +190,8 @@ def _plausible(kind: str, value: str) -> bool:
     an instruction or a placeholder). Masked values are plausible: they were filled in."""
     if not value or len(value) > 200 or _PLACEHOLDER_RE.match(value):
         return False
+    if kind in ("name", "kana") and _SAMPLE_RE.search(value):
+        return False  # 見本 太郎, 山田 太郎(記入例)
     if is_masked_value(value):
         return True
     if kind in ("name", "kana"):
@@ -304,6 +313,9 @@ def find_forms(text: str, skip_lines: frozenset[int] | set[int] = frozenset()) -
         if not m.group("sep") and label.isascii():
             continue  # "Name of the project ...": English labels need a colon or a bracket
         kind = _LABEL_TYPE.get(label.casefold())
+        qual = m.group("qual")
+        if kind == "name" and qual and _KANA_QUAL_RE.search(qual):
+            kind = "kana"  # 氏名(ふりがな)
         # the value is taken greedily and trimmed here: a lazy value before a trailing
         # pattern backtracks quadratically on a long hostile line
         value = m.group("value")[:1000].strip(" \t　:：|")

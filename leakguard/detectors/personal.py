@@ -175,10 +175,21 @@ _CTX = {
     "account": re.compile(
         r"口座|普通|当座|貯蓄|預金|\baccount\b|\bacct\b|\ba/c\b|\bsavings\b|\bchecking\b", re.I
     ),
+    # An organisation as an account holder: legal-entity forms in kanji, in kana (NFKC has
+    # turned half-width kana into full-width: ｶﾌﾞｼｷｶﾞｲｼｬ -> カブシキガイシャ) and in the
+    # abbreviations banks print (カ) シャ) ザイ) イ) ガク) ...), and municipal bodies.
     "org_holder": re.compile(
-        r"株式会社|有限会社|合同会社|合資会社|一般社団|公益|財団|\(株\)|\(有\)|カ\)|\(カ|ユ\)|"
-        r"ｶ\)|\(ｶ|会社|\bInc\b|\bLtd\b|\bLLC\b|\bCorp|\bCo\.,",
-        re.I,
+        r"株式会社|有限会社|合同会社|合資会社|合名会社|一般社団|一般財団|公益|財団|社団|"
+        r"医療法人|社会福祉法人|学校法人|宗教法人|特定非営利活動法人|NPO法人|独立行政法人|"
+        r"国立大学法人|地方独立行政法人|協同組合|組合|連合会|協議会|協会|機構|基金|"
+        r"\(株\)|\(有\)|\(同\)|\(医\)|\(福\)|\(学\)|\(特非\)|\(財\)|\(社\)|"
+        r"(?:カ|ユ|ド|シャ|ザイ|イ|フク|ガク|トクヒ|ソ|キョウ|レン|ダ|エイ)\)|"
+        r"\((?:カ|ユ|ド|シャ|ザイ|イ|フク|ガク|トクヒ)(?![ァ-ヺー])|"
+        r"カブシキガイシャ|カブシキカイシャ|ユウゲンガイシャ|ゴウドウガイシャ|イリヨウホウジン|"
+        r"イリョウホウジン|シャカイフクシホウジン|ガッコウホウジン|ガツコウホウジン|"
+        r"トクテイヒエイリ|ザイダンホウジン|シャダンホウジン|"
+        r"会計管理者|出納|役所|役場|市長|町長|村長|区長|知事|教育委員会|水道局|企業局|"
+        r"会社(?!員|役員)|(?i:\b(?:Inc|Ltd|LLC)\b|\bCorp|\bCo\.,)",
     ),
     "card": re.compile(
         r"カード|クレジット|card|visa|master|jcb|amex|american\s+express|diners|"
@@ -200,6 +211,46 @@ _NOT_PERSONAL_RE = re.compile(
     r"\bserial\b|\bsku\b|\bpo\b|\bticket\b|\bcase\b|\bconfirmation\b|\bbooking\b",
     re.I,
 )
+# A municipality or prefecture named alone as the holder (口座名義：さいたま市): the line ends
+# with it. Two characters or more before 市区町村 (a surname such as 中村 or 木村 has one).
+_MUNICIPAL_HOLDER_RE = re.compile(rf"(?:{_PREFECTURE}|[^\s:：()【】]{{2,10}}[市区町村])")
+_TAIL_SPLIT_RE = re.compile(r"[\s:：)】\]]")
+
+
+def _municipal_holder(line: str) -> bool:
+    """Whether the line's last word is a municipality or a prefecture (anchored: one
+    fullmatch on the last word, not a search along the line)."""
+    tail = _TAIL_SPLIT_RE.split(line.rstrip())[-1]
+    return 3 <= len(tail) <= 12 and _MUNICIPAL_HOLDER_RE.fullmatch(tail) is not None
+
+
+# The label of a labelled line (``勤務先：…``, ``【勤務先】…``, ``[勤務先] …``).
+_LINE_LABEL_RE = re.compile(
+    r"^\s*(?:【(?P<a>[^】\n]{1,12})】|\[(?P<b>[^\]\n]{1,12})\]|(?P<c>[^\s:：]{1,10})\s*[:：]|"
+    r"(?P<d>勤務先|勤め先|会社名|所属|職場|学校名|employer|company)\s)",
+    re.I,
+)
+# Labels under which an organisation's name is the account's holder.
+_HOLDER_LABEL_RE = re.compile(
+    r"名義|振込先|振込口座|受取人|口座名|受取口座|payee|beneficiary|account\s*(?:name|holder)", re.I
+)
+# Column headers / section labels of identifiers: a number in a table or a section under one
+# of them is judged with that label as its context (a list of 氏名 / 個人番号).
+_SECTION_LABEL_RE = re.compile(
+    r"(?:マイナンバー|個人番号)(?!カード)|My ?Number|MY ?NUMBER|[Ii]ndividual [Nn]umber|"
+    r"基礎年金番号|年金番号|"
+    r"被保険者番号|雇用保険|免許証番号|運転免許|カード番号|クレジットカード|口座番号|銀行名|"
+    r"金融機関|支店名|[Pp]ension [Nn]umber|[Cc]ard [Nn]umber|[Aa]ccount [Nn]umber"
+)
+# A number with a label of its own on its line (申請番号 1234…) is not a column's value.
+_OWN_LABEL_RE = re.compile(r"番号|コード|[Nn]o\.|\bID\b|#|[:：=]")
+_SECTION_MAX_LINES = 2000  # a column header this far above still labels its rows
+_SECTION_MAX_LABELS = 8
+_DIGITS_AFTER_RE = re.compile(r"[0-9]{2,}")
+_DATE_RE = re.compile(_DATE)
+_BIRTH_COLUMN_RE = re.compile(r"生年月日|[Dd]ate of [Bb]irth|DOB|[Bb]irth ?[Dd]ate")
+_OTHER_DATE_LABEL_RE = re.compile(r"日|[Dd]ate|年月")
+
 # Phone numbers of organisations: toll-free, navigation dial, information lines.
 _ORG_PHONE_PREFIXES = ("0120", "0800", "0570", "0180", "0990")
 
@@ -272,6 +323,8 @@ class Where:
         return {"attachment": self.attachment, "section": self.section, "line": str(self.line)}
 
     def en(self) -> str:
+        if self.section == "subject":
+            return f"{self.attachment} subject".strip() if self.attachment else "subject"
         if not self.attachment:
             sec = "" if self.section in ("", "text part 1") else f" ({self.section})"
             return f"body line {self.line}{sec}"
@@ -298,12 +351,18 @@ def normalize(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
+_BLANK_LINE_RE = re.compile(r"\n[ \t\u3000]*(?=\n)")
+
+
 class _Lines:
     """Line numbers of offsets in one text (built on first use)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._starts: list[int] | None = None
+        self._blanks: list[int] | None = None
+        self._labels: list[tuple[int, str]] | None = None
+        self._label_starts: list[int] = []
 
     def starts(self) -> list[int]:
         if self._starts is None:
@@ -321,15 +380,51 @@ class _Lines:
         return self.text[max(begin, pos - limit) : pos]
 
     def following(self, pos: int, lines_below: int = 2, limit: int = 200) -> str:
-        """The rest of the line from ``pos`` and ``lines_below`` lines under it."""
-        end = pos
-        for _ in range(lines_below + 1):
-            nxt = self.text.find("\n", end + 1)
-            if nxt < 0:
-                end = len(self.text)
-                break
-            end = nxt
+        """The rest of the line from ``pos`` and ``lines_below`` lines under it (bounded:
+        never a search to the end of a long line)."""
+        starts = self.starts()
+        i = bisect.bisect_right(starts, pos) + lines_below
+        end = starts[i] - 1 if i < len(starts) else len(self.text)
         return self.text[pos : min(end, pos + limit)]
+
+    def line_end(self, pos: int) -> int:
+        """The offset of the newline ending the line of ``pos`` (-1 on the last line)."""
+        starts = self.starts()
+        i = bisect.bisect_right(starts, pos)
+        return starts[i] - 1 if i < len(starts) else -1
+
+    def line_text(self, no: int) -> str:
+        """Line ``no`` (1-based)."""
+        starts = self.starts()
+        end = starts[no] - 1 if no < len(starts) else len(self.text)
+        return self.text[starts[no - 1] : end]
+
+    def blank_lines(self) -> list[int]:
+        """1-based numbers of the blank lines (built on first use)."""
+        if self._blanks is None:
+            self._blanks = [self.number(m.start()) + 1 for m in _BLANK_LINE_RE.finditer(self.text)]
+        return self._blanks
+
+    def block_start(self, pos: int) -> int:
+        """The first line of the block (lines between blank lines) holding ``pos``."""
+        no = self.number(pos)
+        blanks = self.blank_lines()
+        k = bisect.bisect_left(blanks, no)
+        first = blanks[k - 1] + 1 if k else 1
+        return max(first, no - _SECTION_MAX_LINES)
+
+    def section_labels(self, pos: int) -> str:
+        """The identifier labels (column headers) above ``pos`` in its block, nearest
+        last: what a number in a table row is under."""
+        if self._labels is None:
+            self._labels = [(m.start(), m.group()) for m in _SECTION_LABEL_RE.finditer(self.text)]
+            self._label_starts = [p for p, _ in self._labels]
+        if not self._labels:
+            return ""
+        first = self.starts()[self.block_start(pos) - 1]
+        hi = bisect.bisect_left(self._label_starts, self.starts()[self.number(pos) - 1])
+        lo = max(bisect.bisect_left(self._label_starts, first), hi - _SECTION_MAX_LABELS)
+        return " ".join(w for _, w in self._labels[lo:hi])
 
 
 def _groups(raw: str) -> list[str]:
@@ -355,6 +450,9 @@ def _is_phone(raw: str, digits: str, before: str) -> bool:
     if not ((n == 11 and mobile) or (n == 10 and not mobile)):
         return False
     groups = _groups(raw)
+    if set(national[-8:]) <= {"0"} or (len(groups) == 3 and set(groups[1] + groups[2]) <= {"0"}):
+        return False  # 03-0000-0000, 090-0000-0000: a 記入例's placeholder
+
     grouped = (
         len(groups) == 3
         and len(groups[-1]) == 4
@@ -387,15 +485,45 @@ def _card_iin(digits: str) -> bool:
 # --------------------------------------------------------------------------- one text
 
 
+_POSITIVE_KEYS = (
+    "my_number",
+    "employment_insurance_number",
+    "pension_number",
+    "licence",
+    "card",
+    "account",
+    "phone",
+)
+
+
+def _is_negative(near: str) -> bool:
+    """Whether the words before a number make it something else (注文番号, Order No.). Only
+    the word labelling this number counts: a positive label after it (``受付番号：0012
+    氏名：… 個人番号：…``) or another number between it and this one (``受付番号0012 山田
+    1234-5678-9018``) means the negative word labels something else."""
+    matches = list(_NOT_PERSONAL_RE.finditer(near))
+    if not matches:
+        return False
+    last = matches[-1]
+    after = near[last.end() :]
+    if _DIGITS_AFTER_RE.search(after):
+        return False
+    return not any(_CTX[k].search(after) for k in _POSITIVE_KEYS)
+
+
 def _classify(raw: str, digits: str, near: str, wide: str) -> str | None:
     """The kind of one number, from its digits, its grouping and the words before it:
     ``near`` is its own line up to it (or the line above when the number starts its line:
     a label above its value), ``wide`` the three lines above too (a bank form's 銀行名 /
     支店名 / 種別 lines)."""
-    n = len(digits)
-    negative = _NOT_PERSONAL_RE.search(near) is not None
-    if negative:
+    if _is_negative(near):
         return None
+    return _kind(raw, digits, near, wide)
+
+
+def _kind(raw: str, digits: str, near: str, wide: str) -> str | None:
+    """``_classify`` without the negative words."""
+    n = len(digits)
     if n == 12:
         if _CTX["licence"].search(near):
             return "driving_licence"
@@ -466,13 +594,58 @@ _FIELD_MASK = {
 }
 
 
+# Kinds a sender's signature may hold about the sender: contact details. An identifier
+# (My Number, card, account, pension number, ...) is never part of a signature.
+_CONTACT_KINDS = frozenset({"phone", "address", "form_field"})
+
+
+def _org_holder(lines: _Lines, start: int, end: int) -> bool:
+    """Whether the account at ``t[start:end]`` is held by an organisation: an entity form or
+    a municipal body on its own line or on an unlabelled or holder-labelled line (口座名義,
+    振込先) among the three lines above and two below. A labelled line of something else
+    (``勤務先：株式会社…`` in a person's form) is not the holder."""
+    above = lines.window(start, lines_above=3, limit=300).split("\n")
+    below = lines.following(end).split("\n")
+    own = above[-1] + "\n" + below[0]
+    if _CTX["org_holder"].search(own) or _municipal_holder(below[0]):
+        return True
+    for line in (*above[:-1], *below[1:]):
+        m = _LINE_LABEL_RE.match(line)
+        label = m.group("a") or m.group("b") or m.group("c") or m.group("d") if m else ""
+        if label and not _HOLDER_LABEL_RE.search(label):
+            continue
+        if _CTX["org_holder"].search(line) or _municipal_holder(line):
+            return True
+    return False
+
+
+def _birth_columns(t: str, lines: _Lines) -> Iterator[tuple[int, str]]:
+    """Dates in the rows under a 生年月日 column header (a roster, a sheet): (offset, date).
+    The header line must hold no other date column (申請日, 受付日) and no date itself."""
+    for m in _BIRTH_COLUMN_RE.finditer(t):
+        no = lines.number(m.start())
+        header = lines.line_text(no)
+        if _DATE_RE.search(header) or _OTHER_DATE_LABEL_RE.search(_BIRTH_COLUMN_RE.sub("", header)):
+            continue
+        starts = lines.starts()
+        for row in range(no + 1, min(len(starts), no + _SECTION_MAX_LINES) + 1):
+            text = lines.line_text(row)
+            if not text.strip():
+                break
+            d = _DATE_RE.search(text)
+            if d is not None:
+                yield starts[row - 1] + d.start(), d.group()
+
+
 def scan_text(
     text: str,
     attachment: str,
     section: str,
     skip_lines: frozenset[int] = frozenset(),
+    signature: frozenset[int] = frozenset(),
 ) -> _TextScan:
-    """Every personal-data item in one text (``skip_lines``: 1-based lines to leave out)."""
+    """Every personal-data item in one text (``skip_lines``: 1-based lines to leave out;
+    ``signature``: the sender's signature lines, where only contact details are left out)."""
     t = normalize(text[:MAX_TEXT_CHARS])
     lines = _Lines(t)
     items: list[Item] = []
@@ -480,7 +653,7 @@ def scan_text(
 
     def add(kind: str, key: str, value: str, pos: int) -> None:
         line = lines.number(pos)
-        if line in skip_lines:
+        if line in skip_lines or (line in signature and kind in _CONTACT_KINDS):
             return
         items.append(Item(kind, key, mask(kind, value), Where(attachment, section, line)))
 
@@ -503,28 +676,38 @@ def scan_text(
             if not near.strip(" \t:=|[]()【】「」+"):
                 near = lines.window(m.start(), lines_above=1)
             wide = lines.window(m.start(), lines_above=3, limit=300)
-            kind = _classify(raw, digits, near, wide)
+            kind = _kind(raw, digits, near, wide)
             if kind is None:
+                # a row of a table (or a line of a section) under an identifier's header
+                labels = "" if _OWN_LABEL_RE.search(near) else lines.section_labels(m.start())
+                if labels:
+                    kind = _kind(raw, digits, labels, wide + "\n" + labels)
+            if kind is None or _is_negative(near):  # the negative words last: the dearest
                 continue
-            if kind == "bank_account":
-                around = wide + lines.following(m.end())
-                if _CTX["org_holder"].search(around):
-                    continue  # an organisation's account (an invoice's 振込先)
+            if kind == "bank_account" and _org_holder(lines, m.start(), m.end()):
+                continue  # an organisation's account (an invoice's 振込先)
             key = _phone_digits(raw, digits) if kind == "phone" else digits
             add(kind, key, raw, m.start())
         if "birth" in hints:
             for m in _BIRTH_RE.finditer(t):
                 date = m.group("date").translate(_DASH_TABLE)
                 add("birth_date", _NON_DIGIT_RE.sub("", date) + date[:2], date, m.start("date"))
+            for pos, found in _birth_columns(t, lines):
+                date = found.translate(_DASH_TABLE)
+                add("birth_date", _NON_DIGIT_RE.sub("", date) + date[:2], date, pos)
         if "zip" in hints:
-            for m in _POSTAL_RE.finditer(t):
+            for count, m in enumerate(_POSTAL_RE.finditer(t)):
+                if count >= MAX_CANDIDATES:
+                    break  # bounded like the number candidates
                 start = m.start()
                 if start and (t[start - 1] in _ALNUM or t[start - 1] in _D):
                     continue
                 rest = _ADDRESS_AFTER_RE.match(t, m.end())
                 if rest is None:
-                    nxt = t.find("\n", m.end())
-                    if nxt < 0 or t[m.end() : nxt].strip():
+                    # the zip on its own line (bounded: the next line start is looked up,
+                    # never searched for along a long line)
+                    nxt = lines.line_end(m.end())
+                    if nxt < 0 or nxt - m.end() > 40 or t[m.end() : nxt].strip():
                         continue
                     rest = _ADDRESS_AFTER_RE.match(t, nxt + 1)  # zip on its own line
                     if rest is None:
@@ -537,7 +720,7 @@ def scan_text(
             for m in _PASSPORT_RE.finditer(t):
                 value = m.group("value").upper()
                 add("passport", value, value, m.start("value"))
-    out.forms = find_forms(t, skip_lines) if "form" in hints else []
+    out.forms = find_forms(t, skip_lines | signature) if "form" in hints else []
     typed_lines = {i.where.line for i in items}
     for form in out.forms:
         if not form.unmasked:
@@ -555,6 +738,30 @@ def scan_text(
                 )
             )
     return out
+
+
+# Kinds whose values text shown to people must not carry in full (``identifier_keys``).
+_MASKED_KINDS = frozenset(
+    {
+        "my_number",
+        "employment_insurance_number",
+        "pension_number",
+        "bank_account",
+        "credit_card",
+        "phone",
+        "passport",
+        "driving_licence",
+    }
+)
+
+
+def identifier_keys(text: str) -> dict[str, str]:
+    """The identifiers this detector finds in ``text``, as {digits (a passport: its
+    upper-case value; a phone: its national digits): kind}. For
+    ``leakguard.masking.mask_identifiers``, so that what is shown masked is exactly what
+    the detector counts."""
+    found = scan_text(text[:MAX_TEXT_CHARS], "", "").items
+    return {it.key: it.kind for it in found if it.kind in _MASKED_KINDS}
 
 
 # --------------------------------------------------------------------------- the mail's own text
@@ -701,24 +908,51 @@ def signature_lines(text: str, end_line: int, sender: Address | None) -> set[int
     return set(range(first_no + start + 1, first_no + n + 1))
 
 
+_ALT_COMPARE_CHARS = 4000
+_WIDE_NUMBER_RE = re.compile(rf"\d(?:[ 　{_D}()（）－]{{0,2}}\d){{6,22}}")
+
+
+def _carries(plain: str, html: str) -> bool:
+    """Whether a plain alternative really carries the HTML's text: at least half its length
+    (a stub 「HTML対応のメールソフトでご覧ください。」 is not) and, for a short HTML text (where a
+    stub can reach half its length), every long number of the HTML in it too. A long HTML's
+    numbers are not compared: that would cost a pass over every HTML part of every mail."""
+    if len(plain) * 2 < len(html):
+        return False
+    if len(html) > _ALT_COMPARE_CHARS:
+        return True
+    runs = _WIDE_NUMBER_RE.findall(html)  # any script's digits: no NFKC pass
+    if not runs:
+        return True
+    digits_plain = _NON_DIGIT_RE.sub("", normalize(plain))
+    return all(_NON_DIGIT_RE.sub("", normalize(r)) in digits_plain for r in runs)
+
+
 def _alternatives(msg: Message) -> set[int]:
-    """Indexes of HTML parts that have a text/plain sibling (same multipart parent)."""
-    plain_parents = {
-        p.path.rpartition(".")[0]
-        for p in msg.text_parts
-        if p.content_type.lower() == "text/plain" and p.text.strip()
-    }
-    return {
-        i
-        for i, p in enumerate(msg.text_parts)
-        if p.content_type.lower() == "text/html" and p.path.rpartition(".")[0] in plain_parents
-    }
+    """Indexes of HTML parts that have a text/plain sibling (same multipart parent) that
+    carries the same text (``_carries``)."""
+    plain_by_parent: dict[str, list[str]] = {}
+    for p in msg.text_parts:
+        if p.content_type.lower() == "text/plain" and p.text.strip():
+            plain_by_parent.setdefault(p.path.rpartition(".")[0], []).append(p.text)
+    out: set[int] = set()
+    for i, p in enumerate(msg.text_parts):
+        if p.content_type.lower() != "text/html":
+            continue
+        plains = plain_by_parent.get(p.path.rpartition(".")[0])
+        if plains and any(_carries(x, p.text) for x in plains):
+            out.add(i)
+    return out
+
+
+_Source = tuple[str, str, str, frozenset[int], frozenset[int]]
 
 
 def _own_texts(
     msg: Message, ctx: Context, externals: Sequence[Address], depth: int, label: str
-) -> Iterator[tuple[str, str, str, frozenset[int]]]:
-    """(text, attachment, section, lines to skip) for the mail's text and attached mails."""
+) -> Iterator[_Source]:
+    """(text, attachment, section, lines to skip, signature lines) for the mail's text, its
+    Subject and attached mails."""
     skip_html = _alternatives(msg)
     n_text = n_html = 0
     blocks = msg.quoted_blocks
@@ -733,11 +967,15 @@ def _own_texts(
         if i in skip_html or not part.text.strip():
             continue
         skip: set[int] = set()
+        signature: set[int] = set()
         if depth == 0 and not is_html:
             skip |= _known_quoted_lines(part.text, where, blocks, externals)
             end = _quote_start(part.text, where, blocks)
-            skip |= signature_lines(part.text, end, msg.sender)
-        yield part.text, label, where, frozenset(skip)
+            signature = signature_lines(part.text, end, msg.sender) - skip
+        yield part.text, label, where, frozenset(skip), frozenset(signature)
+    if msg.subject.strip():
+        # after the body: an item in both is reported where the body has it
+        yield msg.subject[:1000], label, "subject", frozenset(), frozenset()
     if depth >= MAX_ATTACHED_DEPTH:
         return
     for n, att in enumerate(msg.attached_messages, 1):
@@ -874,20 +1112,18 @@ def _finding(item: Item) -> Finding:
 def detect(msg: Message, ctx: Context) -> DetectorResult:
     externals = _externals(msg, ctx)
     budget = MAX_TOTAL_CHARS
-    sources: list[tuple[str, str, str, frozenset[int]]] = list(
-        _own_texts(msg, ctx, externals, 0, "")
-    )
+    sources: list[_Source] = list(_own_texts(msg, ctx, externals, 0, ""))
     for content in msg.contents:
         for sec in content.sections:
-            sources.append((sec.text, content.name, sec.location, frozenset()))
+            sources.append((sec.text, content.name, sec.location, frozenset(), frozenset()))
     items: list[Item] = []
     forms: list[tuple[Form, Where]] = []
-    for text, attachment, section, skip in sources:
+    for text, attachment, section, skip, signature in sources:
         if budget <= 0:
             break
         text = text[:budget]
         budget -= len(text)
-        scan = scan_text(text, attachment, section, skip)
+        scan = scan_text(text, attachment, section, skip, signature)
         items.extend(scan.items)
         forms.extend((f, Where(attachment, section, f.first_line)) for f in scan.forms)
 
