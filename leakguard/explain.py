@@ -84,6 +84,9 @@ def location_text(ev: Mapping[str, str], lang: str) -> str:
     att = ev.get("attachment", "")
     sec = ev.get("section", "")
     line = ev.get("line", "")
+    if sec == "subject":
+        where = f"{att} " if att else ""
+        return f"{where}件名" if ja else f"{where}subject"
     if ja:
         for rx, repl in _SECTION_JA:
             sec = rx.sub(repl, sec)

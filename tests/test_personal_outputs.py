@@ -196,3 +196,36 @@ async def test_notice_and_review_page_show_masked_items_only(env: Env) -> None:
             assert "********5352" in r.text
         r = await c.get(m.group(1) + "?lang=en")
         assert "My Number ********5352 (body line 9)" in r.text
+
+
+def test_identifiers_in_file_names_and_split_by_markup_are_never_shown() -> None:
+    """Security review: a My Number in an attachment's name reached check output and the
+    notice; one split by HTML markup reached the review page's HTML view."""
+    from leakguard.engine import Engine
+    from leakguard.policy.loader import default_policy_path
+    from leakguard.web.render import message_view
+
+    full = "482130657391"
+    raw = (
+        "From: kazuya.sato@city.example.lg.jp\r\nTo: info@company01.example\r\nSubject: s\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        "--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsee\r\n"
+        f"--B\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f'Content-Disposition: attachment; filename="{full}.txt"\r\n\r\n'
+        f"個人番号：{full}\r\n--B--\r\n"
+    ).encode()
+    engine = Engine.from_files(default_policy_path())
+    try:
+        d = engine.decide(raw)
+    finally:
+        engine.close()
+    for f in d.verdict.findings:
+        assert full not in f.detail and all(full not in v for v in f.evidence.values()), f
+    html = (
+        "From: a@city.example.lg.jp\r\nTo: b@x.example\r\nSubject: s\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n"
+        "<p>個人番号：<span>123456</span>789018</p><p>みずほ銀行 新宿支店 普通 1234567</p>"
+    ).encode()
+    view = message_view(html)
+    assert view.html == ""  # identifiers in the text: masked text view only
+    assert "123456789018" not in view.text and "1234567" not in view.text

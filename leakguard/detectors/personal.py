@@ -49,7 +49,7 @@ from stdnum.jp import in_ as jp_in
 from leakguard.detectors import DetectorResult
 from leakguard.detectors.forms import Form, find_forms
 from leakguard.detectors.japanese import display_name_forms, romaji_skeleton, to_hiragana
-from leakguard.masking import mask
+from leakguard.masking import mask, redact_text
 from leakguard.organization import Context
 from leakguard.types import Address, Finding, Message, QuotedBlock, QuoteKind
 
@@ -319,17 +319,28 @@ class Where:
     section: str
     line: int
 
+    @property
+    def shown_attachment(self) -> str:
+        """The attachment's name as shown to people: a file name is mail content too and
+        may itself carry an identifier (``個人番号_123456789018.pdf``)."""
+        return redact_text(self.attachment) if self.attachment else ""
+
     def evidence(self) -> dict[str, str]:
-        return {"attachment": self.attachment, "section": self.section, "line": str(self.line)}
+        return {
+            "attachment": self.shown_attachment,
+            "section": redact_text(self.section),
+            "line": str(self.line),
+        }
 
     def en(self) -> str:
+        att = self.shown_attachment
         if self.section == "subject":
-            return f"{self.attachment} subject".strip() if self.attachment else "subject"
-        if not self.attachment:
+            return f"{att} subject".strip() if att else "subject"
+        if not att:
             sec = "" if self.section in ("", "text part 1") else f" ({self.section})"
             return f"body line {self.line}{sec}"
-        sec = f", {self.section}" if self.section else ""
-        return f"{self.attachment}{sec}, line {self.line}"
+        sec = f", {redact_text(self.section)}" if self.section else ""
+        return f"{att}{sec}, line {self.line}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from leakguard.masking import redact_text
+from leakguard.masking import mask_identifiers, redact_text
 from leakguard.organization import Organization
 from leakguard.types import Action, Finding, Localized, Message, RuleMatch, Verdict
 
@@ -81,7 +81,7 @@ def _first_lines(message: Message) -> tuple[str, ...]:
     while out and not out[-1].strip():
         out.pop()
     # the summary is shown in notices and lists: identifiers in it keep their last 4 digits
-    return tuple(redact_text(x) for x in out)
+    return tuple(mask_identifiers(x) for x in out)
 
 
 def summarize(
@@ -107,7 +107,7 @@ def summarize(
         for a in message.attachments[:MAX_LIST]
     )
     return HoldSummary(
-        subject=redact_text(message.subject),
+        subject=mask_identifiers(message.subject),
         from_display=message.from_[0].display() if message.from_ else "",
         recipients=tuple(recipients),
         first_lines=_first_lines(message),

@@ -15,7 +15,7 @@ import nh3
 from markupsafe import Markup, escape
 
 from leakguard.holds.explain import clean_line
-from leakguard.masking import redact_text
+from leakguard.masking import mask_identifiers, redact_text
 from leakguard.message import parse_message
 from leakguard.message.html import html_hazard
 
@@ -94,11 +94,13 @@ def message_view(raw: bytes) -> MessageView:
         # Markup the sanitiser would take super-linear time on (deep nesting, tag floods,
         # megabytes) is not shown as HTML: the page falls back to plain, truncated text.
         hostile_html = len(html.html) > MAX_HTML or bool(html_hazard(html.html))
-        if not hostile_html:
+        # Markup can split an identifier ("<span>123456</span>789018") where no text mask
+        # finds it: a mail whose text holds identifiers is shown as masked text only.
+        if not hostile_html and mask_identifiers(html.text[:MAX_TEXT]) == html.text[:MAX_TEXT]:
             shown_html = sanitize_html(_encodable(html.html))
     # Identifiers are shown masked on pages too: long numbers keep their last four digits.
     return MessageView(
-        text=_encodable(redact_text(text[:MAX_TEXT])),
+        text=_encodable(mask_identifiers(text[:MAX_TEXT])),
         html=_encodable(redact_text(shown_html)),
         headers=tuple((_encodable(k), _encodable(v)) for k, v in headers),
         truncated=len(text) > MAX_TEXT or hostile_html,
