@@ -212,7 +212,7 @@ def _plausible(kind: str, value: str) -> bool:
 
 
 # Substrings one of the name labels holds (case as written in practice).
-_NAME_HINTS = (
+NAME_HINTS = (
     "氏名",
     "氏 名",
     "名前",
@@ -299,7 +299,7 @@ def _table_forms(lines: list[str], start: int, types: list[str], skip: set[int])
 def find_forms(text: str, skip_lines: frozenset[int] | set[int] = frozenset()) -> list[Form]:
     """The forms in ``text`` (NFKC-normalised), fields on ``skip_lines`` (1-based: the
     sender's signature, quoted text the recipients wrote) left out."""
-    if not any(h in text for h in _NAME_HINTS):
+    if not any(h in text for h in NAME_HINTS):
         return []  # every form names its person: no name label, no form (and no scan)
     fields: list[Field] = []
     line_no = 1

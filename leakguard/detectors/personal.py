@@ -47,7 +47,7 @@ from stdnum.jp import cn as jp_cn
 from stdnum.jp import in_ as jp_in
 
 from leakguard.detectors import DetectorResult
-from leakguard.detectors.forms import Form, find_forms
+from leakguard.detectors.forms import NAME_HINTS, Form, find_forms
 from leakguard.detectors.japanese import display_name_forms, romaji_skeleton, to_hiragana
 from leakguard.masking import mask, redact_text
 from leakguard.organization import Context
@@ -129,21 +129,7 @@ _HINT_KIND = {
     ),
     **dict.fromkeys(("旅券", "パスポート", "assport", "ASSPORT"), "passport"),
     **dict.fromkeys(("〒", "郵便番号"), "zip"),
-    **dict.fromkeys(
-        (
-            "氏名",
-            "氏 名",
-            "名前",
-            "申請者名",
-            "フリガナ",
-            "ふりがな",
-            "カナ",
-            "Name",
-            "NAME",
-            "name",
-        ),
-        "form",
-    ),
+    **dict.fromkeys(NAME_HINTS, "form"),  # every form names its person
 }
 _HINTS_RE = re.compile("|".join(re.escape(w) for w in _HINT_KIND))
 _ZIP_HINT_RES = tuple(re.compile(re.escape(d) + "[0-9]{4}") for d in "-" + _DASHES)
