@@ -334,7 +334,7 @@ class HoldService:
         """Issue a token for ``to`` and queue a full notice with answers."""
         lang = self.lang_for(to)
         token = await self._issue_token(hold, to)
-        ex = self.explain(hold, lang)
+        ex = await asyncio.to_thread(self.explain, hold, lang)
         extra: list[str] = []
         if hold.offer_bcc and (role != "sender" or not hold.approvers):
             extra.append(t("note.bcc_offer", lang))
@@ -439,7 +439,11 @@ class HoldService:
         escalate_at = None
         if self._deputy_for(mail_from or sender, auth_user, approvers) is not None:
             escalate_at = now + self.escalate_after
-        summary = codec.summarize(message, rcpts, org, sender_name=person.name if person else "")
+        # Reading the mail for the notice (recipients, first lines, attachments) and encoding
+        # the verdict touch hostile content: off the event loop.
+        verdict_json, subject = await asyncio.to_thread(
+            self._summary_of, message, rcpts, verdict, person.name if person else ""
+        )
         record = HoldRecord(
             id=new_hold_id(),
             state=HoldState.DELAYED if delay else HoldState.HELD,
@@ -451,10 +455,10 @@ class HoldService:
             mail_from=mail_from,
             rcpts=tuple(rcpts),
             auth_user=auth_user,
-            subject=codec.clean_subject(message.subject),
+            subject=subject,
             action="delay" if delay else "hold",
             rules=verdict.rule_ids,
-            verdict_json=codec.encode(verdict, summary),
+            verdict_json=verdict_json,
             approvers=approvers,
             offer_bcc=verdict.offer_bcc and not delay,
             language=self.lang_for(sender),
@@ -478,6 +482,13 @@ class HoldService:
                     stored.id, actor="system", via=Via.RELAY, note=NOTICE_FAILED
                 )
         return stored
+
+    def _summary_of(
+        self, message: Message, rcpts: Sequence[str], verdict: Verdict, sender_name: str
+    ) -> tuple[str, str]:
+        """The verdict with the notice's summary of the mail, and the masked subject."""
+        summary = codec.summarize(message, rcpts, self.org, sender_name=sender_name)
+        return codec.encode(verdict, summary), codec.clean_subject(message.subject)
 
     async def _notify_new(
         self, hold: HoldRecord, message: Message, *, skip: frozenset[str] = frozenset()

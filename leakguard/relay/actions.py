@@ -198,7 +198,9 @@ class Relay:
                 )
         # One reading of the header for everyone: a header section that other software would
         # split differently (bare CR, NUL) is refused before any check reads it.
-        bad_header = replies.header_section_problem(tx.raw)
+        bad_header = await loop.run_in_executor(
+            self._decide_pool, replies.header_section_problem, tx.raw
+        )
         if bad_header is not None:
             self.metrics.messages.labels("refused").inc()
             self.metrics.smtp_replies.labels("5xx").inc()
@@ -220,7 +222,10 @@ class Relay:
                 )
                 return refused
         if self.settings.complete_headers:
-            raw = complete_submission(tx.raw, self.settings.hostname)
+            # reads the header section (hostile: 250,000 folded lines): off the event loop
+            raw = await loop.run_in_executor(
+                self._decide_pool, complete_submission, tx.raw, self.settings.hostname
+            )
             if raw is not tx.raw:
                 tx = dataclasses.replace(tx, raw=raw)
         if self._deciding >= self.settings.decide_backlog:

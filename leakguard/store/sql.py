@@ -143,7 +143,8 @@ class SqlStore:
     # ------------------------------------------------------------------ messages
 
     async def _put_message(self, conn: AsyncConnection, raw: bytes) -> str:
-        digest = sha256_hex(raw)
+        # hashing tens of megabytes would hold the event loop: a worker thread does it
+        digest = sha256_hex(raw) if len(raw) < 1 << 20 else await asyncio.to_thread(sha256_hex, raw)
         exists = (
             await conn.execute(sa.select(t.messages.c.sha256).where(t.messages.c.sha256 == digest))
         ).first()
