@@ -436,3 +436,20 @@ async def test_notice_footer_about_defanged_links_is_true(env: Env) -> None:
         assert "hxxp://evil.example/x" in body and "http://evil.example" not in body
         assert "hxxp:// の形に変えてあります" in body
         assert "確認ページへのボタンとリンクだけです" in body
+
+
+async def test_a_retried_transaction_gets_the_first_hold(env: Env) -> None:
+    """Issue 12: a client that never saw the 250 (connection cut after DATA, relay killed)
+    sends the same transaction again: the same bytes, sender and recipients within minutes
+    are that retry. No second hold, no second notice; the same hold id is the answer."""
+    first = await do_hold(env)
+    notices = await queued(env, "notice")
+    again = await do_hold(env)
+    assert again.id == first.id
+    assert await queued(env, "notice") == notices
+    assert len(await env.store.list_holds()) == 1
+    # another mail (other bytes) or other recipients is a new hold
+    other = await do_hold(env, subject="another mail")
+    assert other.id != first.id
+    fewer = await do_hold(env, to=("a@client-one.example.com",))
+    assert fewer.id not in (first.id, other.id)

@@ -170,7 +170,7 @@ async def test_used_link_after_admin_release_names_the_administrator(env: Env) -
 async def test_used_link_never_shows_another_hold(env: Env) -> None:
     a = await do_hold(env)
     path_a = link_path(await _notice_for(env, a.mail_from))
-    b = await do_hold(env)
+    b = await do_hold(env, subject="another mail")
     assert b.id != a.id
     async with client_for(env) as c:
         page = await c.get(path_a)

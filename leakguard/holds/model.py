@@ -111,6 +111,13 @@ class Store(Protocol):
 
     # -- holds
     async def create_hold(self, hold: HoldRecord, raw: bytes) -> HoldRecord: ...
+    async def recent_hold_for(
+        self, sha256: str, mail_from: str, rcpts: Sequence[str], since: datetime
+    ) -> HoldRecord | None:
+        """A hold of these very bytes from this sender to these recipients made since
+        ``since`` (a client retrying a transaction whose 250 it never saw)."""
+        ...
+
     async def get_hold(self, hold_id: str) -> HoldRecord | None: ...
     async def list_holds(
         self,

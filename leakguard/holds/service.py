@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,10 @@ _NOTICE_RETRIES = 5
 _NOTICE_GRACE = timedelta(minutes=1)  # a hold younger than this may have its notice in flight
 _NOTICE_SCAN_LIMIT = 10_000
 _SENT_NOTE = re.compile(r"^notice (held|delayed|approval|pending) sent to (.+)$")
+
+
+# A transaction repeated within this time is a client's retry (see ``HoldService.hold``).
+RETRY_WINDOW = timedelta(minutes=10)
 
 
 def _utcnow() -> datetime:
@@ -427,6 +432,15 @@ class HoldService:
         auth_user: str | None,
     ) -> HoldRecord:
         now = self.now()
+        # A client that lost the connection after DATA (its 250 never arrived, or the relay
+        # was killed) sends the same transaction again: the same bytes (Message-ID included),
+        # sender and recipients within minutes are that retry, not a second mail. It gets
+        # the first hold's answer; no second hold, no second notice.
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(raw).hexdigest())
+        earlier = await self.store.recent_hold_for(digest, mail_from, rcpts, now - RETRY_WINDOW)
+        if earlier is not None:
+            log.info("hold.retry_recognised", hold_id=earlier.id, mail_from=mail_from)
+            return earlier
         sender = mail_from or (auth_user if _email_like(auth_user) else "") or ""
         org = self.org
         person = org.person(sender) if sender else None

@@ -213,6 +213,29 @@ class SqlStore:
         assert stored is not None
         return stored
 
+    async def recent_hold_for(
+        self, sha256: str, mail_from: str, rcpts: Sequence[str], since: datetime
+    ) -> HoldRecord | None:
+        want = sorted(r.lower() for r in rcpts)
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t.holds)
+                    .where(
+                        t.holds.c.mail_from == mail_from,
+                        t.holds.c.message_sha256 == sha256,
+                        t.holds.c.created_at >= since,
+                    )
+                    .order_by(t.holds.c.created_at.desc())
+                    .limit(20)
+                )
+            ).all()
+        for row in rows:
+            hold = _hold(row._mapping)
+            if sorted(r.lower() for r in hold.rcpts) == want:
+                return hold
+        return None
+
     async def get_hold(self, hold_id: str) -> HoldRecord | None:
         async with self._read() as conn:
             row = (await conn.execute(sa.select(t.holds).where(t.holds.c.id == hold_id))).first()
