@@ -64,13 +64,19 @@ async def _hold_snapshot(db: Path) -> list[tuple[str, str, bytes, list[str]]]:
         await store.close()
 
 
+_SENT = [0]
+
+
 def _hold_mail(port: int) -> str:
+    # each call is another mail (the same bytes again would be a client's retry: one hold)
+    _SENT[0] += 1
+    raw = f"X-Test-Seq: {_SENT[0]}\r\n".encode() + RISKY
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
         c.ehlo("client.test")
         c.mail(SENDER)
         for r in RISKY_RCPTS:
             c.rcpt(r)
-        code, text = c.data(RISKY)
+        code, text = c.data(raw)
     assert code == 250 and text.startswith(b"2.0.0 held H-"), text
     return text.decode().split()[-1]
 
