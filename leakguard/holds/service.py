@@ -830,7 +830,8 @@ class HoldService:
             deliver = (raw, hold.mail_from, hold.rcpts)
         elif decision == Decision.RELEASE_BCC:
             raw = await self.store.get_message(hold.message_sha256)
-            deliver = (self._rewrite_bcc(raw), hold.mail_from, hold.rcpts)
+            # rewrites hostile header bytes: off the event loop
+            deliver = (await asyncio.to_thread(self._rewrite_bcc, raw), hold.mail_from, hold.rcpts)
         text = note or f"{decision}" + (f" ({role})" if role else "")
         moved = await self.store.transition(
             hold.id,

@@ -24,7 +24,7 @@ from leakguard.engine import calendar_thread_id
 from leakguard.holds.model import HoldHandler
 from leakguard.message.addresses import clean_addr_spec, make_address, parse_address_list
 from leakguard.message.headers import parse_header_block
-from leakguard.message.rewrite import rewrite_recipients
+from leakguard.message.rewrite import RewriteResult, rewrite_recipients
 from leakguard.metrics import Metrics
 from leakguard.organization import Organization, SenderHistory
 from leakguard.relay import replies
@@ -508,7 +508,17 @@ class Relay:
     ) -> str:
         org = self.org
         header = self.settings.bcc_header
-        plain = rewrite_recipients(tx.raw, org.is_internal)
+
+        def both() -> tuple[RewriteResult, RewriteResult | None]:
+            plain = rewrite_recipients(tx.raw, org.is_internal)
+            if plain.visible or header is None or not plain.changed:
+                return plain, None
+            return plain, rewrite_recipients(tx.raw, org.is_internal, record_header=header)
+
+        # Rewriting reads hostile header bytes (250,000 folded lines): off the event loop,
+        # both versions in one step.
+        loop = asyncio.get_running_loop()
+        plain, marked_or_none = await loop.run_in_executor(self._decide_pool, both)
         if plain.visible:  # fail closed: never deliver a bcc verdict with externals visible
             self.log.error("bcc_rewrite_unsafe", sender=tx.mail_from, visible=len(plain.visible))
             return replies.BCC_UNSAFE
@@ -517,7 +527,8 @@ class Relay:
                 plain.raw, tx.mail_from, rcpts, options=options, history=history
             )
             return out.reply
-        marked = rewrite_recipients(tx.raw, org.is_internal, record_header=header)
+        marked = marked_or_none
+        assert marked is not None
         if marked.visible:
             self.log.error("bcc_rewrite_unsafe", sender=tx.mail_from, visible=len(marked.visible))
             return replies.BCC_UNSAFE
