@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from leakguard.durations import parse_duration
 from leakguard.extract.config import ExtractConfig
 from leakguard.holds.config import HoldsConfig
+from leakguard.officer.config import IncidentsConfig, RetentionConfig
 from leakguard.policy.loader import (
     Problem,
     cannot_read,
@@ -346,6 +347,14 @@ class ServiceConfig(_Model):
     extract: ExtractConfig = Field(
         default_factory=ExtractConfig,
         description="Reading attachments' text: worker processes, time and memory budgets.",
+    )
+    retention: RetentionConfig = Field(
+        default_factory=lambda: RetentionConfig.model_validate({}),
+        description="The decision journal and retained mail (reports, statistics, replay).",
+    )
+    incidents: IncidentsConfig = Field(
+        default_factory=lambda: IncidentsConfig.model_validate({}),
+        description="Who is told of reported mistakes and near misses, and how.",
     )
 
     @field_validator("upstream")

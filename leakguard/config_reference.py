@@ -42,6 +42,11 @@ EXAMPLES: dict[str, Any] = {
     "web.base_url": "https://mail-guard.city.example.lg.jp",
     "web.secret": "(env LEAKGUARD_WEB_SECRET)",
     "web.admin_users_file": "/etc/leakguard/admins.txt",
+    "retention.key": "(env LEAKGUARD_RETENTION_KEY)",
+    "incidents.officers": ["kojin-joho@city.example.lg.jp"],
+    "incidents.deputy": "kanri@city.example.lg.jp",
+    "incidents.webhook_url": "https://chat.city.example.lg.jp/hooks/leakguard",
+    "incidents.webhook_secret": "(env LEAKGUARD_WEBHOOK_SECRET)",
 }
 
 _INTRO = """\

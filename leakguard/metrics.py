@@ -26,6 +26,13 @@ class Metrics:
         self.messages = Counter(
             "leakguard_messages", "Messages decided, by action", ["action"], registry=r
         )
+        self.journal_errors = Counter(
+            "leakguard_journal_errors",
+            "Decision journal rows or retained mail not written, by stage (build, write, "
+            "prune, buffer_full: kept as hash only)",
+            ["stage"],
+            registry=r,
+        )
         self.rule_matches = Counter(
             "leakguard_rule_matches",
             "Rule matches, by rule and mode",

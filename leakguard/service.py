@@ -43,6 +43,7 @@ from leakguard.relay.auth import (
     UpstreamAuthenticator,
     UsersFileAuthenticator,
 )
+from leakguard.relay.journal import JournalSettings, JournalWriter
 from leakguard.relay.server import ListenerRuntime, ListenerSpec, server_tls_context, start_listener
 from leakguard.store import SqlStore, open_store
 from leakguard.web.app import create_app
@@ -89,6 +90,51 @@ def web_secret(config: ServiceConfig, *, create: bool = True) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
     return value
+
+
+def retention_key(config: ServiceConfig, *, create: bool = True) -> bytes | None:
+    """The key sealing retained mail: env LEAKGUARD_RETENTION_KEY, the configured key, or
+    one kept in the data directory (``retention-key``, 0600). ``create=False``: None when
+    there is none (administrative commands never make one: it could not open old mail)."""
+    from leakguard.store.sealing import decode_key, encode_key, new_key
+
+    env = os.environ.get("LEAKGUARD_RETENTION_KEY")
+    if env:
+        return decode_key(env)
+    if config.retention.key is not None:
+        return decode_key(config.retention.key.get_secret_value())
+    path = config.data_path / "retention-key"
+    try:
+        return decode_key(path.read_text("ascii"))
+    except FileNotFoundError:
+        if not create:
+            return None
+    key = new_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(encode_key(key) + "\n")
+    return key
+
+
+def journal_writer(config: ServiceConfig, store: SqlStore, log: Any, metrics: Any) -> JournalWriter:
+    from leakguard.store.sealing import Sealer
+
+    r = config.retention
+    sealer = Sealer(k) if r.mode == "encrypted" and (k := retention_key(config)) else None
+    return JournalWriter(
+        store,
+        JournalSettings(
+            mode=r.mode,
+            retain_seconds=config.seconds(r.days),
+            journal_seconds=config.seconds(r.journal_days),
+            max_message_size=r.max_message_size,
+            buffer_bytes=r.buffer_bytes,
+        ),
+        sealer=sealer,
+        executor=None,
+        log=log,
+        on_error=lambda kind: metrics.journal_errors.labels(kind).inc(),
+    )
 
 
 def private_dir(path: Path, log: Any = None) -> None:
@@ -274,6 +320,7 @@ class Service:
             metrics=self.metrics,
             log=self.log,
             senders_of=authenticator.senders_of if authenticator is not None else lambda _p: (),
+            journal=journal_writer(cfg, store, self.log, self.metrics),
         )
         tls_ctx: ssl.SSLContext | None = None
         if cfg.tls.cert_file and cfg.tls.key_file:
@@ -456,6 +503,9 @@ class Service:
             self.web_server.should_exit = True
         if self.delivery is not None:
             await self.delivery.stop(timeout)
+        if self.relay is not None and self.relay.journal is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.relay.journal.flush(), 10)
         for t in self._tasks:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(t, 5)

@@ -13,11 +13,11 @@ import dataclasses
 import functools
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from leakguard.delivery import Delivery, SendOptions
 from leakguard.engine import calendar_thread_id
@@ -29,9 +29,13 @@ from leakguard.metrics import Metrics
 from leakguard.organization import Organization, SenderHistory
 from leakguard.relay import replies
 from leakguard.relay.auth import may_send_as
+from leakguard.relay.journal import JournalWriter, department_of
 from leakguard.relay.submission import complete_submission
 from leakguard.store import SqlStore, ThreadEntry
+from leakguard.store.journal import new_decision_id
 from leakguard.types import Action, Address, Message, Verdict
+
+T = TypeVar("T")
 
 
 class DecisionLike(Protocol):
@@ -131,8 +135,10 @@ class Relay:
         metrics: Metrics,
         log: Any,
         senders_of: Callable[[str], Sequence[str]] = lambda _p: (),
+        journal: JournalWriter | None = None,
     ) -> None:
         self.engine = engine
+        self.journal = journal
         self.store = store
         self.delivery = delivery
         self.holds = holds
@@ -140,7 +146,7 @@ class Relay:
         self.metrics = metrics
         self.log = log
         self.senders_of = senders_of
-        self._tasks: set[asyncio.Task[str]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._decide_pool = ThreadPoolExecutor(
             max_workers=max(1, settings.decide_workers), thread_name_prefix="leakguard-decide"
         )
@@ -257,8 +263,10 @@ class Relay:
         finally:
             self._deciding -= 1
         self.metrics.decision_seconds.observe(decision.cpu_seconds)
+        decision_id = new_decision_id()
+        hold_id: str | None = None
         try:
-            reply = await self._shielded(self._execute(tx, decision, normal))
+            reply, hold_id = await self._shielded(self._execute(tx, decision, normal, decision_id))
         except Exception as exc:
             self.log.error(
                 "action_failed",
@@ -270,8 +278,35 @@ class Relay:
         action = decision.verdict.action.value
         self.metrics.transaction_seconds.labels(action).observe(loop.time() - start)
         self.metrics.smtp_replies.labels(reply[:1] + "xx").inc()
-        self._audit(tx, decision, action, reply, start, len(normal))
+        self._audit(tx, decision, action, reply, start, len(normal), decision_id)
+        self._journal(tx, decision, normal, reply, decision_id, hold_id)
         return reply
+
+    def _journal(
+        self,
+        tx: Transaction,
+        decision: DecisionLike,
+        rcpts: list[str],
+        reply: str,
+        decision_id: str,
+        hold_id: str | None,
+    ) -> None:
+        if self.journal is None:
+            return
+        org = self.org
+        self.journal.submit(
+            decision_id=decision_id,
+            raw=tx.raw,
+            message=decision.message,
+            verdict=decision.verdict,
+            sender=tx.mail_from,
+            auth_user=tx.auth_principal,
+            rcpts=tuple(rcpts),
+            external_rcpts=sum(1 for r in rcpts if not org.is_internal(r)),
+            department=department_of(org.person, tx.auth_principal, tx.mail_from),
+            reply=reply,
+            hold_id=hold_id,
+        )
 
     def check_author(self, tx: Transaction) -> str | None:
         """From:/Sender: ownership for an authenticated submission; the refusal, or None.
@@ -346,9 +381,9 @@ class Relay:
             )
         return replies.MIXED_COMMAND
 
-    async def _shielded(self, coro: Any) -> str:
+    async def _shielded(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run to completion even if the client disconnects (the handler is cancelled)."""
-        task: asyncio.Task[str] = asyncio.ensure_future(coro)
+        task: asyncio.Task[T] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(task)
@@ -446,7 +481,10 @@ class Relay:
             return SenderHistory()
         return SenderHistory(recipients=rcpts, contact_names=names, known=True)
 
-    async def _execute(self, tx: Transaction, decision: DecisionLike, rcpts: list[str]) -> str:
+    async def _execute(
+        self, tx: Transaction, decision: DecisionLike, rcpts: list[str], decision_id: str
+    ) -> tuple[str, str | None]:
+        """Carry out the verdict: (the client's reply, the hold id if one was stored)."""
         verdict = decision.verdict
         msg = decision.message
         action = verdict.action
@@ -464,15 +502,15 @@ class Relay:
             )
             if out.reply.startswith("2"):
                 self.remember_thread(msg, visible=True)
-            return out.reply
+            return out.reply, None
         if action is Action.BCC:
             reply = await self._bcc(tx, rcpts, options, history)
             if reply.startswith("2"):
                 self.remember_thread(msg, visible=False)
-            return reply
+            return reply, None
         if action in (Action.HOLD, Action.DELAY):
             if self.holds is None:
-                return replies.LOCAL_ERROR
+                return replies.LOCAL_ERROR, None
             rec = await self.holds.hold(
                 raw=tx.raw,
                 verdict=verdict,
@@ -483,9 +521,9 @@ class Relay:
             )
             self.remember_thread(msg, visible=True, hold_id=rec.id)
             tmpl = replies.DELAYED if action is Action.DELAY else replies.HELD
-            return tmpl.format(id=replies.ascii_text(rec.id))
+            return tmpl.format(id=replies.ascii_text(rec.id)), rec.id
         # reject
-        return replies.REJECTED.format(reason=self._reason(verdict, tx))
+        return replies.REJECTED.format(reason=self._reason(verdict, tx)), None
 
     def _reason(self, verdict: Verdict, tx: Transaction) -> str:
         rule = next((r for r in verdict.rules if r.action is Action.REJECT), None)
@@ -569,12 +607,14 @@ class Relay:
         reply: str,
         start: float,
         n_rcpts: int,
+        decision_id: str,
     ) -> None:
         msg = decision.message
         org = self.org
         external = sum(1 for r in tx.rcpts if not org.is_internal(r))
         self.log.info(
             "message",
+            decision_id=decision_id,
             message_id=msg.message_id[:300],
             sender=tx.mail_from,
             auth_user=tx.auth_principal,

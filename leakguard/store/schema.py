@@ -159,3 +159,83 @@ thread_record = sa.Table(
     sa.Column("hold_id", sa.String(64), nullable=True, index=True),
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
 )
+
+# The decision journal (issue 9): one row for every message the relay decided, whatever it
+# did with it, for the officer's statistics, replay and incident records. Evidence is kept
+# masked (never a full identifier); the subject is redacted. Kept ``journal_days``.
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("sender", sa.String(320), nullable=False, index=True),
+    sa.Column("auth_user", sa.String(320), nullable=True),
+    sa.Column("department", sa.String(200), nullable=False, default=""),
+    # envelope recipients (bounded) and how many of them were outside
+    sa.Column("rcpts", sa.JSON, nullable=False),
+    sa.Column("external_rcpts", sa.Integer, nullable=False, default=0),
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+    sa.Column("message_id", sa.String(300), nullable=False, default="", index=True),
+    # the verdict's action; ``outcome`` is what happened: sent, sent_bcc, held, delayed,
+    # rejected, or failed (the client got a 4xx/5xx and keeps the mail)
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reply", sa.String(200), nullable=False, default=""),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("audit_rules", sa.JSON, nullable=False),
+    # {"facts": {...}, "findings": [{detector, fact, addresses, detail, evidence}]}, masked
+    sa.Column("summary", sa.JSON, nullable=False),
+    sa.Column("policy_version", sa.String(64), nullable=False, default=""),
+    sa.Column("size", sa.Integer, nullable=False, default=0),
+    sa.Column("sha256", sa.String(64), nullable=False, default=""),
+    sa.Column("hold_id", sa.String(64), nullable=True, index=True),
+)
+
+# What was sent, kept ``retention.days`` (default 30) so that any mail that went out can be
+# reported and replayed: sealed with AES-GCM (``mode = encrypted``) or only its hash
+# (``mode = hashed``: the journal row and this hash, no bytes).
+retained_mail = sa.Table(
+    "retained_mail",
+    metadata,
+    sa.Column("decision_id", sa.String(32), sa.ForeignKey("decisions.id"), primary_key=True),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+# Incidents (issue 9): a reported mistake (``kind = report``) or a near miss the officer is
+# alerted to (``kind = near_miss``: a risky release, a discard marked as a mistake).
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("reported_by", sa.String(320), nullable=False),
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.Column("decision_id", sa.String(32), nullable=True, index=True),
+    sa.Column("hold_id", sa.String(64), nullable=True, index=True),
+    sa.Column("sender", sa.String(320), nullable=False, default=""),
+    sa.Column("department", sa.String(200), nullable=False, default=""),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    # follow-up actions ticked by the officer: {"apology": {"at": iso, "by": user}, ...}
+    sa.Column("followups", sa.JSON, nullable=False),
+)
+
+incident_events = sa.Table(
+    "incident_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "incident_id", sa.String(32), sa.ForeignKey("incidents.id"), nullable=False, index=True
+    ),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(320), nullable=False),
+    # reported, notified, alerted, followup, note, closed, reopened, webhook
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)

@@ -36,6 +36,7 @@ from leakguard.holds.model import (
 )
 from leakguard.store import migrate
 from leakguard.store import schema as t
+from leakguard.store.journal import Journal
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
 
 # Bounds on what one history lookup returns (hostile senders could write to millions).
@@ -73,6 +74,8 @@ class SqlStore:
         # called (without arguments) after a delivery was queued and committed: the
         # delivery worker uses it to send notices and released mail at once
         self.on_enqueue: list[Callable[[], None]] = []
+        # the officer's records: decision journal, retained mail, incidents (issue 9)
+        self.journal = Journal(self)
 
     # ------------------------------------------------------------------ lifecycle
 

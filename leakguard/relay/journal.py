@@ -1,0 +1,266 @@
+"""Writing the decision journal and retained mail (issue 9) beside each transaction.
+
+The relay hands every decided message to ``JournalWriter.submit`` after it answered the
+client. Building the row (masking the evidence, redacting the subject, hashing, sealing the
+bytes with AES-GCM) runs in a worker thread; rows are written in batches by one background
+task, so the journal costs the SMTP transaction neither a commit nor CPU on the event loop.
+
+The journal is the officer's record, not the mail: the 250 never waits for it. A row still
+in memory when the process is killed is lost (the mail itself is safe: sent, or a durable
+hold), which is why holds also keep their own durable history. Memory is bounded: beyond
+``buffer_bytes`` of waiting retained bytes a mail is journaled with its hash only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from leakguard.masking import mask_identifiers, redact_text
+from leakguard.organization import Person
+from leakguard.store import SqlStore
+from leakguard.store.journal import DecisionEntry, Retained
+from leakguard.store.sealing import Sealer
+from leakguard.types import Action, Message, Verdict
+
+MAX_FINDINGS = 60
+MAX_ADDRESSES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSettings:
+    mode: str = "encrypted"  # encrypted | hashed | off (retained mail; the row is always kept)
+    retain_seconds: float = 30 * 86400.0
+    journal_seconds: float = 400 * 86400.0
+    max_message_size: int = 50 * 1024 * 1024
+    buffer_bytes: int = 256 * 1024 * 1024
+    batch: int = 200
+    prune_interval: float = 3600.0
+
+
+def outcome_of(action: Action, reply: str) -> str:
+    """What happened to the mail, from the verdict and the reply the client got."""
+    if not reply.startswith("2"):
+        return "rejected" if action is Action.REJECT else "failed"
+    return {
+        Action.PASS: "sent",
+        Action.BCC: "sent_bcc",
+        Action.HOLD: "held",
+        Action.DELAY: "delayed",
+        Action.REJECT: "rejected",
+    }[action]
+
+
+def verdict_summary(verdict: Verdict) -> dict[str, Any]:
+    """The verdict as the officer's record keeps it: facts, the rules with their reasons,
+    and the findings with masked details (never a full identifier)."""
+
+    def masked(value: str, limit: int = 300) -> str:
+        return mask_identifiers(value[: limit * 4])[:limit]
+
+    findings = []
+    for f in verdict.findings[:MAX_FINDINGS]:
+        findings.append(
+            {
+                "detector": f.detector,
+                "fact": f.fact,
+                "addresses": [a[:320] for a in f.addresses[:MAX_ADDRESSES]],
+                "detail": masked(f.detail),
+                "evidence": {k[:64]: masked(str(v)) for k, v in list(f.evidence.items())[:20]},
+            }
+        )
+
+    def rule(r: Any) -> dict[str, Any]:
+        return {
+            "id": r.rule_id,
+            "action": r.action.value,
+            "mode": r.mode,
+            "reason": {"ja": r.reason.ja, "en": r.reason.en},
+        }
+
+    return {
+        "facts": {k: int(v) for k, v in verdict.facts.items() if v},
+        "rules": [rule(r) for r in verdict.rules],
+        "audit_rules": [rule(r) for r in verdict.audit_rules],
+        "findings": findings,
+        "findings_total": len(verdict.findings),
+        "approval": verdict.approval,
+    }
+
+
+class JournalWriter:
+    def __init__(
+        self,
+        store: SqlStore,
+        settings: JournalSettings,
+        *,
+        sealer: Sealer | None,
+        executor: Executor | None,
+        log: Any,
+        on_error: Callable[[str], None] = lambda _kind: None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.sealer = sealer if settings.mode == "encrypted" else None
+        self.executor = executor
+        self.log = log
+        self.on_error = on_error
+        self._pending: list[tuple[DecisionEntry, Retained | None]] = []
+        self._pending_bytes = 0
+        self._building = 0
+        self._task: asyncio.Task[None] | None = None
+        self._builds: set[asyncio.Future[Any]] = set()
+        self._pruned_at = 0.0
+
+    # ------------------------------------------------------------------ building a row
+
+    def build(
+        self,
+        *,
+        decision_id: str,
+        raw: bytes,
+        message: Message,
+        verdict: Verdict,
+        sender: str,
+        auth_user: str | None,
+        rcpts: tuple[str, ...],
+        external_rcpts: int,
+        department: str,
+        reply: str,
+        hold_id: str | None,
+        at: datetime,
+        retain: bool,
+    ) -> tuple[DecisionEntry, Retained | None]:
+        """One journal row and its retained form (CPU work: called in a worker thread)."""
+        digest = hashlib.sha256(raw).hexdigest()
+        entry = DecisionEntry(
+            id=decision_id,
+            at=at,
+            sender=sender,
+            auth_user=auth_user,
+            department=department,
+            rcpts=rcpts,
+            external_rcpts=external_rcpts,
+            subject=redact_text(message.subject[:2000])[:300],
+            message_id=message.message_id[:300],
+            action=verdict.action.value,
+            outcome=outcome_of(verdict.action, reply),
+            reply=mask_identifiers(reply[:200]),
+            rules=verdict.rule_ids,
+            audit_rules=tuple(r.rule_id for r in verdict.audit_rules),
+            summary=verdict_summary(verdict),
+            policy_version=verdict.policy_version,
+            size=len(raw),
+            sha256=digest,
+            hold_id=hold_id,
+        )
+        s = self.settings
+        if s.mode == "off":
+            return entry, None
+        expires = at + timedelta(seconds=s.retain_seconds)
+        sealed = None
+        if retain and self.sealer is not None and len(raw) <= s.max_message_size:
+            sealed = self.sealer.seal(raw, aad=decision_id)
+        mode = "encrypted" if sealed is not None else "hashed"
+        return entry, Retained(
+            mode=mode, sha256=digest, size=len(raw), expires_at=expires, sealed=sealed
+        )
+
+    # ------------------------------------------------------------------ submitting
+
+    def submit(self, **fields: Any) -> None:
+        """Build (off the loop) and queue one row; never raises, never waits."""
+        raw: bytes = fields["raw"]
+        retain = self._pending_bytes + len(raw) <= self.settings.buffer_bytes
+        if not retain and self.settings.mode == "encrypted":
+            self.log.warning(
+                "journal_buffer_full", decision_id=fields["decision_id"], size=len(raw)
+            )
+            self.on_error("buffer_full")
+        if retain:
+            self._pending_bytes += len(raw)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(
+            self.executor, lambda: self.build(retain=retain, at=datetime.now(UTC), **fields)
+        )
+        self._builds.add(fut)
+
+        def done(f: asyncio.Future[tuple[DecisionEntry, Retained | None]]) -> None:
+            self._builds.discard(f)
+            if retain:
+                self._pending_bytes -= len(raw)
+            if f.cancelled():
+                return
+            exc = f.exception()
+            if exc is not None:
+                self.log.error("journal_error", stage="build", error=repr(exc)[:300])
+                self.on_error("build")
+                return
+            entry, kept = f.result()
+            self._pending.append((entry, kept))
+            if kept is not None and kept.sealed is not None:
+                self._pending_bytes += len(kept.sealed)
+            if self._task is None or self._task.done():
+                self._task = asyncio.ensure_future(self._flush())
+
+        fut.add_done_callback(done)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.settings.batch]
+            self._pending = self._pending[self.settings.batch :]
+            try:
+                await self.store.journal.record(batch)
+            except Exception as exc:
+                self.log.error(
+                    "journal_error", stage="write", error=repr(exc)[:300], rows=len(batch)
+                )
+                self.on_error("write")
+            finally:
+                self._pending_bytes -= sum(
+                    len(k.sealed) for _, k in batch if k is not None and k.sealed is not None
+                )
+        now = time.monotonic()
+        if not self._pruned_at or now - self._pruned_at >= self.settings.prune_interval:
+            self._pruned_at = now
+            await self.prune()
+
+    async def prune(self) -> tuple[int, int]:
+        """Delete expired retained mail and old journal rows (hourly, and on demand)."""
+        now = datetime.now(UTC)
+        try:
+            kept, rows = await self.store.journal.prune(
+                now, journal_before=now - timedelta(seconds=self.settings.journal_seconds)
+            )
+        except Exception as exc:
+            self.log.warning("journal_error", stage="prune", error=repr(exc)[:300])
+            self.on_error("prune")
+            return 0, 0
+        if kept or rows:
+            self.log.info("journal_pruned", retained=kept, decisions=rows)
+        return kept, rows
+
+    async def flush(self) -> None:
+        """Wait until every submitted row is written (tests, shutdown)."""
+        while self._builds or (self._task is not None and not self._task.done()):
+            if self._builds:
+                await asyncio.gather(*list(self._builds), return_exceptions=True)
+                await asyncio.sleep(0)
+            if self._task is not None and not self._task.done():
+                await asyncio.shield(self._task)
+
+
+def department_of(directory_lookup: Callable[[str], Person | None], *who: str | None) -> str:
+    """The department of the first of ``who`` found in the directory, or ""."""
+    for w in who:
+        if w:
+            p = directory_lookup(w)
+            if p is not None and p.department:
+                return p.department
+    return ""

@@ -1,0 +1,270 @@
+"""The officer's records (issue 9): decision journal, retained mail and incidents in the
+store (SQLite and the local PostgreSQL), sealing, and the relay writing them over SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from e2e.sink import Sink
+from relay_fakes import FakeEngine
+from test_store import store  # noqa: F401  (the sqlite + postgres fixture)
+
+from leakguard.config import ServiceConfig
+from leakguard.service import Service, retention_key
+from leakguard.store import SqlStore
+from leakguard.store.journal import (
+    DecisionEntry,
+    IncidentRecord,
+    Retained,
+    new_decision_id,
+    new_incident_id,
+)
+from leakguard.store.sealing import SealError, Sealer, decode_key, encode_key, new_key
+
+NOW = datetime.now(UTC)
+
+
+def entry(i: int, *, at: datetime | None = None, **kw: object) -> DecisionEntry:
+    fields: dict[str, object] = dict(
+        id=f"M-TEST{i:08d}",
+        at=at or NOW - timedelta(minutes=i),
+        sender="alice@city.example.lg.jp",
+        action="pass",
+        outcome="sent",
+        rcpts=("x@alpha.example",),
+        external_rcpts=1,
+        subject="見積",
+        message_id=f"<{i}@city.example.lg.jp>",
+        rules=(),
+        summary={"facts": {"visible_external_recipients": 1}},
+        department="総務課",
+        sha256="0" * 64,
+        size=10,
+    )
+    fields.update(kw)
+    return DecisionEntry(**fields)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- sealing
+
+
+def test_seal_roundtrip_binds_decision_and_key() -> None:
+    key = new_key()
+    s = Sealer(key)
+    blob = s.seal(b"mail bytes", aad="M-1")
+    assert b"mail bytes" not in blob
+    assert s.open(blob, aad="M-1") == b"mail bytes"
+    with pytest.raises(SealError):
+        s.open(blob, aad="M-2")  # copied onto another decision
+    with pytest.raises(SealError):
+        Sealer(new_key()).open(blob, aad="M-1")
+    with pytest.raises(SealError):
+        s.open(blob[:-1] + bytes([blob[-1] ^ 1]), aad="M-1")
+    assert decode_key(encode_key(key)) == key
+    assert decode_key(key.hex()) == key
+    with pytest.raises(ValueError):
+        decode_key("short")
+    assert "key" in repr(s) and encode_key(key) not in repr(s)
+
+
+def test_retention_key_is_kept_private_in_the_data_dir(tmp_path: Path) -> None:
+    cfg = ServiceConfig.model_validate({"data_dir": str(tmp_path)})
+    assert retention_key(cfg, create=False) is None
+    k = retention_key(cfg)
+    assert k is not None and len(k) == 32
+    assert retention_key(cfg) == k
+    assert (tmp_path / "retention-key").stat().st_mode & 0o077 == 0
+
+
+# ---------------------------------------------------------------------- the store
+
+
+async def test_journal_record_find_and_page(store: SqlStore) -> None:  # noqa: F811
+    j = store.journal
+    kept = Retained(
+        mode="encrypted", sha256="0" * 64, size=10, expires_at=NOW + timedelta(days=30),
+        sealed=b"LG1sealed",
+    )
+    await j.record([(entry(i), kept if i % 2 else None) for i in range(25)])
+    got = await j.get("M-TEST00000003")
+    assert got is not None and got.department == "総務課" and got.rcpts == ("x@alpha.example",)
+    assert got.summary["facts"] == {"visible_external_recipients": 1}
+    assert (await j.retained("M-TEST00000003")) is not None
+    assert (await j.retained("M-TEST00000004")) is None
+    newest = await j.find(sender="ALICE@city.example.lg.jp", limit=3)
+    assert [d.id for d in newest] == ["M-TEST00000000", "M-TEST00000001", "M-TEST00000002"]
+    assert [d.id for d in await j.find(message_id="<7@city.example.lg.jp>")] == ["M-TEST00000007"]
+    seen = []
+    async for batch in j.iter_range(NOW - timedelta(hours=1), NOW + timedelta(seconds=1), batch=4):
+        assert len(batch) <= 4
+        seen += [d.id for d in batch]
+    assert seen == [f"M-TEST{i:08d}" for i in reversed(range(25))]
+    assert await j.count(NOW - timedelta(minutes=9, seconds=30)) == 10
+
+
+async def test_prune_deletes_expired_mail_and_old_rows_but_keeps_incidents(
+    store: SqlStore,  # noqa: F811
+) -> None:
+    j = store.journal
+    old = NOW - timedelta(days=500)
+
+    def kept(expires: datetime) -> Retained:
+        return Retained(mode="encrypted", sha256="1" * 64, size=3, expires_at=expires, sealed=b"x")
+
+    await j.record(
+        [
+            (entry(1), kept(NOW - timedelta(seconds=1))),  # retention over
+            (entry(2), kept(NOW + timedelta(days=1))),  # still kept
+            (entry(3, at=old), None),  # journal too old
+            (entry(4, at=old), None),  # too old, but an incident refers to it
+        ]
+    )
+    await j.create_incident(
+        IncidentRecord(
+            id="I-1", kind="report", state="open", created_at=NOW, reported_by="a@b",
+            via="cli", decision_id="M-TEST00000004",
+        )
+    )
+    assert await j.prune(NOW, journal_before=NOW - timedelta(days=400)) == (1, 1)
+    assert await j.retained("M-TEST00000001") is None
+    assert await j.retained("M-TEST00000002") is not None
+    assert await j.get("M-TEST00000003") is None
+    assert await j.get("M-TEST00000004") is not None
+
+
+async def test_incident_timeline_followups_and_state(store: SqlStore) -> None:  # noqa: F811
+    j = store.journal
+    iid = new_incident_id()
+    await j.record([(entry(1, outcome="sent"), None)])
+    await j.create_incident(
+        IncidentRecord(
+            id=iid, kind="report", state="open", created_at=NOW, reported_by="alice@city",
+            via="web", decision_id="M-TEST00000001", sender="alice@city", rules=("r1",),
+        ),
+        detail="wrong company",
+    )
+    assert (await j.find_incident(decision_id="M-TEST00000001")) is not None
+    assert (await j.find_incident(decision_id="M-NOPE")) is None
+    await j.add_incident_event(iid, actor="leakguard", kind="notified", detail="officer@city")
+    inc = await j.set_followup(iid, "apology", done=True, actor="officer@city")
+    assert inc is not None and inc.followups["apology"]["by"] == "officer@city"
+    with pytest.raises(ValueError):
+        await j.set_followup(iid, "dance", done=True, actor="x")
+    inc = await j.set_followup(iid, "apology", done=False, actor="officer@city")
+    assert inc is not None and "apology" not in inc.followups
+    assert (await j.set_incident_state(iid, "closed", actor="officer@city")) is not None
+    assert (await j.set_incident_state("I-NOPE", "closed", actor="x")) is None
+    kinds = [e.kind for e in await j.incident_events(iid)]
+    assert kinds == ["reported", "notified", "followup", "followup_undone", "closed"]
+    assert [i.id for i in await j.list_incidents(state="closed")] == [iid]
+    assert await j.list_incidents(state="open") == []
+
+
+def test_ids_are_distinct_and_shaped() -> None:
+    ids = {new_decision_id() for _ in range(200)}
+    assert len(ids) == 200 and all(i.startswith("M-") and len(i) == 14 for i in ids)
+    assert new_incident_id().startswith("I-")
+
+
+# ---------------------------------------------------------------------- the relay
+
+ALICE = "alice@city.example.lg.jp"
+X = "x@alpha.example"
+Y = "y@beta.example"
+
+
+def mail(tag: str, action: str, extra: str = "") -> bytes:
+    return (
+        f"From: Alice <{ALICE}>\r\nTo: {X}, {Y}\r\nSubject: {tag} マイナンバー 1234 5678 9018\r\n"
+        f"Message-ID: <{tag}@city.example.lg.jp>\r\nDate: Mon, 30 Nov 2026 09:00:00 +0900\r\n"
+        f"X-Test-Action: {action}\r\n{extra}"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n"
+    ).encode()
+
+
+@pytest.fixture
+async def svc(tmp_path: Path) -> AsyncIterator[Service]:
+    with Sink() as sink:
+        cfg = ServiceConfig.model_validate(
+            {
+                "hostname": "relay.test",
+                "data_dir": str(tmp_path / "data"),
+                "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
+                "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
+                "holds": {"language": "en"},
+            }
+        )
+        service = Service(config=cfg, policy_path=tmp_path / "unused.yaml", engine=FakeEngine())
+        await service.start()
+        try:
+            yield service
+        finally:
+            await service.stop(timeout=5)
+
+
+def _send(port: int, raw: bytes) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.test")
+        c.mail(ALICE)
+        c.rcpt(X)
+        c.rcpt(Y)
+        return c.data(raw)
+
+
+@pytest.mark.e2e
+async def test_relay_journals_every_decision_and_seals_what_was_sent(svc: Service) -> None:
+    port = svc.smtp_ports["plain-0"]
+    for tag, action in (("p", "pass"), ("b", "bcc"), ("h", "hold"), ("r", "reject")):
+        await asyncio.to_thread(_send, port, mail(tag, action))
+    assert svc.relay is not None and svc.relay.journal is not None and svc.store is not None
+    await svc.relay.journal.flush()
+    rows = {d.message_id: d for d in await svc.store.journal.find(sender=ALICE)}
+    outcome = {k.strip("<>").split("@")[0]: d.outcome for k, d in rows.items()}
+    assert outcome == {"p": "sent", "b": "sent_bcc", "h": "held", "r": "rejected"}
+    held = rows["<h@city.example.lg.jp>"]
+    assert held.hold_id and held.hold_id.startswith("H-")
+    passed = rows["<p@city.example.lg.jp>"]
+    assert passed.rcpts == (X, Y) and passed.external_rcpts == 2
+    # the subject is kept redacted: never the full identifier
+    assert "1234 5678 9018" not in passed.subject and passed.subject.startswith("p ")
+    kept = await svc.store.journal.retained(passed.id)
+    assert kept is not None and kept.mode == "encrypted" and kept.sealed is not None
+    key = retention_key(svc.config, create=False)
+    assert key is not None
+    opened = Sealer(key).open(kept.sealed, aad=passed.id)
+    assert b"X-Test-Action: pass" in opened and b"1234 5678 9018" in opened
+    assert len(opened) == kept.size == passed.size
+
+
+@pytest.mark.e2e
+async def test_hashed_mode_keeps_no_bytes(tmp_path: Path) -> None:
+    with Sink() as sink:
+        cfg = ServiceConfig.model_validate(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
+                "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
+                "retention": {"mode": "hashed"},
+            }
+        )
+        service = Service(config=cfg, policy_path=tmp_path / "x.yaml", engine=FakeEngine())
+        await service.start()
+        try:
+            await asyncio.to_thread(_send, service.smtp_ports["plain-0"], mail("q", "pass"))
+            assert service.relay is not None and service.relay.journal is not None
+            await service.relay.journal.flush()
+            assert service.store is not None
+            (row,) = await service.store.journal.find(sender=ALICE)
+            kept = await service.store.journal.retained(row.id)
+            assert kept is not None and kept.mode == "hashed" and kept.sealed is None
+            assert kept.sha256 == row.sha256 and len(row.sha256) == 64
+            assert not (tmp_path / "data" / "retention-key").exists()
+        finally:
+            await service.stop(timeout=5)
