@@ -268,3 +268,21 @@ async def test_hashed_mode_keeps_no_bytes(tmp_path: Path) -> None:
             assert not (tmp_path / "data" / "retention-key").exists()
         finally:
             await service.stop(timeout=5)
+
+
+def test_report_links_are_signed_scoped_and_expire() -> None:
+    from leakguard.officer.links import ReportLinks, ReportRef
+
+    links = ReportLinks("s3cret", base_url="https://guard.example/", max_age_seconds=60)
+    ref = ReportRef(actor="alice@city.example.lg.jp", decision_id="M-ABC")
+    url = links.url(ref)
+    assert url.startswith("https://guard.example/report/")
+    signed = url.rsplit("/", 1)[1]
+    assert links.verify(signed) == ref
+    assert links.verify(signed[:-2] + ("A" if signed[-2] != "A" else "B") + signed[-1]) is None
+    other = ReportLinks("other", base_url="https://guard.example", max_age_seconds=60)
+    assert other.verify(signed) is None
+    expired = ReportLinks("s3cret", base_url="https://guard.example", max_age_seconds=-1)
+    assert expired.verify(signed) is None
+    assert links.verify("x" * 700) is None
+    assert links.verify(links.sign(ReportRef(actor="a@b"))) is None  # names no mail
