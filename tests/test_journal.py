@@ -24,7 +24,7 @@ from leakguard.store.journal import (
     new_decision_id,
     new_incident_id,
 )
-from leakguard.store.sealing import SealError, Sealer, decode_key, encode_key, new_key
+from leakguard.store.sealing import Sealer, SealError, decode_key, encode_key, new_key
 
 NOW = datetime.now(UTC)
 
@@ -87,7 +87,10 @@ def test_retention_key_is_kept_private_in_the_data_dir(tmp_path: Path) -> None:
 async def test_journal_record_find_and_page(store: SqlStore) -> None:  # noqa: F811
     j = store.journal
     kept = Retained(
-        mode="encrypted", sha256="0" * 64, size=10, expires_at=NOW + timedelta(days=30),
+        mode="encrypted",
+        sha256="0" * 64,
+        size=10,
+        expires_at=NOW + timedelta(days=30),
         sealed=b"LG1sealed",
     )
     await j.record([(entry(i), kept if i % 2 else None) for i in range(25)])
@@ -126,8 +129,13 @@ async def test_prune_deletes_expired_mail_and_old_rows_but_keeps_incidents(
     )
     await j.create_incident(
         IncidentRecord(
-            id="I-1", kind="report", state="open", created_at=NOW, reported_by="a@b",
-            via="cli", decision_id="M-TEST00000004",
+            id="I-1",
+            kind="report",
+            state="open",
+            created_at=NOW,
+            reported_by="a@b",
+            via="cli",
+            decision_id="M-TEST00000004",
         )
     )
     assert await j.prune(NOW, journal_before=NOW - timedelta(days=400)) == (1, 1)
@@ -143,8 +151,15 @@ async def test_incident_timeline_followups_and_state(store: SqlStore) -> None:  
     await j.record([(entry(1, outcome="sent"), None)])
     await j.create_incident(
         IncidentRecord(
-            id=iid, kind="report", state="open", created_at=NOW, reported_by="alice@city",
-            via="web", decision_id="M-TEST00000001", sender="alice@city", rules=("r1",),
+            id=iid,
+            kind="report",
+            state="open",
+            created_at=NOW,
+            reported_by="alice@city",
+            via="web",
+            decision_id="M-TEST00000001",
+            sender="alice@city",
+            rules=("r1",),
         ),
         detail="wrong company",
     )
