@@ -99,6 +99,8 @@ async def test_journal_record_find_and_page(store: SqlStore) -> None:  # noqa: F
     assert got.summary["facts"] == {"visible_external_recipients": 1}
     assert (await j.retained("M-TEST00000003")) is not None
     assert (await j.retained("M-TEST00000004")) is None
+    many = await j.retained_many([f"M-TEST{i:08d}" for i in range(25)] + ["M-NONE"])
+    assert sorted(many) == [f"M-TEST{i:08d}" for i in range(1, 25, 2)]
     newest = await j.find(sender="ALICE@city.example.lg.jp", limit=3)
     assert [d.id for d in newest] == ["M-TEST00000000", "M-TEST00000001", "M-TEST00000002"]
     assert [d.id for d in await j.find(message_id="<7@city.example.lg.jp>")] == ["M-TEST00000007"]

@@ -226,6 +226,29 @@ class Journal:
             mode=r.mode, sha256=r.sha256, size=r.size, expires_at=r.expires_at, sealed=r.sealed
         )
 
+    async def retained_many(self, decision_ids: Sequence[str]) -> dict[str, Retained]:
+        """The retained mail of several decisions (those that have one)."""
+        out: dict[str, Retained] = {}
+        ids = list(decision_ids)
+        for i in range(0, len(ids), 500):
+            async with self._store._read() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.select(t.retained_mail).where(
+                            t.retained_mail.c.decision_id.in_(ids[i : i + 500])
+                        )
+                    )
+                ).all()
+            for r in rows:
+                out[r.decision_id] = Retained(
+                    mode=r.mode,
+                    sha256=r.sha256,
+                    size=r.size,
+                    expires_at=r.expires_at,
+                    sealed=r.sealed,
+                )
+        return out
+
     async def prune(self, now: datetime, *, journal_before: datetime) -> tuple[int, int]:
         """Delete retained mail past its expiry, and journal rows older than
         ``journal_before`` that no incident refers to. Returns (retained, decisions)."""
