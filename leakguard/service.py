@@ -363,6 +363,7 @@ class Service:
         delivery.start()
         if self.holds is not None:
             self._tasks.append(asyncio.create_task(self.holds.run_timers(), name="hold-timers"))
+        self._tasks.append(asyncio.create_task(self._prune_journal(), name="journal-prune"))
         await self._start_web()
         self.started_at = datetime.now(UTC)
         self.log.info(
@@ -473,6 +474,15 @@ class Service:
         self.log.info("reloaded", policy=str(self.policy_path))
         self.policy_status()
         return True
+
+    async def _prune_journal(self, interval: float = 3600.0) -> None:
+        """Delete expired retained mail and old journal rows: at start, then hourly (also
+        when no mail flows, so that nothing is kept past ``retention.days``)."""
+        while not self._stop.is_set():
+            if self.relay is not None and self.relay.journal is not None:
+                await self.relay.journal.prune()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
 
     def request_stop(self) -> None:
         self._stop.set()

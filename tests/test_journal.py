@@ -4,6 +4,7 @@ store (SQLite and the local PostgreSQL), sealing, and the relay writing them ove
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import smtplib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -303,3 +304,21 @@ def test_report_links_are_signed_scoped_and_expire() -> None:
     assert expired.verify(signed) is None
     assert links.verify("x" * 700) is None
     assert links.verify(links.sign(ReportRef(actor="a@b"))) is None  # names no mail
+
+
+@pytest.mark.e2e
+async def test_service_deletes_expired_retained_mail(svc: Service) -> None:
+    """The service prunes at start and hourly; a prune deletes what retention.days ended."""
+    assert svc.relay is not None and svc.relay.journal is not None and svc.store is not None
+    await asyncio.to_thread(_send, svc.smtp_ports["plain-0"], mail("old", "pass"))
+    await svc.relay.journal.flush()
+    (row,) = await svc.store.journal.find(sender=ALICE)
+    assert await svc.store.journal.retained(row.id) is not None
+    writer = svc.relay.journal
+    writer.settings = dataclasses.replace(writer.settings, retain_seconds=-1)
+    # a second mail, already past retention when written; the first is still within it
+    await asyncio.to_thread(_send, svc.smtp_ports["plain-0"], mail("old2", "pass"))
+    await writer.flush()
+    assert await writer.prune() == (1, 0)
+    assert await svc.store.journal.retained(row.id) is not None
+    assert len(await svc.store.journal.find(sender=ALICE)) == 2  # the journal rows stay
