@@ -322,3 +322,57 @@ async def test_service_deletes_expired_retained_mail(svc: Service) -> None:
     assert await writer.prune() == (1, 0)
     assert await svc.store.journal.retained(row.id) is not None
     assert len(await svc.store.journal.find(sender=ALICE)) == 2  # the journal rows stay
+
+
+@pytest.mark.e2e
+async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path) -> None:
+    """Issue 12: the connection broke after the upstream took the mail; the client sends the
+    same transaction again. It is answered 250 and not delivered a second time, from the
+    relay's memory and, after a restart or on another relay, from the journal."""
+    with Sink() as sink:
+        cfg = ServiceConfig.model_validate(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
+                "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
+            }
+        )
+        service = Service(config=cfg, policy_path=tmp_path / "x.yaml", engine=FakeEngine())
+        await service.start()
+        try:
+            port = service.smtp_ports["plain-0"]
+            raw = mail("once", "pass")
+            first = await asyncio.to_thread(_send, port, raw)
+            again = await asyncio.to_thread(_send, port, raw)
+            assert first[0] == again[0] == 250
+            assert b"already sent" in again[1] and b"not sent again" in again[1]
+            # a mail without Message-ID and Date gets new ones on each try: still one copy
+            bare = raw.replace(b"Message-ID: <once@city.example.lg.jp>\r\n", b"").replace(
+                b"Date: Mon, 30 Nov 2026 09:00:00 +0900\r\n", b""
+            )
+            assert (await asyncio.to_thread(_send, port, bare))[0] == 250
+            assert b"already sent" in (await asyncio.to_thread(_send, port, bare))[1]
+            # the relay forgot (restart, another node): the journal still knows
+            assert service.relay is not None and service.relay.journal is not None
+            await service.relay.journal.flush()
+            service.relay._sent_recently.clear()
+            assert b"already sent" in (await asyncio.to_thread(_send, port, raw))[1]
+
+            # other recipients, or other bytes, are another mail
+            def send_to_one() -> tuple[int, bytes]:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+                    c.ehlo("client.test")
+                    c.mail(ALICE)
+                    c.rcpt(X)
+                    return c.data(raw)
+
+            assert b"already sent" not in (await asyncio.to_thread(send_to_one))[1]
+            other = raw.replace(b"body", b"body 2")
+            assert b"already sent" not in (await asyncio.to_thread(_send, port, other))[1]
+            await asyncio.sleep(0.2)
+            got = sink.messages
+            subjects = [m.data.split(b"Subject: ", 1)[1][:6] for m in got]
+            assert len(got) == 4, subjects  # once, bare, once to one, other
+        finally:
+            await service.stop(timeout=5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import hashlib
 import time
 import unicodedata
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -121,6 +122,9 @@ class RelaySettings:
     # domain is this name; a name without a dot gives "leakguard.invalid")
     hostname: str = "localhost"
     complete_headers: bool = True
+    # A client's retry of a mail already sent on (same bytes, sender and recipients) within
+    # this many seconds is answered 250 and not sent again (0: off)
+    retry_window: float = 600.0
 
 
 class Relay:
@@ -154,6 +158,8 @@ class Relay:
         self._threads: list[ThreadEntry] = []
         self._threads_task: asyncio.Task[None] | None = None
         self._threads_pruned_at = 0.0
+        # retry key -> (monotonic time, decision id) of mail sent on, oldest first
+        self._sent_recently: dict[tuple[str, ...], tuple[float, str]] = {}
 
     @property
     def org(self) -> Organization:
@@ -227,13 +233,16 @@ class Relay:
                     reply=refused[:200],
                 )
                 return refused
-        if self.settings.complete_headers:
-            # reads the header section (hostile: 250,000 folded lines): off the event loop
-            raw = await loop.run_in_executor(
-                self._decide_pool, complete_submission, tx.raw, self.settings.hostname
-            )
-            if raw is not tx.raw:
-                tx = dataclasses.replace(tx, raw=raw)
+        # reads the header section (hostile: 250,000 folded lines) and hashes the bytes: off
+        # the event loop, in one step
+        client_digest, raw, digest = await loop.run_in_executor(
+            self._decide_pool, self._complete_and_hash, tx.raw
+        )
+        if raw is not tx.raw:
+            tx = dataclasses.replace(tx, raw=raw)
+        retry = await self._sent_before(tx, normal, client_digest, digest)
+        if retry is not None:
+            return retry
         if self._deciding >= self.settings.decide_backlog:
             self.metrics.messages.labels("busy").inc()
             self.log.warning("decision_backlog_full", sender=tx.mail_from, peer=tx.peer)
@@ -279,8 +288,78 @@ class Relay:
         self.metrics.transaction_seconds.labels(action).observe(loop.time() - start)
         self.metrics.smtp_replies.labels(reply[:1] + "xx").inc()
         self._audit(tx, decision, action, reply, start, len(normal), decision_id)
-        self._journal(tx, decision, normal, reply, decision_id, hold_id)
+        self._journal(tx, decision, normal, reply, decision_id, hold_id, digest)
+        if reply.startswith("2") and decision.verdict.action in (Action.PASS, Action.BCC):
+            self._remember_sent(tx, normal, client_digest, reply, decision_id)
         return reply
+
+    # ------------------------------------------------------------------ retries
+
+    def _complete_and_hash(self, raw: bytes) -> tuple[str, bytes, str]:
+        """(hash of the client's bytes, the bytes as relayed, their hash)."""
+        client = hashlib.sha256(raw).hexdigest()
+        if not self.settings.complete_headers:
+            return client, raw, client
+        done = complete_submission(raw, self.settings.hostname)
+        return client, done, client if done is raw else hashlib.sha256(done).hexdigest()
+
+    @staticmethod
+    def _retry_key(tx: Transaction, rcpts: Sequence[str], digest: str) -> tuple[str, ...]:
+        return (digest, tx.mail_from.lower(), *sorted(r.lower() for r in rcpts))
+
+    def _remember_sent(
+        self, tx: Transaction, rcpts: Sequence[str], digest: str, reply: str, decision_id: str
+    ) -> None:
+        now = time.monotonic()
+        recent = self._sent_recently
+        recent[self._retry_key(tx, rcpts, digest)] = (now, decision_id)
+        window = self.settings.retry_window
+        while recent and (len(recent) > 20000 or next(iter(recent.values()))[0] < now - window):
+            recent.pop(next(iter(recent)))
+
+    async def _sent_before(
+        self, tx: Transaction, rcpts: Sequence[str], client_digest: str, digest: str
+    ) -> str | None:
+        """A client's retry of a mail this relay (or another sharing the store) already sent
+        on within ``retry_window``: the same bytes, sender and recipients. It happens when
+        the connection broke after the upstream accepted the mail but before the client got
+        the 250; sending it again would deliver it twice. Answered 250, not sent again."""
+        if self.settings.retry_window <= 0:
+            return None
+        first: str | None = None
+        hit = self._sent_recently.get(self._retry_key(tx, rcpts, client_digest))
+        if hit is not None and hit[0] >= time.monotonic() - self.settings.retry_window:
+            first = hit[1]
+        elif self.journal is not None:  # another relay, or before this process restarted
+            since = datetime.now(UTC) - timedelta(seconds=self.settings.retry_window)
+            want = sorted(r.lower() for r in rcpts)
+            try:
+                async with asyncio.timeout(self.settings.thread_lookup_timeout):
+                    rows = await self.store.journal.find(
+                        sha256=digest, sender=tx.mail_from, since=since, limit=20
+                    )
+            except Exception as exc:
+                self.log.warning("retry_lookup_unavailable", error=repr(exc)[:200])
+                rows = []
+            for row in rows:
+                if (
+                    row.outcome in ("sent", "sent_bcc")
+                    and sorted(r.lower() for r in row.rcpts) == want
+                ):
+                    first = row.id
+                    break
+        if first is None:
+            return None
+        self.metrics.messages.labels("retry").inc()
+        self.metrics.smtp_replies.labels("2xx").inc()
+        self.log.info(
+            "retry_recognised",
+            decision_id=first,
+            sender=tx.mail_from,
+            peer=tx.peer,
+            recipients=len(rcpts),
+        )
+        return replies.RETRY_SENT.format(id=first)
 
     def _journal(
         self,
@@ -290,6 +369,7 @@ class Relay:
         reply: str,
         decision_id: str,
         hold_id: str | None,
+        digest: str,
     ) -> None:
         if self.journal is None:
             return
@@ -306,6 +386,7 @@ class Relay:
             department=department_of(org.person, tx.auth_principal, tx.mail_from),
             reply=reply,
             hold_id=hold_id,
+            sha256=digest,
         )
 
     def check_author(self, tx: Transaction) -> str | None:

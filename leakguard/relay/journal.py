@@ -136,9 +136,10 @@ class JournalWriter:
         hold_id: str | None,
         at: datetime,
         retain: bool,
+        sha256: str = "",
     ) -> tuple[DecisionEntry, Retained | None]:
         """One journal row and its retained form (CPU work: called in a worker thread)."""
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = sha256 or hashlib.sha256(raw).hexdigest()
         entry = DecisionEntry(
             id=decision_id,
             at=at,

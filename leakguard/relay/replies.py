@@ -11,6 +11,7 @@ import re
 OK = "250 2.0.0 OK"
 HELD = "250 2.0.0 held {id}"
 DELAYED = "250 2.0.0 held {id} (delayed send; cancel from the notice)"
+RETRY_SENT = "250 2.0.0 already sent as {id} (a retry of an earlier transaction; not sent again)"
 SENDER_OK = "250 2.1.0 Sender OK"
 RCPT_OK = "250 2.1.5 Recipient OK"
 

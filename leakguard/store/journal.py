@@ -161,11 +161,14 @@ class Journal:
         since: datetime | None = None,
         until: datetime | None = None,
         outcomes: Sequence[str] | None = None,
+        sha256: str | None = None,
         limit: int = 100,
     ) -> list[DecisionEntry]:
         """Decisions newest first, filtered."""
         q = sa.select(t.decisions)
         c = t.decisions.c
+        if sha256 is not None:
+            q = q.where(c.sha256 == sha256)
         if sender is not None:
             q = q.where(sa.func.lower(c.sender) == sender.lower())
         if message_id is not None:

@@ -187,7 +187,8 @@ decisions = sa.Table(
     sa.Column("summary", sa.JSON, nullable=False),
     sa.Column("policy_version", sa.String(64), nullable=False, default=""),
     sa.Column("size", sa.Integer, nullable=False, default=0),
-    sa.Column("sha256", sa.String(64), nullable=False, default=""),
+    # SHA-256 of the bytes as relayed (after Date/Message-ID completion): the retry key
+    sa.Column("sha256", sa.String(64), nullable=False, default="", index=True),
     sa.Column("hold_id", sa.String(64), nullable=True, index=True),
 )
 

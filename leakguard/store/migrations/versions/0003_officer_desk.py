@@ -49,6 +49,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_decisions_hold_id"), ["hold_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_decisions_message_id"), ["message_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_decisions_sender"), ["sender"], unique=False)
+        batch_op.create_index(batch_op.f("ix_decisions_sha256"), ["sha256"], unique=False)
 
     op.create_table(
         "incidents",
@@ -129,6 +130,7 @@ def downgrade() -> None:
 
     op.drop_table("incidents")
     with op.batch_alter_table("decisions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_decisions_sha256"))
         batch_op.drop_index(batch_op.f("ix_decisions_sender"))
         batch_op.drop_index(batch_op.f("ix_decisions_message_id"))
         batch_op.drop_index(batch_op.f("ix_decisions_hold_id"))
