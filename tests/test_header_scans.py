@@ -59,3 +59,21 @@ def test_known_forms() -> None:
     assert hb.get("Subject") == "s"
     lf = b"From: a@b.example\nSubject: lf\n\nbody\n"
     assert parse_header_block(lf).get("Subject") == "lf"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_BYTES, st.integers(min_value=0, max_value=5), st.integers(min_value=1, max_value=4))
+def test_find_blank_line_in_small_windows_is_the_regex(
+    parts: list[bytes], lo: int, window: int
+) -> None:
+    import leakguard.message.headers as headers
+
+    buf = b"".join(parts)
+    start = min(lo, len(buf))
+    m = re.compile(rb"\r?\n\r?\n").search(buf, start)
+    saved = headers._BLANK_WINDOW
+    headers._BLANK_WINDOW = window
+    try:
+        assert find_blank_line(buf, start) == ((m.start(), m.end()) if m else None)
+    finally:
+        headers._BLANK_WINDOW = saved
