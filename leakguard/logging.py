@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from leakguard.terminal import escape_log_values, json_for_terminal
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -35,9 +37,13 @@ def configure_logging(json: bool | None = None, level: str | int = "info") -> No
     ]
     renderer: Any
     if use_json:
-        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+        # values come from mail: C1 controls, bidi overrides, lone surrogates as \uXXXX
+        renderer = structlog.processors.JSONRenderer(
+            serializer=json_for_terminal, ensure_ascii=False
+        )
         shared.append(structlog.processors.format_exc_info)
     else:
+        shared.append(escape_log_values)  # no escape sequence from a subject reaches the tty
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[*shared, renderer],

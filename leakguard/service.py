@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import signal
@@ -135,6 +136,44 @@ def journal_writer(config: ServiceConfig, store: SqlStore, log: Any, metrics: An
         log=log,
         on_error=lambda kind: metrics.journal_errors.labels(kind).inc(),
     )
+
+
+class DataDirError(ValueError):
+    """The data directory cannot be created or written (message in Japanese and English)."""
+
+
+def data_dir_problem(path: Path) -> tuple[str, str] | None:
+    """Why ``path`` cannot serve as the data directory, in Japanese and English, or None.
+
+    Honest for root too (root passes every permission bit, so ``os.access`` would say yes
+    on a read-only mount): it creates the directory if needed and writes, fsyncs and removes
+    a probe file, exactly what the store and the holds do next."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+        probe = path / f".write-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                probe.unlink()
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, "")
+        reason = f"{code}: {exc.strerror}" if code and exc.strerror else str(exc)
+        return (
+            f"データディレクトリ {path} を使えません ({reason})。保留したメール、ストア、"
+            "署名用の鍵をここに書き込みます。サービスを実行するユーザーが書き込めるディレクトリを "
+            "data_dir (または --data-dir) に指定するか、このディレクトリの所有者と権限を"
+            "直してください。",
+            f"Cannot use the data directory {path} ({reason}). leakguard writes held mail, "
+            "its store and its signing key there. Set data_dir (or --data-dir) to a directory "
+            "the service user can write, or fix this directory's owner and permissions.",
+        )
+    return None
 
 
 def private_dir(path: Path, log: Any = None) -> None:
@@ -270,6 +309,9 @@ class Service:
         problem = base_url_problem(cfg.web.base_url, cfg.web.listen)
         if problem is not None:
             raise ValueError(problem[0] + "\n" + problem[1])
+        bad_dir = data_dir_problem(cfg.data_path)  # before anything is started or written
+        if bad_dir is not None:
+            raise DataDirError(bad_dir[0] + "\n" + bad_dir[1])
         private_dir(cfg.data_path, self.log)
         engine = self.engine or self._make_engine()
         self.engine = engine

@@ -696,3 +696,28 @@ async def test_data_reader_limits_dots_and_end_of_data(small_env: Env) -> None:
     # arrives exactly as written
     assert any(b"\r\n.leading dot\r\n..two\r\nend\r\n" in d for d in got)
     assert any(b"still fine" in d for d in got)
+
+
+async def test_nul_in_the_body_is_refused_and_never_forwarded(env: Env) -> None:
+    """Issue 12: RFC 5321 forbids NUL in DATA; the relay forwarded it. Now a NUL anywhere
+    (here deep in the body, past the header section, from a trusted MTA on the plain
+    listener without AUTH) is a permanent 550 at the end of DATA and nothing goes upstream;
+    the same mail without the NUL passes."""
+    head = b"From: a@city.example.lg.jp\r\nTo: x@partner.example.co.jp\r\nSubject: nul\r\n\r\n"
+    body = b"line\r\n" * 20_000
+
+    def send(raw: bytes) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", env.port("plain-0"), timeout=30) as c:
+            c.ehlo("c")
+            c.mail("a@city.example.lg.jp")
+            c.rcpt("x@partner.example.co.jp")
+            return c.data(raw)
+
+    code, text = await asyncio.to_thread(send, head + body + b"bin\x00ary\r\n" + body)
+    assert code == 550 and text.startswith(b"5.6.0") and b"NUL" in text, (code, text)
+    code, _ = await asyncio.to_thread(send, head + body + b"binary\r\n")
+    assert code == 250
+    got = await asyncio.to_thread(env.sink.handler.wait_for, 1)
+    await asyncio.sleep(0.3)
+    assert len(env.sink.messages) == 1 and all(b"\x00" not in m.data for m in env.sink.messages)
+    assert got[0].data.endswith(body + b"binary\r\n")

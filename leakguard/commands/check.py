@@ -27,6 +27,7 @@ from leakguard.engine import Decision, Engine
 from leakguard.explain import describe_action, explain_finding
 from leakguard.i18n import lang_from_env
 from leakguard.policy import PolicyError, default_policy_path, load_policy
+from leakguard.terminal import for_terminal, json_for_terminal
 
 _T = {
     "unreadable": ("{file}: 読めません: {err}", "{file}: cannot read: {err}"),
@@ -134,35 +135,35 @@ def decision_json(file: str, d: Decision) -> dict[str, Any]:
 
 def render_human(file: str, d: Decision, lang: str, out: TextIO) -> None:
     v = d.verdict
-    out.write(f"{file}\n")
-    out.write(
-        f"  {_t('action', lang)}: {v.action.value.upper()}  ({describe_action(v.action, lang)})\n"
-    )
+
+    def w(line: str) -> None:  # every line may hold mail-derived text: names, file names
+        out.write(for_terminal(line.removesuffix("\n")) + "\n")
+
+    w(f"{file}\n")
+    w(f"  {_t('action', lang)}: {v.action.value.upper()}  ({describe_action(v.action, lang)})\n")
     if v.approval:
-        out.write(f"  {_t('approval', lang)}: {v.approval}\n")
+        w(f"  {_t('approval', lang)}: {v.approval}\n")
     if v.offer_bcc:
-        out.write(f"  {_t('offer_bcc', lang)}\n")
+        w(f"  {_t('offer_bcc', lang)}\n")
     if v.delay_seconds:
-        out.write(f"  {_t('delay', lang)}: {v.delay_seconds}s\n")
+        w(f"  {_t('delay', lang)}: {v.delay_seconds}s\n")
     shown: set[int] = set()
     for group, label in ((v.rules, ""), (v.audit_rules, _t("audit", lang))):
         for r in group:
             tag = f" [{label}]" if label else ""
-            out.write(
-                f"  {_t('rule', lang)} {r.rule_id} -> {r.action.value}{tag}: {r.reason.get(lang)}\n"
-            )
+            w(f"  {_t('rule', lang)} {r.rule_id} -> {r.action.value}{tag}: {r.reason.get(lang)}\n")
             for f in r.findings:
                 shown.add(id(f))
-                out.write(f"    - {explain_finding(f, lang)}\n")
+                w(f"    - {explain_finding(f, lang)}\n")
     if not v.rules and not v.audit_rules:
-        out.write(f"  {_t('no_rule', lang)}\n")
+        w(f"  {_t('no_rule', lang)}\n")
     rest = [f for f in v.findings if id(f) not in shown and f.fact != "visible_external_recipients"]
     if rest:
-        out.write(f"  {_t('other', lang)}:\n")
+        w(f"  {_t('other', lang)}:\n")
         for f in rest:
-            out.write(f"    - {explain_finding(f, lang)}\n")
+            w(f"    - {explain_finding(f, lang)}\n")
     nonzero = {k: n for k, n in v.facts.items() if n and k not in ("message_size",)}
-    out.write(f"  {_t('facts', lang)}: " + ", ".join(f"{k}={n}" for k, n in nonzero.items()) + "\n")
+    w(f"  {_t('facts', lang)}: " + ", ".join(f"{k}={n}" for k, n in nonzero.items()) + "\n")
 
 
 ENVELOPES_FILE = "envelopes.jsonl"  # the envelope file of a labelled directory
@@ -293,12 +294,15 @@ def _check_all(args: argparse.Namespace, engine: Engine, jobs: list[Job], lang: 
             raw = job.path.read_bytes()
         except OSError as exc:
             err = exc.strerror or str(exc)
-            print(_t("unreadable", lang).format(file=job.path, err=err), file=sys.stderr)
+            print(
+                for_terminal(_t("unreadable", lang).format(file=job.path, err=err)),
+                file=sys.stderr,
+            )
             status = 1
             continue
         d = engine.decide(raw, envelope_from=job.sender, rcpts=job.rcpts)
         if args.json:
-            sys.stdout.write(json.dumps(decision_json(str(job.path), d), ensure_ascii=False) + "\n")
+            sys.stdout.write(json_for_terminal(decision_json(str(job.path), d)) + "\n")
         else:
             if i:
                 sys.stdout.write("\n")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from leakguard.holds.service import Decision, HoldService
 from leakguard.holds.texts import t
 from leakguard.i18n import lang_from_env
 from leakguard.organization import Organization
+from leakguard.terminal import for_terminal, json_for_terminal
 
 _T = {
     "config": ("設定ファイルが読めません:", "cannot use the configuration:"),
@@ -176,7 +176,7 @@ async def _run(args: argparse.Namespace) -> int:
             args.hold_id, decision, actor=f"admin:{admin}", via=Via.CLI, admin=True, note=args.note
         )
         print(
-            f"{args.hold_id}: {outcome.message(lang)}",
+            for_terminal(f"{args.hold_id}: {outcome.message(lang)}"),
             file=sys.stdout if outcome.ok else sys.stderr,
         )
         return 0 if outcome.ok else 1
@@ -202,7 +202,7 @@ async def _list(service: HoldService, args: argparse.Namespace, lang: str) -> in
     if args.json:  # machine-readable: one object per hold, nothing else on stdout
         for h in holds:
             print(
-                json.dumps(
+                json_for_terminal(
                     {
                         "id": h.id,
                         "created_at": h.created_at.isoformat(),
@@ -214,8 +214,7 @@ async def _list(service: HoldService, args: argparse.Namespace, lang: str) -> in
                         "subject": h.subject,
                         "expires_at": h.expires_at.isoformat(),
                         "due_at": h.due_at.isoformat() if h.due_at else None,
-                    },
-                    ensure_ascii=False,
+                    }
                 )
             )
         return 0
@@ -227,25 +226,22 @@ async def _list(service: HoldService, args: argparse.Namespace, lang: str) -> in
     for h in holds:
         subject = h.subject if len(h.subject) <= 60 else h.subject[:59] + "…"
         subject = " ".join(subject.split())  # no tab or newline can break the table
-        print(
-            "\t".join(
-                [
-                    h.id,
-                    local_time(h.created_at, tz),
-                    h.state.value,
-                    h.mail_from or "-",
-                    ",".join(h.rules) or "-",
-                    subject,
-                ]
-            )
-        )
+        fields = [
+            h.id,
+            local_time(h.created_at, tz),
+            h.state.value,
+            h.mail_from or "-",
+            ",".join(h.rules) or "-",
+            subject,
+        ]
+        print("\t".join(for_terminal(f) for f in fields))  # no escape reaches the terminal
     return 0
 
 
 async def _show(service: HoldService, hold_id: str, lang: str) -> int:
     hold = await service.store.get_hold(hold_id)
     if hold is None:
-        print(f"{hold_id}: {t('err.unknown_hold', lang)}", file=sys.stderr)
+        print(for_terminal(f"{hold_id}: {t('err.unknown_hold', lang)}"), file=sys.stderr)
         return 1
     ex = service.explain(hold, lang)
     tz = zone(service.config.timezone)
@@ -281,5 +277,6 @@ async def _show(service: HoldService, hold_id: str, lang: str) -> int:
         note = f"  {tr.note}" if tr.note else ""
         at = tr.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
         lines.append(f"  {at}  {tr.via.value:<6} {tr.actor:<32} {move}{note}")
-    print("\n".join(lines))
+    # every line holds mail-derived text (subject, names, addresses, notes): escaped
+    print("\n".join(for_terminal(line) for line in lines))
     return 0

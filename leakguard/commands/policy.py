@@ -12,6 +12,7 @@ from leakguard.engine import Engine
 from leakguard.i18n import lang_from_env
 from leakguard.policy import PolicyError, load_policy
 from leakguard.policy.model import OrganizationSpec, PolicySpec
+from leakguard.terminal import for_terminal
 
 _T = {
     "ok": (
@@ -121,7 +122,11 @@ def run_test(args: argparse.Namespace) -> int:
             try:
                 raw = mail.read_bytes()
             except OSError as exc:
-                print(f"  {_t('fail', lang)} {mail}: {_t('unreadable', lang)} ({exc.strerror})")
+                print(
+                    for_terminal(
+                        f"  {_t('fail', lang)} {mail}: {_t('unreadable', lang)} ({exc.strerror})"
+                    )
+                )
                 continue
             d = engine.decide(raw, envelope_from=case.sender, rcpts=case.rcpt)
             problems: list[str] = []
@@ -134,10 +139,10 @@ def run_test(args: argparse.Namespace) -> int:
                 if missing:
                     problems.append(_t("missing_rules", lang, rules=", ".join(missing)))
             if problems:
-                print(f"  {_t('fail', lang)} {mail}: " + "; ".join(problems))
+                print(for_terminal(f"  {_t('fail', lang)} {mail}: " + "; ".join(problems)))
             else:
                 ok += 1
-                print(f"  {_t('pass', lang)} {mail}: {d.verdict.action.value}")
+                print(for_terminal(f"  {_t('pass', lang)} {mail}: {d.verdict.action.value}"))
     print(_t("summary", lang, ok=ok, total=total))
     if ok != total:
         status = 1

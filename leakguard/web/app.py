@@ -4,7 +4,13 @@
 runs with uvicorn in the relay's event loop. Rules it keeps:
 
 - A GET never changes anything (mail systems' link scanners open every link). Every state
-  change is a POST carrying a CSRF token (HMAC of a per-browser random cookie).
+  change is a POST carrying a CSRF token (HMAC of a per-browser cookie). The cookie itself
+  is a random value signed by this server: a value the server did not issue (planted by an
+  attacker on a sibling host) is refused and replaced. It is rotated at admin login and
+  logout.
+- Redirects are relative (``/admin``, never ``http://<Host header>/...``): Starlette's
+  add-or-strip-the-slash redirect is replaced by one that keeps only the path. With an
+  https base URL every response carries ``Strict-Transport-Security``.
 - Review links are signed, expiring and single-use (``HoldService.open_link``); the token
   is spent only when an answer is executed.
 - Pages work without JavaScript and send a strict Content-Security-Policy: no scripts at
@@ -30,6 +36,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -37,8 +44,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from leakguard.durations import parse_duration
@@ -69,7 +76,14 @@ _ENV = Environment(
 _ENV.filters["addr"] = wrap_addresses
 
 
+HSTS = "max-age=31536000"
+
+
 class _SecurityHeaders(BaseHTTPMiddleware):
+    def __init__(self, app: Any, *, hsts: bool = False) -> None:
+        super().__init__(app)
+        self.hsts = hsts
+
     async def dispatch(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
@@ -79,6 +93,8 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         h["X-Content-Type-Options"] = "nosniff"
         h["Referrer-Policy"] = "no-referrer"
         h["X-Frame-Options"] = "DENY"
+        if self.hsts:
+            h["Strict-Transport-Security"] = HSTS
         if not request.url.path.startswith("/static/"):
             h["Cache-Control"] = "no-store"
         return response
@@ -161,7 +177,7 @@ class WebApp:
         csrf_cookie = request.cookies.get(CSRF_COOKIE) or ""
         new_cookie = ""
         if not self._csrf_cookie_ok(csrf_cookie):
-            new_cookie = csrf_cookie = secrets.token_urlsafe(24)
+            new_cookie = csrf_cookie = self._new_csrf_cookie()
         body = _ENV.get_template(name).render(
             t=tr,
             lang=lang,
@@ -172,19 +188,37 @@ class WebApp:
         )
         resp = HTMLResponse(body, status_code=status)
         if new_cookie:
-            resp.set_cookie(
-                CSRF_COOKIE,
-                new_cookie,
-                httponly=True,
-                samesite="lax",
-                secure=self.secure_cookies,
-                path="/",
-            )
+            self._set_csrf_cookie(resp, new_cookie)
         return resp
 
-    @staticmethod
-    def _csrf_cookie_ok(value: str) -> bool:
-        return 16 <= len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum()
+    def _set_csrf_cookie(self, resp: Response, value: str) -> None:
+        resp.set_cookie(
+            CSRF_COOKIE,
+            value,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure_cookies,
+            path="/",
+        )
+
+    def _csrf_cookie_sig(self, nonce: str) -> str:
+        return hmac.new(self._key, b"csrf-cookie|" + nonce.encode(), hashlib.sha256).hexdigest()[
+            :32
+        ]
+
+    def _new_csrf_cookie(self) -> str:
+        """A random value signed by this server (``nonce.signature``)."""
+        nonce = secrets.token_urlsafe(24)
+        return f"{nonce}.{self._csrf_cookie_sig(nonce)}"
+
+    def _csrf_cookie_ok(self, value: str) -> bool:
+        """Only a cookie this server issued: an attacker-chosen value fails the signature."""
+        if len(value) > 128 or value.count(".") != 1:
+            return False
+        nonce, sig = value.split(".")
+        if not 16 <= len(nonce) <= 64 or not nonce.replace("-", "").replace("_", "").isalnum():
+            return False
+        return hmac.compare_digest(self._csrf_cookie_sig(nonce), sig)
 
     def _csrf_for(self, cookie: str) -> str:
         return hmac.new(self._key, b"csrf|" + cookie.encode(), hashlib.sha256).hexdigest()
@@ -460,6 +494,7 @@ class WebApp:
             )
         self.throttle.succeeded(pair)
         resp = RedirectResponse(f"/admin?lang={lang}", status_code=303)
+        self._set_csrf_cookie(resp, self._new_csrf_cookie())  # rotated: no fixation
         session = {"u": record.name, "n": secrets.token_urlsafe(16), "p": self._fingerprint(record)}
         resp.set_cookie(
             SESSION_COOKIE,
@@ -480,6 +515,7 @@ class WebApp:
             if data is not None:
                 self._revoke(data["n"])
             resp.delete_cookie(SESSION_COOKIE, path="/admin")
+            self._set_csrf_cookie(resp, self._new_csrf_cookie())
         return resp
 
     def _revoke(self, nonce: str) -> None:
@@ -584,6 +620,35 @@ async def _root(request: Request) -> Response:
     return RedirectResponse("/admin", status_code=303)
 
 
+def _routed(app: Starlette, scope: Any) -> bool:
+    return any(route.matches(scope)[0] == Match.FULL for route in app.router.routes)
+
+
+def _slash_redirect(app: Starlette) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """Starlette's own "add or strip the trailing slash" redirect names the host from the
+    Host header (``http://evil.example/static/``): an open redirect. This 404 handler does
+    the same with a relative Location (path and query only), and only towards a route that
+    exists."""
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        path = request.url.path
+        other = path[:-1] if path.endswith("/") else path + "/"
+        if (
+            request.method in ("GET", "HEAD")
+            and other.startswith("/")
+            and not other.startswith("//")
+            and "\\" not in path
+            and not _routed(app, request.scope)
+            and _routed(app, {**request.scope, "path": other})
+        ):
+            query = request.url.query
+            target = quote(other) + (f"?{query}" if query else "")
+            return RedirectResponse(target, status_code=307)
+        return PlainTextResponse("Not Found", status_code=404)
+
+    return not_found
+
+
 def create_app(
     service: HoldService,
     config: WebConfig,
@@ -608,6 +673,10 @@ def create_app(
         Mount("/static", app=StaticFiles(directory=str(static_dir)), name="static"),
         *extra_routes,
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
+    app = Starlette(
+        routes=routes, middleware=[Middleware(_SecurityHeaders, hsts=web.secure_cookies)]
+    )
+    app.router.redirect_slashes = False  # absolute redirects to the Host header's host
+    app.add_exception_handler(404, _slash_redirect(app))
     app.state.web = web
     return app
