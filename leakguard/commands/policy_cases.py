@@ -36,7 +36,7 @@ from leakguard.policy.cases import (
     read_case,
 )
 
-AUTO_PARALLEL_FROM = 12  # cases: fewer run in this process (starting workers costs more)
+AUTO_PARALLEL_FROM = 200  # cases: fewer run in this process (a worker takes ~1-3 s to start)
 MAX_AUTO_JOBS = 4
 
 _T = {
