@@ -78,7 +78,7 @@ def register(sub: Any) -> None:
         "--jobs",
         type=int,
         metavar="N",
-        help="processes running cases (default: 1 for a few cases, else up to 4)",
+        help="processes running cases (default: 1 below 200 cases, else up to 4)",
     )
     t.add_argument("--json", action="store_true", help="one JSON object per line per case")
     t.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")

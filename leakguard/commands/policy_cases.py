@@ -316,22 +316,43 @@ def detail_lines(r: Result, lang: str) -> list[str]:
     return lines
 
 
+# Shown escaped on a terminal: control characters (a line break in a description, an
+# escape sequence in a file name), bidirectional overrides and undecodable file-name bytes.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal: unsafe characters as \\xNN / \\uNNNN."""
+
+    def esc(m: re.Match[str]) -> str:
+        n = ord(m.group())
+        return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+    return _UNSAFE.sub(esc, text)
+
+
+def _json_text(text: str) -> str:
+    """Lone surrogates (undecodable file-name bytes) cannot be written as UTF-8 JSON."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def render_human(r: Result, lang: str, out: TextIO) -> None:
     if r.status == "ok":
         rules = f" [{', '.join(r.matched)}]" if r.matched else ""
-        out.write(f"{_t('ok', lang)}  {r.job.name}: {r.got}{rules}\n")
+        out.write(shown(f"{_t('ok', lang)}  {r.job.name}: {r.got}{rules}") + "\n")
         return
     label = _t("fail" if r.status == "fail" else "error", lang)
-    desc = f"  ({r.expectation.description})" if r.expectation and r.expectation.description else ""
-    out.write(f"{label}  {r.job.name}{desc}\n")
+    exp = r.expectation
+    desc = f"  ({exp.description})" if exp and exp.description else ""
+    out.write(shown(f"{label}  {r.job.name}{desc}") + "\n")
     for line in detail_lines(r, lang):
-        out.write(f"      {line}\n")
+        out.write(f"      {shown(line)}\n")
 
 
 def result_json(r: Result, lang: str) -> dict[str, Any]:
     exp, o = r.expectation, r.outcome
     return {
-        "case": r.job.name,
+        "case": _json_text(r.job.name),
         "status": r.status,
         "description": exp.description if exp else "",
         "expect": exp.expect if exp else None,
@@ -344,10 +365,10 @@ def result_json(r: Result, lang: str) -> dict[str, Any]:
         "unknown_rules": list(o.unknown) if o else [],
         "errors": [
             {
-                "file": p.file,
+                "file": _json_text(p.file),
                 "line": p.line,
                 "column": p.column,
-                "message": p.message_ja if lang == "ja" and p.message_ja else p.message,
+                "message": _json_text(p.message_ja if lang == "ja" and p.message_ja else p.message),
             }
             for p in r.problems
         ],
