@@ -294,6 +294,12 @@ def test_sidecar_forms_and_precedence(tmp_path: Path) -> None:
         ("expect: hold\n  rules: [a]\n", "2:8", "YAML syntax", "YAML の書き方の誤り"),
         ("- expect: hold\n", "1:1", "expected a mapping such as 'expect: hold'", "マッピング"),
         (
+            "expect: hold\nx: &a [r, r]\nrules: *a\n",
+            "3:8",
+            "aliases (*name) are not allowed",
+            "エイリアス",
+        ),
+        (
             "expect: hold\nrules: [a]\nnot_rules: [a]\n",
             "3:12",
             "both expected and not expected: a",

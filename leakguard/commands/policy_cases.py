@@ -20,6 +20,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -53,6 +54,11 @@ _T = {
     "junit_unwritable": (
         "{file}: JUnit XML を書き込めません: {err}",
         "{file}: cannot write the JUnit XML: {err}",
+    ),
+    "worker_died": (
+        "テストケースを実行するプロセスが異常終了しました (メモリ不足など)。"
+        "-j 1 で再実行してください",
+        "a process running the cases died (out of memory?); run again with -j 1",
     ),
     "ok": ("合格", "ok"),
     "fail": ("不合格", "FAIL"),
@@ -450,13 +456,17 @@ def run_test(args: argparse.Namespace, lang: str) -> int:
             return 2
     processes = args.jobs if args.jobs is not None else auto_processes(len(jobs))
     results: list[Result] = []
-    for r in run_all(jobs, processes):
-        results.append(r)
-        if args.json:
-            out.write(json.dumps(result_json(r, lang), ensure_ascii=False) + "\n")
-        else:
-            render_human(r, lang, out)
-        out.flush()
+    try:
+        for r in run_all(jobs, processes):
+            results.append(r)
+            if args.json:
+                out.write(json.dumps(result_json(r, lang), ensure_ascii=False) + "\n")
+            else:
+                render_human(r, lang, out)
+            out.flush()
+    except BrokenProcessPool:
+        print(_t("worker_died", lang), file=err)
+        return 2
     n_ok = sum(r.status == "ok" for r in results)
     n_fail = sum(r.status == "fail" for r in results)
     n_err = sum(r.status == "error" for r in results)

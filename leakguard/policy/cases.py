@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from leakguard.policy.loader import PolicyError, Problem, error_text, load_yaml_with_marks
@@ -364,6 +365,19 @@ def load_sidecar(path: Path) -> Expectation:
                 )
             ]
         ) from exc
+    alias = _first_alias(text)
+    if alias is not None:
+        raise PolicyError(
+            [
+                Problem(
+                    source,
+                    alias[0],
+                    alias[1],
+                    "aliases (*name) are not allowed in a sidecar: write the values out",
+                    "サイドカーではエイリアス (*名前) は使えません。値をそのまま書いてください",
+                )
+            ]
+        )
     obj, marks = load_yaml_with_marks(text, source)
     if not isinstance(obj, dict):
         raise PolicyError(
@@ -397,6 +411,20 @@ def load_sidecar(path: Path) -> Expectation:
         rcpt=tuple(spec.rcpt) if spec.rcpt is not None else None,
         description=spec.description or "",
     )
+
+
+def _first_alias(text: str) -> tuple[int, int] | None:
+    """Where the first alias is: aliases can make a small file expand without bound."""
+    if "*" not in text:
+        return None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                mark = event.start_mark
+                return (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    except yaml.YAMLError:
+        return None  # reported with its place by the loader
+    return None
 
 
 def _problems(
