@@ -509,3 +509,41 @@ def test_compare() -> None:
     assert not o.action_ok and o.missing == ("b",) and o.unexpected == ("c",)
     o = compare(Expectation("pass", not_rules=("typo",)), "pass", [], ["a"])
     assert not o.ok and o.unknown == ("typo",)  # a misspelt not_rules can never pass silently
+
+
+def test_a_case_that_breaks_the_engine_is_that_cases_error(
+    tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leakguard.engine import Engine
+
+    real = Engine.decide
+
+    def decide(self, raw, **kw):  # type: ignore[no-untyped-def]
+        if b"boom" in raw:
+            raise RuntimeError("boom")
+        return real(self, raw, **kw)
+
+    monkeypatch.setattr(Engine, "decide", decide)
+    (tmp_path / "a.eml").write_bytes(with_headers("X-Leakguard-Expect: pass", mail=MAIL + b"boom"))
+    (tmp_path / "b.eml").write_bytes(with_headers("X-Leakguard-Expect: bcc"))
+    status, out, _ = run(capsys, "--policy", str(tiny), "-j", "1", str(tmp_path))
+    assert status == 1
+    assert "the check failed: RuntimeError: boom" in out
+    assert out.splitlines()[-1] == "2 case(s): 1 passed, 0 failed, 1 error(s)"
+
+
+def test_hostile_file_names_are_shown_escaped(
+    tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    name = os.fsdecode(b"caf\xe9\x1b[31m.eml")  # not UTF-8, and an escape sequence
+    (cases / name).write_bytes(with_headers("X-Leakguard-Expect: bcc"))
+    junit = tmp_path / "j.xml"
+    status, out, _ = run(capsys, "--policy", str(tiny), "--junit", str(junit), str(cases))
+    assert status == 0
+    assert "caf\\udce9\\x1b[31m.eml: bcc" in out and "\x1b" not in out
+    status, out, _ = run(capsys, "--policy", str(tiny), "--json", str(cases))
+    assert json.loads(out)["case"].endswith("caf\\udce9\x1b[31m.eml")
+    case = ET.fromstring(junit.read_bytes()).find(".//testcase")
+    assert case is not None and case.get("name") == "caf\ufffd\ufffd[31m.eml"

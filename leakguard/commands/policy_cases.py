@@ -189,7 +189,22 @@ def run_job(job: Job) -> Result:
         engine, rule_ids = _engine(job.policy, job.org)
     except PolicyError as exc:
         return error(exc.problems, exp)
-    d = engine.decide(raw, envelope_from=exp.sender, rcpts=exp.rcpt)
+    try:
+        d = engine.decide(raw, envelope_from=exp.sender, rcpts=exp.rcpt)
+    except Exception as exc:  # a case that breaks the engine is that case's error, not the run's
+        what = f"{type(exc).__name__}: {exc}"[:300]
+        return error(
+            [
+                Problem(
+                    str(job.mail),
+                    1,
+                    1,
+                    f"the check failed: {what}",
+                    f"判定中にエラーが起きました: {what}",
+                )
+            ],
+            exp,
+        )
     v = d.verdict
     matched = (*v.rule_ids, *(r.rule_id for r in v.audit_rules))
     outcome = compare(exp, v.action.value, matched, rule_ids)
@@ -454,7 +469,7 @@ def run_test(args: argparse.Namespace, lang: str) -> int:
         if not jobs:
             print(_t("no_match", lang, k=" / ".join(args.keyword)), file=err)
             return 2
-    processes = args.jobs if args.jobs is not None else auto_processes(len(jobs))
+    processes = min(args.jobs if args.jobs is not None else auto_processes(len(jobs)), len(jobs))
     results: list[Result] = []
     try:
         for r in run_all(jobs, processes):
