@@ -55,7 +55,7 @@ HELP_JA: dict[str, str] = {
     "Run policy test cases like unit tests. A policy file runs its tests: list; a directory runs every .eml file in it (subdirectories too) against --policy, each with its expected outcome in a sidecar NAME.eml.yaml or in X-Leakguard-Expect headers. Exit status 1 when a case fails, 2 on usage errors.": "ポリシーのテストケースを単体テストのように実行します。ポリシーファイルはその tests: の一覧を、ディレクトリはその中 (サブディレクトリも含む) のすべての .eml ファイルを --policy で判定します。期待する結果は各メールのサイドカー NAME.eml.yaml か X-Leakguard-Expect ヘッダーに書きます。不合格のケースがあれば終了コード 1、使い方の誤りは 2 です。",
     "policy files, directories of .eml cases, or single .eml cases": "ポリシーファイル、.eml のテストケースのディレクトリ、または1件の .eml テストケース",
     "policy for directory cases (default: the embedded default policy)": "ディレクトリのテストケースに使うポリシー (既定: 組み込みの既定ポリシー)",
-    "run only cases whose path contains SUBSTRING; repeat for several": "パスに SUBSTRING を含むテストケースだけを実行する (複数なら繰り返し指定)",
+    "run only cases whose path (inside the folder) contains SUBSTRING; repeat for several": "(ディレクトリ内の) パスに SUBSTRING を含むテストケースだけを実行する (複数なら繰り返し指定)",
     "processes running cases (default: 1 below 200 cases, else up to 4)": "テストケースを実行するプロセス数 (既定: 200 件未満なら 1、それ以上なら最大 4)",
     "one JSON object per line per case": "テストケースごとに JSON オブジェクトを1行で出力する",
     "also write JUnit XML to FILE": "JUnit XML を FILE にも書き出す",

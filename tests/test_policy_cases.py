@@ -453,6 +453,9 @@ def test_keyword_selects_cases(
     assert out.count("\n") == 3
     status, out, _ = run(capsys, "--policy", str(tiny), "-k", "deeper", "-k", "ok-bcc", str(cases))
     assert status == 1 and "2 case(s)" in out
+    # the folder's own path is not matched: "cases" is in every path, in none inside it
+    status, out, err = run(capsys, "--policy", str(tiny), "-k", "cases", str(cases))
+    assert status == 2 and out == "" and "no test case matches -k cases" in err
 
 
 def test_single_case_file_and_default_policy(

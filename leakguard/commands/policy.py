@@ -71,7 +71,7 @@ def register(sub: Any) -> None:
         dest="keyword",
         action="append",
         metavar="SUBSTRING",
-        help="run only cases whose path contains SUBSTRING; repeat for several",
+        help="run only cases whose path (inside the folder) contains SUBSTRING; repeat for several",
     )
     t.add_argument(
         "-j",

@@ -99,11 +99,12 @@ class Job:
     """One case to run. ``inline``: the expectation of a policy file's ``tests:`` entry
     (the mail is then used as it is); None: read the sidecar or the test headers."""
 
-    name: str  # as shown and matched by -k
+    name: str  # as shown
     group: str  # the directory or policy file it came from (JUnit classname)
     mail: Path
     policy: Path
     org: Path | None
+    key: str  # what -k matches: the path inside the folder given, or as the policy wrote it
     inline: Expectation | None = None
     orphan: bool = False  # a sidecar whose mail is missing: reported, never run
 
@@ -284,28 +285,28 @@ def collect(
                 sender=case.sender,
                 rcpt=tuple(case.rcpt) if case.rcpt is not None else None,
             )
-            jobs.append(Job(str(mail), str(path), mail, path, org, inline=exp))
+            jobs.append(Job(str(mail), str(path), mail, path, org, case.mail, inline=exp))
     return jobs, status
 
 
 def _dir_jobs(path: Path, policy: Path, org: Path | None, lang: str) -> list[Job]:
     if not path.is_dir():
-        return [Job(str(path), str(path.parent), path, policy, org)]
+        return [Job(str(path), str(path.parent), path, policy, org, path.name)]
     mails = discover(path)
     orphans = orphan_sidecars(path)
     if not mails and not orphans:
         raise UsageError(_t("no_cases", lang, file=path))
     jobs = []
     for p in sorted([*mails, *orphans], key=lambda p: p.relative_to(path).as_posix()):
-        group = str(p.parent)
-        jobs.append(Job(str(p), group, p, policy, org, orphan=p in orphans))
+        key = p.relative_to(path).as_posix()
+        jobs.append(Job(str(p), str(p.parent), p, policy, org, key, orphan=p in orphans))
     return jobs
 
 
 def select(jobs: list[Job], keywords: list[str] | None) -> list[Job]:
     if not keywords:
         return jobs
-    return [j for j in jobs if any(k in j.name for k in keywords)]
+    return [j for j in jobs if any(k in j.key for k in keywords)]
 
 
 def auto_processes(n_jobs: int) -> int:
