@@ -62,6 +62,12 @@ def with_headers(*lines: str, mail: bytes = MAIL) -> bytes:
     return "".join(f"{ln}\r\n" for ln in lines).encode() + mail
 
 
+@pytest.fixture(autouse=True)
+def english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """English output unless a test asks for Japanese (whatever the machine's locale)."""
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     p = tmp_path / "tiny.yaml"
