@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from leakguard.engine import Engine
+from leakguard.commands import policy_cases
 from leakguard.i18n import lang_from_env
 from leakguard.policy import PolicyError, load_policy
 from leakguard.policy.model import OrganizationSpec, PolicySpec
-from leakguard.terminal import for_terminal
 
 _T = {
     "ok": (
@@ -20,16 +19,6 @@ _T = {
         "{file}: OK ({rules} rules, {domains} internal domains, {people} people)",
     ),
     "invalid": ("{file}: {n} 件の誤りがあります", "{file}: {n} problem(s)"),
-    "no_tests": ("{file}: テストケースがありません (tests:)", "{file}: no test cases (tests:)"),
-    "pass": ("合格", "ok"),
-    "fail": ("不合格", "FAIL"),
-    "summary": ("{ok}/{total} 件合格", "{ok}/{total} passed"),
-    "unreadable": ("読めません", "cannot read"),
-    "expected": ("期待 {expect}、結果 {got}", "expected {expect}, got {got}"),
-    "missing_rules": (
-        "一致すべきルールが一致しません: {rules}",
-        "rules that did not match: {rules}",
-    ),
 }
 
 
@@ -56,9 +45,43 @@ def register(sub: Any) -> None:
     s.add_argument("--organization", action="store_true", help="schema of organisation files")
     s.set_defaults(func=run_schema)
 
-    t = psub.add_parser("test", help="run the policy's test cases (sample mails + expected action)")
-    t.add_argument("files", nargs="+", type=Path, metavar="FILE", help="policy files")
+    t = psub.add_parser(
+        "test",
+        help="run test cases: a policy file's tests: list, or directories of .eml cases",
+        description="Run policy test cases like unit tests. A policy file runs its tests: "
+        "list; a directory runs every .eml file in it (subdirectories too) against --policy, "
+        "each with its expected outcome in a sidecar NAME.eml.yaml or in X-Leakguard-Expect "
+        "headers. Exit status 1 when a case fails, 2 on usage errors.",
+    )
+    t.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="policy files, directories of .eml cases, or single .eml cases",
+    )
+    t.add_argument(
+        "--policy",
+        type=Path,
+        help="policy for directory cases (default: the embedded default policy)",
+    )
     t.add_argument("--org", type=Path, help="organisation file; replaces the policy's")
+    t.add_argument(
+        "-k",
+        dest="keyword",
+        action="append",
+        metavar="SUBSTRING",
+        help="run only cases whose path (inside the folder) contains SUBSTRING; repeat for several",
+    )
+    t.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="processes running cases (default: 1 below 200 cases, else up to 4)",
+    )
+    t.add_argument("--json", action="store_true", help="one JSON object per line per case")
+    t.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")
     t.set_defaults(func=run_test)
 
 
@@ -98,52 +121,4 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    lang = lang_from_env()
-    total = ok = 0
-    status = 0
-    for f in args.files:
-        try:
-            pol = load_policy(f, org_path=args.org)
-        except PolicyError as exc:
-            print(_t("invalid", lang, file=f, n=len(exc.problems)), file=sys.stderr)
-            for p in exc.problems:
-                print(f"  {p.text(lang)}", file=sys.stderr)
-            status = 1
-            continue
-        if not pol.spec.tests:
-            print(_t("no_tests", lang, file=f))
-            continue
-        engine = Engine(pol)
-        for case in pol.spec.tests:
-            total += 1
-            mail = Path(case.mail)
-            if not mail.is_absolute():
-                mail = f.parent / mail
-            try:
-                raw = mail.read_bytes()
-            except OSError as exc:
-                print(
-                    for_terminal(
-                        f"  {_t('fail', lang)} {mail}: {_t('unreadable', lang)} ({exc.strerror})"
-                    )
-                )
-                continue
-            d = engine.decide(raw, envelope_from=case.sender, rcpts=case.rcpt)
-            problems: list[str] = []
-            if d.verdict.action.value != case.expect:
-                problems.append(
-                    _t("expected", lang, expect=case.expect, got=d.verdict.action.value)
-                )
-            if case.rules:
-                missing = [r for r in case.rules if r not in d.verdict.rule_ids]
-                if missing:
-                    problems.append(_t("missing_rules", lang, rules=", ".join(missing)))
-            if problems:
-                print(for_terminal(f"  {_t('fail', lang)} {mail}: " + "; ".join(problems)))
-            else:
-                ok += 1
-                print(for_terminal(f"  {_t('pass', lang)} {mail}: {d.verdict.action.value}"))
-    print(_t("summary", lang, ok=ok, total=total))
-    if ok != total:
-        status = 1
-    return status
+    return policy_cases.run_test(args, lang_from_env())
