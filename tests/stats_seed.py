@@ -53,7 +53,9 @@ def _entry(i: int, at: datetime, **kw: object) -> DecisionEntry:
     return DecisionEntry(**fields)  # type: ignore[arg-type]
 
 
-async def seed(store: SqlStore, now: datetime | None = None) -> datetime:
+async def seed(
+    store: SqlStore, now: datetime | None = None, *, hostile: str = HOSTILE, traffic: bool = False
+) -> datetime:
     """Seed; returns the ``now`` the numbers are relative to.
 
     Rules (holds created 1-5 days ago):
@@ -114,7 +116,7 @@ async def seed(store: SqlStore, now: datetime | None = None) -> datetime:
     )
     await hold(("lookalike",), "総務課", timedelta(days=3), HoldState.DISCARDED)
     await hold(("lookalike",), "総務課", timedelta(days=4), HoldState.EXPIRED)
-    await hold((HOSTILE,), HOSTILE, timedelta(days=5), None)
+    await hold((hostile,), hostile, timedelta(days=5), None)
 
     def add(ago: timedelta, **kw: object) -> None:
         nonlocal n
@@ -135,6 +137,21 @@ async def seed(store: SqlStore, now: datetime | None = None) -> datetime:
             department="総務課" if i < 3 else "財政課",
         )
     reported_id = f"M-SEED{n:08d}"
+    if traffic:  # ordinary mail every day, for charts that look like a real month
+        for day in range(30):
+            for k in range(20 + (day * 7) % 13):
+                add(
+                    timedelta(days=day, minutes=k * 17 + 5),
+                    department=("総務課", "財政課", "市民課")[k % 3],
+                )
+            for k in range(day % 4):
+                add(
+                    timedelta(days=day, hours=2, minutes=k),
+                    action="bcc",
+                    outcome="sent_bcc",
+                    rules=("bulk-external",),
+                    department="市民課",
+                )
     # old traffic outside a 7-day window, and a row outside 30 days
     add(timedelta(days=40), audit_rules=(AUDIT,), summary=audit_summary)
     await store.journal.record(entries)
