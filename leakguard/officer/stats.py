@@ -10,6 +10,7 @@ the terminal, the web page and the report mail lives beside them (plain text, ja
 
 from __future__ import annotations
 
+import asyncio
 import re
 import statistics
 import unicodedata
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from leakguard.masking import mask_identifiers
-from leakguard.store.stats import AuditExample, By, StatsQueries
+from leakguard.store.stats import AuditExample, By, Count, StatsQueries
 
 # a rule is "noisy" when at least NOISY_MIN_CLOSED of its holds were answered and at least
 # NOISY_RATE of those were released anyway
@@ -157,19 +158,30 @@ async def compute_stats(
     noisy_rate: float = NOISY_RATE,
     noisy_min: int = NOISY_MIN_CLOSED,
     tz: tzinfo = UTC,
+    daily: bool = True,
 ) -> StatsReport:
-    """The numbers of ``[since, until)``; noisy keys flagged only when ``by == "rule"``."""
+    """The numbers of ``[since, until)``; noisy keys flagged only when ``by == "rule"``.
+    The queries run side by side (each on its own connection); ``daily=False`` skips the
+    per-day totals (the same for both groupings)."""
+    offset = offset_minutes(tz, until)
+    hold_c, dur, out_c, audit_c, day_c = await asyncio.gather(
+        queries.hold_states(since, until, by),
+        queries.release_durations(since, until, by),
+        queries.decision_outcomes(since, until, by),
+        queries.audit_hits(since, until, by),
+        queries.daily_actions(since, until, offset_minutes=offset) if daily else _nothing(),
+    )
     holds: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for c in await queries.hold_states(since, until, by):
+    for c in hold_c:
         holds[c.key][c.category] += c.n
     durations: dict[str, list[float]] = defaultdict(list)
-    for key, seconds in await queries.release_durations(since, until, by):
+    for key, seconds in dur:
         durations[key].append(seconds)
     outcomes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for c in await queries.decision_outcomes(since, until, by):
+    for c in out_c:
         outcomes[c.key][c.category] += c.n
     audits: dict[str, int] = defaultdict(int)
-    for c in await queries.audit_hits(since, until, by):
+    for c in audit_c:
         audits[c.key] += c.n
     rows = []
     for key in sorted(set(holds) | set(outcomes) | set(audits)):
@@ -194,19 +206,22 @@ async def compute_stats(
         noisy = by == "rule" and rate is not None and row.closed >= noisy_min and rate >= noisy_rate
         rows.append(_with_noisy(row, noisy))
     rows.sort(key=lambda r: (-r.holds, -r.audit_hits, -r.bcc_rewrites, r.key))
-    offset = offset_minutes(tz, until)
     per_day: dict[str, dict[str, int]] = defaultdict(dict)
-    for c in await queries.daily_actions(since, until, offset_minutes=offset):
+    for c in day_c:
         per_day[c.key][c.category] = per_day[c.key].get(c.category, 0) + c.n
     return StatsReport(
         since=since,
         until=until,
         by=by,
         rows=tuple(rows),
-        days=tuple(_fill_days(per_day, since, until, offset)),
+        days=tuple(_fill_days(per_day, since, until, offset)) if daily else (),
         noisy_rate=noisy_rate,
         noisy_min=noisy_min,
     )
+
+
+async def _nothing() -> list[Count]:
+    return []
 
 
 def _with_noisy(row: RowStats, noisy: bool) -> RowStats:
