@@ -116,7 +116,7 @@ async def seed(
     )
     await hold(("lookalike",), "総務課", timedelta(days=3), HoldState.DISCARDED)
     await hold(("lookalike",), "総務課", timedelta(days=4), HoldState.EXPIRED)
-    await hold((hostile,), hostile, timedelta(days=5), None)
+    await hold((hostile,), hostile if hostile == HOSTILE else "市民課", timedelta(days=5), None)
 
     def add(ago: timedelta, **kw: object) -> None:
         nonlocal n

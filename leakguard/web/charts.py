@@ -108,7 +108,7 @@ def rules_chart(
     answered part; noisy rules drawn in red with a mark."""
     rows = [r for r in rows if r.holds][:20]
     w, row_h, label_w, right_w = 720, 30, 220, 110
-    h = max(1, len(rows)) * row_h + 30
+    h = max(1, len(rows)) * row_h + 12
     track = w - label_w - right_w
     top = max((r.holds for r in rows), default=1)
     parts = [
