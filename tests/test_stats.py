@@ -11,6 +11,8 @@ from stats_seed import AUDIT, HOSTILE, NOISY, seed
 from test_store import store  # noqa: F401  (the sqlite + postgres fixture)
 
 from leakguard.officer.stats import (
+    answer_key,
+    answer_text,
     audit_report,
     audit_report_text,
     clean,
@@ -123,3 +125,12 @@ def test_text_helpers() -> None:
     assert clean("a\x1b[31mb\u202ec\x07") == "a[31mbc"
     assert duration_text(90, "en") == "1m" and duration_text(3 * 3600 + 120, "ja") == "3時間2分"
     assert duration_text(None, "en") == "-"
+    # every answer a mail can get has words in both languages
+    for outcome in ("sent", "sent_bcc", "rejected", "failed"):
+        assert answer_text(answer_key(outcome, None), "ja") != outcome
+    for outcome in ("held", "delayed"):
+        for state in ("held", "delayed", "released", "released_bcc", "discarded", "expired"):
+            if {outcome, state} == {"held", "delayed"}:  # not a pair that exists
+                continue
+            key = answer_key(outcome, state)
+            assert answer_text(key, "en") != key and answer_text(key, "ja") != key

@@ -8,6 +8,7 @@ only reads. The period is 7, 30 or 90 days back from now; charts are server-side
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from leakguard.holds.explain import local_time, zone
 from leakguard.officer.stats import (
     DAILY_ACTIONS,
+    RowStats,
     compute_stats,
     duration_text,
     key_text,
@@ -160,9 +162,9 @@ class StatsPage:
             compute_stats(q, since, now, by="department", tz=tz, daily=False),
         )
 
-        def rows(report_rows: object, by: str) -> list[dict[str, object]]:
+        def rows(report_rows: Sequence[RowStats], by: str) -> list[dict[str, object]]:
             out = []
-            for r in report_rows:  # type: ignore[attr-defined]
+            for r in report_rows:
                 cells = {c: str(getattr(r, c, "")) for c in COLUMNS}
                 cells["rate"] = rate_text(r.release_rate)
                 cells["median"] = duration_text(r.median_release_seconds, lang)
