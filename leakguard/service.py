@@ -36,6 +36,7 @@ from leakguard.holds.service import HoldService
 from leakguard.logging import get_logger
 from leakguard.message.rewrite import bcc_rewrite
 from leakguard.metrics import Metrics, metrics_routes
+from leakguard.officer.audit_report import audit_reporter
 from leakguard.policy.loader import files_version
 from leakguard.relay.actions import Decider, Relay, RelaySettings
 from leakguard.relay.auth import (
@@ -406,6 +407,8 @@ class Service:
         if self.holds is not None:
             self._tasks.append(asyncio.create_task(self.holds.run_timers(), name="hold-timers"))
         self._tasks.append(asyncio.create_task(self._prune_journal(), name="journal-prune"))
+        reporter = audit_reporter(cfg, store, engine, self.log)  # issue 9: hourly, sent once
+        self._tasks.append(asyncio.create_task(reporter.run(), name="audit-report"))
         await self._start_web()
         self.started_at = datetime.now(UTC)
         self.log.info(
@@ -558,6 +561,9 @@ class Service:
         if self.relay is not None and self.relay.journal is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.relay.journal.flush(), 10)
+        for t in self._tasks:
+            if t.get_name() == "audit-report":  # sleeps for an hour: nothing to finish
+                t.cancel()
         for t in self._tasks:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(t, 5)

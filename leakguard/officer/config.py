@@ -81,3 +81,13 @@ class IncidentsConfig(BaseModel):
     bcc_notice: bool = Field(
         True, description="Tell the sender when the relay moved visible recipients to Bcc."
     )
+    audit_report_after: str = Field(
+        "14d",
+        description="A rule in mode: audit is reported to the officers once, this long after "
+        "its first hit: what it would have done and how those mails were answered.",
+    )
+
+    @field_validator("audit_report_after")
+    @classmethod
+    def _after(cls, v: str) -> str:
+        return _duration(v)

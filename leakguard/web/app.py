@@ -57,6 +57,7 @@ from leakguard.relay.auth import PEER_SOFT_AFTER, SOFT_MAX_DELAY, Throttle
 from leakguard.relay.users import User, read_users, verify_hash
 from leakguard.web.config import WebConfig
 from leakguard.web.render import message_view, wrap_addresses
+from leakguard.web.stats import stats_routes
 
 CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src data:; "
@@ -670,6 +671,7 @@ def create_app(
         Route("/admin/login", web.login_post, methods=["POST"]),
         Route("/admin/logout", web.logout, methods=["POST"]),
         Route("/admin/h/{hold_id}", web.admin_hold, methods=["GET", "POST"]),
+        *stats_routes(web),
         Mount("/static", app=StaticFiles(directory=str(static_dir)), name="static"),
         *extra_routes,
     ]

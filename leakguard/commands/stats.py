@@ -1,0 +1,252 @@
+"""``leakguard stats`` (what each rule does, per rule or department) and
+``leakguard stats audit RULE`` (the audit-first rollout report), for the officer.
+
+Reads the service's store (found like ``leakguard holds``). Tables are aligned for
+Japanese (East Asian wide characters count two columns); every printed name has its
+control characters removed (rule ids and departments come from policy and directory files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from leakguard.durations import parse_duration
+from leakguard.holds.explain import zone
+from leakguard.i18n import lang_from_env
+from leakguard.officer.stats import (
+    NOISY_MIN_CLOSED,
+    NOISY_RATE,
+    StatsReport,
+    audit_report,
+    audit_report_text,
+    compute_stats,
+    duration_text,
+    key_text,
+    label,
+    pad,
+    rate_text,
+    width,
+)
+
+_T = {
+    "config": ("設定ファイルが読めません:", "cannot use the configuration:"),
+    "bad_time": (
+        "期間の指定が不正です (例: 30d, 2026-11-01):",
+        "not a period (e.g. 30d, 2026-11-01):",
+    ),
+    "bad_order": ("--since は --until より前にしてください。", "--since must be before --until."),
+}
+
+_COLUMNS = (
+    "holds",
+    "released",
+    "released_bcc",
+    "discarded",
+    "expired",
+    "open",
+    "rate",
+    "median",
+    "bcc_rewrites",
+    "audit_hits",
+    "delays",
+    "rejects",
+)
+
+
+def _t(key: str, lang: str) -> str:
+    ja, en = _T[key]
+    return ja if lang == "ja" else en
+
+
+def _period_args(p: argparse.ArgumentParser, *, sub: bool) -> None:
+    default: Any = argparse.SUPPRESS if sub else None
+    p.add_argument(
+        "--since",
+        metavar="30d|DATE",
+        default=default,
+        help="start of the period: a duration back from now (7d, 12h) or a date (default 30d)",
+    )
+    p.add_argument(
+        "--until",
+        metavar="DATE",
+        default=default,
+        help="end of the period: a date (included) or date and time (default now)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="one JSON object instead of the table",
+    )
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "stats",
+        help="what each rule does: holds, releases, release rate, per rule or department",
+        description="Statistics from the decision journal and the holds: holds, releases, "
+        "release as Bcc, discards, expiries, median time to release, release rate (a proxy "
+        "for false positives), Bcc rewrites, audit-only hits, delays and rejects.",
+    )
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="service configuration; default $LEAKGUARD_CONFIG, then "
+        "/etc/leakguard/leakguard.yaml, then make run's data directory",
+    )
+    p.add_argument("--data-dir", type=Path, help="data directory (overrides the configuration)")
+    _period_args(p, sub=False)
+    p.add_argument(
+        "--by",
+        choices=("rule", "department"),
+        default="rule",
+        help="one row per rule (default) or per department",
+    )
+    p.add_argument(
+        "--noisy-rate",
+        type=float,
+        default=NOISY_RATE,
+        help="flag a rule as noisy from this release rate (default 0.8)",
+    )
+    p.add_argument(
+        "--noisy-min",
+        type=int,
+        default=NOISY_MIN_CLOSED,
+        help="... when at least this many of its holds were answered (default 10)",
+    )
+    p.set_defaults(func=run, stats_command=None)
+    ss = p.add_subparsers(dest="stats_command", metavar="ACTION")
+    a = ss.add_parser(
+        "audit",
+        help="what an audit-mode rule would have done, and how those mails were answered",
+        description="The audit-first rollout report of one rule in mode: audit.",
+    )
+    a.add_argument("rule", metavar="RULE", help="rule id")
+    _period_args(a, sub=True)
+    a.add_argument(
+        "--examples", type=int, default=10, help="how many example mails to list (default 10)"
+    )
+    a.set_defaults(func=run)
+
+
+def parse_when(value: str, tz: tzinfo, now: datetime, *, end: bool = False) -> datetime:
+    """A duration back from ``now`` (``30d``), a date (start of that day, or with
+    ``end`` the start of the next) or an ISO date and time, in ``tz`` when naive."""
+    value = value.strip()
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        at = datetime.fromisoformat(value)  # ValueError: the caller reports it
+        return at.replace(tzinfo=tz) if at.tzinfo is None else at
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=tz)
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    lang = lang_from_env("ja")
+    from leakguard.config import ConfigError, NoServiceError, locate_service
+    from leakguard.store import open_store
+    from leakguard.store.stats import StatsQueries
+
+    try:
+        cfg = locate_service(args.config, args.data_dir)
+    except ConfigError as exc:
+        print(_t("config", lang), file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p.text(lang)}", file=sys.stderr)
+        return 2
+    except NoServiceError as exc:
+        print(exc.text(lang), file=sys.stderr)
+        return 2
+    tz = zone(cfg.holds.timezone)
+    now = datetime.now(UTC)
+    try:
+        since = parse_when(args.since or "30d", tz, now)
+        until = parse_when(args.until, tz, now, end=True) if args.until else now
+    except ValueError as exc:
+        print(_t("bad_time", lang), exc, file=sys.stderr)
+        return 2
+    if since >= until:
+        print(_t("bad_order", lang), file=sys.stderr)
+        return 2
+    store = await open_store(cfg.store_url(), create=False)
+    try:
+        q = StatsQueries(store)
+        if args.stats_command == "audit":
+            rep = await audit_report(q, args.rule, since, until, examples=max(0, args.examples))
+            if args.json:
+                print(json.dumps(rep.as_json(), ensure_ascii=False))
+            else:
+                sys.stdout.write(audit_report_text(rep, lang, tz))
+            return 0
+        report = await compute_stats(
+            q,
+            since,
+            until,
+            by=args.by,
+            noisy_rate=args.noisy_rate,
+            noisy_min=max(0, args.noisy_min),
+            tz=tz,
+        )
+    finally:
+        await store.close()
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        sys.stdout.write(table_text(report, lang, tz))
+    return 0
+
+
+def _cell(row: Any, col: str, lang: str) -> str:
+    if col == "rate":
+        return rate_text(row.release_rate)
+    if col == "median":
+        return duration_text(row.median_release_seconds, lang)
+    return str(getattr(row, col))
+
+
+def table_text(report: StatsReport, lang: str, tz: tzinfo = UTC) -> str:
+    """The report as an aligned table, noisy rules marked with ``*``."""
+    fmt = "%Y-%m-%d %H:%M"
+    head = (
+        f"{label('period', lang)}: {report.since.astimezone(tz).strftime(fmt)} – "
+        f"{report.until.astimezone(tz).strftime(fmt)}\n"
+    )
+    if not report.rows:
+        return head + label("no_data", lang) + "\n"
+    header = [label(report.by, lang)] + [label(c, lang) for c in _COLUMNS]
+    body = []
+    for r in report.rows:
+        name = key_text(r.key, report.by, lang)
+        body.append([("* " if r.noisy else "  ") + name] + [_cell(r, c, lang) for c in _COLUMNS])
+    header[0] = "  " + header[0]
+    widths = [max(width(line[i]) for line in [header, *body]) for i in range(len(header))]
+    lines = []
+    for line in [header, *body]:
+        cells = [pad(line[0], widths[0])]
+        cells += [pad(v, widths[i + 1], right=True) for i, v in enumerate(line[1:])]
+        lines.append("  ".join(cells).rstrip())
+    out = head + "\n".join(lines) + "\n"
+    if report.noisy:
+        out += (
+            "\n"
+            + label("noisy_note", lang, min=report.noisy_min, rate=round(report.noisy_rate * 100))
+            + "\n"
+        )
+    return out

@@ -1,0 +1,124 @@
+"""``leakguard stats`` and ``leakguard stats audit RULE``: tables in ja/en, --json."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from stats_seed import AUDIT, HOSTILE, NOISY, seed
+
+from leakguard.cli import main
+from leakguard.commands.stats import parse_when
+from leakguard.officer.stats import width
+from leakguard.store import open_store, sqlite_url
+
+
+def _config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "leakguard.yaml"
+    cfg.write_text(
+        f"data_dir: {tmp_path}\n"
+        "holds:\n  notice_from: leakguard@city.example.lg.jp\n  timezone: Asia/Tokyo\n"
+    )
+    return cfg
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Path:
+    async def go() -> None:
+        store = await open_store(sqlite_url(tmp_path / "leakguard.db"))
+        try:
+            await seed(store)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    return _config(tmp_path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_table_en_marks_noisy_and_strips_control(
+    svc: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
+    code, out, _ = run(capsys, "stats", "-c", str(svc))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("period: ")
+    assert "release rate" in lines[1] and "median to release" in lines[1]
+    noisy = next(x for x in lines if NOISY in x)
+    assert noisy.startswith("* ") and " 90%" in noisy
+    assert "* noisy:" in out
+    assert "\x1b" not in out
+    table = lines[1 : lines.index("")]
+    assert len(table) == 8 and len({width(x) for x in table}) == 1, table
+
+
+def test_table_ja_by_department_is_width_aligned(
+    svc: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEAKGUARD_LANG", "ja")
+    code, out, _ = run(capsys, "stats", "-c", str(svc), "--by", "department")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("期間: ") and "部署" in lines[1] and "送信率" in lines[1]
+    table = [x for x in lines[1:] if x.strip()]
+    assert any("財政課" in x for x in table) and any(HOSTILE in x for x in table)
+    # right-aligned numbers: every line of the table takes the same terminal width
+    assert len({width(x) for x in table}) == 1, table
+
+
+def test_json_and_period(
+    svc: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
+    code, out, _ = run(capsys, "stats", "-c", str(svc), "--json", "--noisy-min", "20")
+    assert code == 0
+    data = json.loads(out)
+    rows = {r["key"]: r for r in data["rows"]}
+    assert rows[NOISY]["release_rate"] == 0.9 and rows[NOISY]["noisy"] is False
+    assert rows["bulk-external"]["bcc_rewrites"] == 4
+    assert len(data["days"]) in (30, 31)
+    code, out, _ = run(capsys, "stats", "-c", str(svc), "--json", "--since", "36h")
+    assert {r["key"] for r in json.loads(out)["rows"]} == {NOISY}
+    code, _, err = run(capsys, "stats", "-c", str(svc), "--since", "yesterday-ish")
+    assert code == 2 and "not a period" in err
+    code, _, err = run(
+        capsys, "stats", "-c", str(svc), "--since", "2026-01-02", "--until", "2026-01-01"
+    )
+    assert code == 2
+
+
+def test_audit_report_cli(
+    svc: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEAKGUARD_LANG", "ja")
+    code, out, _ = run(capsys, "stats", "-c", str(svc), "audit", AUDIT)
+    assert code == 0
+    assert "監査モードのルール new-rule の報告" in out and "該当したメール: 6" in out
+    assert "1234-5678-9012" not in out and "M-SEED" in out
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
+    code, out, _ = run(capsys, "stats", "-c", str(svc), "audit", AUDIT, "--json", "--since", "100d")
+    data = json.loads(out)
+    assert data["total"] == 7 and data["reported"] == 1 and data["would_have"] == "hold"
+    assert data["answers"] == {"sent": 6, "held:released": 1}
+
+
+def test_parse_when() -> None:
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Asia/Tokyo")
+    now = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    assert parse_when("7d", tz, now) == datetime(2026, 11, 23, tzinfo=UTC)
+    assert parse_when("2026-11-01", tz, now) == datetime(2026, 11, 1, tzinfo=tz)
+    assert parse_when("2026-11-01", tz, now, end=True) == datetime(2026, 11, 2, tzinfo=tz)
+    assert parse_when("2026-11-01T10:00", tz, now) == datetime(2026, 11, 1, 10, tzinfo=tz)
+    with pytest.raises(ValueError):
+        parse_when("soon", tz, now)
