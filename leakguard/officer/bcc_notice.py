@@ -97,7 +97,7 @@ class BccNotifier:
                 return c
         return None
 
-    def _skip(self, message: Message, rcpts: Sequence[str], to: str) -> str | None:
+    def _skip(self, rcpts: Sequence[str], to: str) -> str | None:
         s = self.settings
         special = {a.strip().lower() for a in (s.report_address, s.command_address) if a}
         cmd_local, _, cmd_domain = s.command_address.strip().lower().rpartition("@")
@@ -110,10 +110,14 @@ class BccNotifier:
                 return "command_or_report_address"
         if to.lower() == s.notice_from.strip().lower():
             return "notice_sender"
-        auto = (message.header("Auto-Submitted") or "").strip().lower()
-        if (auto and not auto.startswith("no")) or message.header(NOTICE_HEADER) is not None:
-            return "automatic"
         return None
+
+    @staticmethod
+    def is_automatic(message: Message) -> bool:
+        """Auto-Submitted mail or one of leakguard's own notices (reads every header
+        field: off the event loop)."""
+        auto = (message.header("Auto-Submitted") or "").strip().lower()
+        return bool(auto and not auto.startswith("no")) or message.header(NOTICE_HEADER) is not None
 
     def lang_for(self, org: Organization, addr: str) -> str:
         default = normalize_lang(self.settings.language, "ja")
@@ -144,7 +148,7 @@ class BccNotifier:
         if to is None:
             self.log.info("bcc_notice.skipped", decision_id=decision_id, reason="not_internal")
             return None
-        why = self._skip(message, rcpts, to)
+        why = self._skip(rcpts, to)
         if why is not None:
             self.log.info("bcc_notice.skipped", decision_id=decision_id, reason=why)
             return None
@@ -176,6 +180,9 @@ class BccNotifier:
             raw = await asyncio.to_thread(
                 self._build, decision_id, to, lang, message, verdict, removed, names
             )
+            if raw is None:
+                self.log.info("bcc_notice.skipped", decision_id=decision_id, reason="automatic")
+                return
             did = await self.queue.enqueue_delivery(
                 raw, self.settings.notice_from, [to], kind="notice"
             )
@@ -235,7 +242,9 @@ class BccNotifier:
         verdict: Verdict,
         removed: Sequence[str],
         names: Mapping[str, str],
-    ) -> bytes:
+    ) -> bytes | None:
+        if self.is_automatic(message):
+            return None
         return self.build(self.change_of(decision_id, to, lang, message, verdict, removed, names))
 
     def build(self, change: BccChange) -> bytes:
