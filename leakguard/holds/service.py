@@ -906,15 +906,17 @@ class HoldService:
             via=str(via),
             mistake=mistake or None,
         )
-        await self._tell_outcome(moved, actor=actor, via=via, skip=identity)
-        await self._run_hooks(
-            "on_resolved",
-            moved.id,
-            [
-                functools.partial(hook, moved, decision, actor, via, mistake)
-                for hook in self.on_resolved
-            ],
-        )
+        try:
+            await self._tell_outcome(moved, actor=actor, via=via, skip=identity)
+        finally:  # the officer's desk hears of it even when a notice could not be queued
+            await self._run_hooks(
+                "on_resolved",
+                moved.id,
+                [
+                    functools.partial(hook, moved, decision, actor, via, mistake)
+                    for hook in self.on_resolved
+                ],
+            )
         return Outcome(True, str(moved.state), moved)
 
     async def _run_hooks(
