@@ -98,6 +98,15 @@ async def test_hold_notice_has_report_link_mistake_answer_and_reply_help(env: En
     assert "?a=discard_mistake" in text
 
 
+async def test_notice_footer_names_the_only_links_that_open(env: Env) -> None:
+    await do_hold(env)
+    (notice,) = await _mails_to(env, TANAKA)
+    hrefs = re.findall(r'href="([^"]+)"', text_of(notice, "html"))
+    assert any(h.startswith("http://review.test/report/") for h in hrefs)
+    assert all(h.startswith(("http://review.test/h/", "http://review.test/report/")) for h in hrefs)
+    assert "確認ページと報告ページへのボタンとリンクだけです" in text_of(notice)
+
+
 async def test_english_notice_and_approver_get_their_own_links(env: Env) -> None:
     h = await do_hold(env, verdict(approval="supervisor"))
     (to_sato,) = await _mails_to(env, SATO)

@@ -904,7 +904,7 @@ class HoldService:
             state=str(moved.state),
             actor=actor,
             via=str(via),
-            mistake=mistake or None,
+            mistake=mistake,
         )
         try:
             await self._tell_outcome(moved, actor=actor, via=via, skip=identity)

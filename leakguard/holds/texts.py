@@ -198,8 +198,8 @@ TEXTS: dict[str, Localized] = {
         "This message was sent automatically by leakguard.",
     ),
     "note.links_defanged": L(
-        "上に引用したメール本文の中のリンクは、誤って開かないよう hxxp:// の形に変えてあります。この通知で開けるリンクは、leakguard の確認ページへのボタンとリンクだけです。",
-        "Links in the mail text quoted above are shown as hxxp:// so they cannot be opened by mistake. The only links you can open in this notice are the buttons and links to leakguard's review page.",
+        "上に引用したメール本文の中のリンクは、誤って開かないよう hxxp:// の形に変えてあります。この通知で開けるリンクは、leakguard の確認ページと報告ページへのボタンとリンクだけです。",
+        "Links in the mail text quoted above are shown as hxxp:// so they cannot be opened by mistake. The only links you can open in this notice are the buttons and links to leakguard's review and report pages.",
     ),
     # ---- web page
     "page.title": L("保留中のメール", "Held mail"),
