@@ -139,6 +139,10 @@ async def test_release_info_has_report_link_and_reply_report_files_it(
     assert any(tr.note.startswith("reported: 別の会社") and tr.actor == TANAKA for tr in tl)
     got = await env.store.get_hold(h.id)
     assert got is not None and got.state == HoldState.RELEASED  # nothing else changed
+    # the approver who released it reports too, with the token they spent; in English
+    assert (await _reply(env, _token(to_sato), "Report\n", SATO)).endswith("accepted")
+    assert hooks.reports[-1] == (h.id, HoldState.RELEASED, SATO, Via.REPLY, "")
+    assert "Your report was filed" in text_of((await _mails_to(env, SATO))[-1])
 
 
 async def test_report_with_the_spent_token_of_the_first_notice(env: Env, hooks: Hooks) -> None:
