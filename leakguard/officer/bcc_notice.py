@@ -153,7 +153,7 @@ class BccNotifier:
             self.log.info("bcc_notice.skipped", decision_id=decision_id, reason=why)
             return None
         task = asyncio.ensure_future(
-            self._queue(org, decision_id, to, message, verdict, tuple(removed), dict(names))
+            self._queue(org, decision_id, to, message, verdict, tuple(removed), names)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -172,7 +172,7 @@ class BccNotifier:
         message: Message,
         verdict: Verdict,
         removed: tuple[str, ...],
-        names: dict[str, str],
+        names: Mapping[str, str],
     ) -> None:
         try:
             lang = self.lang_for(org, to)
