@@ -37,6 +37,8 @@ from leakguard.logging import get_logger
 from leakguard.message.rewrite import bcc_rewrite
 from leakguard.metrics import Metrics, metrics_routes
 from leakguard.officer.audit_report import audit_reporter
+from leakguard.officer.bcc_notice import bcc_notifier
+from leakguard.officer.links import ReportLinks
 from leakguard.policy.loader import files_version
 from leakguard.relay.actions import Decider, Relay, RelaySettings
 from leakguard.relay.auth import (
@@ -225,6 +227,7 @@ class Service:
         self.delivery: Delivery | None = None
         self.relay: Relay | None = None
         self.holds: HoldService | None = None
+        self.report_links: ReportLinks | None = None
         self.servers: list[tuple[asyncio.Server, ListenerRuntime, ListenerSpec]] = []
         self.web_server: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -294,6 +297,14 @@ class Service:
             )
         return UsersFileAuthenticator(self.config.users_file_path())
 
+    def _make_report_links(self) -> ReportLinks:
+        cfg = self.config
+        return ReportLinks(
+            web_secret(cfg),
+            base_url=cfg.link_base_url(),
+            max_age_seconds=int(cfg.seconds(cfg.retention.days)),
+        )
+
     def _make_holds(self, store: SqlStore, engine: Decider) -> HoldService:
         return HoldService(
             store,
@@ -303,6 +314,7 @@ class Service:
             organization=lambda: engine.policy.organization,
             bcc_rewrite=bcc_rewrite,
             base_url=self.config.link_base_url(),
+            report_links=self.report_links,
         )
 
     async def start(self) -> None:
@@ -344,6 +356,7 @@ class Service:
         )
         self.delivery = delivery
         store.on_enqueue.append(delivery.wake)
+        self.report_links = self._make_report_links()
         self.holds = self._make_holds(store, engine)
         authenticator = self._make_authenticator()
         self.relay = Relay(
@@ -364,6 +377,7 @@ class Service:
             log=self.log,
             senders_of=authenticator.senders_of if authenticator is not None else lambda _p: (),
             journal=journal_writer(cfg, store, self.log, self.metrics),
+            bcc_notices=bcc_notifier(cfg, store, self.report_links, self.log),
         )
         tls_ctx: ssl.SSLContext | None = None
         if cfg.tls.cert_file and cfg.tls.key_file:
@@ -455,6 +469,8 @@ class Service:
         base = self.config.link_base_url(self.web_port)
         if self.holds is not None:
             self.holds.base_url = base
+        if self.report_links is not None:
+            self.report_links.base_url = base.rstrip("/")
         self.log.info("web", address=f"{host}:{self.web_port or port}", base_url=base)
 
     async def health(self) -> dict[str, object]:

@@ -435,7 +435,7 @@ async def test_notice_footer_about_defanged_links_is_true(env: Env) -> None:
     for body in (html, plain):
         assert "hxxp://evil.example/x" in body and "http://evil.example" not in body
         assert "hxxp:// の形に変えてあります" in body
-        assert "確認ページへのボタンとリンクだけです" in body
+        assert "確認ページと報告ページへのボタンとリンクだけです" in body
 
 
 async def test_a_retried_transaction_gets_the_first_hold(env: Env) -> None:

@@ -234,3 +234,93 @@ def test_split_plain_parts_and_indented_html_are_read_whole() -> None:
         ]
     )
     assert read_reply(indent)[0].decision is None
+
+
+# ---------------------------------------------------------------------- report commands
+# (issue 9) 「報告」/"report" files a report; 「誤送信」/"mistake" discards an open hold as a
+# mistake (a report when the hold is closed). The same strictness as the other commands.
+
+from leakguard.holds.commands import Report  # noqa: E402
+
+REP, MIS = Report.REPORT, Report.MISTAKE
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "note"),
+    [
+        ("報告", REP, ""),
+        ("報告。", REP, ""),
+        ("　報告します\n", REP, ""),
+        ("ＲＥＰＯＲＴ", REP, ""),
+        ("Report a mistake", REP, ""),
+        ("誤送信を報告します", REP, ""),
+        ("報告: 宛先を間違えました", REP, "宛先を間違えました"),
+        ("報告：宛先を間違えました", REP, "宛先を間違えました"),
+        ("報告 別の会社に送ってしまいました。", REP, "別の会社に送ってしまいました。"),
+        ("report\nSent to the wrong city.\nSorry!", REP, "Sent to the wrong city.\nSorry!"),
+        ("Report: Wrong Client", REP, "Wrong Client"),
+        (
+            "報告\n\n添付が別の方の書類でした。\n--\n山田 太郎\n総務課",
+            REP,
+            "添付が別の方の書類でした。",
+        ),
+        ("報告\niPhoneから送信", REP, ""),
+        ("> 送信\n\n報告", REP, ""),
+        ("誤送信", MIS, ""),
+        ("誤送信でした", MIS, ""),
+        ("破棄（誤送信でした）", MIS, ""),
+        ("mistake", MIS, ""),
+        ("It was a mistake.", MIS, ""),
+        ("誤送信\n宛先が違います", MIS, "宛先が違います"),
+    ],
+)
+def test_report_commands(text: str, kind: Report, note: str) -> None:
+    r = read_command(text)
+    assert r.decision is None and r.report == kind, r
+    assert r.note == note
+    assert not r.asks_back
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("報告しないで", Unclear.NEGATION),
+        ("報告しないでください", Unclear.NEGATION),
+        ("報告 しないで", Unclear.NEGATION),
+        ("報告は不要です", Unclear.NEGATION),
+        ("報告はやめてください", Unclear.NEGATION),
+        ("報告\nやっぱりやめます", Unclear.NEGATION),
+        ("報告\n\nやっぱり待ってください。", Unclear.NEGATION),
+        ("誤送信ではありません", Unclear.NEGATION),
+        ("誤送信じゃない", Unclear.NEGATION),
+        ("Don't report", Unclear.NEGATION),
+        ("do not report this", Unclear.NEGATION),
+        ("report: not needed", Unclear.NEGATION),
+        ("no mistake", Unclear.NEGATION),
+        ("not a mistake", Unclear.NEGATION),
+        ("報告 後で", Unclear.CONDITION),
+        ("report later", Unclear.CONDITION),
+        ("report if the client complains", Unclear.CONDITION),
+        ("報告ですか", Unclear.QUESTION),
+        ("報告しますか？", Unclear.QUESTION),
+        ("report?", Unclear.QUESTION),
+        ("mistake?", Unclear.QUESTION),
+        ("報告: 必要でしょうか", Unclear.QUESTION),
+        ("報告\n送信", Unclear.SEVERAL),
+        ("誤送信\n\n送信", Unclear.SEVERAL),
+        ("送信\n\n報告", Unclear.SEVERAL),
+        ("破棄\n\nreport", Unclear.SEVERAL),
+        ("報告書を送ります", Unclear.OTHER_TEXT),
+        ("reporting", Unclear.OTHER_TEXT),
+    ],
+)
+def test_report_commands_are_read_strictly(text: str, why: Unclear) -> None:
+    r = read_command(text)
+    assert r.decision is None and r.report is None, r
+    assert r.asks_back and r.unclear is why, r
+
+
+def test_a_quoted_report_is_not_a_report() -> None:
+    for text in ("> 報告\n", "> report\n> 誤送信\n", "\n\n-----Original Message-----\n報告"):
+        r = read_command(text)
+        assert r.report is None and not r.asks_back, text

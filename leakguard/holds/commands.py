@@ -43,6 +43,18 @@ class Decision(enum.StrEnum):
         }[self]
 
 
+class Report(enum.StrEnum):
+    """Commands that report a mistake rather than answer the hold (issue 9).
+
+    ``REPORT`` (「報告」, "report") files a report about the mail, open or closed;
+    ``MISTAKE`` (「誤送信」, "mistake") discards an open hold as "this was a mistake" and,
+    on a hold that is closed already (the mail went out), files a report like ``REPORT``.
+    """
+
+    REPORT = "report"
+    MISTAKE = "mistake"
+
+
 class Unclear(enum.StrEnum):
     """Why a reply with text in it was not read as a command (logged; the person is asked
     back with the valid commands)."""
@@ -60,10 +72,12 @@ class Reading:
     decision: Decision | None
     unclear: Unclear = Unclear.NONE
     line: str = ""  # the (normalised, shortened) line that decided, for logs
+    report: Report | None = None  # a report command (then ``decision`` is None)
+    note: str = ""  # the text the person wrote after a report command
 
     @property
     def asks_back(self) -> bool:
-        return self.decision is None and self.unclear != Unclear.NONE
+        return self.decision is None and self.report is None and self.unclear != Unclear.NONE
 
 
 def normalize(text: str) -> str:
@@ -103,10 +117,40 @@ _VOCABULARY: dict[Decision, tuple[str, ...]] = {
 _COMMANDS: dict[str, Decision] = {
     normalize(w): d for d, words in _VOCABULARY.items() for w in words
 }
+# Report commands: the word (or a plain form of it) first on its line, then nothing, or a
+# separator and the person's note ("報告: 宛先を間違えました", "report\nwrong company").
+_REPORT_VOCABULARY: dict[Report, tuple[str, ...]] = {
+    Report.REPORT: (
+        "報告", "報告する", "報告します", "報告してください", "報告します。",
+        "誤送信を報告", "誤送信を報告する", "誤送信を報告します", "誤送信の報告",
+        "report", "report it", "report this", "report a mistake", "report mistake",
+        "report it please", "please report", "please report it",
+    ),
+    Report.MISTAKE: (
+        "誤送信", "誤送信です", "誤送信でした", "誤送信しました", "誤送信のため破棄",
+        "誤送信のため破棄してください", "破棄 (誤送信でした)", "破棄(誤送信でした)",
+        "破棄 (誤送信)", "破棄(誤送信)",
+        "mistake", "a mistake", "it was a mistake", "this was a mistake", "sent by mistake",
+        "discard - this was a mistake", "discard, it was a mistake", "discard as a mistake",
+        "discard as mistake",
+    ),
+}  # fmt: skip
+_REPORTS: dict[str, Report] = {
+    normalize(w): r for r, words in _REPORT_VOCABULARY.items() for w in words
+}
+# The longest word first, so that "誤送信を報告" is not read as "誤送信" + note "を報告".
+_REPORT_HEAD_RE = re.compile(
+    "^(?P<word>"
+    + "|".join(re.escape(w) for w in sorted(_REPORTS, key=len, reverse=True))
+    + r")(?:$|(?P<sep>\s*[:：]\s*|\s+|\s*[。．.、,]\s*)(?P<rest>.*)$)",
+    re.S,
+)
+MAX_NOTE = 2000
+_SENTENCE_END_RE = re.compile(r"[。．.!！?？\n]")
 # Command words inside a longer line: their presence without an exact match asks back.
 _COMMAND_WORD_RE = re.compile(
-    r"送信|承認|破棄|取り?消|取り?下げ|キャンセル|中止|\b(?:release|send|approve|discard|cancel"
-    r"|withdraw|bcc|ok|okay|yes)\b",
+    r"送信|承認|破棄|取り?消|取り?下げ|キャンセル|中止|報告|\b(?:release|send|approve|discard"
+    r"|cancel|withdraw|bcc|ok|okay|yes|report|mistake)\b",
     re.I,
 )
 _NEGATION_RE = re.compile(
@@ -120,6 +164,13 @@ _CONDITION_RE = re.compile(
     re.I,
 )
 _QUESTION_RE = re.compile(r"[?？]|でしょうか|ますか|ですか|かな")
+# Conditions that make a report command conditional ("report later", 「報告 後で」); a note
+# may well say what was checked (確認), so the wider ``_CONDITION_RE`` is not used there.
+_CONDITION_NOTE_RE = re.compile(
+    r"たら|れば|なら|まで|後で|あとで|ただし|但し"
+    r"|\b(?:if|until|unless|later|once|tomorrow|after)\b",
+    re.I,
+)
 
 # Quoted lines (skipped: a person may write below or between them) and where a quoted
 # original starts that runs to the end (header blocks of Outlook, Notes, Becky!, ...).
@@ -239,6 +290,9 @@ def read_command(text: str) -> Reading:
     first = normalize(lines[0])
     decision = _COMMANDS.get(first)
     if decision is None:
+        report = _read_report(lines)
+        if report is not None:
+            return report
         return Reading(None, _classify(first), first[:80])
     # The rest must be a signature: after a delimiter, a mobile client's line, or a block
     # after a blank line that holds no sentence, command, negation, condition or question.
@@ -271,6 +325,69 @@ def read_command(text: str) -> Reading:
         if _sentence_like(line):
             return Reading(None, Unclear.OTHER_TEXT, norm[:80])
     return Reading(decision, Unclear.NONE, first[:80])
+
+
+def _note_lines(lines: list[str]) -> list[str]:
+    """The note under a report command: up to a signature delimiter; a mobile client's
+    signature line is left out. Blank lines at either end are dropped."""
+    out: list[str] = []
+    for line in lines:
+        if line and _SIG_DELIM_RE.match(line):
+            break
+        if line and _MOBILE_SIG_RE.match(normalize(line)):
+            continue
+        out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    while out and not out[0]:
+        out.pop(0)
+    return out
+
+
+def _read_report(lines: list[str]) -> Reading | None:
+    """A report command on the first line, with an optional note after it; None when the
+    first line is no report command at all (then it is read as any other text).
+
+    The same strictness as the other commands: the word must stand on its own (「報告しないで」
+    is no report), and a negation, condition or question in the first sentence of the note
+    (「報告 しないで」, "report later", "report?") asks back. Another command on a line of
+    its own in the note ("誤送信\n送信") asks back too.
+    """
+    head = unicodedata.normalize("NFKC", lines[0]).strip()
+    first = " ".join(head.casefold().split())
+    m = _REPORT_HEAD_RE.match(first)
+    if m is None:
+        return None
+    word = normalize(m.group("word"))
+    kind = _REPORTS[word]
+    rest_of_line = (m.group("rest") or "").strip()
+    if rest_of_line and m.group("sep") is not None and _QUESTION_RE.match(rest_of_line):
+        return Reading(None, Unclear.QUESTION, first[:80])
+    # the note as written (not case-folded): the part of the first line after the word
+    cut = len(head) - len(rest_of_line) if rest_of_line else len(head)
+    note = _note_lines(([head[cut:].strip()] if rest_of_line else []) + lines[1:])
+    first_sentence = ""
+    for line in note:
+        if line:
+            first_sentence = _SENTENCE_END_RE.split(normalize(line) + "\n", maxsplit=1)[0]
+            break
+    if not first_sentence and note:
+        first_sentence = normalize(note[0])
+    for rx, why in (
+        (_NEGATION_RE, Unclear.NEGATION),
+        (_CONDITION_NOTE_RE, Unclear.CONDITION),
+        (_QUESTION_RE, Unclear.QUESTION),
+    ):
+        if first_sentence and rx.search(first_sentence):
+            return Reading(None, why, first[:80])
+    if note and normalize(note[0]).endswith(("?", "？")):
+        return Reading(None, Unclear.QUESTION, first[:80])
+    for line in note:
+        norm = normalize(line)
+        if norm and (norm in _COMMANDS or norm in _REPORTS):
+            return Reading(None, Unclear.SEVERAL, norm[:80])
+    text = "\n".join(note).strip()
+    return Reading(None, Unclear.NONE, word[:80], report=kind, note=text[:MAX_NOTE])
 
 
 def _html_new_text(html: str) -> str:

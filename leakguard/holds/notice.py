@@ -36,7 +36,7 @@ NOTICE_HEADER = "X-Leakguard-Notice"
 class Answer:
     """One way to answer a notice: a button (link to the review page) and a reply word."""
 
-    key: str  # "release", "release_bcc", "discard"
+    key: str  # "release", "release_bcc", "discard", "discard_mistake"
     label: str
     url: str
     command: str
@@ -111,8 +111,10 @@ def notice_context(
     review_url: str | None,
     show_reply_help: bool = True,
     extra_lines: Sequence[str] = (),
+    report_url: str | None = None,
 ) -> dict[str, object]:
     return {
+        "report_url": report_url,
         "ex": ex,
         "answers": list(answers),
         "headline": headline,

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
+import functools
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -48,11 +49,13 @@ from leakguard.holds.notice import (
     command_reply_to,
     notice_context,
 )
+from leakguard.holds.report_reply import handle_report_reply
 from leakguard.holds.texts import t
 from leakguard.holds.tokens import LinkSigner, hash_token, looks_like_token, new_hold_id, new_token
 from leakguard.i18n import normalize_lang
 from leakguard.message import parse_message
 from leakguard.message.rewrite import bcc_rewrite
+from leakguard.officer.links import ReportLinks, ReportRef
 from leakguard.organization import Organization
 from leakguard.types import Action, Message, Verdict
 from leakguard.web.config import WebConfig
@@ -73,6 +76,10 @@ _NOTICE_GRACE = timedelta(minutes=1)  # a hold younger than this may have its no
 _NOTICE_SCAN_LIMIT = 10_000
 _SENT_NOTE = re.compile(r"^notice (held|delayed|approval|pending) sent to (.+)$")
 
+
+# Appended to the transition note of a hold discarded as "this was a mistake".
+MISTAKE_NOTE = " [mistake]"
+HOOK_TIMEOUT = 30.0  # seconds one on_resolved / on_report hook may take
 
 # A transaction repeated within this time is a client's retry (see ``HoldService.hold``).
 RETRY_WINDOW = timedelta(minutes=10)
@@ -126,6 +133,7 @@ class SpentLink:
     actor: str  # who closed the hold, as recorded ("" while it is still open)
     via: Via | None  # how it was closed
     at: datetime | None  # when it was closed
+    issued_to: str = ""  # the person the link was issued to (for their report link)
 
 
 # --------------------------------------------------------------------------- reply parsing
@@ -179,6 +187,7 @@ class HoldService:
         bcc_rewrite: Callable[[bytes, Callable[[str], bool]], bytes] | None = None,
         now: Callable[[], datetime] = _utcnow,
         base_url: str | None = None,
+        report_links: ReportLinks | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -201,6 +210,17 @@ class HoldService:
         self._stopping = asyncio.Event()
         self._notice_pending: dict[str, int] = {}  # hold id -> failed attempts
         self._notice_scanned = False
+        # Hooks for the officer's desk (issue 9; ``leakguard.officer``): called after every
+        # successful resolution (the moved hold, the decision, actor, via, and whether it
+        # was discarded as "this was a mistake"), and when a report command arrives (the
+        # hold, actor, via, the person's note). A failing hook is logged; it never undoes
+        # or breaks the resolution.
+        self.on_report: list[Callable[[HoldRecord, str, Via, str], Awaitable[None]]] = []
+        self.on_resolved: list[
+            Callable[[HoldRecord, Decision, str, Via, bool], Awaitable[None]]
+        ] = []
+        # Signed "report a mistake" links in notices and on the review page (issue 9).
+        self.report_links = report_links
 
     # ------------------------------------------------------------------ helpers
 
@@ -319,19 +339,28 @@ class HoldService:
             url = self.review_url(token, key)
             return Answer(key, t(label, lang), url, t(cmd, lang), primary)
 
+        mistake = ans("discard_mistake", "btn.discard_mistake", "cmd.discard_mistake")
         if role == "sender" and hold.approvers:
-            return [ans("discard", "btn.withdraw", "cmd.discard")]
+            return [ans("discard", "btn.withdraw", "cmd.discard"), mistake]
         if hold.action == "delay":
             return [
                 ans("discard", "btn.cancel", "cmd.cancel", True),
                 ans("release", "btn.send_now", "cmd.send_now"),
+                mistake,
             ]
         out: list[Answer] = []
         if hold.offer_bcc:
             out.append(ans("release_bcc", "btn.release_bcc", "cmd.release_bcc", True))
         out.append(ans("release", "btn.release", "cmd.release", not hold.offer_bcc))
         out.append(ans("discard", "btn.discard", "cmd.discard"))
+        out.append(mistake)
         return out
+
+    def report_url(self, hold: HoldRecord, actor: str) -> str | None:
+        """The signed "report a mistake" link for ``actor`` about ``hold`` (None: no links)."""
+        if self.report_links is None or not actor:
+            return None
+        return self.report_links.url(ReportRef(actor=actor, hold_id=hold.id))
 
     async def _notice(
         self, hold: HoldRecord, to: str, role: str, kind: str, headline_key: str, **fields: object
@@ -365,6 +394,7 @@ class HoldService:
                 headline=headline,
                 review_url=self.review_url(token),
                 extra_lines=extra,
+                report_url=self.report_url(hold, to),
             ),
             hold_id=hold.id,
             reply_to=command_reply_to(self.config.command_address, token),
@@ -399,6 +429,14 @@ class HoldService:
                 )
             ]
             reply_to = command_reply_to(self.config.command_address, token)
+        # Mail that went out (or may still) can be reported: a link, and a reply address
+        # that takes 「報告」 (a token of its own; it gives no other rights on the hold).
+        report_url = None
+        if hold.state not in (HoldState.DISCARDED, HoldState.EXPIRED):
+            report_url = self.report_url(hold, to)
+            if reply_to is None:
+                token = await self._issue_token(hold, to)
+                reply_to = command_reply_to(self.config.command_address, token)
         subject_key = "subj.reply_result" if kind == "reply_result" else f"subj.{kind}"
         raw = build_mail(
             kind=kind,
@@ -413,6 +451,7 @@ class HoldService:
                 headline=headline(lang),
                 review_url=None,
                 extra_lines=extra(lang) if extra else (),
+                report_url=report_url,
             ),
             hold_id=hold.id,
             reply_to=reply_to,
@@ -652,6 +691,10 @@ class HoldService:
         if token is None:
             m = re.search(r"\+([a-z2-7]{32})@", (msg.header("To") or "").lower())
             token = m.group(1) if m else None
+        if reading.report is not None:  # 「報告」「誤送信」: also on closed holds
+            return await handle_report_reply(
+                self, reading, token, mail_from=mail_from, identity=identity, auth_user=auth_user
+            )
         now = self.now()
         rec = await self.store.peek_token(hash_token(token), now) if token else None
         hold = await self.store.get_hold(rec.hold_id) if rec else None
@@ -747,7 +790,9 @@ class HoldService:
             return None
         closed = await self.closed_by(hold)
         actor, via, at = closed if closed is not None else ("", None, None)
-        return SpentLink(hold, self.lang_for(rec.actor), rec.used_at is not None, actor, via, at)
+        return SpentLink(
+            hold, self.lang_for(rec.actor), rec.used_at is not None, actor, via, at, rec.actor
+        )
 
     async def closed_by(self, hold: HoldRecord) -> tuple[str, Via, datetime] | None:
         """Who closed a hold, how and when (from its timeline); None while it is open."""
@@ -772,7 +817,9 @@ class HoldService:
             state=t(f"state.{hold.state}", lang),
         )
 
-    async def act_on_link(self, signed: str, decision: Decision) -> Outcome:
+    async def act_on_link(
+        self, signed: str, decision: Decision, *, mistake: bool = False
+    ) -> Outcome:
         view = await self.open_link(signed)
         if view is None:
             return Outcome(False, "bad_token")
@@ -783,6 +830,7 @@ class HoldService:
             via=Via.WEB,
             token=view.token,
             identity=view.actor,
+            mistake=mistake,
         )
 
     # ------------------------------------------------------------------ resolve (one path)
@@ -798,12 +846,16 @@ class HoldService:
         identity: str | None = None,
         admin: bool = False,
         note: str = "",
+        mistake: bool = False,
     ) -> Outcome:
         """Release, release as Bcc or discard a hold, for whoever asks, through one path.
 
         ``identity`` is checked against the hold (sender / approver) unless ``admin``.
-        ``token`` (web, reply) is spent only when the answer is allowed.
+        ``token`` (web, reply) is spent only when the answer is allowed. ``mistake``: a
+        discard because the mail was a mistake ("破棄 (誤送信でした)"); recorded in the
+        transition note and passed to the ``on_resolved`` hooks (a near miss).
         """
+        mistake = mistake and decision == Decision.DISCARD
         hold = await self.store.get_hold(hold_id)
         if hold is None:
             return Outcome(False, "unknown_hold")
@@ -833,6 +885,8 @@ class HoldService:
             # rewrites hostile header bytes: off the event loop
             deliver = (await asyncio.to_thread(self._rewrite_bcc, raw), hold.mail_from, hold.rcpts)
         text = note or f"{decision}" + (f" ({role})" if role else "")
+        if mistake:
+            text += MISTAKE_NOTE
         moved = await self.store.transition(
             hold.id,
             from_states=(HoldState.HELD, HoldState.DELAYED),
@@ -845,10 +899,38 @@ class HoldService:
         if moved is None:
             return Outcome(False, "closed", await self.store.get_hold(hold.id))
         log.info(
-            "hold.resolved", hold_id=hold.id, state=str(moved.state), actor=actor, via=str(via)
+            "hold.resolved",
+            hold_id=hold.id,
+            state=str(moved.state),
+            actor=actor,
+            via=str(via),
+            mistake=mistake,
         )
-        await self._tell_outcome(moved, actor=actor, via=via, skip=identity)
+        try:
+            await self._tell_outcome(moved, actor=actor, via=via, skip=identity)
+        finally:  # the officer's desk hears of it even when a notice could not be queued
+            await self._run_hooks(
+                "on_resolved",
+                moved.id,
+                [
+                    functools.partial(hook, moved, decision, actor, via, mistake)
+                    for hook in self.on_resolved
+                ],
+            )
         return Outcome(True, str(moved.state), moved)
+
+    async def _run_hooks(
+        self, name: str, hold_id: str, calls: Sequence[Callable[[], Awaitable[None]]]
+    ) -> bool:
+        """Call and await each hook (bounded); a failure is logged, never raised."""
+        ok = True
+        for call in calls:
+            try:
+                await asyncio.wait_for(call(), HOOK_TIMEOUT)
+            except Exception:
+                ok = False
+                log.exception("hold.hook_failed", hook=name, hold_id=hold_id)
+        return ok
 
     def _rewrite_bcc(self, raw: bytes) -> bytes:
         # one implementation for the bcc action and for release-as-Bcc

@@ -140,6 +140,51 @@ TEXTS: dict[str, Localized] = {
     "cmd.discard": L("破棄 (または discard)", "discard (or 破棄)"),
     "cmd.send_now": L("送信 (今すぐ送信)", "release (send now)"),
     "cmd.cancel": L("破棄 (送信を取り消す)", "discard (cancel sending)"),
+    # ---- reporting a mistake (issue 9)
+    "btn.report": L("誤送信を報告する", "Report a mistake"),
+    "btn.discard_mistake": L("破棄 (誤送信でした)", "Discard — this was a mistake"),
+    "cmd.discard_mistake": L(
+        "誤送信 (破棄して誤送信として記録)", "mistake (discard it as a mistake)"
+    ),
+    "cmd.report": L(
+        "報告 (または report)。続けて説明を書けます",
+        "report (or 報告), optionally followed by a note",
+    ),
+    "note.report": L(
+        "送ってはいけないメールだった場合は、すぐに報告してください。セキュリティ担当者に連絡が届きます。",
+        "If this mail should not have been sent, report it at once: the security officer is told.",
+    ),
+    "note.report_reply": L(
+        "このメールに「報告」と返信しても報告できます (続けて説明を書けます)。",
+        "You can also reply to this mail with the word report (and a note after it).",
+    ),
+    "res.reported": L(
+        "誤送信の報告を受け付けました。セキュリティ担当者に連絡します。",
+        "Your report was filed. The security officer is being told.",
+    ),
+    "err.report_failed": L(
+        "報告は記録しましたが、担当者への連絡に失敗しました。セキュリティ担当者に直接連絡してください。",
+        "Your report was recorded, but telling the security officer failed. Please contact them directly.",
+    ),
+    # ---- the Bcc change notice (issue 9)
+    "subj.bcc_notice": L(
+        "[leakguard] 宛先を Bcc に移して送信しました: {subject}",
+        "[leakguard] Your mail was sent with recipients moved to Bcc: {subject}",
+    ),
+    "head.bcc_notice": L(
+        "あなたのメールは、宛先の一部を To/Cc から Bcc に移して送信しました。",
+        "Your mail was sent, with some recipients moved from To/Cc to Bcc.",
+    ),
+    "bcc.delivered": L(
+        "メールは配送済みです。Bcc に移した宛先の方にも届いていますが、ほかの宛先のアドレスは見えません。",
+        "The mail was delivered. The recipients moved to Bcc received it too, without seeing the other addresses.",
+    ),
+    "bcc.moved": L("To/Cc から Bcc に移した宛先 ({count} 件)", "Moved from To/Cc to Bcc ({count})"),
+    "bcc.more": L("ほか {count} 件", "and {count} more"),
+    "bcc.why": L("理由", "Why"),
+    "bcc.mail": L("メール", "The mail"),
+    "bcc.sent_at": L("送信日時", "Sent"),
+    "bcc.id": L("記録ID", "Record ID"),
     "note.links": L(
         "リンクは確認ページを開くだけです。送信や破棄は、そのページのボタンを押すまで行われません。",
         "The links only open a review page. Nothing is sent or discarded until you press a button there.",
@@ -153,8 +198,8 @@ TEXTS: dict[str, Localized] = {
         "This message was sent automatically by leakguard.",
     ),
     "note.links_defanged": L(
-        "上に引用したメール本文の中のリンクは、誤って開かないよう hxxp:// の形に変えてあります。この通知で開けるリンクは、leakguard の確認ページへのボタンとリンクだけです。",
-        "Links in the mail text quoted above are shown as hxxp:// so they cannot be opened by mistake. The only links you can open in this notice are the buttons and links to leakguard's review page.",
+        "上に引用したメール本文の中のリンクは、誤って開かないよう hxxp:// の形に変えてあります。この通知で開けるリンクは、leakguard の確認ページと報告ページへのボタンとリンクだけです。",
+        "Links in the mail text quoted above are shown as hxxp:// so they cannot be opened by mistake. The only links you can open in this notice are the buttons and links to leakguard's review and report pages.",
     ),
     # ---- web page
     "page.title": L("保留中のメール", "Held mail"),
@@ -252,12 +297,12 @@ TEXTS: dict[str, Localized] = {
         "This link or reply address is not valid (expired, already used, or forged). Nothing was changed.",
     ),
     "err.no_command": L(
-        "コマンドが読み取れませんでした。返信の1行目に「送信」「BCC」「破棄」のどれかを書いてください。何も変更していません。",
-        "No command was recognised. Write release, bcc or discard on the first line of your reply. Nothing was changed.",
+        "コマンドが読み取れませんでした。返信の1行目に「送信」「BCC」「破棄」のどれか (誤送信の報告は「報告」) を書いてください。何も変更していません。",
+        "No command was recognised. Write release, bcc or discard (or report, to report a mistake) on the first line of your reply. Nothing was changed.",
     ),
     "err.unclear_command": L(
-        "内容を判断できませんでした。何も変更していません。返信の本文には、次のどれか1語だけを書いてください: 「送信」「BCC」「破棄」。(否定・条件・質問などの文が一緒に書かれていると、安全のため実行しません。)",
-        "Your reply could not be read as a clear command, so nothing was changed. Reply with one word only: release, bcc or discard. (A reply with a negation, a condition, a question or other text next to the command is never executed.)",
+        "内容を判断できませんでした。何も変更していません。返信の本文には、次のどれか1語だけを書いてください: 「送信」「BCC」「破棄」。誤送信の報告は1行目に「報告」とだけ書き、説明は次の行から書いてください。(否定・条件・質問などの文が一緒に書かれていると、安全のため実行しません。)",
+        "Your reply could not be read as a clear command, so nothing was changed. Reply with one word only: release, bcc or discard. To report a mistake, write report alone on the first line and your note on the next lines. (A reply with a negation, a condition, a question or other text next to the command is never executed.)",
     ),
     "err.bcc_unavailable": L(
         "BCCでの送信はこのメールでは使えません。", "Release as Bcc is not available for this mail."

@@ -27,6 +27,7 @@ from leakguard.message.addresses import clean_addr_spec, make_address, parse_add
 from leakguard.message.headers import parse_header_block
 from leakguard.message.rewrite import RewriteResult, rewrite_recipients
 from leakguard.metrics import Metrics
+from leakguard.officer.bcc_notice import BccNotifier
 from leakguard.organization import Organization, SenderHistory
 from leakguard.relay import replies
 from leakguard.relay.auth import may_send_as
@@ -140,9 +141,11 @@ class Relay:
         log: Any,
         senders_of: Callable[[str], Sequence[str]] = lambda _p: (),
         journal: JournalWriter | None = None,
+        bcc_notices: BccNotifier | None = None,
     ) -> None:
         self.engine = engine
         self.journal = journal
+        self.bcc_notices = bcc_notices
         self.store = store
         self.delivery = delivery
         self.holds = holds
@@ -585,9 +588,10 @@ class Relay:
                 self.remember_thread(msg, visible=True)
             return out.reply, None
         if action is Action.BCC:
-            reply = await self._bcc(tx, rcpts, options, history)
+            reply, removed = await self._bcc(tx, rcpts, options, history)
             if reply.startswith("2"):
                 self.remember_thread(msg, visible=False)
+                self._bcc_notice(tx, decision, rcpts, removed, names, decision_id)
             return reply, None
         if action in (Action.HOLD, Action.DELAY):
             if self.holds is None:
@@ -605,6 +609,38 @@ class Relay:
             return tmpl.format(id=replies.ascii_text(rec.id)), rec.id
         # reject
         return replies.REJECTED.format(reason=self._reason(verdict, tx)), None
+
+    def _bcc_notice(
+        self,
+        tx: Transaction,
+        decision: DecisionLike,
+        rcpts: list[str],
+        removed: tuple[str, ...],
+        names: Mapping[str, str],
+        decision_id: str,
+    ) -> None:
+        """Tell the sender what the rewrite changed (issue 9): queued in the background,
+        never delaying or failing the transaction."""
+        if self.bcc_notices is None:
+            return
+        try:
+            task = self.bcc_notices.submit(
+                org=self.org,
+                decision_id=decision_id,
+                mail_from=tx.mail_from,
+                auth_user=tx.auth_principal,
+                rcpts=rcpts,
+                message=decision.message,
+                verdict=decision.verdict,
+                removed=removed,
+                names=names,
+            )
+        except Exception as exc:
+            self.log.error("bcc_notice.failed", decision_id=decision_id, error=repr(exc)[:300])
+            return
+        if task is not None:  # drained with the other actions on shutdown
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _reason(self, verdict: Verdict, tx: Transaction) -> str:
         rule = next((r for r in verdict.rules if r.action is Action.REJECT), None)
@@ -624,7 +660,9 @@ class Relay:
         rcpts: list[str],
         options: SendOptions,
         history: tuple[str, Mapping[str, str]],
-    ) -> str:
+    ) -> tuple[str, tuple[str, ...]]:
+        """Deliver with visible external recipients moved to Bcc: (the reply, the
+        addresses taken out of To/Cc)."""
         org = self.org
         header = self.settings.bcc_header
 
@@ -640,22 +678,23 @@ class Relay:
         plain, marked_or_none = await loop.run_in_executor(self._decide_pool, both)
         if plain.visible:  # fail closed: never deliver a bcc verdict with externals visible
             self.log.error("bcc_rewrite_unsafe", sender=tx.mail_from, visible=len(plain.visible))
-            return replies.BCC_UNSAFE
+            return replies.BCC_UNSAFE, ()
+        removed = plain.removed
         if header is None or not plain.changed:
             out = await self.delivery.deliver_now(
                 plain.raw, tx.mail_from, rcpts, options=options, history=history
             )
-            return out.reply
+            return out.reply, removed
         marked = marked_or_none
         assert marked is not None
         if marked.visible:
             self.log.error("bcc_rewrite_unsafe", sender=tx.mail_from, visible=len(marked.visible))
-            return replies.BCC_UNSAFE
+            return replies.BCC_UNSAFE, ()
         if self.settings.bcc_header_to_external:
             out = await self.delivery.deliver_now(
                 marked.raw, tx.mail_from, rcpts, options=options, history=history
             )
-            return out.reply
+            return out.reply, removed
         internal = [r for r in rcpts if org.is_internal(r)]
         external = [r for r in rcpts if not org.is_internal(r)]
         first = (
@@ -666,19 +705,19 @@ class Relay:
             else None
         )
         if first is not None and not first.reply.startswith("2"):
-            return first.reply
+            return first.reply, removed
         if not internal:
-            return first.reply if first else replies.OK
+            return (first.reply if first else replies.OK), removed
         second = await self.delivery.deliver_now(
             marked.raw, tx.mail_from, internal, options=options, history=history
         )
         if second.reply.startswith("2") or first is None:
-            return second.reply
+            return second.reply, removed
         # the external copy is out already: the internal one must not be lost or refused
         did = await self.delivery.enqueue(
             marked.raw, tx.mail_from, internal, kind="mail", last_error=second.reply
         )
-        return f"250 2.0.0 OK (internal copy queued as Q{did})"
+        return f"250 2.0.0 OK (internal copy queued as Q{did})", removed
 
     def _audit(
         self,

@@ -132,11 +132,20 @@ def check_admin_users_file(
         )
 
 
+MISTAKE_ACTION = "discard_mistake"  # 「破棄 (誤送信でした)」: a discard, as a mistake
+
+
 def _decision(value: str) -> Decision | None:
+    if value == MISTAKE_ACTION:
+        return Decision.DISCARD
     try:
         return Decision(value)
     except ValueError:
         return None
+
+
+def _reportable(hold: HoldRecord | None) -> bool:
+    return hold is not None and hold.state not in (HoldState.DISCARDED, HoldState.EXPIRED)
 
 
 class WebApp:
@@ -262,6 +271,7 @@ class WebApp:
                 ok=False,
                 message=t("page.closed", lang, state=ex.state_text),
                 detail=await self.service.handled_text(hold, lang),
+                report_url=self.service.report_url(hold, view.actor) if _reportable(hold) else None,
             )
         raw = await self.service.store.get_message(hold.message_sha256)
         # Reads hostile content: off the event loop (message_view bounds its own work).
@@ -278,6 +288,7 @@ class WebApp:
             wanted=request.query_params.get("a", ""),
             base=f"/h/{signed}",
             role=view.role,
+            report_url=self.service.report_url(hold, view.actor),
         )
 
     async def _spent_or_invalid(self, request: Request, signed: str) -> Response:
@@ -303,18 +314,23 @@ class WebApp:
             ex=ex,
             handled=handled,
             still_open=still_open,
+            report_url=(
+                self.service.report_url(hold, spent.issued_to) if _reportable(hold) else None
+            ),
         )
 
     def _actions(self, hold: HoldRecord, role: str, lang: str) -> list[tuple[str, str, str]]:
         """(decision, label, style) buttons for a person in ``role``."""
         if not hold.state.is_open:
             return []
+        mistake = (MISTAKE_ACTION, t("btn.discard_mistake", lang), "danger")
         if role == "sender" and hold.approvers:
-            return [("discard", t("btn.withdraw", lang), "danger")]
+            return [("discard", t("btn.withdraw", lang), "danger"), mistake]
         if hold.action == "delay":
             return [
                 ("discard", t("btn.cancel", lang), "danger"),
                 ("release", t("btn.send_now", lang), "secondary"),
+                mistake,
             ]
         out: list[tuple[str, str, str]] = []
         if hold.offer_bcc:
@@ -323,6 +339,7 @@ class WebApp:
             ("release", t("btn.release", lang), "secondary" if hold.offer_bcc else "primary")
         )
         out.append(("discard", t("btn.discard", lang), "danger"))
+        out.append(mistake)
         return out
 
     async def review_get(self, request: Request) -> Response:
@@ -332,7 +349,8 @@ class WebApp:
         signed = request.path_params["signed"]
         form = await request.form()
         csrf = str(form.get("csrf", ""))
-        decision = _decision(str(form.get("action", "")))
+        action = str(form.get("action", ""))
+        decision = _decision(action)
         confirmed = form.get("confirm") == "1"
         view = await self.service.open_link(signed)
         lang = self.lang_of(request, view.lang if view else self.default_lang(request))
@@ -365,12 +383,17 @@ class WebApp:
                     lang,
                 ),
             )
-        outcome = await self.service.act_on_link(signed, decision)
-        return self._result(request, outcome, lang)
+        outcome = await self.service.act_on_link(signed, decision, mistake=action == MISTAKE_ACTION)
+        return self._result(request, outcome, lang, actor=view.actor)
 
-    def _result(self, request: Request, outcome: Outcome, lang: str) -> Response:
+    def _result(
+        self, request: Request, outcome: Outcome, lang: str, *, actor: str = ""
+    ) -> Response:
         ex = self.service.explain(outcome.hold, lang) if outcome.hold else None
         status = 200 if outcome.ok else 409
+        report_url = None
+        if actor and outcome.hold is not None and _reportable(outcome.hold):
+            report_url = self.service.report_url(outcome.hold, actor)
         return self.render(
             request,
             "result.html.j2",
@@ -379,6 +402,7 @@ class WebApp:
             ex=ex,
             ok=outcome.ok,
             message=outcome.message(lang),
+            report_url=report_url,
         )
 
     # ------------------------------------------------------------------ admin view
@@ -576,10 +600,16 @@ class WebApp:
                 return self.render(
                     request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
                 )
-            decision = _decision(str(form.get("action", "")))
+            action = str(form.get("action", ""))
+            decision = _decision(action)
             if decision is not None:
                 outcome = await self.service.resolve(
-                    hold.id, decision, actor=f"admin:{user}", via=Via.WEB, admin=True
+                    hold.id,
+                    decision,
+                    actor=f"admin:{user}",
+                    via=Via.WEB,
+                    admin=True,
+                    mistake=action == MISTAKE_ACTION,
                 )
                 return self._result(request, outcome, lang)
         ex = self.service.explain(hold, lang)

@@ -77,6 +77,39 @@ async def test_confirmation_step_in_the_browser(live: Live, browser: Any) -> Non
     await page.close()
 
 
+async def test_report_button_and_mistake_discard(live: Live, browser: Any) -> None:
+    """Issue 9: 「誤送信を報告する」 and 「破棄 (誤送信でした)」 on the review page (ja/en,
+    phone-sized too); the mistake discard goes through the one resolve path."""
+    from test_holds_support import SECRET
+
+    from leakguard.officer.links import ReportLinks, ReportRef
+
+    links = ReportLinks(SECRET, base_url=live.base_url, max_age_seconds=86400)
+    live.env.service.report_links = links
+    h = await do_hold(live.env)
+    link = _link(live, await _notice(live, h.mail_from))
+    ctx = await browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = await ctx.new_page()
+    await page.goto(link + "?lang=en")
+    report = page.locator("#report-link")
+    assert (await report.inner_text()).strip() == "Report a mistake"
+    href = await report.get_attribute("href")
+    assert href and href.startswith(live.base_url + "/report/")
+    assert links.verify(href.rsplit("/", 1)[1]) == ReportRef(actor=h.mail_from, hold_id=h.id)
+    mistake = page.locator("button[value=discard_mistake]")
+    assert (await mistake.inner_text()).strip() == "Discard — this was a mistake"
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 375
+    await page.goto(link)
+    assert (await page.locator("#report-link").inner_text()).strip() == "誤送信を報告する"
+    await page.click("button[value=discard_mistake]")
+    assert "破棄しました" in await page.inner_text("#result")
+    got = await live.env.store.get_hold(h.id)
+    assert got is not None and got.state == HoldState.DISCARDED
+    timeline = await live.env.store.timeline(h.id)
+    assert any("[mistake]" in tr.note for tr in timeline)
+    await ctx.close()
+
+
 HOSTILE = """<html><head><script>window.pwned = 1</script>
 <style>body{background:red}</style><meta http-equiv="refresh" content="0;url=http://127.0.0.1:{port}/r"></head>
 <body onload="window.pwned=2"><p>Dear customer</p>
