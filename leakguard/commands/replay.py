@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from leakguard.config import ConfigError, find_config_file, load_config
 from leakguard.i18n import lang_from_env
-from leakguard.officer.replay import ItemResult, ReplaySettings, run_replay
+from leakguard.officer.replay import ItemResult, ReplaySettings, WorkersFailing, run_replay
 from leakguard.officer.replay_report import Aggregator, changed_line, render_text
 from leakguard.officer.replay_sources import ReplaySource, SourceError, open_source
 from leakguard.policy import PolicyError, default_policy_path, load_policy
@@ -30,7 +30,7 @@ from leakguard.policy import PolicyError, default_policy_path, load_policy
 EXIT_CHANGED = 3
 
 _T = {
-    "policy_invalid": ("{which} のポリシーが不正です:", "invalid {which} policy:"),
+    "policy_invalid": ("{which}ポリシーが不正です:", "invalid {which} policy:"),
     "new": ("新しい", "new"),
     "baseline": ("比較元の", "baseline"),
     "config_invalid": ("サービスの設定が不正です:", "invalid service configuration:"),
@@ -45,6 +45,10 @@ _T = {
     "bar": ("再判定", "replay"),
     "baseline_is": ("比較元のポリシー: {path}", "baseline policy: {path}"),
     "interrupted": ("中断しました", "interrupted"),
+    "workers_failing": (
+        "処理プロセスが繰り返し異常終了するため中止しました ({err})",
+        "stopped: the worker processes keep dying ({err})",
+    ),
 }
 
 
@@ -185,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(_t("interrupted", lang), file=sys.stderr)
         return 130
+    except WorkersFailing as exc:
+        print(_t("workers_failing", lang).format(err=exc), file=sys.stderr)
+        return 1
     finally:
         if changed_out is not None:
             changed_out.close()

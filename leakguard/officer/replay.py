@@ -307,54 +307,80 @@ def _new_pool(settings: ReplaySettings, jobs: int) -> ProcessPoolExecutor:
     )
 
 
+class WorkersFailing(Exception):
+    """The worker processes die before deciding anything (they cannot load the policies,
+    or the machine kills them): the run stops instead of failing every mail."""
+
+
+MAX_BREAKS_IN_A_ROW = 5
+
+_Chunk = list[tuple[int, ReplayItem]]
+
+
 def _run_pool(
-    chunks: Iterator[list[tuple[int, ReplayItem]]],
+    chunks: Iterator[_Chunk],
     settings: ReplaySettings,
     on_result: OnResult,
     jobs: int,
 ) -> None:
     pool = _new_pool(settings, jobs)
-    pending: dict[Future[list[ItemResult]], tuple[list[tuple[int, ReplayItem]], int]] = {}
-    retry: list[tuple[list[tuple[int, ReplayItem]], int]] = []
-    limit = jobs * IN_FLIGHT_PER_WORKER
+    pending: dict[Future[list[ItemResult]], tuple[_Chunk, int]] = {}
+    retry: list[tuple[_Chunk, int]] = []
     exhausted = False
+    breaks = 0  # pool breaks since the last result that came back
+
+    def deliver(fut: Future[list[ItemResult]], c: _Chunk, attempt: int) -> bool:
+        """Hand on a finished chunk's results; False when the pool broke under it."""
+        nonlocal breaks
+        try:
+            results = fut.result()
+        except BrokenProcessPool:
+            _retry_or_fail(c, attempt, retry, on_result)
+            return False
+        except Exception as exc:  # a result that did not come back: its mails fail
+            for seq, item in c:
+                on_result(ItemResult(seq, item.ref, error="failed", detail=type(exc).__name__))
+            return True
+        breaks = 0
+        for r in results:
+            on_result(r)
+        return True
+
     try:
         while True:
-            while len(pending) < limit and (retry or not exhausted):
+            broken = False
+            # after a break the suspects go one at a time: only the culprit dies again
+            limit = 1 if retry else jobs * IN_FLIGHT_PER_WORKER
+            while len(pending) < limit and (retry or not exhausted) and not broken:
                 if retry:
-                    c, attempt = retry.pop()
+                    c, attempt = retry.pop(0)
                 else:
                     nxt = next(chunks, None)
                     if nxt is None:
                         exhausted = True
                         continue
                     c, attempt = nxt, 1
-                pending[pool.submit(decide_chunk, c)] = (c, attempt)
-            if not pending:
-                break
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                c, attempt = pending.pop(fut)
                 try:
-                    results = fut.result()
+                    pending[pool.submit(decide_chunk, c)] = (c, attempt)
                 except BrokenProcessPool:
+                    retry.insert(0, (c, attempt))
                     broken = True
-                    _retry_or_fail(c, attempt, retry, on_result)
-                    continue
-                except Exception as exc:  # a result that did not come back: its mails fail
-                    for seq, item in c:
-                        on_result(
-                            ItemResult(seq, item.ref, error="failed", detail=type(exc).__name__)
-                        )
-                    continue
-                for r in results:
-                    on_result(r)
+            if not pending and not broken:
+                break
+            if pending and not broken:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    c, attempt = pending.pop(fut)
+                    broken = not deliver(fut, c, attempt) or broken
             if broken:
-                # every queued chunk went down with the pool: try them again in a new one
-                for _fut, (c, attempt) in pending.items():
-                    _retry_or_fail(c, attempt, retry, on_result)
+                # every chunk still queued went down with the pool (or finished just before)
+                for fut, (c, attempt) in list(pending.items()):
+                    wait([fut])
+                    deliver(fut, c, attempt)
                 pending.clear()
+                breaks += 1
+                if breaks > MAX_BREAKS_IN_A_ROW:
+                    raise WorkersFailing(f"worker processes died {breaks} times in a row")
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = _new_pool(settings, jobs)
     finally:
@@ -362,9 +388,9 @@ def _run_pool(
 
 
 def _retry_or_fail(
-    c: list[tuple[int, ReplayItem]],
+    c: _Chunk,
     attempt: int,
-    retry: list[tuple[list[tuple[int, ReplayItem]], int]],
+    retry: list[tuple[_Chunk, int]],
     on_result: OnResult,
 ) -> None:
     if len(c) > 1:  # which mail killed the worker is not known: try each one alone

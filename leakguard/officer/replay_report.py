@@ -119,11 +119,14 @@ class Aggregator:
             self.transitions[key] += 1
             dept.transitions[key] += 1
             sender.transitions[key] += 1
+        per_rule: dict[str, list[str]] = {}
         for rule, mode, way in rule_changes(old, new):
             self.rules.setdefault(rule, Counter())[f"{mode}.{way}"] += 1
+            per_rule.setdefault(rule, []).append(f"{mode}.{way}")
+        for rule, changes in per_rule.items():
             kept = self.rule_examples.setdefault(rule, [])
             if len(kept) < self.examples or r.seq < kept[-1][0]:
-                example = {**changed_line(r), "change": f"{mode}.{way}"}
+                example = {**changed_line(r), "changes": changes}
                 del example["department"]
                 bisect.insort(kept, (r.seq, example), key=lambda e: e[0])
                 del kept[self.examples :]
