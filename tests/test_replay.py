@@ -429,3 +429,37 @@ def test_a_dying_worker_costs_only_its_mail(tmp_path: Path) -> None:
     assert len(results) == 5
     assert by_ref["die"].error == "worker_died"
     assert all(by_ref[f"ok{i}"].new == Outcome("pass") for i in (0, 1, 3, 4))
+
+
+def test_a_mail_over_its_time_budget_is_an_error(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import leakguard.officer.replay as rp
+
+    real = rp._decide
+
+    def slow(w, seq, item, raw):  # type: ignore[no-untyped-def]
+        if item.ref == "slow":
+            time.sleep(5)
+        return real(w, seq, item, raw)
+
+    monkeypatch.setattr(rp, "_decide", slow)
+
+    class Source:
+        name = "test"
+
+        def count(self) -> int:
+            return 2
+
+        def items(self):  # type: ignore[no-untyped-def]
+            for ref in ("slow", "fast"):
+                yield ReplayItem(ref, FileSlice(str(EX / "mailing-list-ja.eml")))
+
+    results: list[ItemResult] = []
+    settings = ReplaySettings(policy=str(POLICY), baseline=str(POLICY), timeout=0.3)
+    start = time.monotonic()
+    run_replay([Source()], settings, results.append, jobs=1)
+    assert time.monotonic() - start < 4
+    by_ref = {r.ref: r for r in results}
+    assert by_ref["slow"].error == "timeout" and by_ref["slow"].detail == "0.3 s"
+    assert by_ref["fast"].error == "" and by_ref["fast"].new == Outcome("pass")
