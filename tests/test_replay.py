@@ -463,3 +463,21 @@ def test_a_mail_over_its_time_budget_is_an_error(monkeypatch) -> None:  # type: 
     by_ref = {r.ref: r for r in results}
     assert by_ref["slow"].error == "timeout" and by_ref["slow"].detail == "0.3 s"
     assert by_ref["fast"].error == "" and by_ref["fast"].new == Outcome("pass")
+
+
+def test_detectors_run_once_only_when_the_organisation_is_the_same(tmp_path: Path) -> None:
+    from leakguard.officer.replay import load_worker
+
+    policy = new_policy(tmp_path)  # same organisation file, other rules
+    w = load_worker(ReplaySettings(policy=str(policy), baseline=str(POLICY)))
+    assert w.same_org
+    org = tmp_path / "org.yaml"
+    org.write_text("internal_domains: [city.example.lg.jp]\n", encoding="utf-8")
+    w = load_worker(ReplaySettings(policy=str(policy), baseline=str(POLICY), org=str(org)))
+    assert not w.same_org
+    w = load_worker(
+        ReplaySettings(
+            policy=str(policy), baseline=str(POLICY), org=str(org), baseline_org=str(org)
+        )
+    )
+    assert w.same_org

@@ -21,7 +21,6 @@ memory budgets), through one extraction process per replay worker.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import multiprocessing
 import multiprocessing.util
 import re
@@ -106,13 +105,13 @@ class _Worker:
 _STATE: _Worker | None = None
 
 
-def _org_key(policy: Policy) -> str:
-    """The organisation's identity: its model (inline) and its files' contents."""
+def _org_key(policy: Policy, replaced: bool) -> str:
+    """The organisation's identity: its inline model (unless ``--org`` replaced it) and the
+    contents of its files (the organisation file, the directory); the detectors' facts
+    depend on nothing else."""
     spec = policy.spec.organization
-    inline = spec if isinstance(spec, str) else spec.model_dump_json()
-    digest = hashlib.sha256(str(inline if not isinstance(spec, str) else "").encode())
-    digest.update(files_version(policy.files[1:]).encode())
-    return digest.hexdigest()
+    inline = "" if replaced or isinstance(spec, str) else spec.model_dump_json()
+    return f"{inline}|{files_version(policy.files[1:])}"
 
 
 def load_worker(settings: ReplaySettings) -> _Worker:
@@ -124,7 +123,8 @@ def load_worker(settings: ReplaySettings) -> _Worker:
     return _Worker(
         new=new,
         baseline=base,
-        same_org=base is not None and _org_key(base) == _org_key(new),
+        same_org=base is not None
+        and _org_key(base, base_org is not None) == _org_key(new, org is not None),
         extractor=Extractor(cfg),
         timeout=settings.timeout,
     )
