@@ -57,6 +57,14 @@ def _t(key: str, lang: str) -> str:
     return ja if lang == "ja" else en
 
 
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "replay",
@@ -90,7 +98,7 @@ def register(sub: Any) -> None:
         "-j",
         "--jobs",
         type=int,
-        default=os.cpu_count() or 1,
+        default=_cpus(),
         metavar="N",
         help="worker processes (default: the number of CPUs)",
     )

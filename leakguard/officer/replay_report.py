@@ -300,9 +300,8 @@ def render_text(report: dict[str, Any], lang: str, out: TextIO) -> None:
             _t("dept_line", lang).format(d=dept(d), mails=g["mails"], changed=g["changed"], tr=tr)
             + "\n"
         )
-    out.write("\n" + _t("senders", lang).format(n=len(report["senders"])) + "\n")
-    if not report["senders"]:
-        out.write("  " + _t("none", lang) + "\n")
+    if report["senders"]:
+        out.write("\n" + _t("senders", lang).format(n=len(report["senders"])) + "\n")
     for s in report["senders"]:
         tr = f"({_tr(s['transitions'])})" if s["transitions"] else ""
         out.write(
