@@ -12,6 +12,8 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
+
 from leakguard.officer.replay import ItemResult, ReplaySettings, return_path, run_replay
 from leakguard.officer.replay_report import Aggregator, render_text
 from leakguard.officer.replay_sources import (
@@ -481,3 +483,25 @@ def test_detectors_run_once_only_when_the_organisation_is_the_same(tmp_path: Pat
         )
     )
     assert w.same_org
+
+
+def test_workers_that_cannot_start_stop_the_run(tmp_path: Path) -> None:
+    from leakguard.officer.replay import WorkersFailing
+
+    class Source:
+        name = "test"
+
+        def count(self) -> int:
+            return 3
+
+        def items(self):  # type: ignore[no-untyped-def]
+            for i in range(3):
+                yield ReplayItem(f"m{i}", FileSlice(str(EX / "mailing-list-ja.eml")))
+
+    results: list[ItemResult] = []
+    missing = str(tmp_path / "gone.yaml")  # the workers cannot load it
+    with pytest.raises(WorkersFailing):
+        run_replay(
+            [Source()], ReplaySettings(policy=missing, baseline=None), results.append, jobs=2
+        )
+    assert len(results) <= 3

@@ -46,8 +46,8 @@ _T = {
     "baseline_is": ("比較元のポリシー: {path}", "baseline policy: {path}"),
     "interrupted": ("中断しました", "interrupted"),
     "workers_failing": (
-        "処理プロセスが繰り返し異常終了するため中止しました ({err})",
-        "stopped: the worker processes keep dying ({err})",
+        "処理プロセスが {n} 回続けて異常終了したため中止しました",
+        "stopped: the worker processes died {n} times in a row",
     ),
 }
 
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         print(_t("interrupted", lang), file=sys.stderr)
         return 130
     except WorkersFailing as exc:
-        print(_t("workers_failing", lang).format(err=exc), file=sys.stderr)
+        print(_t("workers_failing", lang).format(n=exc.breaks), file=sys.stderr)
         return 1
     finally:
         if changed_out is not None:

@@ -311,6 +311,10 @@ class WorkersFailing(Exception):
     """The worker processes die before deciding anything (they cannot load the policies,
     or the machine kills them): the run stops instead of failing every mail."""
 
+    def __init__(self, breaks: int) -> None:
+        self.breaks = breaks
+        super().__init__(f"worker processes died {breaks} times in a row")
+
 
 MAX_BREAKS_IN_A_ROW = 5
 
@@ -380,7 +384,7 @@ def _run_pool(
                 pending.clear()
                 breaks += 1
                 if breaks > MAX_BREAKS_IN_A_ROW:
-                    raise WorkersFailing(f"worker processes died {breaks} times in a row")
+                    raise WorkersFailing(breaks)
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = _new_pool(settings, jobs)
     finally:
