@@ -104,6 +104,12 @@ HELP_JA: dict[str, str] = {
     "Administer held mail: the same rules and audit trail as web and reply.": "保留メールを管理します。Web や返信と同じ規則で操作し、同じ記録を残します。",
     "service configuration; default $LEAKGUARD_CONFIG, then /etc/leakguard/leakguard.yaml, then make run's data directory": "サービスの設定ファイル。既定は $LEAKGUARD_CONFIG、次に /etc/leakguard/leakguard.yaml、次に make run のデータディレクトリ",
     "data directory (overrides the configuration)": "データディレクトリ (設定ファイルより優先)",
+    "replay what the relay decided since then, from its retained mail (the store)": (
+        "その時点以降にリレーが判定したメールを、保存メール (ストア) から再判定する"
+    ),
+    "end of the period replayed from the store (default: now)": (
+        "ストアから再判定する期間の終わり (既定: 現在)"
+    ),
     "list holds (newest first)": "保留を一覧する (新しい順)",
     "print a hold and its timeline (for incident reports)": "保留の内容と経過を表示する (事故報告用)",
     "send the held mail": "保留メールを送信する",

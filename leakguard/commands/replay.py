@@ -15,8 +15,10 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 from tqdm import tqdm
 
@@ -45,6 +47,16 @@ _T = {
     "bar": ("再判定", "replay"),
     "baseline_is": ("比較元のポリシー: {path}", "baseline policy: {path}"),
     "interrupted": ("中断しました", "interrupted"),
+    "no_source": (
+        "再判定するメールがありません: SOURCE (maildir、mbox、.eml) か --since を指定してください",
+        "nothing to replay: give SOURCEs (maildir, mbox, .eml) or --since",
+    ),
+    "bad_time": ("日時を読めません: {err}", "cannot read the time: {err}"),
+    "bad_order": ("--since は --until より前にしてください", "--since must be before --until"),
+    "bad_key": (
+        "保存メールの鍵を読めません: {err}",
+        "cannot read the retention key: {err}",
+    ),
     "workers_failing": (
         "処理プロセスが {n} 回続けて異常終了したため中止しました",
         "stopped: the worker processes died {n} times in a row",
@@ -75,11 +87,22 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "sources",
-        nargs="+",
+        nargs="*",
         metavar="SOURCE",
         type=Path,
         help="a maildir (cur/new), an mbox file, a directory of .eml files, or one .eml file",
     )
+    p.add_argument(
+        "--since",
+        metavar="30d|DATE",
+        help="replay what the relay decided since then, from its retained mail (the store)",
+    )
+    p.add_argument(
+        "--until",
+        metavar="DATE",
+        help="end of the period replayed from the store (default: now)",
+    )
+    p.add_argument("--data-dir", type=Path, help="data directory (overrides the configuration)")
     p.add_argument("--policy", type=Path, required=True, metavar="NEW.yaml", help="new policy")
     p.add_argument(
         "--baseline",
@@ -137,6 +160,42 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _store_source(args: argparse.Namespace, lang: str) -> ReplaySource | int:
+    """The retained mail of the service's store in ``--since``..``--until``, or an exit code."""
+    from leakguard.commands.stats import parse_when
+    from leakguard.config import NoServiceError, locate_service
+    from leakguard.officer.replay_store import StoreSource
+    from leakguard.service import retention_key
+
+    try:
+        cfg = locate_service(args.config, args.data_dir)
+    except ConfigError as exc:
+        print(_t("config_invalid", lang), file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p.text(lang)}", file=sys.stderr)
+        return 2
+    except NoServiceError as exc:
+        print(exc.text(lang), file=sys.stderr)
+        return 2
+    tz = ZoneInfo(cfg.holds.timezone)
+    now = datetime.now(UTC)
+    try:
+        since = parse_when(args.since, tz, now)
+        until = parse_when(args.until, tz, now, end=True) if args.until else now
+    except ValueError as exc:
+        print(_t("bad_time", lang).format(err=exc), file=sys.stderr)
+        return 2
+    if since >= until:
+        print(_t("bad_order", lang), file=sys.stderr)
+        return 2
+    try:
+        key = retention_key(cfg, create=False)
+    except (OSError, ValueError) as exc:
+        print(_t("bad_key", lang).format(err=exc), file=sys.stderr)
+        return 2
+    return StoreSource(cfg.store_url(), since=since, until=until, key=key)
+
+
 def _load(path: Path, org: Path | None, which: str, lang: str) -> bool:
     try:
         load_policy(path, org_path=org)
@@ -170,11 +229,19 @@ def run(args: argparse.Namespace) -> int:
     baseline = baseline or default_policy_path()
     if not _load(args.policy, args.org, "new", lang) or not _load(baseline, org, "baseline", lang):
         return 2
+    if not args.sources and not args.since:
+        print(_t("no_source", lang), file=sys.stderr)
+        return 2
     try:
-        sources = [open_source(s) for s in args.sources]
+        sources: list[ReplaySource] = [open_source(s) for s in args.sources]
     except SourceError as exc:
         print(exc.text(lang), file=sys.stderr)
         return 2
+    if args.since:
+        store_source = _store_source(args, lang)
+        if isinstance(store_source, int):
+            return store_source
+        sources.append(store_source)
     settings = ReplaySettings(
         policy=str(args.policy),
         baseline=str(baseline),
