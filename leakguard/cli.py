@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 from leakguard import __version__
 from leakguard.cli_ja import JapaneseArgumentParser, localize
-from leakguard.commands import backup, check, config, holds, policy, serve, users
+from leakguard.commands import backup, check, config, holds, incidents, policy, serve, users
 from leakguard.commands import help as help_cmd
 from leakguard.i18n import lang_from_env
 
 # registered in this order in --help
-_COMMANDS = (check, policy, serve, users, holds, config, help_cmd, backup)
+_COMMANDS = (check, policy, serve, users, holds, incidents, config, help_cmd, backup)
 
 
 def build_parser(lang: str | None = None) -> argparse.ArgumentParser:

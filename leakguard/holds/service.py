@@ -22,7 +22,7 @@ import contextlib
 import email.policy
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -201,6 +201,12 @@ class HoldService:
         self._stopping = asyncio.Event()
         self._notice_pending: dict[str, int] = {}  # hold id -> failed attempts
         self._notice_scanned = False
+        # Officer's desk hooks (issue 9): a sender reports a held/released mail (hold, actor,
+        # via, note); every resolution (moved hold, decision, actor, via, mistake).
+        self.on_report: list[Callable[[HoldRecord, str, Via, str], Awaitable[None]]] = []
+        self.on_resolved: list[
+            Callable[[HoldRecord, Decision, str, Via, bool], Awaitable[None]]
+        ] = []
 
     # ------------------------------------------------------------------ helpers
 
@@ -848,7 +854,18 @@ class HoldService:
             "hold.resolved", hold_id=hold.id, state=str(moved.state), actor=actor, via=str(via)
         )
         await self._tell_outcome(moved, actor=actor, via=via, skip=identity)
+        await self._resolved_hooks(moved, decision, actor, via, False)
         return Outcome(True, str(moved.state), moved)
+
+    async def _resolved_hooks(
+        self, moved: HoldRecord, decision: Decision, actor: str, via: Via, mistake: bool
+    ) -> None:
+        """Run ``on_resolved`` handlers; a failing handler never undoes the resolution."""
+        for hook in list(self.on_resolved):
+            try:
+                await hook(moved, decision, actor, via, mistake)
+            except Exception:
+                log.exception("hold.hook_failed", hold_id=moved.id, hook="on_resolved")
 
     def _rewrite_bcc(self, raw: bytes) -> bytes:
         # one implementation for the bcc action and for release-as-Bcc
