@@ -259,7 +259,7 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
     for rid in inc.rules:
         if rid not in fired_ids:
             fired_ids.add(rid)
-            rule_items.append(t("rec.fired", lang, rule=rid, action="-", reason=""))
+            rule_items.append(t("rec.fired_bare", lang, rule=rid))
     for r in summary.get("audit_rules") or ():
         if isinstance(r, dict):
             fired_ids.add(str(r.get("id")))

@@ -74,7 +74,7 @@ def _text_of(part: Message) -> str:
 
 def read_report(raw: bytes) -> ReportReading:
     """Read a report mail (hostile input: bounded; call off the event loop)."""
-    msg = BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
     auto = (msg.get("Auto-Submitted") or "").strip().lower()
     prec = (msg.get("Precedence") or "").strip().lower()
     if (auto and not auto.startswith("no")) or msg.get(NOTICE_HEADER) is not None:
@@ -119,6 +119,8 @@ def read_report(raw: bytes) -> ReportReading:
 def _decoded(value: str) -> str:
     from email.header import decode_header, make_header
 
+    if any("\udc80" <= c <= "\udcff" for c in value):  # raw UTF-8 (SMTPUTF8) header bytes
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
         return str(make_header(decode_header(value)))[:1000]
     except Exception:

@@ -120,6 +120,7 @@ TEXTS: dict[str, Localized] = {
         "ほか {n} 件の検出は省略 (記録上限)。", "{n} more findings not kept (record limit)."
     ),
     "rec.fired": L("該当: {rule} ({action}) — {reason}", "Matched: {rule} ({action}) — {reason}"),
+    "rec.fired_bare": L("該当: {rule}", "Matched: {rule}"),
     "rec.audit": L("監査のみ (動作なし): {rule}", "Audit only (no action): {rule}"),
     "rec.silent": L("該当しなかったルール: {rules}", "Rules that stayed silent: {rules}"),
     "rec.silent_unknown": L(
