@@ -22,6 +22,7 @@ from typing import Any
 from leakguard.holds import codec
 from leakguard.holds.explain import zone
 from leakguard.holds.model import HoldRecord, Transition
+from leakguard.holds.texts import t as hold_t
 from leakguard.masking import mask_identifiers, redact_text
 from leakguard.officer.texts import t
 from leakguard.organization import Organization
@@ -101,6 +102,11 @@ async def assemble(
 
 
 # --------------------------------------------------------------------------- sections
+
+
+def _state(state: str, lang: str) -> str:
+    """A hold state in words (送信済み / released)."""
+    return hold_t(f"state.{state}", lang)
 
 
 def _when(at: datetime | None, tz: tzinfo) -> str:
@@ -214,7 +220,7 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
                 (t("f.sent_at", lang), _when(h.created_at, tz)),
                 (t("f.subject", lang), _one(redact_text(h.subject))),
             ]
-        mail_fields.append((t("f.hold", lang), f"{h.id} ({h.state.value})"))
+        mail_fields.append((t("f.hold", lang), f"{h.id} ({_state(h.state.value, lang)})"))
     out.append(
         Section(
             "mail",
@@ -289,8 +295,8 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
         )
     for tr in f.transitions:
         if tr.to_state is not None:
-            frm = tr.from_state.value if tr.from_state else "-"
-            what = t("ev.hold", lang, move=f"{frm} → {tr.to_state.value}")
+            frm = _state(tr.from_state.value, lang) if tr.from_state else "-"
+            what = t("ev.hold", lang, move=f"{frm} → {_state(tr.to_state.value, lang)}")
         else:
             what = t("ev.hold_note", lang, note="")
         rows.append((tr.at, what.rstrip(": "), f"{tr.actor} ({tr.via.value})", _one(tr.note, 200)))
@@ -366,11 +372,11 @@ def _release(f: IncidentFile, lang: str, tz: tzinfo) -> list[str]:
                 at=_when(last.at, tz),
                 actor=last.actor,
                 via=last.via.value,
-                state=last.to_state.value if last.to_state else "",
+                state=_state(last.to_state.value, lang) if last.to_state else "",
             )
         )
     else:
-        items.append(t("rec.still_held", lang, state=h.state.value))
+        items.append(t("rec.still_held", lang, state=_state(h.state.value, lang)))
     for dl in f.deliveries:
         if dl.state == "done" and dl.finished_at is not None:
             items.append(t("rec.delivered", lang, at=_when(dl.finished_at, tz), n=len(dl.rcpts)))

@@ -136,7 +136,8 @@ TEXTS: dict[str, Localized] = {
         "Sent at once with the recipients moved to Bcc ({at}).",
     ),
     "rec.released": L(
-        "{at} に {actor} が {via} で {state}。", "{state} by {actor} via {via} at {at}."
+        "{at} に {actor} が {via} で操作し、「{state}」になりました。",
+        "{state} by {actor} via {via} at {at}.",
     ),
     "rec.still_held": L("まだ送信されていません ({state})。", "Not sent ({state})."),
     "rec.delivered": L(

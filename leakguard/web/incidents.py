@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from leakguard.holds.explain import local_time, zone
+from leakguard.holds.texts import t as hold_t
 from leakguard.masking import redact_text
 from leakguard.officer.incidents import MAX_NOTE, IncidentService, MailRef, ReportRefused
 from leakguard.officer.record import Document, sections, to_markdown, to_pdf
@@ -70,9 +71,9 @@ class IncidentPages:
             at, did = d.at, it(f"outcome.{d.outcome}", lang)
         else:
             assert h is not None
-            at, did = h.created_at, h.state.value
+            at, did = h.created_at, hold_t(f"state.{h.state.value}", lang)
         if h is not None and d is not None and h.state.value != "held":
-            did = f"{did} → {h.state.value}"
+            did = f"{did} → {hold_t(f'state.{h.state.value}', lang)}"
         return {
             "at": local_time(at, tz),
             "subject": redact_text(mail.subject),
