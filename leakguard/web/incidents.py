@@ -270,10 +270,13 @@ class IncidentPages:
         fmt = request.path_params["fmt"]
         if fmt not in ("md", "pdf"):
             return self._invalid(request, lang, 404)
-        doc = await self._document(request.path_params["incident_id"][:32], lang)
-        if doc is None:
+        inc = await self.incidents.store.journal.get_incident(
+            request.path_params["incident_id"][:32]
+        )
+        doc = await self._document(inc.id, lang) if inc is not None else None
+        if inc is None or doc is None:
             return self._invalid(request, lang, 404, it("adm.unknown", lang))
-        name = f"{request.path_params['incident_id'][:32]}-{lang}.{fmt}"
+        name = f"{inc.id}-{lang}.{fmt}"  # the stored id (I- and base32), never the raw path
         disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
         if fmt == "md":
             return Response(
