@@ -173,6 +173,19 @@ async def test_pass_report_alert_and_timeline(
     rc = await asyncio.to_thread(main, ["incidents", "-c", str(cfg_path), "list", "--open"])
     out = capsys.readouterr().out
     assert rc == 0 and inc.id in out and "apology" in out
+    # a report from the command line adds to the mail's incident; an unknown mail is refused
+    two = await service.store.journal.find(message_id="<two@city.example.lg.jp>")
+    rc = await asyncio.to_thread(
+        main,
+        ["incidents", "-c", str(cfg_path), "report", "--decision", two[0].id, "--note", "cli"],
+    )
+    assert rc == 0 and second.id in capsys.readouterr().out
+    kinds = [e.kind for e in await service.store.journal.incident_events(second.id)]
+    assert "reported_again" in kinds
+    rc = await asyncio.to_thread(
+        main, ["incidents", "-c", str(cfg_path), "report", "--decision", "M-NOPE"]
+    )
+    assert rc == 1
     pdf = cfg_path.parent / "record.pdf"
     rc = await asyncio.to_thread(
         main, ["incidents", "-c", str(cfg_path), "show", inc.id, "--format", "pdf", "-o", str(pdf)]
