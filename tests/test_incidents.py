@@ -489,3 +489,17 @@ async def test_report_by_mail_by_message_id_and_by_subject(store: SqlStore) -> N
     )
     assert "not matched" in reply
     assert "見つかりません" in body_of((await queued_notices(store))["mallory@city.example.lg.jp"])
+
+
+async def test_report_by_mail_from_a_shared_mailbox(store: SqlStore) -> None:  # noqa: F811
+    soumu = "soumu@city.example.lg.jp"
+    await store.journal.record(
+        [(row(11, sender=soumu, auth_user=TANAKA, subject="通知", message_id="<sh@x>"), None)]
+    )
+    svc = service(store)
+    raw = b"From: soumu@city.example.lg.jp\r\nSubject: Fwd: x\r\nReferences: <sh@x>\r\n\r\noops\r\n"
+    # sato may send as the shared mailbox (the relay checked MAIL FROM): the mailbox reports
+    reply = await svc.handle_report_mail(raw=raw, mail_from=soumu, auth_user=SATO)
+    assert "Report received" in reply
+    [inc] = await store.journal.list_incidents()
+    assert inc.reported_by == soumu and inc.decision_id == "M-INC000000011"

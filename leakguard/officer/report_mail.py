@@ -191,9 +191,13 @@ async def handle_report_mail(
         return "250 2.0.0 Report not matched, see the reply mail"
     from leakguard.officer.incidents import ReportRefused
 
+    # The reporter as the mail knows them: the AUTH user, or else the envelope sender the
+    # relay let them use (a shared mailbox they may send as).
+    own = {found.sender.lower(), (found.auth_user or "").lower()}
+    actor = next((x for x in (auth_user, mail_from) if x and x.strip().lower() in own), identity)
     try:
         incident = await service.report(
-            decision_id=found.id, actor=identity, via="reply", note=reading.note
+            decision_id=found.id, actor=actor, via="reply", note=reading.note
         )
     except ReportRefused as exc:
         service.log.info("incident.report_mail", result=exc.code, mail_from=mail_from)
