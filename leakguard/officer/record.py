@@ -47,6 +47,7 @@ class IncidentFile:
     internal: frozenset[str]  # recipients (lower case) that are internal
     policy_rules: tuple[str, ...] | None  # None: the policy's rule list was not available
     generated_at: datetime
+    related: tuple[IncidentRecord, ...] = ()  # the other kind filed for the same mail
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,16 @@ async def assemble(
         decision = await j.by_hold(hold.id)
     transitions = tuple(await store.timeline(hold.id)) if hold is not None else ()
     deliveries = tuple(await hold_deliveries(store, hold.id)) if hold is not None else ()
+    # the other kind of incident filed for the same mail (a report and its near-miss alert)
+    other = "near_miss" if inc.kind == "report" else "report"
+    related: list[IncidentRecord] = []
+    if decision is not None:
+        found = await j.find_incident(decision_id=decision.id, kind=other)
+        related += [found] if found is not None else []
+    if hold is not None:
+        found = await j.find_incident(hold_id=hold.id, kind=other)
+        if found is not None and all(r.id != found.id for r in related):
+            related.append(found)
     org = organization or Organization()
     rcpts = decision.rcpts if decision is not None else (hold.rcpts if hold is not None else ())
     internal = frozenset(r.lower() for r in rcpts if org.is_internal(r))
@@ -98,6 +109,7 @@ async def assemble(
         internal=internal,
         policy_rules=tuple(policy_rules) if policy_rules is not None else None,
         generated_at=now,
+        related=tuple(related),
     )
 
 
@@ -197,6 +209,13 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
     if inc.note:
         label = "f.triggers" if inc.kind == "near_miss" else "f.note"
         fields.append((t(label, lang), _one(mask_identifiers(inc.note), 2000)))
+    if f.related:
+        fields.append(
+            (
+                t("f.related", lang),
+                ", ".join(f"{r.id} ({t('kind.' + r.kind, lang)})" for r in f.related),
+            )
+        )
     out.append(Section("summary", t("rec.s.summary", lang), fields=tuple(fields)))
 
     # -- the mail

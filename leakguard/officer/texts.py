@@ -86,6 +86,7 @@ TEXTS: dict[str, Localized] = {
     "f.size": L("サイズ", "Size"),
     "f.policy": L("ポリシーの版", "Policy version"),
     "f.message_id": L("Message-ID", "Message-ID"),
+    "f.related": L("同じメールの別の記録", "Same mail, also"),
     "f.triggers": L("警告の理由", "Alert reasons"),
     "kind.report": L("誤送信の報告", "reported mistake"),
     "kind.near_miss": L("ヒヤリハット (警告)", "near miss (alert)"),

@@ -202,6 +202,8 @@ async def test_incident_record_page(desk: Desk, browser: Any, lang: str) -> None
     assert desk.incident.id in title
     assert ("誤送信インシデント記録" if lang == "ja" else "incident record") in title
     body = await page.inner_text("#record")
+    near = [i for i in await desk.env.store.journal.list_incidents() if i.kind == "near_miss"]
+    assert len(near) == 1 and near[0].id in body  # the release's alert, linked
     assert "1234 5678" not in body and "9018" in body  # masked only
     if lang == "ja":
         for s in ("含まれていた個人情報", "誰がどのように送信したか", "経過", "事後対応"):
