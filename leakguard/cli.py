@@ -12,12 +12,23 @@ from collections.abc import Sequence
 
 from leakguard import __version__
 from leakguard.cli_ja import JapaneseArgumentParser, localize
-from leakguard.commands import backup, check, config, holds, policy, replay, serve, stats, users
+from leakguard.commands import (
+    backup,
+    check,
+    config,
+    holds,
+    incidents,
+    policy,
+    replay,
+    serve,
+    stats,
+    users,
+)
 from leakguard.commands import help as help_cmd
 from leakguard.i18n import lang_from_env
 
 # registered in this order in --help
-_COMMANDS = (check, policy, replay, serve, users, holds, stats, config, help_cmd, backup)
+_COMMANDS = (check, policy, replay, serve, users, holds, incidents, stats, config, help_cmd, backup)
 
 
 def build_parser(lang: str | None = None) -> argparse.ArgumentParser:

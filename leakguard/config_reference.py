@@ -47,6 +47,7 @@ EXAMPLES: dict[str, Any] = {
     "incidents.deputy": "kanri@city.example.lg.jp",
     "incidents.webhook_url": "https://chat.city.example.lg.jp/hooks/leakguard",
     "incidents.webhook_secret": "(env LEAKGUARD_WEBHOOK_SECRET)",
+    "incidents.except_rules": ["bulk-external"],
 }
 
 _INTRO = """\

@@ -18,7 +18,7 @@ import ssl
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from leakguard.message.rewrite import bcc_rewrite
 from leakguard.metrics import Metrics, metrics_routes
 from leakguard.officer.audit_report import audit_reporter
 from leakguard.officer.bcc_notice import bcc_notifier
+from leakguard.officer.incidents import IncidentService
 from leakguard.officer.links import ReportLinks
 from leakguard.policy.loader import files_version
 from leakguard.relay.actions import Decider, Relay, RelaySettings
@@ -228,6 +229,7 @@ class Service:
         self.relay: Relay | None = None
         self.holds: HoldService | None = None
         self.report_links: ReportLinks | None = None
+        self.incidents: IncidentService | None = None
         self.servers: list[tuple[asyncio.Server, ListenerRuntime, ListenerSpec]] = []
         self.web_server: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -302,7 +304,8 @@ class Service:
         return ReportLinks(
             web_secret(cfg),
             base_url=cfg.link_base_url(),
-            max_age_seconds=int(cfg.seconds(cfg.retention.days)),
+            # valid while the mail is retained (a day's grace: the link may be opened late)
+            max_age_seconds=int(cfg.seconds(cfg.retention.days)) + 86400,
         )
 
     def _make_holds(self, store: SqlStore, engine: Decider) -> HoldService:
@@ -315,6 +318,27 @@ class Service:
             bcc_rewrite=bcc_rewrite,
             base_url=self.config.link_base_url(),
             report_links=self.report_links,
+        )
+
+    def _make_incidents(self, store: SqlStore, engine: Decider) -> IncidentService:
+        cfg = self.config
+
+        def rules() -> list[str] | None:
+            found = getattr(engine.policy, "rules", None)
+            return [str(r.id) for r in found] if found is not None else None
+
+        return IncidentService(
+            store,
+            cfg.incidents,
+            organization=lambda: engine.policy.organization,
+            notice_from=cfg.holds.notice_from,
+            links=self.report_links,  # one signer for notices, pages and the report route
+            log=self.log,
+            language=cfg.holds.language,
+            timezone=cfg.holds.timezone,
+            base_url=cfg.link_base_url(),
+            policy_rules=rules,
+            lookback=timedelta(seconds=cfg.seconds(cfg.retention.days)),
         )
 
     async def start(self) -> None:
@@ -358,6 +382,9 @@ class Service:
         store.on_enqueue.append(delivery.wake)
         self.report_links = self._make_report_links()
         self.holds = self._make_holds(store, engine)
+        self.incidents = self._make_incidents(store, engine)
+        self.holds.on_report.append(self.incidents.on_report)
+        self.holds.on_resolved.append(self.incidents.on_resolved)
         authenticator = self._make_authenticator()
         self.relay = Relay(
             engine=engine,
@@ -379,6 +406,7 @@ class Service:
             journal=journal_writer(cfg, store, self.log, self.metrics),
             bcc_notices=bcc_notifier(cfg, store, self.report_links, self.log),
         )
+        self.relay.reports = self.incidents
         tls_ctx: ssl.SSLContext | None = None
         if cfg.tls.cert_file and cfg.tls.key_file:
             tls_ctx = server_tls_context(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.min_version)
@@ -447,7 +475,11 @@ class Service:
                 self.config.users_file_path() if self.config.auth.mode == "users_file" else None
             )
             app = create_app(
-                self.holds, self.config.web, extra_routes=routes, smtp_users_file=smtp_users
+                self.holds,
+                self.config.web,
+                extra_routes=routes,
+                smtp_users_file=smtp_users,
+                incidents=self.incidents,
             )
         else:
             app = Starlette(routes=routes)
@@ -471,6 +503,8 @@ class Service:
             self.holds.base_url = base
         if self.report_links is not None:
             self.report_links.base_url = base.rstrip("/")
+        if self.incidents is not None:
+            self.incidents.base_url = base
         self.log.info("web", address=f"{host}:{self.web_port or port}", base_url=base)
 
     async def health(self) -> dict[str, object]:
@@ -570,6 +604,9 @@ class Service:
                 await asyncio.wait_for(server.wait_closed(), 2)
         if self.holds is not None:
             self.holds.stop_timers()
+        if self.incidents is not None:
+            with contextlib.suppress(Exception):
+                await self.incidents.drain(5)
         if self.web_server is not None:
             self.web_server.should_exit = True
         if self.delivery is not None:

@@ -8,6 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from leakguard.durations import parse_duration
 
+# The four fact families whose release is a near miss by default (issue 9).
+DEFAULT_ALERT_ON_RELEASE = (
+    "quoted_third_party_addresses",
+    "lookalike_domains",
+    "name_similar_recipients",
+    "personal_data",
+)
+
 
 def _duration(v: str) -> str:
     parse_duration(v)
@@ -80,6 +88,21 @@ class IncidentsConfig(BaseModel):
     )
     bcc_notice: bool = Field(
         True, description="Tell the sender when the relay moved visible recipients to Bcc."
+    )
+    alert_on_release: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALERT_ON_RELEASE),
+        description="A hold released (or released as Bcc) although it matched one of these "
+        "alerts the officers at once (a near miss): fact names (personal_data also covers "
+        "every personal_data.* kind and personal_data_items) or rule:<id>. Empty: no alerts "
+        "on release.",
+    )
+    alert_on_mistake: bool = Field(
+        True,
+        description='Alert the officers when a held mail is discarded as "this was a mistake".',
+    )
+    except_rules: list[str] = Field(
+        default_factory=list,
+        description="Rule ids whose holds never raise a near-miss alert on release.",
     )
     audit_report_after: str = Field(
         "14d",

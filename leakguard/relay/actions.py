@@ -128,6 +128,16 @@ class RelaySettings:
     retry_window: float = 600.0
 
 
+class ReportHandler(Protocol):
+    """``leakguard.officer.incidents.IncidentService``: mail to the report address."""
+
+    def is_report_address(self, rcpt: str) -> bool: ...
+
+    async def handle_report_mail(
+        self, *, raw: bytes, mail_from: str, auth_user: str | None
+    ) -> str: ...
+
+
 class Relay:
     def __init__(
         self,
@@ -163,6 +173,7 @@ class Relay:
         self._threads_pruned_at = 0.0
         # retry key -> (monotonic time, decision id) of mail sent on, oldest first
         self._sent_recently: dict[tuple[str, ...], tuple[float, str]] = {}
+        self.reports: ReportHandler | None = None  # the report address (issue 9)
 
     @property
     def org(self) -> Organization:
@@ -197,6 +208,18 @@ class Relay:
         loop = asyncio.get_running_loop()
         start = loop.time()
         normal = list(tx.rcpts)
+        if self.reports is not None and any(self.reports.is_report_address(r) for r in tx.rcpts):
+            # a report of a mistake: never relayed, answered by mail (like hold replies)
+            rep = [r for r in tx.rcpts if self.reports.is_report_address(r)]
+            me = {x.lower() for x in (tx.mail_from, tx.auth_user or "") if x}
+            others = [r for r in tx.rcpts if r not in rep and r.lower() not in me]
+            if others:
+                return self._mixed_command(tx, rep, others)
+            return await self._shielded(
+                self.reports.handle_report_mail(
+                    raw=tx.raw, mail_from=tx.mail_from, auth_user=tx.auth_principal
+                )
+            )
         if self.holds is not None:
             cmd = [r for r in tx.rcpts if self.holds.is_command_address(r)]
             if cmd:

@@ -686,6 +686,7 @@ def create_app(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     smtp_users_file: str | os.PathLike[str] | None = None,
+    incidents: Any = None,
 ) -> Starlette:
     """The web app. ``smtp_users_file`` (the SMTP AUTH users file, when that mode is used)
     lets it refuse ``config.admin_users_file`` pointing at the same file (``WebConfigError``,
@@ -705,6 +706,10 @@ def create_app(
         Mount("/static", app=StaticFiles(directory=str(static_dir)), name="static"),
         *extra_routes,
     ]
+    if incidents is not None:  # an ``officer.incidents.IncidentService`` (issue 9)
+        from leakguard.web.incidents import IncidentPages
+
+        routes += IncidentPages(web, incidents).routes()
     app = Starlette(
         routes=routes, middleware=[Middleware(_SecurityHeaders, hsts=web.secure_cookies)]
     )
