@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import smtplib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from e2e.sink import Sink
 from relay_fakes import FakeEngine
-from test_store import store  # noqa: F401  (the sqlite + postgres fixture)
+from test_store import PG_ADMIN_DSN, store  # noqa: F401  (the sqlite + postgres fixture)
 
 from leakguard.config import ServiceConfig
 from leakguard.service import Service, retention_key
@@ -324,15 +325,36 @@ async def test_service_deletes_expired_retained_mail(svc: Service) -> None:
     assert len(await svc.store.journal.find(sender=ALICE)) == 2  # the journal rows stay
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A store URL for a Service: SQLite in the data directory, or a fresh PostgreSQL db."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'leakguard.db'}"
+        return
+    asyncpg = pytest.importorskip("asyncpg")
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:  # pragma: no cover - environment
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    name = f"lg_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 @pytest.mark.e2e
-async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path) -> None:
+async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path, store_url: str) -> None:
     """Issue 12: the connection broke after the upstream took the mail; the client sends the
     same transaction again. It is answered 250 and not delivered a second time, from the
-    relay's memory and, after a restart or on another relay, from the journal."""
+    relay's memory and, on another relay sharing a PostgreSQL store, from the journal."""
     with Sink() as sink:
         cfg = ServiceConfig.model_validate(
             {
                 "data_dir": str(tmp_path / "data"),
+                "store": {"url": store_url},
                 "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
                 "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
                 "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
@@ -353,11 +375,13 @@ async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path) -> None:
             )
             assert (await asyncio.to_thread(_send, port, bare))[0] == 250
             assert b"already sent" in (await asyncio.to_thread(_send, port, bare))[1]
-            # the relay forgot (restart, another node): the journal still knows
+            # another relay sharing the PostgreSQL store (here: this one, forgetful) knows
+            # from the journal; an SQLite store has one relay, whose memory is enough
             assert service.relay is not None and service.relay.journal is not None
             await service.relay.journal.flush()
-            service.relay._sent_recently.clear()
-            assert b"already sent" in (await asyncio.to_thread(_send, port, raw))[1]
+            if store_url.startswith("postgresql"):
+                service.relay._sent_recently.clear()
+                assert b"already sent" in (await asyncio.to_thread(_send, port, raw))[1]
 
             # other recipients, or other bytes, are another mail
             def send_to_one() -> tuple[int, bytes]:
