@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pypdfium2 as pdfium
 
@@ -141,3 +142,49 @@ def test_record_masks_identifiers_in_hold_notes_and_delivery_errors() -> None:
             flat = re.sub(r"[^0-9]", "", out)
             assert MYNUMBER not in flat and CARD not in flat, out
         assert "9018" in outputs[0]  # masked, not dropped
+
+
+EVIL = "\x1b]0;owned\x07\x1b[2J\u202egpj.exe\x9b31m"
+
+
+class _Journal:
+    def __init__(self, rows: list[IncidentRecord]) -> None:
+        self.rows = rows
+
+    async def list_incidents(self, *, state: str | None, limit: int) -> list[IncidentRecord]:
+        return self.rows
+
+
+class _Svc:
+    timezone = "Asia/Tokyo"
+
+    def __init__(self, f: IncidentFile) -> None:
+        self.f = f
+        self.store = type("S", (), {"journal": _Journal([f.incident])})()
+
+    async def record(self, incident_id: str) -> IncidentFile:
+        return self.f
+
+
+async def test_incidents_cli_prints_no_terminal_escapes(capsys: Any) -> None:
+    import argparse
+    import dataclasses
+
+    from leakguard.commands.incidents import _list, _show
+
+    f = _file(EVIL, EVIL)
+    hold = dataclasses.replace(f.hold, subject="見積 " + EVIL) if f.hold else None
+    inc = dataclasses.replace(f.incident, sender="a" + EVIL + "@x", note=EVIL)
+    f = dataclasses.replace(f, hold=hold, incident=inc)
+    svc = _Svc(f)
+    for args in (
+        argparse.Namespace(open=False, limit=10, json=False),
+        argparse.Namespace(open=False, limit=10, json=True),
+    ):
+        assert await _list(svc, args, "en") == 0
+    for fmt in ("text", "md"):
+        args = argparse.Namespace(incident_id=inc.id, format=fmt, output=None)
+        assert await _show(svc, args, "ja") == 0
+    out = capsys.readouterr().out
+    assert "owned" in out  # shown, escaped
+    assert not any(c in out for c in "\x1b\x07\x9b\u202e"), repr(out)
