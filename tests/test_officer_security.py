@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import email.policy
 import re
 from datetime import UTC, datetime, timedelta
+from email.parser import BytesParser
 from typing import Any
 
 import pypdfium2 as pdfium
+from test_incidents import hook  # noqa: F401  (the webhook receiver fixture)
+from test_store import store  # noqa: F401  (the sqlite + postgres fixture)
 
 from leakguard.holds.model import HoldRecord, HoldState, Transition, Via
 from leakguard.officer.record import (
@@ -19,6 +23,7 @@ from leakguard.officer.record import (
     to_pdf,
     to_text,
 )
+from leakguard.store import SqlStore
 from leakguard.store.hold_deliveries import HoldDelivery
 from leakguard.store.journal import IncidentEvent, IncidentRecord
 
@@ -188,3 +193,95 @@ async def test_incidents_cli_prints_no_terminal_escapes(capsys: Any) -> None:
     out = capsys.readouterr().out
     assert "owned" in out  # shown, escaped
     assert not any(c in out for c in "\x1b\x07\x9b\u202e"), repr(out)
+
+
+async def test_no_full_identifier_in_any_officer_output(
+    store: SqlStore,  # noqa: F811
+    hook: Any,  # noqa: F811
+) -> None:
+    """A mail whose subject, display names, attachment names and rule evidence carry a
+    valid My Number and card number: the journal row, the alert mails, the webhook body,
+    the record (text, md, PDF) and the incident events never hold either in full."""
+    import json
+
+    import structlog
+    from test_holds_support import message_of, raw_mail
+    from test_incidents import body_of, cfg, queued_notices, service
+
+    from leakguard.relay.journal import JournalSettings, JournalWriter
+    from leakguard.types import Action, Finding, Localized, RuleMatch, Verdict
+
+    spaced = "1234 5678 9018"
+    card = "4111-1111-1111-1111"
+    raw = raw_mail(
+        sender=f"田中 {MYNUMBER} <tanaka@city.example.lg.jp>",
+        to=(f"Card {card} <a@client-one.example.com>",),
+        subject=f"マイナンバー {spaced} カード {card}",
+    )
+    msg = message_of(
+        raw, mail_from="tanaka@city.example.lg.jp", rcpts=("a@client-one.example.com",)
+    )
+    finding = Finding(
+        detector="personal",
+        fact="personal_data.my_number",
+        addresses=(),
+        detail=f"My Number {MYNUMBER} in attachment {MYNUMBER}.xlsx",
+        evidence={"attachment": f"名簿_{CARD}.xlsx", "location": f"line {spaced} {card}"},
+    )
+    verdict = Verdict(
+        action=Action.HOLD,
+        rules=(RuleMatch("pii", Action.HOLD, Localized("個人情報", "PII"), findings=(finding,)),),
+        audit_rules=(),
+        facts={"personal_data.my_number": 1},
+        findings=(finding,),
+    )
+    writer = JournalWriter(
+        store, JournalSettings(mode="hashed"), sealer=None, executor=None, log=None
+    )
+    entry, retained = writer.build(
+        decision_id="M-SECURITY0001",
+        raw=raw,
+        message=msg,
+        verdict=verdict,
+        sender="tanaka@city.example.lg.jp",
+        auth_user=None,
+        rcpts=("a@client-one.example.com",),
+        external_rcpts=1,
+        department="総務課",
+        reply=f"250 2.0.0 held {MYNUMBER}",
+        hold_id=None,
+        at=T0,
+        retain=True,
+    )
+    await store.journal.record([(entry, retained)])
+    url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
+    svc = service(store, cfg(webhook_url=url, webhook_secret="k"), webhook_backoff=0.01)
+    with structlog.testing.capture_logs() as logs:
+        inc = await svc.report(
+            decision_id=entry.id,
+            actor="tanaka@city.example.lg.jp",
+            via="web",
+            note=f"番号 {MYNUMBER} カード {card} を送ってしまった",
+        )
+        await svc.drain(10)
+    f = await svc.record(inc.id)
+    assert f is not None
+    outputs: dict[str, str] = {
+        "journal": repr(await store.journal.get(entry.id)),
+        "webhook": "".join(b.decode() for _, b in hook.got),
+        "logs": json.dumps(logs, ensure_ascii=False, default=str),
+        "events": repr(await store.journal.incident_events(inc.id)),
+    }
+    for addr, mail in (await queued_notices(store)).items():
+        outputs[f"alert {addr}"] = body_of(mail) + str(
+            BytesParser(policy=email.policy.default).parsebytes(mail)["Subject"]
+        )
+    for lang in ("ja", "en"):
+        doc = sections(f, lang)
+        outputs[f"text {lang}"] = to_text(doc)
+        outputs[f"md {lang}"] = to_markdown(doc)
+        outputs[f"pdf {lang}"] = _pdf_text(to_pdf(doc))
+    assert hook.got and len(outputs) > 8
+    for name, out in outputs.items():
+        digits = re.sub(r"[^0-9]", "", out)
+        assert MYNUMBER not in digits and CARD not in digits, (name, out)
