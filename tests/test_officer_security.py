@@ -285,3 +285,22 @@ async def test_no_full_identifier_in_any_officer_output(
     for name, out in outputs.items():
         digits = re.sub(r"[^0-9]", "", out)
         assert MYNUMBER not in digits and CARD not in digits, (name, out)
+
+
+def test_report_mail_reading_is_linear_in_hostile_quotes() -> None:
+    """``Message-ID:`` lines were searched with ``^[>\\s]*``, which crosses lines: a body of
+    quote marks took quadratic time (minutes for 200 kB, holding the GIL)."""
+    import time
+
+    from leakguard.officer.report_mail import read_report
+
+    raw = (
+        "From: tanaka@city.example.lg.jp\r\nTo: report@city.example.lg.jp\r\n"
+        "Subject: Fwd: x\r\nIn-Reply-To: <m8@city.example.lg.jp>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        "> Message-ID: <m7@city.example.lg.jp>\r\n" + ">\r\n" * 40_000 + "end\r\n"
+    ).encode()
+    start = time.perf_counter()
+    reading = read_report(raw)
+    assert time.perf_counter() - start < 1.5
+    assert reading.message_ids == ("<m7@city.example.lg.jp>", "<m8@city.example.lg.jp>")
