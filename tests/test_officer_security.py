@@ -304,3 +304,33 @@ def test_report_mail_reading_is_linear_in_hostile_quotes() -> None:
     reading = read_report(raw)
     assert time.perf_counter() - start < 1.5
     assert reading.message_ids == ("<m7@city.example.lg.jp>", "<m8@city.example.lg.jp>")
+
+
+def test_report_links_and_hold_links_do_not_cross() -> None:
+    """Same secret, own salts: a report link is no hold-review link, nor the reverse, and
+    a report link names one mail only."""
+    from leakguard.holds.tokens import LinkSigner, new_token
+    from leakguard.officer.links import ReportLinks, ReportRef
+
+    secret = "one-web-secret"
+    reports = ReportLinks(secret, base_url="https://g.test", max_age_seconds=3600)
+    holds = LinkSigner(secret, max_age_seconds=3600)
+    token = new_token()
+    hold_link = holds.sign(token)
+    report_link = reports.sign(ReportRef(actor="tanaka@x.example", decision_id="M-X"))
+    assert holds.unsign(hold_link) == token
+    assert reports.verify(report_link) == ReportRef("tanaka@x.example", "M-X", None)
+    assert reports.verify(hold_link) is None
+    assert holds.unsign(report_link) is None and holds.unsign_any_age(report_link) is None
+    # the payload is signed: naming another mail (or another person) breaks the signature
+    import base64
+    import json
+
+    head = report_link.split(".")[0]
+    payload = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    assert payload == {"a": "tanaka@x.example", "d": "M-X"}
+    other = base64.urlsafe_b64encode(
+        json.dumps({"a": "tanaka@x.example", "d": "M-Y"}, separators=(",", ":")).encode()
+    )
+    forged = other.decode().rstrip("=") + report_link[len(head) :]
+    assert reports.verify(forged) is None
