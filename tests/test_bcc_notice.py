@@ -363,3 +363,20 @@ def test_many_recipients_are_counted() -> None:
     assert "Moved from To/Cc to Bcc (45)" in text and "and 25 more" in text
     assert "user19@ext19.example" in text and "user20@ext20.example" not in text
     assert parse(raw)["In-Reply-To"] is None
+
+
+async def test_identifiers_in_names_and_subject_never_reach_the_notice() -> None:
+    mynumber, card = "123456789018", "4111 1111 1111 1111"
+    q, log = Queue(), Log()
+    n = notifier(q, log)
+    await _submit(
+        n,
+        message=_message(subject=f"見積 {mynumber} {card}"),
+        names={X: f"田中 {mynumber}", Y: f"Card {card}"},
+    )
+    assert len(q.items) == 1
+    raw = q.items[0][0]
+    for out in (body(raw), body(raw, "html"), str(parse(raw)["Subject"])):
+        digits = "".join(ch for ch in out if ch.isdigit())
+        assert mynumber not in digits and card.replace(" ", "") not in digits, out
+    assert "9018" in body(raw)  # masked, not dropped

@@ -278,3 +278,20 @@ async def test_no_report_link_without_links(tmp_path: Path) -> None:
         assert "/report/" not in text_of(notice) and "/report/" not in text_of(notice, "html")
     finally:
         await e.store.close()
+
+
+async def test_report_and_mistake_notes_are_masked_in_the_timeline(env: Env, hooks: Hooks) -> None:
+    mynumber, card = "123456789018", "4111 1111 1111 1111"
+    note = f"マイナンバー {mynumber} とカード {card} を送ってしまいました"
+    first = await do_hold(env)
+    (notice,) = await _mails_to(env, TANAKA)
+    assert (await _reply(env, _token(notice), f"報告\n{note}\n")).endswith("Command accepted")
+    second = await do_hold(env)
+    notices = await _mails_to(env, TANAKA)
+    assert (await _reply(env, _token(notices[-1]), f"誤送信\n{note}\n")).endswith("accepted")
+    shown = [tr.note for h in (first, second) for tr in await env.store.timeline(h.id)]
+    shown += [r[4] for r in hooks.reports]
+    assert any("9018" in n for n in shown), shown  # masked, not dropped
+    for n in shown:
+        digits = re.sub(r"[^0-9]", "", n)
+        assert mynumber not in digits and card.replace(" ", "") not in digits, n

@@ -190,3 +190,22 @@ async def test_admin_pages_need_login_csrf_and_escape(w: W) -> None:
     assert "<script>" not in md.text
     assert (await w.c.get("/admin/incidents/I-NOPE")).status_code == 404
     assert (await w.c.get(f"/admin/incidents/{inc.id}/record.exe")).status_code == 404
+
+
+async def test_report_form_is_read_only_for_a_genuine_link_and_is_bounded(w: W) -> None:
+    page = await w.c.get(link(w))
+    csrf = csrf_of(page.text)
+    good = link(w)
+    forged = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
+    # a forged link: refused before its (large) body is read
+    r = await w.c.post(forged, data={"csrf": csrf, "note": "x" * 2_000_000})
+    assert r.status_code == 404
+    # a genuine link: many fields, or one huge field, are a 400 and file nothing
+    many = {"csrf": csrf, "reason": "other", **{f"f{i}": "x" for i in range(200)}}
+    r = await w.c.post(good, data=many)
+    assert r.status_code == 400
+    r = await w.c.post(good, data={"csrf": csrf, "note": "x" * 200_000})
+    assert r.status_code == 400
+    assert await w.env.store.journal.list_incidents() == []
+    ok = await w.c.post(good, data={"csrf": csrf, "reason": "other", "note": "宛先" * 999})
+    assert ok.status_code == 200 and len(await w.env.store.journal.list_incidents()) == 1

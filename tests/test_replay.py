@@ -505,3 +505,27 @@ def test_workers_that_cannot_start_stop_the_run(tmp_path: Path) -> None:
             [Source()], ReplaySettings(policy=missing, baseline=None), results.append, jobs=2
         )
     assert len(results) <= 3
+
+
+def test_text_report_escapes_terminal_controls_from_hostile_mail() -> None:
+    import io
+
+    evil = "\x1b]0;owned\x07\x1b[2J\u202egpj.exe\x9b31m"
+    agg = Aggregator()
+    r = ItemResult(
+        0,
+        "cur/" + evil,
+        "a" + evil + "@x",
+        evil,
+        Outcome("hold", ("mixed",)),
+        Outcome("pass"),
+        subject=evil,
+    )
+    agg.add(r)
+    agg.add(ItemResult(1, "new/" + evil, error="timeout", detail=evil))
+    for lang in ("ja", "en"):
+        out = io.StringIO()
+        render_text(agg.report(), lang, out)
+        text = out.getvalue()
+        assert "\\x1b]0;owned" in text  # shown, escaped
+        assert not any(c in text for c in "\x1b\x07\x9b\u202e"), repr(text)

@@ -122,3 +122,23 @@ def test_parse_when() -> None:
     assert parse_when("2026-11-01T10:00", tz, now) == datetime(2026, 11, 1, 10, tzinfo=tz)
     with pytest.raises(ValueError):
         parse_when("soon", tz, now)
+
+
+def test_json_shows_bidi_and_c1_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evil = "rule\u202egpj.exe\x9b2J\u2066x"
+
+    async def go() -> None:
+        store = await open_store(sqlite_url(tmp_path / "leakguard.db"))
+        try:
+            await seed(store, hostile=evil)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
+    code, out, _ = run(capsys, "stats", "-c", str(_config(tmp_path)), "--json")
+    assert code == 0
+    assert not any(c in out for c in "\u202e\x9b\u2066"), repr(out)
+    assert evil in {r["key"] for r in json.loads(out)["rows"]}  # the same value, escaped

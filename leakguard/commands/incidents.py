@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from leakguard.i18n import lang_from_env, normalize_lang
 from leakguard.officer.texts import t
 from leakguard.store.journal import FOLLOWUPS
+from leakguard.terminal import for_terminal, json_for_terminal
 
 
 def register(sub: Any) -> None:
@@ -165,7 +165,7 @@ async def _list(svc: Any, args: argparse.Namespace, lang: str) -> int:
     if args.json:
         for r in rows:
             print(
-                json.dumps(
+                json_for_terminal(
                     {
                         "id": r.id,
                         "kind": r.kind,
@@ -180,7 +180,6 @@ async def _list(svc: Any, args: argparse.Namespace, lang: str) -> int:
                         "hold_id": r.hold_id,
                         "followups": sorted(r.followups),
                     },
-                    ensure_ascii=False,
                 )
             )
         return 0
@@ -192,7 +191,8 @@ async def _list(svc: Any, args: argparse.Namespace, lang: str) -> int:
     for r in rows:
         print(
             "\t".join(
-                [
+                for_terminal(field)  # senders come from hostile mail: no escape is printed
+                for field in [
                     r.id,
                     local_time(r.created_at, tz),
                     r.kind,
@@ -225,6 +225,6 @@ async def _show(svc: Any, args: argparse.Namespace, lang: str) -> int:
     if args.output is not None:
         args.output.write_text(text, "utf-8")
         print(t("cli.wrote", lang, path=args.output), file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    else:  # subjects, names and notes come from hostile mail: no escape is printed
+        sys.stdout.write("\n".join(for_terminal(line) for line in text.split("\n")))
     return 0

@@ -28,6 +28,7 @@ from leakguard.officer.replay import ItemResult, ReplaySettings, WorkersFailing,
 from leakguard.officer.replay_report import Aggregator, changed_line, render_text
 from leakguard.officer.replay_sources import ReplaySource, SourceError, open_source
 from leakguard.policy import PolicyError, default_policy_path, load_policy
+from leakguard.terminal import json_for_terminal
 
 EXIT_CHANGED = 3
 
@@ -274,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     report["policy"] = {"new": str(args.policy), "baseline": str(baseline)}
     report["run"] = {"seconds": round(seconds, 3), "jobs": jobs}
     if args.json:
-        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+        sys.stdout.write(json_for_terminal(report, indent=1) + "\n")
     else:
         sys.stdout.write(_t("baseline_is", lang).format(path=baseline) + "\n")
         render_text(report, lang, sys.stdout)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -33,6 +32,7 @@ from leakguard.officer.stats import (
     rate_text,
     width,
 )
+from leakguard.terminal import json_for_terminal
 
 _T = {
     "config": ("設定ファイルが読めません:", "cannot use the configuration:"),
@@ -191,7 +191,7 @@ async def _run(args: argparse.Namespace) -> int:
         if args.stats_command == "audit":
             rep = await audit_report(q, args.rule, since, until, examples=max(0, args.examples))
             if args.json:
-                print(json.dumps(rep.as_json(), ensure_ascii=False))
+                print(json_for_terminal(rep.as_json()))
             else:
                 sys.stdout.write(audit_report_text(rep, lang, tz))
             return 0
@@ -207,7 +207,7 @@ async def _run(args: argparse.Namespace) -> int:
     finally:
         await store.close()
     if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
+        print(json_for_terminal(report.as_json()))
     else:
         sys.stdout.write(table_text(report, lang, tz))
     return 0

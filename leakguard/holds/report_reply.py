@@ -25,6 +25,7 @@ import structlog
 from leakguard.holds.commands import Decision, Reading, Report
 from leakguard.holds.model import HoldRecord, TokenRecord, Via
 from leakguard.holds.tokens import hash_token
+from leakguard.masking import mask_identifiers
 
 if TYPE_CHECKING:
     from leakguard.holds.service import HoldService, Outcome
@@ -49,6 +50,8 @@ async def file_report(
     """Record a report on the hold and call the ``on_report`` hooks (never raises)."""
     from leakguard.holds.service import Outcome
 
+    # the person's own words may quote anything: masked before the timeline keeps them
+    note = mask_identifiers(note)
     text = REPORTED_NOTE + (f": {note}" if note else "")
     await service.store.record_event(hold.id, actor=actor, via=via, note=text[:MAX_EVENT_NOTE])
     ok = await service._run_hooks(
@@ -118,7 +121,7 @@ async def handle_report_reply(
                     hold.id,
                     actor=identity,
                     via=Via.REPLY,
-                    note=f"mistake: {reading.note}"[:MAX_EVENT_NOTE],
+                    note=f"mistake: {mask_identifiers(reading.note)}"[:MAX_EVENT_NOTE],
                 )
     else:
         outcome = await file_report(service, hold, actor=identity, via=Via.REPLY, note=reading.note)

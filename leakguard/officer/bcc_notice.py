@@ -30,6 +30,7 @@ from leakguard.holds.explain import clean_line, local_time, zone
 from leakguard.holds.notice import NOTICE_HEADER, render
 from leakguard.holds.texts import t
 from leakguard.i18n import normalize_lang
+from leakguard.masking import mask_identifiers
 from leakguard.officer.links import ReportLinks, ReportRef
 from leakguard.organization import Organization
 from leakguard.types import Action, Message, Verdict
@@ -210,7 +211,8 @@ class BccNotifier:
     ) -> BccChange:
         moved = []
         for addr in removed:
-            name = clean_line(names.get(addr.lower(), ""), 80).strip()
+            # a display name is hostile text like the subject: identifiers masked
+            name = clean_line(mask_identifiers(names.get(addr.lower(), "")), 80).strip()
             a = clean_line(addr, 254)
             moved.append(f"{name} <{a}>" if name else a)
         rules = [r for r in verdict.rules if r.action is Action.BCC] or list(verdict.rules)

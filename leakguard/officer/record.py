@@ -14,6 +14,7 @@ hold is masked again here.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -309,7 +310,7 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
                 d.at,
                 t("ev.decided", lang, action=d.action, outcome=t("outcome." + d.outcome, lang)),
                 d.auth_user or d.sender,
-                _one(d.reply, 120),
+                _one(mask_identifiers(d.reply), 120),
             )
         )
     for tr in f.transitions:
@@ -318,7 +319,14 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
             what = t("ev.hold", lang, move=f"{frm} → {_state(tr.to_state.value, lang)}")
         else:
             what = t("ev.hold_note", lang, note="")
-        rows.append((tr.at, what.rstrip(": "), f"{tr.actor} ({tr.via.value})", _one(tr.note, 200)))
+        rows.append(
+            (
+                tr.at,
+                what.rstrip(": "),
+                f"{tr.actor} ({tr.via.value})",
+                _one(mask_identifiers(tr.note), 200),  # a reporter's note may quote anything
+            )
+        )
     for dl in f.deliveries:
         if dl.state == "done" and dl.finished_at is not None:
             rows.append((dl.finished_at, t("ev.delivered", lang, n=len(dl.rcpts)), "leakguard", ""))
@@ -400,7 +408,9 @@ def _release(f: IncidentFile, lang: str, tz: tzinfo) -> list[str]:
         if dl.state == "done" and dl.finished_at is not None:
             items.append(t("rec.delivered", lang, at=_when(dl.finished_at, tz), n=len(dl.rcpts)))
         elif dl.state == "failed":
-            items.append(t("rec.delivery_failed", lang, error=_one(dl.last_error, 200)))
+            items.append(
+                t("rec.delivery_failed", lang, error=_one(mask_identifiers(dl.last_error), 200))
+            )
         else:
             items.append(t("rec.delivery_pending", lang, n=len(dl.rcpts)))
     return items
@@ -410,19 +420,32 @@ def _release(f: IncidentFile, lang: str, tz: tzinfo) -> list[str]:
 
 
 def _md(text: str) -> str:
-    """Markdown-inert text: every character Markdown or HTML could read is escaped."""
+    """Markdown-inert text: every character Markdown or HTML could read is escaped, control
+    characters are dropped, and nothing can become a heading, a table cell or a link (also
+    GFM's bare ``https:`` / ``www.`` autolinks)."""
     out = []
-    for ch in text.replace("\r", " ").replace("\n", " "):
+    for ch in _printable(text.replace("\r", " ").replace("\n", " ")):
         if ch in _HTML:
             out.append(_HTML[ch])
-        elif ch in "\\`*_[]|~":
+        elif ch in "\\`*_[]|~#":
             out.append("\\" + ch)
         else:
             out.append(ch)
-    return "".join(out)
+    return _AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\\" + m.group(0)[-1], "".join(out))
 
 
 _HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+_AUTOLINK = re.compile(r"www\.|:(?=//)", re.IGNORECASE)  # GFM's bare-link starts
+# C0/C1 controls, DEL, bidi overrides and isolates, lone surrogates, noncharacters
+_UNPRINTABLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
+)
+
+
+def _printable(text: str) -> str:
+    """``text`` without the characters no document should carry (a lone surrogate would
+    also make reportlab's UTF-16 encoder raise in the middle of a PDF)."""
+    return _UNPRINTABLE.sub("", text)
 
 
 def to_markdown(doc: Document) -> str:
@@ -483,7 +506,8 @@ def to_pdf(doc: Document) -> bytes:
     h2 = ParagraphStyle("h2", parent=base, fontSize=12, leading=17, spaceBefore=8, spaceAfter=3)
 
     def p(text: str, style: ParagraphStyle = base) -> Paragraph:
-        return Paragraph(escape(text), style)
+        # plain text only: reportlab reads <img>, <a>, <font>, entities as markup
+        return Paragraph(escape(_printable(text)), style)
 
     story: list[Any] = [p(doc.title, h1)]
     width = A4[0] - 36 * mm
@@ -529,7 +553,7 @@ def to_pdf(doc: Document) -> bytes:
         rightMargin=18 * mm,
         topMargin=16 * mm,
         bottomMargin=16 * mm,
-        title=doc.title,
+        title=_printable(doc.title),
         author="leakguard",
     ).build(story)
     return buf.getvalue()

@@ -11,12 +11,14 @@ which worker finished first).
 from __future__ import annotations
 
 import bisect
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from leakguard.officer.replay import UNKNOWN_DEPARTMENT, ItemResult
 from leakguard.officer.replay_sources import Outcome
+from leakguard.terminal import for_terminal
 
 REPORT_VERSION = 1
 MAX_ERRORS = 100
@@ -254,7 +256,14 @@ def _outcome_text(o: dict[str, Any] | None) -> str:
 
 
 def render_text(report: dict[str, Any], lang: str, out: TextIO) -> None:
-    """The report for people (``lang`` "ja" or "en")."""
+    """The report for people (``lang`` "ja" or "en"). Subjects, senders and file names come
+    from hostile mail: every line is written through ``for_terminal``."""
+    buf = io.StringIO()
+    _render_text(report, lang, buf)
+    out.write("\n".join(for_terminal(line) for line in buf.getvalue().split("\n")))
+
+
+def _render_text(report: dict[str, Any], lang: str, out: TextIO) -> None:
     unknown = _t("unknown", lang)
 
     def dept(d: str) -> str:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 MAX_PARTS = 60
 MAX_IDS = 20
 MAX_TEXT = 200_000
-_MID_LINE = re.compile(r"^[>\s]*Message-ID:\s*(<[^<>\s]{1,300}>)", re.IGNORECASE | re.MULTILINE)
+_MID_LINE = re.compile(r"^[> \t]*Message-ID:[ \t]*(<[^<>\s]{1,300}>)", re.IGNORECASE | re.MULTILINE)
 _MID = re.compile(r"<[^<>\s]{1,300}>")
 _PREFIX = re.compile(
     r"^\s*(?:(?:fwd?|fw|re|aw|tr|wg|転送|返信|ＦＷ|ＲＥ)\s*(?:\[\d+\])?\s*[:：]\s*)+", re.IGNORECASE

@@ -32,6 +32,8 @@ from leakguard.store.journal import FOLLOWUPS
 if TYPE_CHECKING:
     from leakguard.web.app import WebApp
 
+FORM_FIELDS = 8
+FORM_BYTES = 64 * 1024
 REASONS = ("wrong_recipient", "wrong_attachment", "visible_recipients", "personal_data", "other")
 
 
@@ -130,12 +132,14 @@ class IncidentPages:
         return resp
 
     async def report_post(self, request: Request) -> Response:
-        form = await request.form()
+        # the link first: a body from someone without a genuine link is never read, and the
+        # form (csrf, reason, note) is small: a few fields of bounded size (else 400)
         ref, mail, lang, refused = await self._open(request)
-        if not self.web.csrf_ok(request, str(form.get("csrf", ""))):
-            return self._invalid(request, lang, 403, it("page.refused", lang, why="CSRF"))
         if refused is not None:
             return refused
+        form = await request.form(max_files=0, max_fields=FORM_FIELDS, max_part_size=FORM_BYTES)
+        if not self.web.csrf_ok(request, str(form.get("csrf", ""))):
+            return self._invalid(request, lang, 403, it("page.refused", lang, why="CSRF"))
         assert mail is not None and ref is not None
         reason = str(form.get("reason", ""))
         reason = reason if reason in REASONS else "other"
