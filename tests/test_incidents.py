@@ -382,6 +382,24 @@ async def test_report_of_a_hold_via_the_hook(tmp_path: Path) -> None:
         await env.store.close()
 
 
+async def test_the_approver_of_a_held_mail_may_report_it(tmp_path: Path) -> None:
+    """The supervisor who released a two-person-check hold may report it afterwards; a
+    colleague who was neither sender nor approver may not."""
+    env = await make_env(tmp_path)
+    try:
+        svc = IncidentService(
+            env.store, cfg(), organization=ORG, notice_from="leakguard@city.example.lg.jp"
+        )
+        h = await do_hold(env, verdict(approval="supervisor"))
+        assert SATO in [a.lower() for a in h.approvers]
+        inc = await svc.report(hold_id=h.id, actor=SATO, via="reply", note="承認を誤りました")
+        assert inc.hold_id == h.id and inc.reported_by == SATO
+        with pytest.raises(ReportRefused):
+            await svc.report(hold_id=h.id, actor="suzuki@city.example.lg.jp", via="reply")
+    finally:
+        await env.store.close()
+
+
 # ---------------------------------------------------------------------- the record
 
 

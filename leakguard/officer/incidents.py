@@ -90,6 +90,15 @@ class MailRef:
         return frozenset(i.strip().lower() for i in ids if i and i.strip())
 
     @property
+    def reporters(self) -> frozenset[str]:
+        """Who may report it: the sender and AUTH user, and a held mail's approvers (the
+        supervisor who released it is exactly who may see the mistake afterwards)."""
+        approvers = self.hold.approvers if self.hold is not None else ()
+        return self.identities | frozenset(
+            a.strip().lower() for a in approvers if "@" in a and a.strip()
+        )
+
+    @property
     def rules(self) -> tuple[str, ...]:
         if self.decision is not None:
             return self.decision.rules
@@ -259,12 +268,13 @@ class IncidentService:
     ) -> IncidentRecord:
         """File a report of a mail (idempotent per mail) and tell the route at once.
 
-        ``actor`` must be the mail's envelope sender or SMTP AUTH user, or ``admin:NAME``.
+        ``actor`` must be the mail's envelope sender or SMTP AUTH user, a held mail's
+        approver, or ``admin:NAME``.
         Raises ``ReportRefused`` otherwise, or when the mail is unknown.
         """
         note = note.strip()[:MAX_NOTE]
         mail = await self.find_mail(decision_id=decision_id, hold_id=hold_id)
-        if not is_admin_actor(actor) and actor.strip().lower() not in mail.identities:
+        if not is_admin_actor(actor) and actor.strip().lower() not in mail.reporters:
             self.log.info(
                 "incident.report_refused",
                 reason="not_entitled",
