@@ -24,7 +24,7 @@ from leakguard.holds.explain import zone
 from leakguard.holds.model import HoldRecord, Transition
 from leakguard.holds.texts import t as hold_t
 from leakguard.masking import mask_identifiers, redact_text
-from leakguard.officer.texts import t
+from leakguard.officer.texts import t, trigger_words
 from leakguard.organization import Organization
 from leakguard.store import SqlStore
 from leakguard.store.hold_deliveries import HoldDelivery, hold_deliveries
@@ -207,8 +207,11 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
         (t("f.department", lang), inc.department or "-"),
     ]
     if inc.note:
-        label = "f.triggers" if inc.kind == "near_miss" else "f.note"
-        fields.append((t(label, lang), _one(mask_identifiers(inc.note), 2000)))
+        if inc.kind == "near_miss":
+            reasons = trigger_words(mask_identifiers(inc.note), lang)
+            fields.append((t("f.triggers", lang), _one(reasons, 2000)))
+        else:
+            fields.append((t("f.note", lang), _one(mask_identifiers(inc.note), 2000)))
     if f.related:
         fields.append(
             (

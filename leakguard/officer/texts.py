@@ -95,6 +95,15 @@ TEXTS: dict[str, Localized] = {
     "internal": L("社内", "internal"),
     "external": L("社外", "external"),
     "trigger.mistake": L("「誤りだった」として破棄", "discarded as a mistake"),
+    "trigger.quoted_third_party_addresses": L(
+        "引用・転送部分にある第三者のアドレス", "third-party addresses in quoted or forwarded text"
+    ),
+    "trigger.lookalike_domains": L("よく似た別のドメイン", "a lookalike domain"),
+    "trigger.name_similar_recipients": L(
+        "職員や取引先と似た名前の宛先", "a recipient named like a colleague or contact"
+    ),
+    "trigger.personal_data": L("個人情報", "personal data"),
+    "trigger.rule": L("ルール {id}", "rule {id}"),
     "outcome.sent": L("送信した", "sent"),
     "outcome.sent_bcc": L("宛先を BCC に移して送信した", "sent with the recipients moved to Bcc"),
     "outcome.held": L("保留した", "held"),
@@ -251,6 +260,25 @@ TEXTS: dict[str, Localized] = {
     "cli.wrote": L("{path} に書き出しました。", "Wrote {path}."),
     "cli.pdf_needs_file": L("PDF は -o FILE で書き出してください。", "Write PDF with -o FILE."),
 }
+
+
+def trigger_words(detail: str, lang: str) -> str:
+    """A near miss's reasons (``quoted_third_party_addresses, rule:x``, as configured in
+    ``incidents.alert_on_release``) in words a reader understands, each with its name."""
+    out: list[str] = []
+    for raw in detail.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name.startswith("rule:"):
+            out.append(t("trigger.rule", lang, id=name[5:]))
+        elif name == "mistake":
+            out.append(t("trigger.mistake", lang))
+        elif f"trigger.{name}" in TEXTS:
+            out.append(f"{t(f'trigger.{name}', lang)} ({name})")
+        else:
+            out.append(name)
+    return ", ".join(out)
 
 
 def t(key: str, lang: str, /, **fields: object) -> str:
