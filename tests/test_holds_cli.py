@@ -241,3 +241,23 @@ def test_users_list_finds_the_service_or_refuses(
     capsys.readouterr()
     assert cli_main(["users", "list"]) == 0
     assert str(tmp_path / "users.txt") in capsys.readouterr().out
+
+
+def test_users_file_option_before_or_after_the_action(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/configuration.md says `leakguard users add --file FILE`: both orders work."""
+    import io
+
+    from leakguard.cli import main as cli_main
+
+    admins = tmp_path / "admins.txt"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    cmd = ["users", "add", "--file", str(admins), "--password-stdin", "officer@example.jp"]
+    assert cli_main(cmd) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("another-password\n"))
+    cmd = ["users", "--file", str(admins), "add", "--password-stdin", "deputy@example.jp"]
+    assert cli_main(cmd) == 0
+    capsys.readouterr()
+    assert cli_main(["users", "list", "--file", str(admins)]) == 0
+    assert capsys.readouterr().out.split() == ["deputy@example.jp", "officer@example.jp"]
