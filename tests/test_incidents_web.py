@@ -190,3 +190,35 @@ async def test_admin_pages_need_login_csrf_and_escape(w: W) -> None:
     assert "<script>" not in md.text
     assert (await w.c.get("/admin/incidents/I-NOPE")).status_code == 404
     assert (await w.c.get(f"/admin/incidents/{inc.id}/record.exe")).status_code == 404
+
+
+async def test_hold_and_incident_pages_link_each_other(w: W) -> None:
+    """An officer moves between a held mail and the incidents filed for it (a near-miss
+    alert on release, then the sender's report) without searching by hand."""
+    from test_holds_support import THIRD_PARTY, do_hold, verdict
+
+    from leakguard.holds.commands import Decision
+    from leakguard.holds.model import Via
+
+    w.env.service.on_resolved.append(w.svc.on_resolved)
+    h = await do_hold(w.env, verdict(findings=[THIRD_PARTY]))
+    out = await w.env.service.resolve(
+        h.id, Decision.RELEASE, actor=TANAKA, via=Via.WEB, identity=TANAKA
+    )
+    assert out.ok
+    [alert] = await w.env.store.journal.list_incidents(kind="near_miss")
+    report = await w.svc.report(hold_id=h.id, actor=TANAKA, via="web")
+    await login(w.c)
+    hold_page = (await w.c.get(f"/admin/h/{h.id}?lang=ja")).text
+    assert f'href="/admin/incidents/{alert.id}?lang=ja"' in hold_page
+    assert f'href="/admin/incidents/{report.id}?lang=ja"' in hold_page
+    assert "このメールのインシデント" in hold_page and "ヒヤリハット" in hold_page
+    rec = (await w.c.get(f"/admin/incidents/{alert.id}?lang=en")).text
+    assert f'href="/admin/h/{h.id}?lang=en"' in rec
+    assert f'href="/admin/incidents/{report.id}?lang=en"' in rec
+    # the near miss names its reason in words, not only the fact name
+    assert "third-party addresses in quoted or forwarded text" in rec
+    # a mail that was never held links no hold
+    plain_report = await w.svc.report(decision_id="M-WEB000000001", actor=TANAKA, via="web")
+    other = (await w.c.get(f"/admin/incidents/{plain_report.id}?lang=en")).text
+    assert 'id="hold-link"' not in other

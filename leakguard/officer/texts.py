@@ -248,6 +248,7 @@ TEXTS: dict[str, Localized] = {
     "adm.unknown": L("そのインシデントはありません。", "No such incident."),
     "adm.back": L("一覧へ", "All incidents"),
     "adm.holds": L("保留一覧", "Holds"),
+    "adm.hold": L("保留 {id} の画面", "Hold {id}"),
     "adm.saved": L("保存しました。", "Saved."),
     # ---- command line
     "cli.none": L("該当するインシデントはありません。", "No incidents match."),

@@ -250,6 +250,22 @@ class IncidentPages:
             )
         doc = await self._document(inc.id, lang)
         assert doc is not None
+        # links to the hold's page and to the other incident filed for the same mail
+        journal = self.incidents.store.journal
+        hold_id = inc.hold_id
+        if hold_id is None and inc.decision_id is not None:
+            row = await journal.get(inc.decision_id)
+            hold_id = row.hold_id if row is not None else None
+        related = []
+        for kind in ("report", "near_miss"):
+            for other in (
+                await journal.find_incident(decision_id=inc.decision_id, kind=kind)
+                if inc.decision_id
+                else None,
+                await journal.find_incident(hold_id=hold_id, kind=kind) if hold_id else None,
+            ):
+                if other is not None and other.id != inc.id and other not in related:
+                    related.append(other)
         resp: Response = self._render(
             request,
             "incident.html.j2",
@@ -257,6 +273,8 @@ class IncidentPages:
             user=user,
             doc=doc,
             inc=inc,
+            hold_id=hold_id,
+            related=related,
             followups=[(k, it(f"followup.{k}", lang), k in inc.followups) for k in FOLLOWUPS],
             saved=request.query_params.get("saved") == "1",
         )

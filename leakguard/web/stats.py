@@ -76,6 +76,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "false positives, not proof.",
     ),
     "noisy": ("要見直し", "noisy"),
+    "rule_holds": ("このルールで保留したメールの一覧", "The mails this rule held"),
     "legend.pass": ("通過", "pass"),
     "legend.bcc": ("Bcc", "Bcc"),
     "legend.hold": ("保留", "hold"),
@@ -168,7 +169,8 @@ class StatsPage:
                 cells = {c: str(getattr(r, c, "")) for c in COLUMNS}
                 cells["rate"] = rate_text(r.release_rate)
                 cells["median"] = duration_text(r.median_release_seconds, lang)
-                out.append({"name": key_text(r.key, by, lang), "noisy": r.noisy, **cells})
+                name = key_text(r.key, by, lang)
+                out.append({"name": name, "key": r.key[:200], "noisy": r.noisy, **cells})
             return out
 
         legend = {a: tx(f"legend.{a}", lang) for a in DAILY_ACTIONS}
