@@ -340,6 +340,10 @@ async def test_release_against_a_finding_alerts_on_the_spot(tmp_path: Path) -> N
         assert f"{h.id} (送信済み)" in body
         record = to_text(sections(await svc.record(inc.id), "ja"))  # type: ignore[arg-type]
         assert "引用・転送部分にある第三者のアドレス" in record
+        # the timeline too: the alert's reason and each role told, in words
+        timeline = record[record.index("経過") :]
+        assert "引用・転送部分にある第三者のアドレス" in timeline
+        assert f"{OFFICER} (情報セキュリティ担当者)" in timeline and "(officer)" not in timeline
         # a second resolution event for the same hold adds to the same incident
         moved = await env.store.get_hold(h.id)
         assert moved is not None

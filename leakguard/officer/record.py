@@ -14,6 +14,7 @@ hold is masked again here.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -114,6 +115,9 @@ async def assemble(
 
 
 # --------------------------------------------------------------------------- sections
+
+
+_ROLE = re.compile(r"\((officer|deputy|supervisor)\)$")
 
 
 def _state(state: str, lang: str) -> str:
@@ -338,6 +342,10 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
         detail = ev.detail
         if ev.kind in ("followup", "followup_undone") and ev.detail in FOLLOWUPS:
             detail = t(f"followup.{ev.detail}", lang)
+        elif ev.kind == "alerted":
+            detail = trigger_words(ev.detail, lang)
+        elif ev.kind == "notified":
+            detail = _ROLE.sub(lambda m: f"({t('role.' + m.group(1), lang)})", ev.detail)
         rows.append(
             (ev.at, t(f"ev.{ev.kind}", lang), ev.actor, _one(mask_identifiers(detail), 300))
         )
