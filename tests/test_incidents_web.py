@@ -116,7 +116,8 @@ async def test_report_page_shows_the_mail_escaped_and_files_once(w: W) -> None:
     assert ok.status_code == 200
     [inc] = await w.env.store.journal.list_incidents()
     assert inc.id in ok.text and "What happens next" in ok.text and "What to do now" in ok.text
-    assert inc.note == "[Wrong recipient] to the wrong client" and inc.via == "web"
+    assert inc.note == "[宛先を間違えた / Wrong recipient] to the wrong client"
+    assert inc.via == "web"
     again = await w.c.post(link(w), data={"csrf": csrf, "reason": "other"})
     assert again.status_code == 200 and "既に報告されています" in again.text
     assert len(await w.env.store.journal.list_incidents()) == 1

@@ -155,7 +155,9 @@ class IncidentPages:
             )
             return resp
         before = await self._already(mail)
-        text = f"[{it('page.reason.' + reason, 'en')}] {note.strip()}".strip()
+        # what went wrong, in both languages: the record is read in either
+        key = "page.reason." + reason
+        text = f"[{it(key, 'ja')} / {it(key, 'en')}] {note.strip()}".strip()
         try:
             incident = await self.incidents.report(
                 decision_id=mail.decision.id if mail.decision else None,
