@@ -90,6 +90,12 @@ def test_json_and_period(
     assert {r["key"] for r in json.loads(out)["rows"]} == {NOISY}
     code, _, err = run(capsys, "stats", "-c", str(svc), "--since", "yesterday-ish")
     assert code == 2 and "not a period" in err
+    # the value given, not Python's own (English) message
+    assert "yesterday-ish" in err and "isoformat" not in err
+    monkeypatch.setenv("LEAKGUARD_LANG", "ja")
+    code, _, err = run(capsys, "stats", "-c", str(svc), "--since", "yesterday-ish")
+    assert code == 2 and "期間の指定が不正です" in err and "Invalid" not in err
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
     code, _, err = run(
         capsys, "stats", "-c", str(svc), "--since", "2026-01-02", "--until", "2026-01-01"
     )

@@ -147,7 +147,11 @@ def parse_when(value: str, tz: tzinfo, now: datetime, *, end: bool = False) -> d
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        at = datetime.fromisoformat(value)  # ValueError: the caller reports it
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            # the caller reports the value in the user's language, never Python's message
+            raise ValueError(value) from None
         return at.replace(tzinfo=tz) if at.tzinfo is None else at
     if end:
         day += timedelta(days=1)
