@@ -116,6 +116,9 @@ async def test_report_page_shows_the_mail_escaped_and_files_once(w: W) -> None:
     assert ok.status_code == 200
     [inc] = await w.env.store.journal.list_incidents()
     assert inc.id in ok.text and "What happens next" in ok.text and "What to do now" in ok.text
+    # it names who was really told: no deputy is configured here
+    assert "The security officer and your supervisor have just been told" in ok.text
+    assert "deputy" not in ok.text
     assert inc.note == "[宛先を間違えた / Wrong recipient] to the wrong client"
     assert inc.via == "web"
     again = await w.c.post(link(w), data={"csrf": csrf, "reason": "other"})

@@ -187,8 +187,8 @@ TEXTS: dict[str, Localized] = {
     # ---- the report page
     "page.report_title": L("誤送信を報告する", "Report a mistake"),
     "page.report_intro": L(
-        "このメールを誤って送ってしまった場合は、すぐに報告してください。情報セキュリティ担当者と上長に直ちに伝わります。報告しても、あなたが責められることはありません。報告が遅れることが一番の損害になります。",
-        "If this mail went to the wrong people, report it now. The security officer and your supervisor are told at once. Reporting is never held against you: a late report is what does the most damage.",
+        "このメールを誤って送ってしまった場合は、すぐに報告してください。情報セキュリティ担当者に直ちに伝わります。報告しても、あなたが責められることはありません。報告が遅れることが一番の損害になります。",
+        "If this mail went to the wrong people, report it now. The security officer is told at once. Reporting is never held against you: a late report is what does the most damage.",
     ),
     "page.what_wrong": L("何が問題でしたか", "What went wrong"),
     "page.reason.wrong_recipient": L("宛先を間違えた", "Wrong recipient"),
@@ -213,9 +213,12 @@ TEXTS: dict[str, Localized] = {
     ),
     "page.next_title": L("このあと起こること", "What happens next"),
     "page.next": L(
-        "情報セキュリティ担当者・代理・あなたの上長に、今この報告が届きました。担当者があなたに連絡し、相手先へのお詫びや削除の依頼を一緒に進めます。",
-        "The security officer, the deputy and your supervisor have just been told. The officer will contact you and, with you, apologise to the recipients and ask them to delete the mail.",
+        "{who}に、今この報告が届きました。担当者があなたに連絡し、相手先へのお詫びや削除の依頼を一緒に進めます。",
+        "{who} have just been told. The officer will contact you and, with you, apologise to the recipients and ask them to delete the mail.",
     ),
+    "page.who.officer": L("情報セキュリティ担当者", "The security officer"),
+    "page.who.deputy": L("代理", "the deputy"),
+    "page.who.supervisor": L("あなたの上長", "your supervisor"),
     "page.now_title": L("今あなたがすること", "What to do now"),
     "page.now": L(
         "相手先にはまだ連絡しないでください。メールを削除せず、そのまま残してください。担当者からの連絡を待ち、聞かれたら、誰に何を送ったかを伝えてください。",
@@ -280,6 +283,19 @@ def trigger_words(detail: str, lang: str) -> str:
         else:
             out.append(name)
     return ", ".join(out)
+
+
+def told_words(roles: list[str], lang: str) -> str:
+    """Who a report reached, for the reporter: 情報セキュリティ担当者・代理 / The security
+    officer, the deputy and your supervisor (only the roles really told)."""
+    words = [t(f"page.who.{r}", lang) for r in dict.fromkeys(roles)] or [
+        t("page.who.officer", lang)
+    ]
+    if lang == "ja":
+        return "・".join(words)
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def t(key: str, lang: str, /, **fields: object) -> str:

@@ -27,6 +27,7 @@ from leakguard.masking import redact_text
 from leakguard.officer.incidents import MAX_NOTE, IncidentService, MailRef, ReportRefused
 from leakguard.officer.record import Document, sections, to_markdown, to_pdf
 from leakguard.officer.texts import t as it
+from leakguard.officer.texts import told_words
 from leakguard.store.journal import FOLLOWUPS
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ class IncidentPages:
             lang,
             incident=incident,
             again=before is not None,
+            who=told_words([role for _, role in self.incidents.route(incident)], lang),
         )
         return done
 
