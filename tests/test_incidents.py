@@ -338,6 +338,8 @@ async def test_release_against_a_finding_alerts_on_the_spot(tmp_path: Path) -> N
         )
         assert "third-party addresses in quoted or forwarded text" in body
         assert f"{h.id} (送信済み)" in body
+        assert f"報告者: {TANAKA} (Web (リンク・画面))" in body
+        assert f"Reported by: {TANAKA} (web (link or page))" in body
         record = to_text(sections(await svc.record(inc.id), "ja"))  # type: ignore[arg-type]
         assert "引用・転送部分にある第三者のアドレス" in record
         # the timeline too: the alert's reason and each role told, in words

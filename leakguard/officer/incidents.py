@@ -41,7 +41,7 @@ from leakguard.i18n import normalize_lang
 from leakguard.masking import mask_identifiers, redact_text
 from leakguard.officer.config import IncidentsConfig
 from leakguard.officer.links import ReportLinks, ReportRef
-from leakguard.officer.texts import t, trigger_words
+from leakguard.officer.texts import t, trigger_words, via_words
 from leakguard.organization import Organization
 from leakguard.store import SqlStore
 from leakguard.store.journal import DecisionEntry, IncidentRecord, new_incident_id
@@ -461,11 +461,11 @@ class IncidentService:
         key, fields = headline
         shown = {k: trigger_words(v, lang) if k == "triggers" else v for k, v in fields.items()}
         lines = [
-            t(key, lang, actor=incident.reported_by, via=incident.via, **shown),
+            t(key, lang, actor=incident.reported_by, via=via_words(incident.via, lang), **shown),
             "",
             f"{t('f.incident', lang)}: {incident.id} ({t('kind.' + incident.kind, lang)})",
             f"{t('f.reported_at', lang)}: {local_time(incident.created_at, tz)}",
-            f"{t('f.reported_by', lang)}: {incident.reported_by} ({incident.via})",
+            f"{t('f.reported_by', lang)}: {incident.reported_by} ({via_words(incident.via, lang)})",
             f"{t('f.sender', lang)}: {incident.sender or '-'}",
         ]
         if incident.department:

@@ -25,7 +25,7 @@ from leakguard.holds.explain import zone
 from leakguard.holds.model import HoldRecord, Transition
 from leakguard.holds.texts import t as hold_t
 from leakguard.masking import mask_identifiers, redact_text
-from leakguard.officer.texts import t, trigger_words
+from leakguard.officer.texts import t, trigger_words, via_words
 from leakguard.organization import Organization
 from leakguard.store import SqlStore
 from leakguard.store.hold_deliveries import HoldDelivery, hold_deliveries
@@ -206,7 +206,7 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
         (t("f.state", lang), t(f"state.{inc.state}", lang)),
         (t("f.reported_at", lang), _when(inc.created_at, tz)),
         (t("f.reported_by", lang), inc.reported_by),
-        (t("f.via", lang), inc.via),
+        (t("f.via", lang), via_words(inc.via, lang)),
         (t("f.sender", lang), inc.sender or "-"),
         (t("f.department", lang), inc.department or "-"),
     ]

@@ -73,6 +73,11 @@ TEXTS: dict[str, Localized] = {
     "f.reported_at": L("報告日時", "Reported at"),
     "f.reported_by": L("報告者", "Reported by"),
     "f.via": L("経路", "Via"),
+    "via.web": L("Web (リンク・画面)", "web (link or page)"),
+    "via.reply": L("メール (返信・報告用アドレス)", "mail (reply or report address)"),
+    "via.cli": L("コマンド", "command line"),
+    "via.timer": L("タイマー", "timer"),
+    "via.relay": L("リレー", "relay"),
     "f.sender": L("送信者", "Sender"),
     "f.department": L("所属", "Department"),
     "f.note": L("報告者のメモ", "Reporter's note"),
@@ -264,6 +269,11 @@ TEXTS: dict[str, Localized] = {
     "cli.wrote": L("{path} に書き出しました。", "Wrote {path}."),
     "cli.pdf_needs_file": L("PDF は -o FILE で書き出してください。", "Write PDF with -o FILE."),
 }
+
+
+def via_words(via: str, lang: str) -> str:
+    """How something was done (web, reply, cli, ...) in words; unknown values as they are."""
+    return t(f"via.{via}", lang) if f"via.{via}" in TEXTS else via
 
 
 def trigger_words(detail: str, lang: str) -> str:
