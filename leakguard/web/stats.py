@@ -23,6 +23,7 @@ from leakguard.officer.stats import (
     compute_stats,
     duration_text,
     key_text,
+    label,
     rate_text,
 )
 from leakguard.store import SqlStore
@@ -214,6 +215,15 @@ class StatsPage:
             legend=legend,
             colors=COLORS,
             hold_colors=HOLD_COLORS,
+            mails_total=label(
+                "mails_total",
+                lang,
+                total=total,
+                parts=("、" if lang == "ja" else ", ").join(
+                    f"{label('act.' + a, lang)} {sum(d.counts.get(a, 0) for d in by_rule.days)}"
+                    for a in DAILY_ACTIONS
+                ),
+            ),
         )
 
 
