@@ -43,9 +43,39 @@ def build_parser(lang: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _COMMANDS:
         module.register(sub)
+    _share_service_options(sub)
     if lang == "ja":
         localize(parser)
     return parser
+
+
+# Options of a command that has actions (``holds``, ``incidents``, ``stats``, ``users``) that
+# people also write after the action: ``leakguard incidents show ID -c FILE``.
+_SHARED = ("-c", "--config", "--data-dir", "--as", "--file")
+
+
+def _share_service_options(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Accept a command's service options after its action too (given there, they win)."""
+    for command in sub.choices.values():
+        shared = [
+            a
+            for a in command._actions
+            if isinstance(a, argparse._StoreAction) and set(a.option_strings) & set(_SHARED)
+        ]
+        actions = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        for group in actions:
+            for child in group.choices.values():
+                for opt in shared:
+                    if any(o in child._option_string_actions for o in opt.option_strings):
+                        continue
+                    child.add_argument(
+                        *opt.option_strings,
+                        dest=opt.dest,
+                        type=opt.type,
+                        metavar=opt.metavar,
+                        help=opt.help,
+                        default=argparse.SUPPRESS,
+                    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -241,3 +241,48 @@ def test_users_list_finds_the_service_or_refuses(
     capsys.readouterr()
     assert cli_main(["users", "list"]) == 0
     assert str(tmp_path / "users.txt") in capsys.readouterr().out
+
+
+def test_users_file_option_before_or_after_the_action(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/configuration.md says `leakguard users add --file FILE`: both orders work."""
+    import io
+
+    from leakguard.cli import main as cli_main
+
+    admins = tmp_path / "admins.txt"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    cmd = ["users", "add", "--file", str(admins), "--password-stdin", "officer@example.jp"]
+    assert cli_main(cmd) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("another-password\n"))
+    cmd = ["users", "--file", str(admins), "add", "--password-stdin", "deputy@example.jp"]
+    assert cli_main(cmd) == 0
+    capsys.readouterr()
+    assert cli_main(["users", "list", "--file", str(admins)]) == 0
+    assert capsys.readouterr().out.split() == ["deputy@example.jp", "officer@example.jp"]
+
+
+def test_service_options_after_the_action(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`leakguard holds list -c FILE` and `incidents show ID -c FILE` work like `holds -c
+    FILE list`: people write the option after the action."""
+    from leakguard.cli import main as cli_main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    _no_service(monkeypatch, work)
+    [h] = _setup(tmp_path, 1)
+    cfg = _config(tmp_path)
+    capsys.readouterr()
+    assert cli_main(["holds", "list", "-c", str(cfg)]) == 0
+    assert h.id in capsys.readouterr().out
+    assert cli_main(["holds", "show", h.id, "--data-dir", str(tmp_path)]) == 0
+    assert h.id in capsys.readouterr().out
+    assert cli_main(["incidents", "list", "-c", str(cfg)]) == 0
+    assert cli_main(["stats", "--json", "-c", str(cfg)]) == 0
+    capsys.readouterr()
+    # given after the action, the option wins over the one before it
+    assert cli_main(["holds", "-c", "/nonexistent.yaml", "list", "-c", str(cfg)]) == 0
+    assert h.id in capsys.readouterr().out

@@ -5,6 +5,7 @@ signed webhook against a local HTTP server, near-miss rules, the record as Markd
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.policy
 import hashlib
 import hmac
@@ -328,7 +329,23 @@ async def test_release_against_a_finding_alerts_on_the_spot(tmp_path: Path) -> N
         assert inc.reported_by == TANAKA and inc.via == "web"
         mails = await queued_notices(env.store)
         assert OFFICER in mails and DEPUTY in mails and SATO not in mails
-        assert "quoted_third_party_addresses" in body_of(mails[OFFICER])
+        body = body_of(mails[OFFICER])
+        assert "quoted_third_party_addresses" in body
+        # the reasons and the hold's state are words a reader understands, in both languages
+        assert (
+            "警告の理由: 引用・転送部分にある第三者のアドレス (quoted_third_party_addresses)"
+            in body
+        )
+        assert "third-party addresses in quoted or forwarded text" in body
+        assert f"{h.id} (送信済み)" in body
+        assert f"報告者: {TANAKA} (Web (リンク・画面))" in body
+        assert f"Reported by: {TANAKA} (web (link or page))" in body
+        record = to_text(sections(await svc.record(inc.id), "ja"))  # type: ignore[arg-type]
+        assert "引用・転送部分にある第三者のアドレス" in record
+        # the timeline too: the alert's reason and each role told, in words
+        timeline = record[record.index("経過") :]
+        assert "引用・転送部分にある第三者のアドレス" in timeline
+        assert f"{OFFICER} (情報セキュリティ担当者)" in timeline and "(officer)" not in timeline
         # a second resolution event for the same hold adds to the same incident
         moved = await env.store.get_hold(h.id)
         assert moved is not None
@@ -472,6 +489,26 @@ def test_read_report_finds_ids_subjects_and_note() -> None:
     )
     assert read_report(inline).message_ids == ("<orig@x>", "<a@x>")
     assert read_report(b"Auto-Submitted: auto-replied\r\n\r\nx").automatic
+
+
+def test_read_report_of_a_base64_attached_message() -> None:
+    """Some clients (and swaks --attach-type message/rfc822) encode the attached mail in
+    base64: its Message-ID and subject are still found."""
+    inner = (
+        b"From: tanaka@city.example.lg.jp\r\nSubject: =?utf-8?b?6KaL56mN?=\r\n"
+        b"Message-ID: <m9@city.example.lg.jp>\r\n\r\nbody\r\n"
+    )
+    raw = (
+        b"From: tanaka@city.example.lg.jp\r\nSubject: FW: report\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\noops\r\n"
+        b"--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(inner)
+        + b"\r\n--b--\r\n"
+    )
+    r = read_report(raw)
+    assert r.message_ids == ("<m9@city.example.lg.jp>",)
+    assert "見積" in r.subjects
 
 
 async def test_report_by_mail_by_message_id_and_by_subject(store: SqlStore) -> None:  # noqa: F811

@@ -116,7 +116,11 @@ async def test_report_page_shows_the_mail_escaped_and_files_once(w: W) -> None:
     assert ok.status_code == 200
     [inc] = await w.env.store.journal.list_incidents()
     assert inc.id in ok.text and "What happens next" in ok.text and "What to do now" in ok.text
-    assert inc.note == "[Wrong recipient] to the wrong client" and inc.via == "web"
+    # it names who was really told: no deputy is configured here
+    assert "The security officer and your supervisor have just been told" in ok.text
+    assert "deputy" not in ok.text
+    assert inc.note == "[宛先を間違えた / Wrong recipient] to the wrong client"
+    assert inc.via == "web"
     again = await w.c.post(link(w), data={"csrf": csrf, "reason": "other"})
     assert again.status_code == 200 and "既に報告されています" in again.text
     assert len(await w.env.store.journal.list_incidents()) == 1
@@ -209,3 +213,35 @@ async def test_report_form_is_read_only_for_a_genuine_link_and_is_bounded(w: W) 
     assert await w.env.store.journal.list_incidents() == []
     ok = await w.c.post(good, data={"csrf": csrf, "reason": "other", "note": "宛先" * 999})
     assert ok.status_code == 200 and len(await w.env.store.journal.list_incidents()) == 1
+
+
+async def test_hold_and_incident_pages_link_each_other(w: W) -> None:
+    """An officer moves between a held mail and the incidents filed for it (a near-miss
+    alert on release, then the sender's report) without searching by hand."""
+    from test_holds_support import THIRD_PARTY, do_hold, verdict
+
+    from leakguard.holds.commands import Decision
+    from leakguard.holds.model import Via
+
+    w.env.service.on_resolved.append(w.svc.on_resolved)
+    h = await do_hold(w.env, verdict(findings=[THIRD_PARTY]))
+    out = await w.env.service.resolve(
+        h.id, Decision.RELEASE, actor=TANAKA, via=Via.WEB, identity=TANAKA
+    )
+    assert out.ok
+    [alert] = await w.env.store.journal.list_incidents(kind="near_miss")
+    report = await w.svc.report(hold_id=h.id, actor=TANAKA, via="web")
+    await login(w.c)
+    hold_page = (await w.c.get(f"/admin/h/{h.id}?lang=ja")).text
+    assert f'href="/admin/incidents/{alert.id}?lang=ja"' in hold_page
+    assert f'href="/admin/incidents/{report.id}?lang=ja"' in hold_page
+    assert "このメールのインシデント" in hold_page and "ヒヤリハット" in hold_page
+    rec = (await w.c.get(f"/admin/incidents/{alert.id}?lang=en")).text
+    assert f'href="/admin/h/{h.id}?lang=en"' in rec
+    assert f'href="/admin/incidents/{report.id}?lang=en"' in rec
+    # the near miss names its reason in words, not only the fact name
+    assert "third-party addresses in quoted or forwarded text" in rec
+    # a mail that was never held links no hold
+    plain_report = await w.svc.report(decision_id="M-WEB000000001", actor=TANAKA, via="web")
+    other = (await w.c.get(f"/admin/incidents/{plain_report.id}?lang=en")).text
+    assert 'id="hold-link"' not in other

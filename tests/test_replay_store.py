@@ -94,3 +94,52 @@ def test_replay_needs_a_source_or_a_period(tmp_path: Path) -> None:
     p = replay("--policy", str(new_policy(tmp_path)), "--since", "2d", "--data-dir",
                str(tmp_path / "nothing"))  # fmt: skip
     assert p.returncode == 2 and "Nothing was created" in p.stderr
+
+
+def test_an_unchanged_policy_changes_nothing(tmp_path: Path) -> None:
+    """The journal keeps the rules in policy order; replaying the same policy over a mail
+    that matched several rules reports no change."""
+    import email.policy
+    from email.parser import BytesParser
+
+    from test_replay import POLICY
+
+    data = tmp_path / "data"
+    name = "personal-data-body-ja.eml"
+    raw = (EX / name).read_bytes()
+    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+    rcpts = tuple(a.addr_spec for h in ("To", "Cc") if msg.get(h) for a in msg[h].addresses)
+    rules = (  # as the relay recorded them: policy order, not sorted
+        "forwarded-third-party", "similar-to-colleague", "personal-my-number",
+        "personal-identifiers", "unmasked-personal-form", "personal-birth-date",
+    )  # fmt: skip
+    assert list(rules) != sorted(rules)
+
+    async def go() -> None:
+        cfg = ServiceConfig.model_validate({"data_dir": str(data)})
+        data.mkdir(parents=True)
+        key = retention_key(cfg)
+        assert key is not None
+        store = await open_store(sqlite_url(data / "leakguard.db"))
+        entry = DecisionEntry(
+            id="M-9", at=NOW - timedelta(hours=1), sender="kazuya.sato@city.example.lg.jp",
+            action="hold", outcome="held", rules=rules, subject=name, rcpts=rcpts,
+        )  # fmt: skip
+        kept = Retained(
+            mode="encrypted", sha256="0" * 64, size=len(raw),
+            expires_at=NOW + timedelta(days=30), sealed=Sealer(key).seal(raw, aad="M-9"),
+        )  # fmt: skip
+        try:
+            await store.journal.record([(entry, kept)])
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    p = replay(
+        "--policy", str(POLICY), "--baseline", str(POLICY), "--since", "2d",
+        "--data-dir", str(data), "-j", "1", "--json",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["totals"]["decided"] == 1 and rep["totals"]["errors"] == 0
+    assert rep["totals"]["changed"] == 0, rep

@@ -51,7 +51,15 @@ def test_table_en_marks_noisy_and_strips_control(
     code, out, _ = run(capsys, "stats", "-c", str(svc))
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("period: ")
+    assert lines[0].startswith("period: ") and lines[0].endswith(" JST")
+    # the mails the rows count, each once: the sum of the days, by what the relay did
+    _, js, _ = run(capsys, "stats", "-c", str(svc), "--json")
+    days = json.loads(js)["days"]
+    total = sum(v for d in days for k, v in d.items() if k != "day")
+    held = sum(d["hold"] for d in days)
+    assert lines[1].startswith(f"Mails decided: {total} (") and f"held {held}," in lines[1]
+    assert "counts for each rule" in lines[1]
+    lines = [lines[0], *lines[2:]]
     assert "release rate" in lines[1] and "median to release" in lines[1]
     noisy = next(x for x in lines if NOISY in x)
     assert noisy.startswith("* ") and " 90%" in noisy
@@ -68,8 +76,9 @@ def test_table_ja_by_department_is_width_aligned(
     code, out, _ = run(capsys, "stats", "-c", str(svc), "--by", "department")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("期間: ") and "部署" in lines[1] and "送信率" in lines[1]
-    table = [x for x in lines[1:] if x.strip()]
+    assert lines[0].startswith("期間: ") and lines[1].startswith("判定したメール: ")
+    assert "部署" in lines[2] and "送信率" in lines[2]
+    table = [x for x in lines[2:] if x.strip()]
     assert any("財政課" in x for x in table) and any(HOSTILE in x for x in table)
     # right-aligned numbers: every line of the table takes the same terminal width
     assert len({width(x) for x in table}) == 1, table
@@ -90,6 +99,12 @@ def test_json_and_period(
     assert {r["key"] for r in json.loads(out)["rows"]} == {NOISY}
     code, _, err = run(capsys, "stats", "-c", str(svc), "--since", "yesterday-ish")
     assert code == 2 and "not a period" in err
+    # the value given, not Python's own (English) message
+    assert "yesterday-ish" in err and "isoformat" not in err
+    monkeypatch.setenv("LEAKGUARD_LANG", "ja")
+    code, _, err = run(capsys, "stats", "-c", str(svc), "--since", "yesterday-ish")
+    assert code == 2 and "期間の指定が不正です" in err and "Invalid" not in err
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
     code, _, err = run(
         capsys, "stats", "-c", str(svc), "--since", "2026-01-02", "--until", "2026-01-01"
     )

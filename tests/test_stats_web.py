@@ -55,6 +55,12 @@ async def test_page_en_and_ja(env: Env) -> None:
         row = rules[rules.index(NOISY) - 300 : rules.index(NOISY) + 400]
         assert "noisy" in row and ">90%<" in row
         assert 'id="departments"' in html and "財政課" in html
+        # the mails decided, each once, above the per-rule numbers
+        total = re.search(r'<p id="mails-total">Mails decided: (\d+) \(', html)
+        assert total is not None and int(total.group(1)) > 0
+        assert "counts for each rule" in html
+        # each rule that held mail links to the holds it made (the admin list, filtered)
+        assert f'href="/admin?rule={NOISY}&amp;lang=en"' in html
         # the admin bar links here
         assert 'href="/admin/stats?lang=en"' in html
         assert "1234-5678-9012" not in html

@@ -52,7 +52,10 @@ _T = {
         "再判定するメールがありません: SOURCE (maildir、mbox、.eml) か --since を指定してください",
         "nothing to replay: give SOURCEs (maildir, mbox, .eml) or --since",
     ),
-    "bad_time": ("日時を読めません: {err}", "cannot read the time: {err}"),
+    "bad_time": (
+        "日時を読めません (例: 1d, 12h, 2026-11-01, 2026-11-01T09:00): {err}",
+        "cannot read the time (e.g. 1d, 12h, 2026-11-01, 2026-11-01T09:00): {err}",
+    ),
     "bad_order": ("--since は --until より前にしてください", "--since must be before --until"),
     "bad_key": (
         "保存メールの鍵を読めません: {err}",

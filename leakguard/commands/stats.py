@@ -19,6 +19,7 @@ from leakguard.durations import parse_duration
 from leakguard.holds.explain import zone
 from leakguard.i18n import lang_from_env
 from leakguard.officer.stats import (
+    DAILY_ACTIONS,
     NOISY_MIN_CLOSED,
     NOISY_RATE,
     StatsReport,
@@ -147,7 +148,11 @@ def parse_when(value: str, tz: tzinfo, now: datetime, *, end: bool = False) -> d
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        at = datetime.fromisoformat(value)  # ValueError: the caller reports it
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            # the caller reports the value in the user's language, never Python's message
+            raise ValueError(value) from None
         return at.replace(tzinfo=tz) if at.tzinfo is None else at
     if end:
         day += timedelta(days=1)
@@ -226,8 +231,14 @@ def table_text(report: StatsReport, lang: str, tz: tzinfo = UTC) -> str:
     fmt = "%Y-%m-%d %H:%M"
     head = (
         f"{label('period', lang)}: {report.since.astimezone(tz).strftime(fmt)} – "
-        f"{report.until.astimezone(tz).strftime(fmt)}\n"
+        f"{report.until.astimezone(tz).strftime(fmt + ' %Z')}\n"
     )
+    if report.days:
+        # what the per-rule rows add up from: each mail once, by what the relay did
+        sums = {a: sum(d.counts.get(a, 0) for d in report.days) for a in DAILY_ACTIONS}
+        sep = "、" if lang == "ja" else ", "
+        parts = sep.join(f"{label('act.' + a, lang)} {n}" for a, n in sums.items())
+        head += label("mails_total", lang, total=sum(sums.values()), parts=parts) + "\n"
     if not report.rows:
         return head + label("no_data", lang) + "\n"
     header = [label(report.by, lang)] + [label(c, lang) for c in _COLUMNS]

@@ -41,13 +41,7 @@ def register(sub: Any) -> None:
         help="manage SMTP AUTH users (argon2 users file)",
         description="Manage the users file used for SMTP AUTH and the administrators' web view.",
     )
-    p.add_argument("-c", "--config", type=Path, help="service configuration (finds the file)")
-    p.add_argument(
-        "--file",
-        type=Path,
-        help="users file (default: the service's, found like holds: -c, $LEAKGUARD_CONFIG, "
-        "/etc/leakguard/leakguard.yaml, the data directory)",
-    )
+    _file_options(p, None)
     us = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     a = us.add_parser("add", help="add a user or change a password")
     a.add_argument("name", help="login name, normally the user's mail address")
@@ -65,8 +59,29 @@ def register(sub: Any) -> None:
     )
     r = us.add_parser("remove", help="remove a user")
     r.add_argument("name", help="login name to remove")
-    us.add_parser("list", help="list users")
+    ls = us.add_parser("list", help="list users")
+    # `users add --file F NAME` works as well as `users --file F add NAME` (the docs and
+    # people write it both ways); given after the action, the option wins.
+    for sp in (a, r, ls):
+        _file_options(sp, argparse.SUPPRESS)
     p.set_defaults(func=run)
+
+
+def _file_options(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=default,
+        help="service configuration (finds the file)",
+    )
+    p.add_argument(
+        "--file",
+        type=Path,
+        default=default,
+        help="users file (default: the service's, found like holds: -c, $LEAKGUARD_CONFIG, "
+        "/etc/leakguard/leakguard.yaml, the data directory)",
+    )
 
 
 def _path(args: argparse.Namespace) -> Path:

@@ -262,6 +262,7 @@ TEXTS: dict[str, Localized] = {
     "admin.filter": L("絞り込み", "Filter"),
     "admin.any": L("すべて", "any"),
     "admin.sender": L("差出人", "Sender"),
+    "admin.incidents": L("このメールのインシデント", "Incidents filed for this mail"),
     "admin.older_than": L("経過時間 (例: 1h, 2d) 以上", "Older than (e.g. 1h, 2d)"),
     "admin.created": L("保留日時", "Held at"),
     "admin.none": L("該当する保留はありません。", "No holds match."),

@@ -36,11 +36,12 @@ from leakguard.holds import codec
 from leakguard.holds.commands import Decision
 from leakguard.holds.model import HoldRecord, HoldState
 from leakguard.holds.notice import NOTICE_HEADER
+from leakguard.holds.texts import t as hold_t
 from leakguard.i18n import normalize_lang
 from leakguard.masking import mask_identifiers, redact_text
 from leakguard.officer.config import IncidentsConfig
 from leakguard.officer.links import ReportLinks, ReportRef
-from leakguard.officer.texts import t
+from leakguard.officer.texts import t, trigger_words, via_words
 from leakguard.organization import Organization
 from leakguard.store import SqlStore
 from leakguard.store.journal import DecisionEntry, IncidentRecord, new_incident_id
@@ -468,12 +469,13 @@ class IncidentService:
 
         tz = zone(self.timezone)
         key, fields = headline
+        shown = {k: trigger_words(v, lang) if k == "triggers" else v for k, v in fields.items()}
         lines = [
-            t(key, lang, actor=incident.reported_by, via=incident.via, **fields),
+            t(key, lang, actor=incident.reported_by, via=via_words(incident.via, lang), **shown),
             "",
             f"{t('f.incident', lang)}: {incident.id} ({t('kind.' + incident.kind, lang)})",
             f"{t('f.reported_at', lang)}: {local_time(incident.created_at, tz)}",
-            f"{t('f.reported_by', lang)}: {incident.reported_by} ({incident.via})",
+            f"{t('f.reported_by', lang)}: {incident.reported_by} ({via_words(incident.via, lang)})",
             f"{t('f.sender', lang)}: {incident.sender or '-'}",
         ]
         if incident.department:
@@ -496,16 +498,20 @@ class IncidentService:
         elif mail.hold is not None:
             h = mail.hold
             lines += [
-                f"{t('f.hold', lang)}: {h.id} ({h.state.value})",
+                f"{t('f.hold', lang)}: {h.id} ({hold_t('state.' + h.state.value, lang)})",
                 f"{t('f.subject', lang)}: {_one_line(h.subject)}",
                 f"{t('f.rcpts', lang)}: {len(h.rcpts)}",
             ]
         if mail.hold is not None and d is not None:
-            lines.append(f"{t('f.hold', lang)}: {mail.hold.id} ({mail.hold.state.value})")
+            state = hold_t("state." + mail.hold.state.value, lang)
+            lines.append(f"{t('f.hold', lang)}: {mail.hold.id} ({state})")
         lines.append(f"{t('f.rules', lang)}: {', '.join(incident.rules) or '-'}")
         if incident.note:
-            label = "f.triggers" if incident.kind == "near_miss" else "f.note"
-            lines.append(f"{t(label, lang)}: {_one_line(incident.note, 500)}")
+            if incident.kind == "near_miss":
+                note = trigger_words(incident.note, lang)
+                lines.append(f"{t('f.triggers', lang)}: {_one_line(note, 500)}")
+            else:
+                lines.append(f"{t('f.note', lang)}: {_one_line(incident.note, 500)}")
         lines.append("")
         url = self.record_url(incident.id)
         if url:

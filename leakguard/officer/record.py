@@ -25,7 +25,7 @@ from leakguard.holds.explain import zone
 from leakguard.holds.model import HoldRecord, Transition
 from leakguard.holds.texts import t as hold_t
 from leakguard.masking import mask_identifiers, redact_text
-from leakguard.officer.texts import t
+from leakguard.officer.texts import t, trigger_words, via_words
 from leakguard.organization import Organization
 from leakguard.store import SqlStore
 from leakguard.store.hold_deliveries import HoldDelivery, hold_deliveries
@@ -117,6 +117,9 @@ async def assemble(
 # --------------------------------------------------------------------------- sections
 
 
+_ROLE = re.compile(r"\((officer|deputy|supervisor)\)$")
+
+
 def _state(state: str, lang: str) -> str:
     """A hold state in words (送信済み / released)."""
     return hold_t(f"state.{state}", lang)
@@ -203,13 +206,16 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
         (t("f.state", lang), t(f"state.{inc.state}", lang)),
         (t("f.reported_at", lang), _when(inc.created_at, tz)),
         (t("f.reported_by", lang), inc.reported_by),
-        (t("f.via", lang), inc.via),
+        (t("f.via", lang), via_words(inc.via, lang)),
         (t("f.sender", lang), inc.sender or "-"),
         (t("f.department", lang), inc.department or "-"),
     ]
     if inc.note:
-        label = "f.triggers" if inc.kind == "near_miss" else "f.note"
-        fields.append((t(label, lang), _one(mask_identifiers(inc.note), 2000)))
+        if inc.kind == "near_miss":
+            reasons = trigger_words(mask_identifiers(inc.note), lang)
+            fields.append((t("f.triggers", lang), _one(reasons, 2000)))
+        else:
+            fields.append((t("f.note", lang), _one(mask_identifiers(inc.note), 2000)))
     if f.related:
         fields.append(
             (
@@ -343,6 +349,10 @@ def sections(f: IncidentFile, lang: str, timezone: str = "Asia/Tokyo") -> Docume
         detail = ev.detail
         if ev.kind in ("followup", "followup_undone") and ev.detail in FOLLOWUPS:
             detail = t(f"followup.{ev.detail}", lang)
+        elif ev.kind == "alerted":
+            detail = trigger_words(ev.detail, lang)
+        elif ev.kind == "notified":
+            detail = _ROLE.sub(lambda m: f"({t('role.' + m.group(1), lang)})", ev.detail)
         rows.append(
             (ev.at, t(f"ev.{ev.kind}", lang), ev.actor, _one(mask_identifiers(detail), 300))
         )

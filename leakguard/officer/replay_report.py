@@ -306,7 +306,9 @@ def _render_text(report: dict[str, Any], lang: str, out: TextIO) -> None:
     for d, g in changed_depts.items():
         tr = f"({_tr(g['transitions'])})" if g["transitions"] else ""
         out.write(
-            _t("dept_line", lang).format(d=dept(d), mails=g["mails"], changed=g["changed"], tr=tr)
+            _t("dept_line", lang)
+            .format(d=dept(d), mails=g["mails"], changed=g["changed"], tr=tr)
+            .rstrip()
             + "\n"
         )
     if report["senders"]:
@@ -314,9 +316,9 @@ def _render_text(report: dict[str, Any], lang: str, out: TextIO) -> None:
     for s in report["senders"]:
         tr = f"({_tr(s['transitions'])})" if s["transitions"] else ""
         out.write(
-            _t("sender_line", lang).format(
-                s=s["sender"] or "-", d=dept(s["department"]), changed=s["changed"], tr=tr
-            )
+            _t("sender_line", lang)
+            .format(s=s["sender"] or "-", d=dept(s["department"]), changed=s["changed"], tr=tr)
+            .rstrip()
             + "\n"
         )
     if t["errors"]:

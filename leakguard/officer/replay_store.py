@@ -81,7 +81,13 @@ class StoreSource:
                 locator=self._locator(entry, kept),
                 sender=entry.sender,
                 rcpts=entry.rcpts,
-                old=Outcome(action=entry.action, rules=entry.rules, audit_rules=entry.audit_rules),
+                # the journal keeps rules in policy order, a replayed verdict sorted: compare
+                # sets, or an unchanged policy would report changes
+                old=Outcome(
+                    action=entry.action,
+                    rules=tuple(sorted(entry.rules)),
+                    audit_rules=tuple(sorted(entry.audit_rules)),
+                ),
             )
 
     def _locator(self, entry: DecisionEntry, kept: Retained | None) -> BytesLocator | NotRetained:

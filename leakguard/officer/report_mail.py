@@ -14,7 +14,10 @@ matched, so a report reveals nothing about anyone else's.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import email.policy
+import quopri
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -89,9 +92,7 @@ def read_report(raw: bytes) -> ReportReading:
             break
         ctype = part.get_content_type()
         if ctype == "message/rfc822":
-            inner = part.get_payload()
-            inner_msgs = inner if isinstance(inner, list) else [inner]
-            for m in inner_msgs[:5]:
+            for m in _attached(part):
                 if isinstance(m, Message):
                     mid = _MID.search(str(m.get("Message-ID") or ""))
                     if mid:
@@ -114,6 +115,28 @@ def read_report(raw: bytes) -> ReportReading:
         subjects=tuple(dict.fromkeys(s for s in subjects if strip_prefixes(s)))[:5],
         note=note,
     )
+
+
+def _attached(part: Message) -> list[Message]:
+    """The messages a message/rfc822 part carries. Some clients (and swaks) send it
+    base64 or quoted-printable encoded, which RFC 2046 forbids and the parser does not
+    undo: the headers of such a message are read from the decoded bytes."""
+    inner = part.get_payload()
+    msgs = [
+        m for m in (inner if isinstance(inner, list) else [inner])[:5] if isinstance(m, Message)
+    ]
+    cte = str(part.get("Content-Transfer-Encoding") or "").strip().lower()
+    if cte not in ("base64", "quoted-printable") or len(msgs) != 1 or msgs[0].keys():
+        return msgs
+    body = msgs[0].get_payload()
+    if not isinstance(body, str):
+        return msgs
+    data = body[: MAX_TEXT * 2].encode("ascii", "replace")
+    try:
+        raw = base64.b64decode(data) if cte == "base64" else quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return msgs
+    return [BytesParser(policy=email.policy.default).parsebytes(raw[:MAX_TEXT], headersonly=True)]
 
 
 def _decoded(value: str) -> str:

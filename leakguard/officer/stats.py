@@ -340,6 +340,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "none_dept": ("(部署なし)", "(no department)"),
     "period": ("期間", "period"),
     "no_data": ("この期間の記録はありません。", "Nothing was recorded in this period."),
+    "act.pass": ("通過", "passed"),
+    "act.bcc": ("Bcc", "Bcc"),
+    "act.hold": ("保留", "held"),
+    "act.delay": ("遅延", "delayed"),
+    "act.reject": ("拒否", "rejected"),
+    "mails_total": (
+        "判定したメール: {total} 通 ({parts})。"
+        "1 通に複数のルールが該当すると、ルールごとに数えます。",
+        "Mails decided: {total} ({parts}). A mail several rules matched counts for each rule.",
+    ),
     "noisy_note": (
         "* 要見直し: 回答済みの保留が {min} 件以上あり、その {rate}% 以上がそのまま送信されたルール"
         "です。誤検知が多い可能性があります。",

@@ -73,6 +73,11 @@ TEXTS: dict[str, Localized] = {
     "f.reported_at": L("報告日時", "Reported at"),
     "f.reported_by": L("報告者", "Reported by"),
     "f.via": L("経路", "Via"),
+    "via.web": L("Web (リンク・画面)", "web (link or page)"),
+    "via.reply": L("メール (返信・報告用アドレス)", "mail (reply or report address)"),
+    "via.cli": L("コマンド", "command line"),
+    "via.timer": L("タイマー", "timer"),
+    "via.relay": L("リレー", "relay"),
     "f.sender": L("送信者", "Sender"),
     "f.department": L("所属", "Department"),
     "f.note": L("報告者のメモ", "Reporter's note"),
@@ -95,6 +100,15 @@ TEXTS: dict[str, Localized] = {
     "internal": L("社内", "internal"),
     "external": L("社外", "external"),
     "trigger.mistake": L("「誤りだった」として破棄", "discarded as a mistake"),
+    "trigger.quoted_third_party_addresses": L(
+        "引用・転送部分にある第三者のアドレス", "third-party addresses in quoted or forwarded text"
+    ),
+    "trigger.lookalike_domains": L("よく似た別のドメイン", "a lookalike domain"),
+    "trigger.name_similar_recipients": L(
+        "職員や取引先と似た名前の宛先", "a recipient named like a colleague or contact"
+    ),
+    "trigger.personal_data": L("個人情報", "personal data"),
+    "trigger.rule": L("ルール {id}", "rule {id}"),
     "outcome.sent": L("送信した", "sent"),
     "outcome.sent_bcc": L("宛先を BCC に移して送信した", "sent with the recipients moved to Bcc"),
     "outcome.held": L("保留した", "held"),
@@ -178,8 +192,8 @@ TEXTS: dict[str, Localized] = {
     # ---- the report page
     "page.report_title": L("誤送信を報告する", "Report a mistake"),
     "page.report_intro": L(
-        "このメールを誤って送ってしまった場合は、すぐに報告してください。情報セキュリティ担当者と上長に直ちに伝わります。報告しても、あなたが責められることはありません。報告が遅れることが一番の損害になります。",
-        "If this mail went to the wrong people, report it now. The security officer and your supervisor are told at once. Reporting is never held against you: a late report is what does the most damage.",
+        "このメールを誤って送ってしまった場合は、すぐに報告してください。情報セキュリティ担当者に直ちに伝わります。報告しても、あなたが責められることはありません。報告が遅れることが一番の損害になります。",
+        "If this mail went to the wrong people, report it now. The security officer is told at once. Reporting is never held against you: a late report is what does the most damage.",
     ),
     "page.what_wrong": L("何が問題でしたか", "What went wrong"),
     "page.reason.wrong_recipient": L("宛先を間違えた", "Wrong recipient"),
@@ -204,9 +218,12 @@ TEXTS: dict[str, Localized] = {
     ),
     "page.next_title": L("このあと起こること", "What happens next"),
     "page.next": L(
-        "情報セキュリティ担当者・代理・あなたの上長に、今この報告が届きました。担当者があなたに連絡し、相手先へのお詫びや削除の依頼を一緒に進めます。",
-        "The security officer, the deputy and your supervisor have just been told. The officer will contact you and, with you, apologise to the recipients and ask them to delete the mail.",
+        "{who}に、今この報告が届きました。担当者があなたに連絡し、相手先へのお詫びや削除の依頼を一緒に進めます。",
+        "{who} have just been told. The officer will contact you and, with you, apologise to the recipients and ask them to delete the mail.",
     ),
+    "page.who.officer": L("情報セキュリティ担当者", "The security officer"),
+    "page.who.deputy": L("代理", "the deputy"),
+    "page.who.supervisor": L("あなたの上長", "your supervisor"),
     "page.now_title": L("今あなたがすること", "What to do now"),
     "page.now": L(
         "相手先にはまだ連絡しないでください。メールを削除せず、そのまま残してください。担当者からの連絡を待ち、聞かれたら、誰に何を送ったかを伝えてください。",
@@ -239,6 +256,7 @@ TEXTS: dict[str, Localized] = {
     "adm.unknown": L("そのインシデントはありません。", "No such incident."),
     "adm.back": L("一覧へ", "All incidents"),
     "adm.holds": L("保留一覧", "Holds"),
+    "adm.hold": L("保留 {id} の画面", "Hold {id}"),
     "adm.saved": L("保存しました。", "Saved."),
     # ---- command line
     "cli.none": L("該当するインシデントはありません。", "No incidents match."),
@@ -251,6 +269,43 @@ TEXTS: dict[str, Localized] = {
     "cli.wrote": L("{path} に書き出しました。", "Wrote {path}."),
     "cli.pdf_needs_file": L("PDF は -o FILE で書き出してください。", "Write PDF with -o FILE."),
 }
+
+
+def via_words(via: str, lang: str) -> str:
+    """How something was done (web, reply, cli, ...) in words; unknown values as they are."""
+    return t(f"via.{via}", lang) if f"via.{via}" in TEXTS else via
+
+
+def trigger_words(detail: str, lang: str) -> str:
+    """A near miss's reasons (``quoted_third_party_addresses, rule:x``, as configured in
+    ``incidents.alert_on_release``) in words a reader understands, each with its name."""
+    out: list[str] = []
+    for raw in detail.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name.startswith("rule:"):
+            out.append(t("trigger.rule", lang, id=name[5:]))
+        elif name == "mistake":
+            out.append(t("trigger.mistake", lang))
+        elif f"trigger.{name}" in TEXTS:
+            out.append(f"{t(f'trigger.{name}', lang)} ({name})")
+        else:
+            out.append(name)
+    return ", ".join(out)
+
+
+def told_words(roles: list[str], lang: str) -> str:
+    """Who a report reached, for the reporter: 情報セキュリティ担当者・代理 / The security
+    officer, the deputy and your supervisor (only the roles really told)."""
+    words = [t(f"page.who.{r}", lang) for r in dict.fromkeys(roles)] or [
+        t("page.who.officer", lang)
+    ]
+    if lang == "ja":
+        return "・".join(words)
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def t(key: str, lang: str, /, **fields: object) -> str:

@@ -632,6 +632,7 @@ class WebApp:
             for tr in timeline
         ]
         actions = self._actions(hold, "approver", lang)
+        incidents = await self._incidents_of(hold.id, lang)
         return self.render(
             request,
             "admin_hold.html.j2",
@@ -644,7 +645,26 @@ class WebApp:
             actions=actions,
             base=f"/admin/h/{hold.id}",
             admin_only=ADMIN_ONLY in hold.approvers,
+            incidents=incidents,
         )
+
+    async def _incidents_of(self, hold_id: str, lang: str) -> list[tuple[str, str]]:
+        """(id, kind in words) of the incidents filed for a held mail: its page links them."""
+        journal = getattr(self.service.store, "journal", None)
+        if journal is None:
+            return []
+        from leakguard.officer.texts import t as it
+
+        row = await journal.by_hold(hold_id)
+        out: list[tuple[str, str]] = []
+        for kind in ("report", "near_miss"):
+            found = [await journal.find_incident(hold_id=hold_id, kind=kind)]
+            if row is not None:
+                found.append(await journal.find_incident(decision_id=row.id, kind=kind))
+            for inc in found:
+                if inc is not None and inc.id not in {i for i, _ in out}:
+                    out.append((inc.id, it(f"kind.{kind}", lang)))
+        return out
 
 
 async def _root(request: Request) -> Response:

@@ -27,6 +27,7 @@ from leakguard.masking import redact_text
 from leakguard.officer.incidents import MAX_NOTE, IncidentService, MailRef, ReportRefused
 from leakguard.officer.record import Document, sections, to_markdown, to_pdf
 from leakguard.officer.texts import t as it
+from leakguard.officer.texts import told_words
 from leakguard.store.journal import FOLLOWUPS
 
 if TYPE_CHECKING:
@@ -159,7 +160,9 @@ class IncidentPages:
             )
             return resp
         before = await self._already(mail)
-        text = f"[{it('page.reason.' + reason, 'en')}] {note.strip()}".strip()
+        # what went wrong, in both languages: the record is read in either
+        key = "page.reason." + reason
+        text = f"[{it(key, 'ja')} / {it(key, 'en')}] {note.strip()}".strip()
         try:
             incident = await self.incidents.report(
                 decision_id=mail.decision.id if mail.decision else None,
@@ -176,6 +179,7 @@ class IncidentPages:
             lang,
             incident=incident,
             again=before is not None,
+            who=told_words([role for _, role in self.incidents.route(incident)], lang),
         )
         return done
 
@@ -254,6 +258,22 @@ class IncidentPages:
             )
         doc = await self._document(inc.id, lang)
         assert doc is not None
+        # links to the hold's page and to the other incident filed for the same mail
+        journal = self.incidents.store.journal
+        hold_id = inc.hold_id
+        if hold_id is None and inc.decision_id is not None:
+            row = await journal.get(inc.decision_id)
+            hold_id = row.hold_id if row is not None else None
+        related = []
+        for kind in ("report", "near_miss"):
+            for other in (
+                await journal.find_incident(decision_id=inc.decision_id, kind=kind)
+                if inc.decision_id
+                else None,
+                await journal.find_incident(hold_id=hold_id, kind=kind) if hold_id else None,
+            ):
+                if other is not None and other.id != inc.id and other not in related:
+                    related.append(other)
         resp: Response = self._render(
             request,
             "incident.html.j2",
@@ -261,6 +281,8 @@ class IncidentPages:
             user=user,
             doc=doc,
             inc=inc,
+            hold_id=hold_id,
+            related=related,
             followups=[(k, it(f"followup.{k}", lang), k in inc.followups) for k in FOLLOWUPS],
             saved=request.query_params.get("saved") == "1",
         )

@@ -23,6 +23,7 @@ from leakguard.officer.stats import (
     compute_stats,
     duration_text,
     key_text,
+    label,
     rate_text,
 )
 from leakguard.store import SqlStore
@@ -76,6 +77,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "false positives, not proof.",
     ),
     "noisy": ("要見直し", "noisy"),
+    "rule_holds": ("このルールで保留したメールの一覧", "The mails this rule held"),
     "legend.pass": ("通過", "pass"),
     "legend.bcc": ("Bcc", "Bcc"),
     "legend.hold": ("保留", "hold"),
@@ -168,7 +170,8 @@ class StatsPage:
                 cells = {c: str(getattr(r, c, "")) for c in COLUMNS}
                 cells["rate"] = rate_text(r.release_rate)
                 cells["median"] = duration_text(r.median_release_seconds, lang)
-                out.append({"name": key_text(r.key, by, lang), "noisy": r.noisy, **cells})
+                name = key_text(r.key, by, lang)
+                out.append({"name": name, "key": r.key[:200], "noisy": r.noisy, **cells})
             return out
 
         legend = {a: tx(f"legend.{a}", lang) for a in DAILY_ACTIONS}
@@ -212,6 +215,15 @@ class StatsPage:
             legend=legend,
             colors=COLORS,
             hold_colors=HOLD_COLORS,
+            mails_total=label(
+                "mails_total",
+                lang,
+                total=total,
+                parts=("、" if lang == "ja" else ", ").join(
+                    f"{label('act.' + a, lang)} {sum(d.counts.get(a, 0) for d in by_rule.days)}"
+                    for a in DAILY_ACTIONS
+                ),
+            ),
         )
 
 

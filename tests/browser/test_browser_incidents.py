@@ -245,6 +245,25 @@ async def test_incident_page_on_a_phone(desk: Desk, browser: Any) -> None:
     await page.close()
 
 
+async def test_hold_page_links_its_incidents_and_reads_on_a_phone(desk: Desk, browser: Any) -> None:
+    """From the held mail's admin page to its incidents; its timeline is one readable block
+    per event on a phone (the time was broken one character a line)."""
+    hold_id = desk.incident.hold_id
+    assert hold_id is not None
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    await _login(page, desk.base, "ja")
+    await page.goto(f"{desk.base}/admin/h/{hold_id}?lang=ja")
+    await _no_overflow(page)
+    first = page.locator("#timeline td").first
+    box = await first.bounding_box()
+    assert box is not None and box["width"] > 150 and box["height"] < 30  # the time, one line
+    await page.click(f"#incidents a:text('{desk.incident.id}')")
+    await page.wait_for_url(f"**/admin/incidents/{desk.incident.id}?lang=ja")
+    await page.click("#hold-link")
+    await page.wait_for_url(f"**/admin/h/{hold_id}?lang=ja")
+    await page.close()
+
+
 @pytest.mark.parametrize("viewport", [(1000, 800), (390, 844)])
 async def test_report_page(desk: Desk, browser: Any, viewport: tuple[int, int]) -> None:
     link = desk.links.url(ReportRef(actor=TANAKA, decision_id="M-BROWSER00002"))
