@@ -511,6 +511,23 @@ def test_read_report_of_a_base64_attached_message() -> None:
     assert "見積" in r.subjects
 
 
+async def test_report_by_mail_prefers_the_copy_that_went_out(store: SqlStore) -> None:  # noqa: F811
+    """The same mail held first (newer row: sent again) and sent: the report is about what
+    went out, whichever of the two is newer."""
+    from leakguard.officer.report_mail import find_reported
+
+    await store.journal.record(
+        [
+            (row(21, message_id="<twice@x>", outcome="sent"), None),
+            (row(20, message_id="<twice@x>", action="hold", outcome="held"), None),
+        ]
+    )
+    svc = service(store)
+    reading = read_report(FWD.replace(b"<m8@city.example.lg.jp>", b"<twice@x>"))
+    found = await find_reported(svc, reading, frozenset({TANAKA}))
+    assert found is not None and found.id == "M-INC000000021"
+
+
 async def test_report_by_mail_by_message_id_and_by_subject(store: SqlStore) -> None:  # noqa: F811
     await store.journal.record(
         [

@@ -126,6 +126,21 @@ def test_audit_report_cli(
     assert data["answers"] == {"sent": 6, "held:released": 1}
 
 
+def test_audit_report_says_when_the_rule_is_not_an_audit_rule(
+    svc: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty report of a rule that is enforced, or misspelt, says so (the service runs
+    the default policy here)."""
+    monkeypatch.setenv("LEAKGUARD_LANG", "en")
+    code, out, _ = run(capsys, "stats", "-c", str(svc), "audit", "bulk-external")
+    assert code == 0 and "not in audit mode (mode: enforce)" in out
+    code, out, _ = run(capsys, "stats", "-c", str(svc), "audit", "bulk-externel")
+    assert code == 0 and "has no rule bulk-externel" in out
+    monkeypatch.setenv("LEAKGUARD_LANG", "ja")
+    code, out, _ = run(capsys, "stats", "-c", str(svc), "audit", "bulk-external")
+    assert "監査モードではありません" in out
+
+
 def test_parse_when() -> None:
     from zoneinfo import ZoneInfo
 

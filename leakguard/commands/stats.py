@@ -33,7 +33,7 @@ from leakguard.officer.stats import (
     rate_text,
     width,
 )
-from leakguard.terminal import json_for_terminal
+from leakguard.terminal import for_terminal, json_for_terminal
 
 _T = {
     "config": ("設定ファイルが読めません:", "cannot use the configuration:"),
@@ -42,6 +42,16 @@ _T = {
         "not a period (e.g. 30d, 2026-11-01):",
     ),
     "bad_order": ("--since は --until より前にしてください。", "--since must be before --until."),
+    "audit_unknown_rule": (
+        "注意: ルール {rule} はポリシー {path} にありません (ID の綴りを確認してください)。",
+        "Note: the policy {path} has no rule {rule} (check the id's spelling).",
+    ),
+    "audit_not_audit": (
+        "注意: ルール {rule} は監査モードではありません (mode: {mode})。"
+        "監査のみの該当は mode: audit のルールだけが記録します。",
+        "Note: the rule {rule} is not in audit mode (mode: {mode}); only mode: audit rules "
+        "record audit-only hits.",
+    ),
 }
 
 _COLUMNS = (
@@ -163,6 +173,24 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args))
 
 
+def _rule_mode_note(cfg: Any, rule: str, lang: str) -> str:
+    """A word when RULE is not an audit rule of the service's policy (or not in it at all):
+    an empty report then says nothing about the rule's future."""
+    from leakguard.policy import PolicyError, default_policy_path, load_policy
+
+    path = Path(cfg.policy) if cfg.policy else default_policy_path()
+    try:
+        pol = load_policy(path, org_path=Path(cfg.org) if cfg.org else None)
+    except (PolicyError, OSError):
+        return ""
+    found = next((r for r in pol.rules if r.id == rule), None)
+    if found is None:
+        return _t("audit_unknown_rule", lang).format(rule=for_terminal(rule), path=path)
+    if found.mode != "audit":
+        return _t("audit_not_audit", lang).format(rule=for_terminal(rule), mode=found.mode)
+    return ""
+
+
 async def _run(args: argparse.Namespace) -> int:
     lang = lang_from_env("ja")
     from leakguard.config import ConfigError, NoServiceError, locate_service
@@ -199,6 +227,9 @@ async def _run(args: argparse.Namespace) -> int:
                 print(json_for_terminal(rep.as_json()))
             else:
                 sys.stdout.write(audit_report_text(rep, lang, tz))
+                note = _rule_mode_note(cfg, args.rule, lang)
+                if note:
+                    sys.stdout.write(note + "\n")
             return 0
         report = await compute_stats(
             q,

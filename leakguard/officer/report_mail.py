@@ -173,20 +173,29 @@ async def find_reported(
     def own(d: DecisionEntry) -> bool:
         return bool({d.sender.lower(), (d.auth_user or "").lower()} & identities)
 
+    def best(rows: list[DecisionEntry]) -> DecisionEntry | None:
+        # newest first; a copy that went out beats one that was held or refused (the same
+        # mail sent again after a hold, say): what went out is what is being reported
+        mine = [d for d in rows if own(d)]
+        sent = [d for d in mine if d.outcome in ("sent", "sent_bcc")]
+        pick = sent or mine
+        return pick[0] if pick else None
+
     for mid in reading.message_ids:
         core = mid.strip("<>")
         for candidate in (f"<{core}>", core):
-            for d in await j.find(message_id=candidate, limit=50):
-                if own(d):
-                    return d
+            found = best(await j.find(message_id=candidate, limit=50))
+            if found is not None:
+                return found
     wanted = {_norm_subject(s) for s in reading.subjects} - {""}
     if not wanted:
         return None
     since = service.now() - service.lookback
     for who in sorted(identities):
-        for d in await j.find(sender=who, since=since, limit=500):
-            if _norm_subject(d.subject) in wanted:
-                return d
+        rows = await j.find(sender=who, since=since, limit=500)
+        found = best([d for d in rows if _norm_subject(d.subject) in wanted])
+        if found is not None:
+            return found
     return None
 
 
