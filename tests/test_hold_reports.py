@@ -295,3 +295,26 @@ async def test_report_and_mistake_notes_are_masked_in_the_timeline(env: Env, hoo
     for n in shown:
         digits = re.sub(r"[^0-9]", "", n)
         assert mynumber not in digits and card.replace(" ", "") not in digits, n
+
+
+async def test_report_reply_confirmation_names_the_incident(env: Env) -> None:
+    """With the officer's desk behind the hook, the confirmation quotes the incident's
+    number, as the web page and report-by-mail do."""
+    from datetime import UTC, datetime
+
+    from leakguard.store.journal import IncidentRecord
+
+    async def file(hold: HoldRecord, actor: str, via: Via, note: str) -> None:
+        await env.store.journal.create_incident(  # type: ignore[attr-defined]
+            IncidentRecord(
+                id="I-TESTREF001", kind="report", state="open", created_at=datetime.now(UTC),
+                reported_by=actor, via=str(via), hold_id=hold.id,
+            )
+        )  # fmt: skip
+
+    env.service.on_report.append(file)
+    await do_hold(env)
+    (notice,) = await _mails_to(env, TANAKA)
+    await _reply(env, _token(notice), "送信\n")
+    assert (await _reply(env, _token(notice), "報告\n")).endswith("accepted")
+    assert "受付番号: I-TESTREF001" in text_of((await _mails_to(env, TANAKA))[-1])

@@ -68,7 +68,16 @@ async def file_report(
         hooks=len(service.on_report),
         ok=ok,
     )
-    return Outcome(True, "reported", hold) if ok else Outcome(False, "report_failed", hold)
+    if not ok:
+        return Outcome(False, "report_failed", hold)
+    # the incident the hooks filed (or joined), so the person can quote its number
+    # (the SQL store's journal; the holds' Store protocol does not require one)
+    journal = getattr(service.store, "journal", None)
+    try:
+        found = await journal.find_incident(hold_id=hold.id) if journal is not None else None
+    except Exception:  # the number is a courtesy: the report is filed either way
+        found = None
+    return Outcome(True, "reported", hold, detail=found.id if found is not None else "")
 
 
 async def handle_report_reply(

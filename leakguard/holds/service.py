@@ -100,7 +100,10 @@ class Outcome:
 
     def message(self, lang: str) -> str:
         if self.ok:
-            return t(f"res.{self.code}", lang)
+            text = t(f"res.{self.code}", lang)
+            if self.code == "reported" and self.detail:  # the incident's reference number
+                text += " " + t("res.reported_id", lang, id=self.detail)
+            return text
         state = t(f"state.{self.hold.state}", lang) if self.hold is not None else ""
         approvers = (
             ", ".join(a for a in self.hold.approvers if a != ADMIN_ONLY) if self.hold else ""

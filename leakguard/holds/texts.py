@@ -162,6 +162,7 @@ TEXTS: dict[str, Localized] = {
         "誤送信の報告を受け付けました。セキュリティ担当者に連絡します。",
         "Your report was filed. The security officer is being told.",
     ),
+    "res.reported_id": L("受付番号: {id}", "Reference: {id}"),
     "err.report_failed": L(
         "報告は記録しましたが、担当者への連絡に失敗しました。セキュリティ担当者に直接連絡してください。",
         "Your report was recorded, but telling the security officer failed. Please contact them directly.",
