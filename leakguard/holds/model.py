@@ -126,6 +126,7 @@ class Store(Protocol):
         sender: str | None = None,
         rule: str | None = None,
         older_than: datetime | None = None,
+        newer_than: datetime | None = None,
         limit: int = 200,
     ) -> list[HoldRecord]: ...
     async def transition(

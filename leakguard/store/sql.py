@@ -251,6 +251,7 @@ class SqlStore:
         sender: str | None = None,
         rule: str | None = None,
         older_than: datetime | None = None,
+        newer_than: datetime | None = None,
         limit: int = 200,
     ) -> list[HoldRecord]:
         q = sa.select(t.holds).order_by(t.holds.c.created_at.desc(), t.holds.c.id)
@@ -260,6 +261,8 @@ class SqlStore:
             q = q.where(sa.func.lower(t.holds.c.mail_from) == sender.lower())
         if older_than is not None:
             q = q.where(t.holds.c.created_at < older_than)
+        if newer_than is not None:
+            q = q.where(t.holds.c.created_at >= newer_than)
         if rule is None:
             q = q.limit(max(0, limit))
         async with self._read() as conn:
