@@ -180,8 +180,10 @@ class Store(Protocol):
         kind: str = "mail",
         hold_id: str | None = None,
         not_before: datetime | None = None,
+        note: str | None = None,
     ) -> int:
-        """Queue durably (committed on return); ``not_before`` delays the first attempt."""
+        """Queue durably (committed on return); ``not_before`` delays the first attempt;
+        ``note``: an event on the hold's timeline, committed with the delivery."""
         ...
 
     async def claim_deliveries(

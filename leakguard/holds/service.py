@@ -328,11 +328,15 @@ class HoldService:
         return token
 
     async def _send(self, hold: HoldRecord, to: str, raw: bytes, note: str) -> None:
+        # one commit: a crash between the two used to leave a queued notice without its
+        # "sent" record, and the timers sent it again (the fault suite's SIGKILL test)
         await self.store.enqueue_delivery(
-            raw, self.config.notice_from, [to], kind="notice", hold_id=hold.id
-        )
-        await self.store.record_event(
-            hold.id, actor="system", via=Via.RELAY, note=f"{note} sent to {to}"
+            raw,
+            self.config.notice_from,
+            [to],
+            kind="notice",
+            hold_id=hold.id,
+            note=f"{note} sent to {to}",
         )
 
     def _answers(self, hold: HoldRecord, token: str, lang: str, role: str) -> list[Answer]:

@@ -473,8 +473,12 @@ class SqlStore:
         hold_id: str | None = None,
         not_before: datetime | None = None,
         last_error: str = "",
+        note: str | None = None,
     ) -> int:
-        """Queue a delivery durably (committed on return). ``not_before`` delays it."""
+        """Queue a delivery durably (committed on return). ``not_before`` delays it.
+        ``note`` (with ``hold_id``): a system event on the hold's timeline in the same
+        commit, so that a crash cannot leave the delivery without its record ("notice sent
+        to …": without it, the timers would send the notice again)."""
         async with self._tx() as conn:
             did = await self._enqueue(
                 conn,
@@ -486,6 +490,18 @@ class SqlStore:
                 not_before=not_before,
                 last_error=last_error,
             )
+            if note is not None and hold_id is not None:
+                await conn.execute(
+                    sa.insert(t.transitions).values(
+                        hold_id=hold_id,
+                        at=_now(),
+                        from_state=None,
+                        to_state=None,
+                        actor="system",
+                        via=Via.RELAY.value,
+                        note=note,
+                    )
+                )
         self._notify()
         return did
 
