@@ -392,6 +392,8 @@ def reconcile(
     )
     tally.seconds = time.monotonic() - started
     print("\n" + tally.line())
+    for d in tally.window_duplicates:
+        print(f"  in the documented window: {d}")
     return tally
 
 
@@ -414,12 +416,13 @@ def start_relay(tmp: Path, sink_port: int) -> Relay:
 
 
 def test_sigkill_three_times_under_load_with_retrying_clients(tmp_path: Path) -> None:
-    """SIGKILL ×3 under 8 retrying clients, restart on the same data directory each time."""
+    """SIGKILL ×3 under 8 retrying clients sending 240 mails (pass, Bcc, hold), restart on
+    the same data directory each time."""
     started = time.monotonic()
     mails = [make_mail("kill", i) for i in range(KILL_MAILS)]
     with Sink() as sink:
         relay = start_relay(tmp_path, sink.port)
-        with Load(lambda: relay.port, mails, 8, attempts=80, timeout=20.0) as load:
+        with Load(lambda: relay.port, mails, CLIENTS, attempts=80, timeout=20.0) as load:
             kills = 0
             for at in (len(mails) // 6, len(mails) * 2 // 5, len(mails) * 2 // 3):
                 while load.done_count() < at and any(t.is_alive() for t in load.threads):
@@ -443,12 +446,13 @@ def test_sigkill_three_times_under_load_with_retrying_clients(tmp_path: Path) ->
         tally,
         window_bound=tally.cut_after_data + tally.recovered,
         # queued in the background after the 250: the notices of the Bcc mail answered just
-        # before a kill may go down with it (docs/security.md)
-        bcc_notices_lost=tally.acked,
+        # before a kill may go down with it (docs/security.md: 5-11 in 3 kills measured)
+        bcc_notices_lost=kills * CLIENTS,
     )
 
 
 KILL_MAILS = 240
+CLIENTS = 8
 
 
 def test_upstream_outage_under_load(tmp_path: Path) -> None:
