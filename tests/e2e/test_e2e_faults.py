@@ -59,6 +59,8 @@ KINDS = {
     "hold": "mixed-organizations-en.eml",
 }
 NOTICE_HEADER = "X-Leakguard-Notice"
+KILL_MAILS = 240  # the SIGKILL test: mails, and clients sending them at once
+CLIENTS = 8
 # Quick timers: the queue and the hold timers look every second; a hold whose first notice is
 # missing 3 s after it was made gets it (a crash between the hold and its notice).
 EXTRA: dict[str, Any] = {
@@ -449,10 +451,6 @@ def test_sigkill_three_times_under_load_with_retrying_clients(tmp_path: Path) ->
         # before a kill may go down with it (docs/security.md: 5-11 in 3 kills measured)
         bcc_notices_lost=kills * CLIENTS,
     )
-
-
-KILL_MAILS = 240
-CLIENTS = 8
 
 
 def test_upstream_outage_under_load(tmp_path: Path) -> None:
