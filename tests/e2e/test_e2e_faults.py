@@ -448,7 +448,7 @@ def test_sigkill_three_times_under_load_with_retrying_clients(tmp_path: Path) ->
         tally,
         window_bound=tally.cut_after_data + tally.recovered,
         # queued in the background after the 250: the notices of the Bcc mail answered just
-        # before a kill may go down with it (docs/security.md: 5-11 in 3 kills measured)
+        # before a kill may go down with it (docs/security.md: 5-13 in 3 kills measured)
         bcc_notices_lost=kills * CLIENTS,
     )
 
