@@ -137,6 +137,48 @@ async def test_a_new_process_finds_holds_whose_notice_never_left(env: Env) -> No
     assert len(await notices_to(env, SENDER)) == 1
 
 
+async def test_a_hold_too_young_at_restart_gets_its_notice_once_it_comes_of_age(
+    env: Env,
+) -> None:
+    # SIGKILL right after the hold committed, restart at once (the fault suite's case): the
+    # first scan finds the hold too young; a later tick of the same process must find it
+    async def crash(*_: Any, **__: Any) -> None:
+        return None
+
+    env.service._notify_new = crash  # type: ignore[method-assign]
+    h = await do_hold(env)
+    svc = HoldService(
+        env.store, env.config, env.web, secret=SECRET, organization=ORG, now=env.clock
+    )
+    assert await svc.tick() == 0  # too young: its notice may still be on its way
+    env.clock.advance(seconds=30)
+    assert await svc.tick() == 0
+    env.clock.advance(seconds=31)
+    assert await svc.tick() == 1
+    assert len(await notices_to(env, SENDER)) == 1
+    assert NOTICE_RESENT in await notes(env, h.id)
+    env.clock.advance(minutes=5)
+    assert await svc.tick() == 0
+    assert len(await notices_to(env, SENDER)) == 1
+
+
+async def test_notice_grace_is_configurable(tmp_path: Path) -> None:
+    e = await make_env(tmp_path, notice_grace="3s")
+    try:
+
+        async def crash(*_: Any, **__: Any) -> None:
+            return None
+
+        e.service._notify_new = crash  # type: ignore[method-assign]
+        await do_hold(e)
+        svc = HoldService(e.store, e.config, e.web, secret=SECRET, organization=ORG, now=e.clock)
+        assert await svc.tick() == 0
+        e.clock.advance(seconds=4)
+        assert await svc.tick() == 1
+    finally:
+        await e.store.close()
+
+
 async def test_scan_leaves_noticed_and_suppressed_holds_alone(env: Env) -> None:
     await do_hold(env)  # noticed normally
     await do_hold(env, extra_headers=[("Auto-Submitted", "auto-replied")])  # suppressed

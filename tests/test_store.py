@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from leakguard.holds.model import (
     DeliveryState,
@@ -257,6 +258,23 @@ async def test_recover_deliveries_after_crash(store: SqlStore) -> None:
     await store.update_delivery_rcpts(did, ["only@y.jp"])
     got = await store.get_delivery(did)
     assert got is not None and got.rcpts == ("only@y.jp",)
+
+
+async def test_enqueue_with_a_note_commits_both_or_neither(store: SqlStore) -> None:
+    # a hold notice and its "sent" record are one commit: a crash between two commits left
+    # a queued notice without its record, and the timers sent it again (fault suite)
+    raw = b"Subject: x\r\n\r\nbody\r\n"
+    await store.create_hold(_hold(raw=raw), raw)
+    await store.enqueue_delivery(
+        b"n", "lg@x.jp", ["s@x.jp"], kind="notice", hold_id="H-TEST0001", note="n sent to s"
+    )
+    assert [tr.note for tr in await store.timeline("H-TEST0001")][-1] == "n sent to s"
+    assert await store.queue_depth() == 1
+    with pytest.raises(sa_exc.IntegrityError):  # transitions.hold_id references holds
+        await store.enqueue_delivery(
+            b"n", "lg@x.jp", ["s@x.jp"], kind="notice", hold_id="H-NONE", note="n sent to s"
+        )
+    assert await store.queue_depth() == 1  # the delivery was rolled back with the note
 
 
 async def test_enqueue_not_before(store: SqlStore) -> None:

@@ -27,6 +27,11 @@ class HoldsConfig(BaseModel):
     timezone: str = Field(
         "Asia/Tokyo", description="Time zone for times shown in notices and pages (IANA name)."
     )
+    notice_grace: str = Field(
+        "1m",
+        description="A hold whose first notice is still missing after this long (a crash "
+        "between the hold and its notice) gets it from the timers.",
+    )
     timer_interval: float = Field(
         5.0, gt=0, le=300, description="Seconds between checks for due delays, expiry, escalation."
     )

@@ -126,6 +126,7 @@ class Store(Protocol):
         sender: str | None = None,
         rule: str | None = None,
         older_than: datetime | None = None,
+        newer_than: datetime | None = None,
         limit: int = 200,
     ) -> list[HoldRecord]: ...
     async def transition(
@@ -179,8 +180,10 @@ class Store(Protocol):
         kind: str = "mail",
         hold_id: str | None = None,
         not_before: datetime | None = None,
+        note: str | None = None,
     ) -> int:
-        """Queue durably (committed on return); ``not_before`` delays the first attempt."""
+        """Queue durably (committed on return); ``not_before`` delays the first attempt;
+        ``note``: an event on the hold's timeline, committed with the delivery."""
         ...
 
     async def claim_deliveries(

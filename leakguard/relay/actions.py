@@ -173,6 +173,8 @@ class Relay:
         self._threads_pruned_at = 0.0
         # retry key -> (monotonic time, decision id) of mail sent on, oldest first
         self._sent_recently: dict[tuple[str, ...], tuple[float, str]] = {}
+        # retry key -> the transaction being decided and carried out (``process``)
+        self._in_flight: dict[tuple[str, ...], asyncio.Task[str]] = {}
         self.reports: ReportHandler | None = None  # the report address (issue 9)
 
     @property
@@ -269,6 +271,29 @@ class Relay:
         retry = await self._sent_before(tx, normal, client_digest, digest)
         if retry is not None:
             return retry
+        # A client that gave up waiting (a slow store, a busy upstream) and sent the same
+        # transaction again while the first is still being decided or stored: the retry
+        # waits for the first one's answer instead of making a second hold or delivery.
+        key = self._retry_key(tx, normal, client_digest)
+        running = self._in_flight.get(key)
+        if running is not None:
+            self.metrics.messages.labels("retry").inc()
+            self.log.info("retry_joined", sender=tx.mail_from, peer=tx.peer, recipients=len(normal))
+            return await asyncio.shield(running)
+        # shielded as a whole: a client that hangs up does not cancel what a retry may join
+        task = asyncio.ensure_future(
+            self._decide_and_execute(tx, normal, client_digest, digest, start)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._in_flight[key] = task
+        task.add_done_callback(lambda _t: self._in_flight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _decide_and_execute(
+        self, tx: Transaction, normal: list[str], client_digest: str, digest: str, start: float
+    ) -> str:
+        loop = asyncio.get_running_loop()
         if self._deciding >= self.settings.decide_backlog:
             self.metrics.messages.labels("busy").inc()
             self.log.warning("decision_backlog_full", sender=tx.mail_from, peer=tx.peer)

@@ -251,6 +251,7 @@ class SqlStore:
         sender: str | None = None,
         rule: str | None = None,
         older_than: datetime | None = None,
+        newer_than: datetime | None = None,
         limit: int = 200,
     ) -> list[HoldRecord]:
         q = sa.select(t.holds).order_by(t.holds.c.created_at.desc(), t.holds.c.id)
@@ -260,6 +261,8 @@ class SqlStore:
             q = q.where(sa.func.lower(t.holds.c.mail_from) == sender.lower())
         if older_than is not None:
             q = q.where(t.holds.c.created_at < older_than)
+        if newer_than is not None:
+            q = q.where(t.holds.c.created_at >= newer_than)
         if rule is None:
             q = q.limit(max(0, limit))
         async with self._read() as conn:
@@ -470,8 +473,12 @@ class SqlStore:
         hold_id: str | None = None,
         not_before: datetime | None = None,
         last_error: str = "",
+        note: str | None = None,
     ) -> int:
-        """Queue a delivery durably (committed on return). ``not_before`` delays it."""
+        """Queue a delivery durably (committed on return). ``not_before`` delays it.
+        ``note`` (with ``hold_id``): a system event on the hold's timeline in the same
+        commit, so that a crash cannot leave the delivery without its record ("notice sent
+        to …": without it, the timers would send the notice again)."""
         async with self._tx() as conn:
             did = await self._enqueue(
                 conn,
@@ -483,6 +490,18 @@ class SqlStore:
                 not_before=not_before,
                 last_error=last_error,
             )
+            if note is not None and hold_id is not None:
+                await conn.execute(
+                    sa.insert(t.transitions).values(
+                        hold_id=hold_id,
+                        at=_now(),
+                        from_state=None,
+                        to_state=None,
+                        actor="system",
+                        via=Via.RELAY.value,
+                        note=note,
+                    )
+                )
         self._notify()
         return did
 
