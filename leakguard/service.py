@@ -584,6 +584,7 @@ class Service:
 
     async def stop(self, timeout: float = 20.0) -> None:
         self.log.info("stopping")
+        self._stop.set()  # periodic tasks (journal pruning) end now, not at their next wake
         for server, runtime, _spec in self.servers:
             runtime.draining = True
             server.close()  # stop accepting

@@ -400,3 +400,23 @@ async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path, store_url:
             assert len(got) == 4, subjects  # once, bare, once to one, other
         finally:
             await service.stop(timeout=5)
+
+
+@pytest.mark.e2e
+async def test_stop_does_not_wait_for_the_hourly_prune(tmp_path: Path) -> None:
+    """The pruning task sleeps an hour between runs; stopping ends it at once (it used to
+    cost every stop five seconds)."""
+    cfg = ServiceConfig.model_validate(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
+            "upstream": {"host": "127.0.0.1", "port": 9, "tls": "none"},
+            "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
+        }
+    )
+    service = Service(config=cfg, policy_path=tmp_path / "x.yaml", engine=FakeEngine())
+    await service.start()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await service.stop(timeout=5)
+    assert loop.time() - t0 < 2.5
