@@ -11,7 +11,7 @@ import pytest
 from stats_seed import AUDIT, HOSTILE, NOISY, seed
 
 from leakguard.cli import main
-from leakguard.commands.stats import parse_when
+from leakguard.commands.service_args import parse_when
 from leakguard.officer.stats import width
 from leakguard.store import open_store, sqlite_url
 

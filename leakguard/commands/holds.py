@@ -133,19 +133,12 @@ def _organization(cfg: Any, lang: str) -> Organization:
 
 async def _run(args: argparse.Namespace) -> int:
     lang = lang_from_env("ja")
-    from leakguard.config import ConfigError, NoServiceError, locate_service
+    from leakguard.commands.service_args import service_config
     from leakguard.service import web_secret
     from leakguard.store import open_store
 
-    try:
-        cfg = locate_service(args.config, args.data_dir)
-    except ConfigError as exc:
-        print(_t("config", lang), file=sys.stderr)
-        for p in exc.problems:
-            print(f"  {p.text(lang)}", file=sys.stderr)
-        return 2
-    except NoServiceError as exc:
-        print(exc.text(lang), file=sys.stderr)
+    cfg = service_config(args, lang)
+    if cfg is None:
         return 2
     store = await open_store(cfg.store_url(), create=False)
     try:

@@ -88,21 +88,13 @@ def _load_policy(cfg: Any) -> Any:
 
 async def _run(args: argparse.Namespace) -> int:
     lang = normalize_lang(getattr(args, "lang", None) or lang_from_env("ja"), "ja")
-    from leakguard.commands.holds import _t as holds_t
-    from leakguard.config import ConfigError, NoServiceError, locate_service
+    from leakguard.commands.service_args import service_config
     from leakguard.officer.incidents import IncidentService, ReportRefused
     from leakguard.organization import Organization
     from leakguard.store import open_store
 
-    try:
-        cfg = locate_service(args.config, args.data_dir)
-    except ConfigError as exc:
-        print(holds_t("config", lang), file=sys.stderr)
-        for p in exc.problems:
-            print(f"  {p.text(lang)}", file=sys.stderr)
-        return 2
-    except NoServiceError as exc:
-        print(exc.text(lang), file=sys.stderr)
+    cfg = service_config(args, lang)
+    if cfg is None:
         return 2
     policy = _load_policy(cfg)
     org = policy.organization if policy is not None else Organization()

@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -52,11 +51,6 @@ _T = {
         "再判定するメールがありません: SOURCE (maildir、mbox、.eml) か --since を指定してください",
         "nothing to replay: give SOURCEs (maildir, mbox, .eml) or --since",
     ),
-    "bad_time": (
-        "日時を読めません (例: 1d, 12h, 2026-11-01, 2026-11-01T09:00): {err}",
-        "cannot read the time (e.g. 1d, 12h, 2026-11-01, 2026-11-01T09:00): {err}",
-    ),
-    "bad_order": ("--since は --until より前にしてください", "--since must be before --until"),
     "bad_key": (
         "保存メールの鍵を読めません: {err}",
         "cannot read the retention key: {err}",
@@ -166,32 +160,17 @@ def register(sub: Any) -> None:
 
 def _store_source(args: argparse.Namespace, lang: str) -> ReplaySource | int:
     """The retained mail of the service's store in ``--since``..``--until``, or an exit code."""
-    from leakguard.commands.stats import parse_when
-    from leakguard.config import NoServiceError, locate_service
+    from leakguard.commands.service_args import period, service_config
     from leakguard.officer.replay_store import StoreSource
     from leakguard.service import retention_key
 
-    try:
-        cfg = locate_service(args.config, args.data_dir)
-    except ConfigError as exc:
-        print(_t("config_invalid", lang), file=sys.stderr)
-        for p in exc.problems:
-            print(f"  {p.text(lang)}", file=sys.stderr)
+    cfg = service_config(args, lang)
+    if cfg is None:
         return 2
-    except NoServiceError as exc:
-        print(exc.text(lang), file=sys.stderr)
+    found = period(args.since, args.until, ZoneInfo(cfg.holds.timezone), lang)
+    if found is None:
         return 2
-    tz = ZoneInfo(cfg.holds.timezone)
-    now = datetime.now(UTC)
-    try:
-        since = parse_when(args.since, tz, now)
-        until = parse_when(args.until, tz, now, end=True) if args.until else now
-    except ValueError as exc:
-        print(_t("bad_time", lang).format(err=exc), file=sys.stderr)
-        return 2
-    if since >= until:
-        print(_t("bad_order", lang), file=sys.stderr)
-        return 2
+    since, until = found
     try:
         key = retention_key(cfg, create=False)
     except (OSError, ValueError) as exc:

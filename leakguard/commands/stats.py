@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
-from leakguard.durations import parse_duration
+from leakguard.commands.service_args import period, service_config
 from leakguard.holds.explain import zone
 from leakguard.i18n import lang_from_env
 from leakguard.officer.stats import (
@@ -36,12 +36,6 @@ from leakguard.officer.stats import (
 from leakguard.terminal import for_terminal, json_for_terminal
 
 _T = {
-    "config": ("設定ファイルが読めません:", "cannot use the configuration:"),
-    "bad_time": (
-        "期間の指定が不正です (例: 30d, 2026-11-01):",
-        "not a period (e.g. 30d, 2026-11-01):",
-    ),
-    "bad_order": ("--since は --until より前にしてください。", "--since must be before --until."),
     "audit_unknown_rule": (
         "注意: ルール {rule} はポリシー {path} にありません (ID の綴りを確認してください)。",
         "Note: the policy {path} has no rule {rule} (check the id's spelling).",
@@ -147,28 +141,6 @@ def register(sub: Any) -> None:
     a.set_defaults(func=run)
 
 
-def parse_when(value: str, tz: tzinfo, now: datetime, *, end: bool = False) -> datetime:
-    """A duration back from ``now`` (``30d``), a date (start of that day, or with
-    ``end`` the start of the next) or an ISO date and time, in ``tz`` when naive."""
-    value = value.strip()
-    try:
-        return now - timedelta(seconds=parse_duration(value))
-    except ValueError:
-        pass
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        try:
-            at = datetime.fromisoformat(value)
-        except ValueError:
-            # the caller reports the value in the user's language, never Python's message
-            raise ValueError(value) from None
-        return at.replace(tzinfo=tz) if at.tzinfo is None else at
-    if end:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(0), tzinfo=tz)
-
-
 def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args))
 
@@ -193,31 +165,17 @@ def _rule_mode_note(cfg: Any, rule: str, lang: str) -> str:
 
 async def _run(args: argparse.Namespace) -> int:
     lang = lang_from_env("ja")
-    from leakguard.config import ConfigError, NoServiceError, locate_service
     from leakguard.store import open_store
     from leakguard.store.stats import StatsQueries
 
-    try:
-        cfg = locate_service(args.config, args.data_dir)
-    except ConfigError as exc:
-        print(_t("config", lang), file=sys.stderr)
-        for p in exc.problems:
-            print(f"  {p.text(lang)}", file=sys.stderr)
-        return 2
-    except NoServiceError as exc:
-        print(exc.text(lang), file=sys.stderr)
+    cfg = service_config(args, lang)
+    if cfg is None:
         return 2
     tz = zone(cfg.holds.timezone)
-    now = datetime.now(UTC)
-    try:
-        since = parse_when(args.since or "30d", tz, now)
-        until = parse_when(args.until, tz, now, end=True) if args.until else now
-    except ValueError as exc:
-        print(_t("bad_time", lang), exc, file=sys.stderr)
+    found = period(args.since or "30d", args.until, tz, lang)
+    if found is None:
         return 2
-    if since >= until:
-        print(_t("bad_order", lang), file=sys.stderr)
-        return 2
+    since, until = found
     store = await open_store(cfg.store_url(), create=False)
     try:
         q = StatsQueries(store)
