@@ -304,9 +304,9 @@ class IncidentPages:
             return self._invalid(request, lang, 404, it("adm.unknown", lang))
         name = f"{inc.id}-{lang}.{fmt}"  # the stored id (I- and base32), never the raw path
         disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+        # both render mail-derived text (bounded by the journal's limits): off the event loop
         if fmt == "md":
-            return Response(
-                to_markdown(doc), media_type="text/markdown; charset=utf-8", headers=disposition
-            )
+            md = await asyncio.to_thread(to_markdown, doc)
+            return Response(md, media_type="text/markdown; charset=utf-8", headers=disposition)
         pdf = await asyncio.to_thread(to_pdf, doc)
         return Response(pdf, media_type="application/pdf", headers=disposition)
