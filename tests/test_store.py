@@ -325,3 +325,27 @@ def test_backoff_grows_and_caps() -> None:
 async def test_naive_datetime_refused(store: SqlStore) -> None:
     with pytest.raises(Exception, match="naive"):
         await store.claim_deliveries("w", datetime.now(), 1)
+
+
+async def test_a_failed_delivery_and_its_dsn_are_one_commit(store: SqlStore) -> None:
+    """The failure and the sender's bounce are written together: no crash between them
+    can record a failed mail whose sender is never told."""
+    did = await store.enqueue_delivery(
+        b"Subject: x\r\n\r\nbody\r\n", "a@city.example.lg.jp", ["b@x.example"]
+    )
+    dsn_id = await store.finish_delivery(
+        did,
+        state=DeliveryState.FAILED,
+        error="550 no",
+        dsn=b"DSN\r\n",
+        dsn_to="a@city.example.lg.jp",
+    )
+    assert dsn_id is not None
+    got = {d.id: d for d in await store.list_deliveries()}
+    assert got[did].state is DeliveryState.FAILED
+    assert got[dsn_id].kind == "dsn" and got[dsn_id].mail_from == ""
+    assert got[dsn_id].rcpts == ("a@city.example.lg.jp",)
+    # without a DSN (a notice, a null sender) nothing else is queued
+    other = await store.enqueue_delivery(b"x", "", ["c@x.example"], kind="notice")
+    assert await store.finish_delivery(other, state=DeliveryState.FAILED, error="no") is None
+    assert len(await store.list_deliveries()) == 3

@@ -288,22 +288,39 @@ class Delivery:
         the original (a duplicate for every recipient that already got it). A DSN that
         cannot be built or stored is logged (``dsn_error``) and counted instead.
         """
-        if not mail_from or not failed:  # null sender (a DSN itself): never bounce
+        dsn = await self._build_dsn(raw, mail_from, failed)
+        if dsn is None:
             return None
         try:
-            dsn = build_dsn(
+            did = await self.enqueue(dsn, "", [mail_from], kind="dsn")
+        except Exception as exc:
+            self._dsn_error(mail_from, failed, exc)
+            return None
+        self._log("dsn_queued", to=mail_from, recipients=len(failed), delivery=did)
+        return did
+
+    async def _build_dsn(
+        self, raw: bytes, mail_from: str, failed: Mapping[str, Reply]
+    ) -> bytes | None:
+        """The DSN for ``failed``, built in a worker thread (it reads the hostile original);
+        None for a null sender (a DSN itself: never bounced) or when it cannot be built."""
+        if not mail_from or not failed:
+            return None
+        try:
+            return await asyncio.to_thread(
+                build_dsn,
                 original=raw,
                 sender=mail_from,
                 failed=failed,
                 reporting_host=self.settings.hostname,
             )
-            did = await self.enqueue(dsn, "", [mail_from], kind="dsn")
         except Exception as exc:
-            self.metrics.upstream_errors.labels("dsn_error").inc()
-            self._warn("dsn_error", to=mail_from, recipients=len(failed), error=repr(exc)[:500])
+            self._dsn_error(mail_from, failed, exc)
             return None
-        self._log("dsn_queued", to=mail_from, recipients=len(failed), delivery=did)
-        return did
+
+    def _dsn_error(self, mail_from: str, failed: Mapping[str, Reply], exc: Exception) -> None:
+        self.metrics.upstream_errors.labels("dsn_error").inc()
+        self._warn("dsn_error", to=mail_from, recipients=len(failed), error=repr(exc)[:500])
 
     # ------------------------------------------------------------------ queue
 
@@ -427,7 +444,7 @@ class Delivery:
             )
 
     async def _persist(
-        self, d: DeliveryRecord, step: str, op: Callable[[], Awaitable[None]]
+        self, d: DeliveryRecord, step: str, op: Callable[[], Awaitable[object]]
     ) -> bool:
         """Run an idempotent store write, retrying briefly. If the store stays down the
         delivery is left in ``sending``: recovery will send it again (at-least-once)."""
@@ -527,7 +544,15 @@ class Delivery:
                 "delivery_deferred", delivery=d.id, kind=d.kind, attempts=d.attempts, error=error
             )
             return
-        await self.store.finish_delivery(d.id, state=DeliveryState.FAILED, error=error)
+        # the sender's DSN is queued in the same commit that records the failure: a crash in
+        # between would otherwise lose it
+        dsn = None
+        if d.kind == "mail":
+            failed = dict(refused) or {r: Reply(exc.code, exc.text) for r in d.rcpts}
+            dsn = await self._build_dsn(raw, d.mail_from, failed)
+        dsn_id = await self.store.finish_delivery(
+            d.id, state=DeliveryState.FAILED, error=error, dsn=dsn, dsn_to=d.mail_from
+        )
         self.metrics.deliveries.labels(d.kind, "failed").inc()
         self._log(
             "delivery_failed",
@@ -537,6 +562,5 @@ class Delivery:
             attempts=d.attempts,
             error=error,
         )
-        if d.kind == "mail":
-            failed = dict(refused) or {r: Reply(exc.code, exc.text) for r in d.rcpts}
-            await self.send_dsn(raw, d.mail_from, failed)
+        if dsn_id is not None:
+            self._log("dsn_queued", to=d.mail_from, recipients=len(failed), delivery=dsn_id)

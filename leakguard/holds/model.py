@@ -193,8 +193,14 @@ class Store(Protocol):
         ...
 
     async def finish_delivery(
-        self, delivery_id: int, *, state: DeliveryState, error: str = ""
-    ) -> None: ...
+        self,
+        delivery_id: int,
+        *,
+        state: DeliveryState,
+        error: str = "",
+        dsn: bytes | None = None,
+        dsn_to: str = "",
+    ) -> int | None: ...
     async def retry_delivery(
         self, delivery_id: int, *, next_attempt_at: datetime, error: str
     ) -> None: ...

@@ -547,14 +547,29 @@ class SqlStore:
         return [_delivery(r._mapping) for r in rows]
 
     async def finish_delivery(
-        self, delivery_id: int, *, state: DeliveryState, error: str = ""
-    ) -> None:
+        self,
+        delivery_id: int,
+        *,
+        state: DeliveryState,
+        error: str = "",
+        dsn: bytes | None = None,
+        dsn_to: str = "",
+    ) -> int | None:
+        """Close a delivery. With ``dsn``: queue that bounce to ``dsn_to`` (null sender) in
+        the same commit, so a crash cannot record the failure and lose the sender's DSN.
+        Returns the DSN's queue id, or None."""
+        did = None
         async with self._tx() as conn:
             await conn.execute(
                 sa.update(t.deliveries)
                 .where(t.deliveries.c.id == delivery_id)
                 .values(state=state.value, last_error=error[:2000], finished_at=_now())
             )
+            if dsn is not None and dsn_to:
+                did = await self._enqueue(conn, dsn, "", [dsn_to], kind="dsn", hold_id=None)
+        if did is not None:
+            self._notify()
+        return did
 
     async def retry_delivery(
         self, delivery_id: int, *, next_attempt_at: datetime, error: str
