@@ -9,8 +9,10 @@ column. Secrets are ``SecretStr`` (never printed) and may come from the environm
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -252,6 +254,25 @@ def base_url_problem(base_url: str | None, listen: str) -> tuple[str, str] | Non
     )
 
 
+def lease_problem(config: ServiceConfig) -> tuple[str, str] | None:
+    """Why the delivery lease is too short ((ja, en)), or None.
+
+    Another node takes back a delivery whose claim is older than the lease: if one
+    upstream attempt may last longer, a live node's delivery would be sent twice."""
+    lease = config.seconds(config.delivery.stale_claim_after)
+    attempt = config.seconds(config.limits.upstream_timeout)
+    if lease > attempt:
+        return None
+    return (
+        f"delivery.stale_claim_after ({config.delivery.stale_claim_after}) は "
+        f"limits.upstream_timeout ({config.limits.upstream_timeout}) より長くしてください。"
+        "短いと、送信中の配送を別のノードが取り戻し、同じメールを二度送ります。",
+        f"delivery.stale_claim_after ({config.delivery.stale_claim_after}) must be longer "
+        f"than limits.upstream_timeout ({config.limits.upstream_timeout}); otherwise another "
+        "node takes back a delivery still being sent and the mail goes out twice.",
+    )
+
+
 def plaintext_auth_problem(auth: AuthConfig, upstream: UpstreamConfig | None) -> str | None:
     """Why pass-through AUTH would send users' passwords in clear, or None when it won't."""
     if auth.mode != "upstream" or upstream is None or upstream.tls != "none":
@@ -285,7 +306,10 @@ class DeliveryConfig(_Model):
     )
     poll_interval: str = Field(default="2s", description="How often the queue looks for due work.")
     stale_claim_after: str = Field(
-        default="10m", description="PostgreSQL: reclaim work a crashed node left in 'sending'."
+        default="10m",
+        description="Delivery lease: a delivery another node (or worker) left in 'sending' "
+        "this long ago is taken back into the queue (a dead host). Must exceed "
+        "limits.upstream_timeout; a restarting node takes back its own at once.",
     )
     maildir: str | None = Field(
         default=None, description="With no upstream: deliver here (default <data_dir>/maildir)."
@@ -325,6 +349,13 @@ class LogConfig(_Model):
 
 class ServiceConfig(_Model):
     hostname: str = Field(default="localhost", description="Name in the SMTP greeting.")
+    node_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="This relay's name in the shared store (who claimed a delivery); must "
+        "differ between relays sharing one store and stay the same across restarts. "
+        "Default: the machine's host name and a hash of the data directory.",
+    )
     data_dir: str = Field(default=DEFAULT_DATA_DIR, description="SQLite store, maildir, secrets.")
     policy: str | None = Field(
         default=None, description="Policy file; default policies/default.yaml."
@@ -372,6 +403,14 @@ class ServiceConfig(_Model):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()
+
+    def node_identity(self) -> str:
+        """``node_id``, or ``<host name>:<8 hex of the data directory's path>``: stable
+        across restarts, different for two relays on one host with two data directories."""
+        if self.node_id:
+            return self.node_id
+        digest = hashlib.sha256(str(self.data_path.resolve()).encode()).hexdigest()[:8]
+        return f"{socket.gethostname()[:80]}:{digest}"
 
     def store_url(self) -> str:
         env = os.environ.get("LEAKGUARD_STORE_URL")

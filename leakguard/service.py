@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
+import hmac
 import os
 import secrets
 import signal
@@ -26,6 +28,7 @@ from leakguard import sdnotify
 from leakguard.config import (
     ServiceConfig,
     base_url_problem,
+    lease_problem,
     plaintext_auth_problem,
     split_host_port,
 )
@@ -142,6 +145,59 @@ def journal_writer(config: ServiceConfig, store: SqlStore, log: Any, metrics: An
     )
 
 
+class SharedSecretError(ValueError):
+    """Relays sharing one store with different secrets (message in Japanese and English)."""
+
+
+# leakguard_meta keys: a keyed fingerprint of each secret every relay must share
+_SECRET_MARKS = {"web": "fingerprint.web_secret", "retention": "fingerprint.retention_key"}
+
+
+def secret_fingerprint(secret: bytes) -> str:
+    """A keyed fingerprint (HMAC of a fixed label under the secret): equal secrets give
+    equal fingerprints; the fingerprint does not reveal the secret."""
+    return hmac.new(secret, b"leakguard shared-secret check v1", hashlib.sha256).hexdigest()[:32]
+
+
+async def shared_secret_problem(config: ServiceConfig, store: SqlStore) -> tuple[str, str] | None:
+    """Why this relay's secrets differ from those of the relays already sharing ``store``
+    ((ja, en)), or None. The first relay records a fingerprint of its web secret (links,
+    admin sessions) and retention key (sealed mail); a later one with another secret would
+    issue links the others refuse and seal mail the others cannot open."""
+    secrets_now: dict[str, bytes] = {"web": web_secret(config).encode()}
+    if config.retention.mode == "encrypted":
+        sealing = retention_key(config)
+        if sealing is not None:
+            secrets_now["retention"] = sealing
+    for name, secret in secrets_now.items():
+        mine = secret_fingerprint(secret)
+        theirs = await store.settle_value(_SECRET_MARKS[name], mine)
+        if hmac.compare_digest(mine, theirs):
+            continue
+        what_ja, what_en, env, field = {
+            "web": ("Web の秘密鍵", "web secret", "LEAKGUARD_WEB_SECRET", "web.secret"),
+            "retention": (
+                "保存メールの暗号鍵",
+                "retention key",
+                "LEAKGUARD_RETENTION_KEY",
+                "retention.key",
+            ),
+        }[name]
+        return (
+            f"このストアを共有する他の leakguard と{what_ja}が違います。リンク・管理者の"
+            f"ログイン・保存したメールが他のノードで使えなくなるため起動しません。すべての"
+            f"ノードで同じ値を {field} (または環境変数 {env}) に設定してください。意図して"
+            f"鍵を替えた場合は、全ノードを止めてから leakguard_meta の行 "
+            f"'{_SECRET_MARKS[name]}' を削除してください。",
+            f"This relay's {what_en} differs from that of the other leakguard relays sharing "
+            f"this store: links, admin logins and retained mail would not work across nodes, "
+            f"so it does not start. Set the same value in {field} (or the {env} environment "
+            f"variable) on every node. If you changed it on purpose, stop every node and "
+            f"delete the row '{_SECRET_MARKS[name]}' from leakguard_meta.",
+        )
+    return None
+
+
 class DataDirError(ValueError):
     """The data directory cannot be created or written (message in Japanese and English)."""
 
@@ -224,6 +280,8 @@ class Service:
 
     def __post_init__(self) -> None:
         self.metrics = Metrics()
+        # this relay's stable name in the shared store (delivery claims); see config.node_id
+        self.node_id = self.config.node_identity()
         self.store: SqlStore | None = None
         self.delivery: Delivery | None = None
         self.relay: Relay | None = None
@@ -346,6 +404,9 @@ class Service:
         problem = base_url_problem(cfg.web.base_url, cfg.web.listen)
         if problem is not None:
             raise ValueError(problem[0] + "\n" + problem[1])
+        lease = lease_problem(cfg)
+        if lease is not None:
+            raise ValueError(lease[0] + "\n" + lease[1])
         bad_dir = data_dir_problem(cfg.data_path)  # before anything is started or written
         if bad_dir is not None:
             raise DataDirError(bad_dir[0] + "\n" + bad_dir[1])
@@ -358,6 +419,12 @@ class Service:
         store = await open_store(cfg.store_url())
         self.store = store
         private_sqlite_files(cfg.store_url())
+        if store.dialect != "sqlite":  # a store other relays may share: same secrets?
+            mismatch = await shared_secret_problem(cfg, store)
+            if mismatch is not None:
+                await store.close()
+                self.store = None
+                raise SharedSecretError(mismatch[0] + "\n" + mismatch[1])
         transport = self.transport or self._make_transport()
         self.transport = transport
         delivery = Delivery(
@@ -377,6 +444,7 @@ class Service:
             ),
             metrics=self.metrics,
             log=self.log,
+            worker_id=self.node_id,
         )
         self.delivery = delivery
         store.on_enqueue.append(delivery.wake)

@@ -24,20 +24,30 @@ SUPERVISOR = "sato@city.example.lg.jp"
 
 
 class FlakyQueue:
-    """Wraps ``store.enqueue_delivery``: fails the calls whose numbers are in ``fail``."""
+    """Wraps ``store.enqueue_delivery`` and ``store.enqueue_once`` (the notices that go once
+    per person): fails the calls whose numbers (counted over both) are in ``fail``."""
 
     def __init__(self, env: Env, fail: Sequence[int] | None = None, always: bool = False) -> None:
         self.real = env.store.enqueue_delivery
+        self.real_once = env.store.enqueue_once
         self.fail = set(fail or ())
         self.always = always
         self.calls = 0
         env.store.enqueue_delivery = self  # type: ignore[method-assign]
+        env.store.enqueue_once = self.once  # type: ignore[method-assign]
 
-    async def __call__(self, *args: Any, **kw: Any) -> int:
+    def _count(self) -> None:
         self.calls += 1
         if self.always or self.calls in self.fail:
             raise OSError("disk full")
+
+    async def __call__(self, *args: Any, **kw: Any) -> int:
+        self._count()
         return await self.real(*args, **kw)
+
+    async def once(self, *args: Any, **kw: Any) -> int | None:
+        self._count()
+        return await self.real_once(*args, **kw)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Administrators' sessions and users file: refused SMTP users file, revocation on removal,
-password change, logout and restart (security review L1, L2)."""
+password change, logout on any node (security review L1, L2; issue 11)."""
 
 from __future__ import annotations
 
@@ -183,13 +183,37 @@ async def test_logout_without_csrf_does_not_revoke(env: Env) -> None:
         assert await is_in(c)
 
 
-async def test_sessions_end_with_a_restart(env: Env) -> None:
+async def test_a_session_holds_on_every_node_and_a_logout_ends_it_everywhere(env: Env) -> None:
+    """Two web apps on one store and one web secret (two workers, two hosts, or a restart):
+    a session opened on A is valid on B; a logout on B ends it on A (issue 11)."""
+    node_a, node_b = create_app(env.service, env.web), create_app(env.service, env.web)
+    async with client(node_a) as a, client(node_b) as b:
+        cookie = await login(a)
+        with_cookie(b, cookie)
+        assert await is_in(b)
+        page = await b.get("/admin")
+        r = await b.post("/admin/logout", data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 303
+        assert not await is_in(a)  # A never saw the logout: the store told it
+        assert await env.store.session_revoked(_session_id(env, cookie))
+
+
+async def test_a_session_is_refused_under_another_web_secret(env: Env) -> None:
     async with client(create_app(env.service, env.web)) as c:
         cookie = await login(c)
-        assert await is_in(c)
-    async with client(create_app(env.service, env.web)) as c2:  # a new process
+    env.service.secret = "another secret entirely"
+    async with client(create_app(env.service, env.web)) as c2:
         with_cookie(c2, cookie)
         assert not await is_in(c2)
+
+
+def _session_id(env: Env, cookie: str) -> str:
+    import base64
+    import json
+
+    payload = cookie.split(".")[0]
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(data["n"])
 
 
 async def test_forged_and_old_style_cookies_are_refused(env: Env) -> None:

@@ -145,13 +145,18 @@ class Delivery:
         *,
         metrics: Metrics | None = None,
         log: Any = None,
+        worker_id: str | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.log = log
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        # The claim's owner in the store. A stable node id (``Service.node_id``) lets a
+        # restarted node take back its own in-flight deliveries at once (``recover``);
+        # without one (tests, tools) the id is unique to this process.
+        self._stable_id = worker_id is not None
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.workers)
@@ -364,21 +369,37 @@ class Delivery:
             self._history_task = None
         await self.flush_history()
 
-    async def recover(self) -> int:
+    async def recover(self, *, startup: bool = False) -> int:
+        """Put deliveries that a dead process left in ``sending`` back in the queue.
+
+        At startup: every delivery claimed under this node's own id (its previous process
+        is gone; nobody else claims under this id). Always: every claim older than the
+        lease (``stale_claim_after``), whoever made it: a host that died and has not come
+        back. A live node's claims are never touched before the lease runs out, and the
+        lease is longer than the longest upstream attempt (``upstream_timeout``), so a
+        delivery in flight on another node is not sent twice by us.
+        """
         now = datetime.now(UTC)
-        if self.store.dialect == "sqlite":  # one node: whatever is 'sending' died with us
-            before = now
-        else:
-            before = now - timedelta(seconds=self.settings.stale_claim_after)
-        n = await self.store.recover_deliveries(claimed_before=before)
-        if n:
-            self._log("queue_recovered", deliveries=n)
-        return n
+        own = 0
+        if startup and self._stable_id:
+            own = await self.store.recover_deliveries(worker=self.worker_id)
+        elif startup and self.store.dialect == "sqlite":
+            # no node id (tests, embedded use): one process on its own SQLite store, so
+            # whatever is 'sending' died with the previous one
+            own = await self.store.recover_deliveries(claimed_before=now)
+        stale = await self.store.recover_deliveries(
+            claimed_before=now - timedelta(seconds=self.settings.stale_claim_after)
+        )
+        if own or stale:
+            self._log("queue_recovered", deliveries=own + stale, own=own, expired_lease=stale)
+        return own + stale
 
     async def run(self) -> None:
         """Work the queue until ``stop()``; in-flight sends are awaited on the way out."""
-        await self.recover()
+        await self.recover(startup=True)
         last_recover = asyncio.get_running_loop().time()
+        # a dead host's claims are looked for a few times per lease (at most once a minute)
+        recover_every = max(1.0, min(60.0, self.settings.stale_claim_after / 3))
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -393,7 +414,7 @@ class Delivery:
                         task.add_done_callback(self._done)
                 self.metrics.queue_depth.set(await self.store.queue_depth())
                 now_m = asyncio.get_running_loop().time()
-                if self.store.dialect != "sqlite" and now_m - last_recover > 60:
+                if now_m - last_recover > recover_every:
                     last_recover = now_m
                     await self.recover()
             except Exception as exc:  # the store may be briefly unavailable
@@ -440,7 +461,10 @@ class Delivery:
         self._log("delivery_error", delivery=d.id, error=repr(exc)[:500])
         with contextlib.suppress(Exception):
             await self.store.retry_delivery(
-                d.id, next_attempt_at=self._next_at(d.attempts), error=repr(exc)[:500]
+                d.id,
+                next_attempt_at=self._next_at(d.attempts),
+                error=repr(exc)[:500],
+                worker=self.worker_id,
             )
 
     async def _persist(
@@ -475,22 +499,31 @@ class Delivery:
                     d,
                     "finish",
                     lambda: self.store.finish_delivery(
-                        d.id, state=DeliveryState.FAILED, error=error
+                        d.id, state=DeliveryState.FAILED, error=error, worker=self.worker_id
                     ),
                 )
             elif await self._persist(
-                d, "narrow", lambda: self.store.update_delivery_rcpts(d.id, list(temp))
+                d,
+                "narrow",
+                lambda: self.store.update_delivery_rcpts(d.id, list(temp), worker=self.worker_id),
             ):
                 await self._persist(
                     d,
                     "retry",
                     lambda: self.store.retry_delivery(
-                        d.id, next_attempt_at=self._next_at(d.attempts), error=error
+                        d.id,
+                        next_attempt_at=self._next_at(d.attempts),
+                        error=error,
+                        worker=self.worker_id,
                     ),
                 )
         else:
             await self._persist(
-                d, "finish", lambda: self.store.finish_delivery(d.id, state=DeliveryState.DONE)
+                d,
+                "finish",
+                lambda: self.store.finish_delivery(
+                    d.id, state=DeliveryState.DONE, worker=self.worker_id
+                ),
             )
         # follow-up work: each step below swallows its own errors
         if d.kind == "mail":
@@ -538,7 +571,7 @@ class Delivery:
         error = one_line(str(exc), 500)
         if not self._is_final(d, temporary=exc.temporary):
             await self.store.retry_delivery(
-                d.id, next_attempt_at=self._next_at(d.attempts), error=error
+                d.id, next_attempt_at=self._next_at(d.attempts), error=error, worker=self.worker_id
             )
             self._log(
                 "delivery_deferred", delivery=d.id, kind=d.kind, attempts=d.attempts, error=error
@@ -551,7 +584,12 @@ class Delivery:
             failed = dict(refused) or {r: Reply(exc.code, exc.text) for r in d.rcpts}
             dsn = await self._build_dsn(raw, d.mail_from, failed)
         dsn_id = await self.store.finish_delivery(
-            d.id, state=DeliveryState.FAILED, error=error, dsn=dsn, dsn_to=d.mail_from
+            d.id,
+            state=DeliveryState.FAILED,
+            error=error,
+            dsn=dsn,
+            dsn_to=d.mail_from,
+            worker=self.worker_id,
         )
         self.metrics.deliveries.labels(d.kind, "failed").inc()
         self._log(

@@ -151,7 +151,10 @@ class Store(Protocol):
 
     async def record_event(self, hold_id: str, *, actor: str, via: Via, note: str) -> None: ...
     async def timeline(self, hold_id: str) -> list[Transition]: ...
-    async def set_escalated(self, hold_id: str, approvers: Sequence[str]) -> None: ...
+    async def set_escalated(self, hold_id: str, approvers: Sequence[str]) -> bool:
+        """Compare-and-set: True for the one caller that escalated the open hold."""
+        ...
+
     async def due_holds(self, now: datetime) -> list[HoldRecord]:
         """Open holds whose ``due_at``, ``expires_at`` or ``escalate_at`` has passed."""
         ...
@@ -200,11 +203,33 @@ class Store(Protocol):
         error: str = "",
         dsn: bytes | None = None,
         dsn_to: str = "",
+        worker: str | None = None,
     ) -> int | None: ...
     async def retry_delivery(
-        self, delivery_id: int, *, next_attempt_at: datetime, error: str
-    ) -> None: ...
+        self,
+        delivery_id: int,
+        *,
+        next_attempt_at: datetime,
+        error: str,
+        worker: str | None = None,
+    ) -> bool: ...
     async def queue_depth(self) -> int: ...
+    async def enqueue_once(
+        self,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str,
+        hold_id: str,
+        note: str,
+    ) -> int | None:
+        """``enqueue_delivery`` with ``note`` unless the hold's timeline has it (None)."""
+        ...
+
+    # -- admin sessions logged out (shared by every node and worker)
+    async def revoke_session(self, session_id: str, expires_at: datetime) -> None: ...
+    async def session_revoked(self, session_id: str) -> bool: ...
 
     # -- sender history
     async def record_sent(self, sender: str, rcpts: Sequence[tuple[str, str]]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.policy
 import functools
 import hashlib
@@ -330,9 +331,23 @@ class HoldService:
         )
         return token
 
-    async def _send(self, hold: HoldRecord, to: str, raw: bytes, note: str) -> None:
+    async def _send(
+        self, hold: HoldRecord, to: str, raw: bytes, note: str, *, once: bool = False
+    ) -> None:
         # one commit: a crash between the two used to leave a queued notice without its
         # "sent" record, and the timers sent it again (the fault suite's SIGKILL test)
+        if once:
+            # a notice that goes once per hold and person (the first notices, escalation):
+            # timers on several nodes or workers may both try; the store queues it once
+            await self.store.enqueue_once(
+                raw,
+                self.config.notice_from,
+                [to],
+                kind="notice",
+                hold_id=hold.id,
+                note=f"{note} sent to {to}",
+            )
+            return
         await self.store.enqueue_delivery(
             raw,
             self.config.notice_from,
@@ -407,7 +422,7 @@ class HoldService:
             hold_id=hold.id,
             reply_to=command_reply_to(self.config.command_address, token),
         )
-        await self._send(hold, to, raw, f"notice {kind}")
+        await self._send(hold, to, raw, f"notice {kind}", once=True)
 
     async def _info(
         self,
@@ -418,8 +433,10 @@ class HoldService:
         *,
         with_withdraw: bool = False,
         extra: Callable[[str], list[str]] | None = None,
+        once: bool = False,
     ) -> None:
-        """Queue a short information mail (outcome, escalation, reply result)."""
+        """Queue a short information mail (outcome, escalation, reply result); ``once``:
+        unless this hold already sent this kind to ``to`` (see ``_send``)."""
         if not to or to == ADMIN_ONLY or "@" not in to:
             return
         lang = self.lang_for(to)
@@ -464,7 +481,7 @@ class HoldService:
             hold_id=hold.id,
             reply_to=reply_to,
         )
-        await self._send(hold, to, raw, f"info {kind}")
+        await self._send(hold, to, raw, f"info {kind}", once=once)
 
     # ------------------------------------------------------------------ HoldHandler
 
@@ -1046,12 +1063,16 @@ class HoldService:
         return n
 
     async def _escalate(self, hold: HoldRecord) -> None:
+        """Add the deputy as an approver and tell them and the sender, once across timers
+        on every worker and node: the notices are queued once per person (``_send`` with
+        ``once``), then ``set_escalated`` (a compare-and-set) marks the hold. A crash in
+        between leaves the hold unmarked: the next tick sends nothing twice and marks it."""
         # checked again here: the configuration may have changed since the hold was made
         deputy = self._deputy_for(hold.mail_from, hold.auth_user, hold.approvers)
         after = int(self.escalate_after.total_seconds())
         if not deputy:
-            await self.store.set_escalated(hold.id, hold.approvers)
-            if self.config.deputy:
+            won = await self.store.set_escalated(hold.id, hold.approvers)
+            if won and self.config.deputy:
                 await self.store.record_event(
                     hold.id,
                     actor="system",
@@ -1060,16 +1081,13 @@ class HoldService:
                 )
             return
         approvers = (*(a for a in hold.approvers if a != ADMIN_ONLY), deputy)
-        await self.store.set_escalated(hold.id, approvers)
-        await self.store.record_event(
-            hold.id, actor="system", via=Via.TIMER, note=f"escalated to {deputy}"
-        )
-        log.info("hold.escalated", hold_id=hold.id, deputy=deputy)
         fresh = await self.store.get_hold(hold.id)
-        if fresh is None:
-            return
+        if fresh is None or fresh.escalated or not fresh.state.is_open:
+            return  # another timer did it, or the hold was answered meanwhile
+        # the notices show the hold as it is once escalated (the deputy among approvers)
+        shown = dataclasses.replace(fresh, approvers=approvers, escalated=True)
         await self._notice(
-            fresh,
+            shown,
             deputy,
             "approver",
             "approval",
@@ -1077,12 +1095,19 @@ class HoldService:
             after=format_duration(after, self.lang_for(deputy)),
         )
         await self._info(
-            fresh,
-            fresh.mail_from,
+            shown,
+            shown.mail_from,
             "escalated",
             lambda lg: t("head.escalated", lg, deputy=deputy, after=format_duration(after, lg)),
             with_withdraw=True,
+            once=True,
         )
+        if not await self.store.set_escalated(hold.id, approvers):
+            return
+        await self.store.record_event(
+            hold.id, actor="system", via=Via.TIMER, note=f"escalated to {deputy}"
+        )
+        log.info("hold.escalated", hold_id=hold.id, deputy=deputy)
 
     async def run_timers(self, interval: float | None = None) -> None:
         """Poll ``due_holds`` every ``interval`` seconds (default ``timer_interval``) until

@@ -131,6 +131,15 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
 )
 
+# Admin sessions that were logged out (web): every node and worker refuses them until they
+# would have expired anyway (``expires_at``), then the row is pruned.
+revoked_sessions = sa.Table(
+    "revoked_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
 sent_history = sa.Table(
     "sent_history",
     metadata,

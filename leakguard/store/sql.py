@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from leakguard.holds.model import (
@@ -353,13 +354,22 @@ class SqlStore:
             for r in rows
         ]
 
-    async def set_escalated(self, hold_id: str, approvers: Sequence[str]) -> None:
+    async def set_escalated(self, hold_id: str, approvers: Sequence[str]) -> bool:
+        """Mark an open hold escalated (with its new approvers), once: a compare-and-set, so
+        that of several timers (workers, nodes) exactly one wins and sends the notices.
+        False when the hold was already escalated or is closed."""
+        h = t.holds.c
         async with self._tx() as conn:
-            await conn.execute(
+            res = await conn.execute(
                 sa.update(t.holds)
-                .where(t.holds.c.id == hold_id)
+                .where(
+                    h.id == hold_id,
+                    h.escalated.is_(False),
+                    h.state.in_([HoldState.HELD.value, HoldState.DELAYED.value]),
+                )
                 .values(escalated=True, approvers=list(approvers))
             )
+        return res.rowcount == 1
 
     async def due_holds(self, now: datetime) -> list[HoldRecord]:
         open_states = [HoldState.HELD.value, HoldState.DELAYED.value]
@@ -505,6 +515,51 @@ class SqlStore:
         self._notify()
         return did
 
+    async def enqueue_once(
+        self,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str,
+        hold_id: str,
+        note: str,
+    ) -> int | None:
+        """``enqueue_delivery`` with ``note``, unless the hold's timeline already has that
+        note: then nothing is queued and None is returned.
+
+        The hold's row is locked first (a no-op UPDATE: a row lock on PostgreSQL, the write
+        lock on SQLite), so that timers on two nodes (or workers) sending the same notice
+        are serialised and the second one sees the first one's note: the notice goes once.
+        """
+        h = t.holds.c
+        tr = t.transitions.c
+        async with self._tx() as conn:
+            await conn.execute(
+                sa.update(t.holds).where(h.id == hold_id).values(escalated=h.escalated)
+            )
+            seen = (
+                await conn.execute(
+                    sa.select(tr.id).where(tr.hold_id == hold_id, tr.note == note).limit(1)
+                )
+            ).first()
+            if seen is not None:
+                return None
+            did = await self._enqueue(conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id)
+            await conn.execute(
+                sa.insert(t.transitions).values(
+                    hold_id=hold_id,
+                    at=_now(),
+                    from_state=None,
+                    to_state=None,
+                    actor="system",
+                    via=Via.RELAY.value,
+                    note=note,
+                )
+            )
+        self._notify()
+        return did
+
     def _notify(self) -> None:
         for cb in self.on_enqueue:
             # a listener's bug must not undo a committed enqueue
@@ -554,17 +609,23 @@ class SqlStore:
         error: str = "",
         dsn: bytes | None = None,
         dsn_to: str = "",
+        worker: str | None = None,
     ) -> int | None:
         """Close a delivery. With ``dsn``: queue that bounce to ``dsn_to`` (null sender) in
         the same commit, so a crash cannot record the failure and lose the sender's DSN.
-        Returns the DSN's queue id, or None."""
+        Returns the DSN's queue id, or None.
+
+        ``worker``: only while this worker's claim stands (see ``_fenced``); otherwise
+        nothing changes and no DSN is queued (the node that holds the claim now will)."""
         did = None
         async with self._tx() as conn:
-            await conn.execute(
-                sa.update(t.deliveries)
-                .where(t.deliveries.c.id == delivery_id)
-                .values(state=state.value, last_error=error[:2000], finished_at=_now())
+            res = await conn.execute(
+                _fenced(delivery_id, worker).values(
+                    state=state.value, last_error=error[:2000], finished_at=_now()
+                )
             )
+            if res.rowcount != 1:
+                return None
             if dsn is not None and dsn_to:
                 did = await self._enqueue(conn, dsn, "", [dsn_to], kind="dsn", hold_id=None)
         if did is not None:
@@ -572,13 +633,18 @@ class SqlStore:
         return did
 
     async def retry_delivery(
-        self, delivery_id: int, *, next_attempt_at: datetime, error: str
-    ) -> None:
+        self,
+        delivery_id: int,
+        *,
+        next_attempt_at: datetime,
+        error: str,
+        worker: str | None = None,
+    ) -> bool:
+        """Back to the queue for a later try. ``worker``: only while this worker's claim
+        stands (``_fenced``); False when it no longer does (nothing changed)."""
         async with self._tx() as conn:
-            await conn.execute(
-                sa.update(t.deliveries)
-                .where(t.deliveries.c.id == delivery_id)
-                .values(
+            res = await conn.execute(
+                _fenced(delivery_id, worker).values(
                     state=DeliveryState.QUEUED.value,
                     next_attempt_at=next_attempt_at,
                     last_error=error[:2000],
@@ -586,29 +652,35 @@ class SqlStore:
                     claimed_at=None,
                 )
             )
+        return res.rowcount == 1
 
-    async def update_delivery_rcpts(self, delivery_id: int, rcpts: Sequence[str]) -> None:
-        """Narrow a delivery to the recipients still to be tried (after a partial refusal)."""
+    async def update_delivery_rcpts(
+        self, delivery_id: int, rcpts: Sequence[str], *, worker: str | None = None
+    ) -> bool:
+        """Narrow a delivery to the recipients still to be tried (after a partial refusal).
+        ``worker``: only while this worker's claim stands (``_fenced``)."""
         async with self._tx() as conn:
-            await conn.execute(
-                sa.update(t.deliveries)
-                .where(t.deliveries.c.id == delivery_id)
-                .values(rcpts=list(rcpts))
-            )
+            res = await conn.execute(_fenced(delivery_id, worker).values(rcpts=list(rcpts)))
+        return res.rowcount == 1
 
     async def recover_deliveries(
-        self, *, claimed_before: datetime, worker: str | None = None
+        self, *, claimed_before: datetime | None = None, worker: str | None = None
     ) -> int:
         """Put deliveries left in ``sending`` by a crashed worker back in the queue.
 
-        With one node, call at startup with ``claimed_before=now``. A delivery that was
+        ``worker`` alone: every delivery that worker (a stable node id) claimed, whatever
+        its age: a node recovers its own at startup, since its previous process is gone.
+        ``claimed_before`` alone: every claim older than that (the lease), whoever made it:
+        a dead host's work. Both: that worker's claims older than that. A delivery that was
         handed to the upstream just before the crash may be sent again (at-least-once: the
         upstream's acceptance and our commit cannot be one atomic step).
         """
+        if claimed_before is None and worker is None:
+            raise ValueError("recover_deliveries needs claimed_before or worker")
         c = t.deliveries.c
-        q = sa.update(t.deliveries).where(
-            c.state == DeliveryState.SENDING.value, c.claimed_at < claimed_before
-        )
+        q = sa.update(t.deliveries).where(c.state == DeliveryState.SENDING.value)
+        if claimed_before is not None:
+            q = q.where(c.claimed_at < claimed_before)
         if worker is not None:
             q = q.where(c.claimed_by == worker)
         async with self._tx() as conn:
@@ -708,6 +780,50 @@ class SqlStore:
                 names[rcpt].append(name)
         return frozenset(recipients), {k: tuple(v) for k, v in names.items() if v}
 
+    # ------------------------------------------------------------------ shared settings
+
+    async def settle_value(self, key: str, value: str) -> str:
+        """The value stored under ``key`` in ``leakguard_meta``; the first caller stores
+        ``value`` (relays starting together agree on one: the insert is conditional on the
+        primary key)."""
+        m = t.meta.c
+        with contextlib.suppress(IntegrityError):
+            async with self._tx() as conn:
+                found = (await conn.execute(sa.select(m.value).where(m.key == key))).first()
+                if found is not None:
+                    return str(found[0])
+                await conn.execute(sa.insert(t.meta).values(key=key, value=value[:256]))
+                return value
+        async with self._read() as conn:
+            return str((await conn.execute(sa.select(m.value).where(m.key == key))).scalar_one())
+
+    # ------------------------------------------------------------------ admin sessions
+
+    async def revoke_session(self, session_id: str, expires_at: datetime) -> None:
+        """Remember a logged-out admin session until it would have expired; prunes the
+        ones past that in the same commit."""
+        r = t.revoked_sessions.c
+        sid = session_id[:64]
+        # a concurrent logout of the same session on another node: already revoked
+        with contextlib.suppress(IntegrityError):
+            async with self._tx() as conn:
+                await conn.execute(sa.delete(t.revoked_sessions).where(r.expires_at < _now()))
+                exists = (
+                    await conn.execute(sa.select(r.session_id).where(r.session_id == sid))
+                ).first()
+                if exists is None:
+                    await conn.execute(
+                        sa.insert(t.revoked_sessions).values(session_id=sid, expires_at=expires_at)
+                    )
+
+    async def session_revoked(self, session_id: str) -> bool:
+        r = t.revoked_sessions.c
+        async with self._read() as conn:
+            row = (
+                await conn.execute(sa.select(r.session_id).where(r.session_id == session_id[:64]))
+            ).first()
+        return row is not None
+
     # ------------------------------------------------------------------ thread record
 
     async def record_threads(self, entries: Sequence[ThreadEntry]) -> int:
@@ -785,6 +901,18 @@ class SqlStore:
 
 
 # ---------------------------------------------------------------------- row mapping
+
+
+def _fenced(delivery_id: int, worker: str | None) -> Any:
+    """``UPDATE deliveries`` for one delivery; with ``worker``, only while it is still
+    ``sending`` under that worker's claim. A node that outlived its lease (a very slow
+    upstream, a paused VM) and whose delivery another node recovered and claimed must not
+    put it back in the queue, narrow it or close it under the new claimer's feet."""
+    c = t.deliveries.c
+    q = sa.update(t.deliveries).where(c.id == delivery_id)
+    if worker is not None:
+        q = q.where(c.state == DeliveryState.SENDING.value, c.claimed_by == worker)
+    return q
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -18,10 +18,12 @@ runs with uvicorn in the relay's event loop. Rules it keeps:
 - Held mail is shown as text, or as HTML sanitised by nh3 without any link or image source.
 - Administrators log in against ``web.admin_users_file``, which must not be the SMTP AUTH
   users file (``create_app`` refuses it: every mail user would become an administrator).
-  An admin session is a signed cookie bound to a random session id, the user's password
-  hash and this process; every admin request checks that the user is still in the file
-  with the same password and that the session was not logged out (logout revokes the id
-  server-side). Sessions end when the service restarts.
+  An admin session is a signed cookie (key derived from the web secret, so every worker
+  and every node sharing the store accepts it) bound to a random session id and the
+  user's password hash; every admin request checks that the user is still in the file
+  with the same password and that the session was not logged out: logout records the id
+  in the store (``revoked_sessions``, kept until the session would have expired), so it
+  ends the session on every node.
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -66,7 +67,6 @@ CSP = (
 CSRF_COOKIE = "lg_csrf"
 SESSION_COOKIE = "lg_admin"
 SESSION_MAX_AGE = 8 * 3600
-_MAX_REVOKED = 10_000  # logged-out session ids remembered (beyond: every session ends)
 
 _ENV = Environment(
     loader=PackageLoader("leakguard.web", "templates"),
@@ -165,16 +165,14 @@ class WebApp:
         base = service.base_url or config.base_url or ""
         self.secure_cookies = base.lower().startswith("https://")
         self.throttle = Throttle()
-        self._new_session_epoch()
-        self._users_cache: tuple[tuple[str, int, int, int], dict[str, User]] | None = None
-
-    def _new_session_epoch(self) -> None:
-        """Sessions are signed with a per-process key part: a restart (or too many logouts
-        to remember) ends every session, so a revoked session never comes back."""
+        # Derived from the web secret, like the links: a session opened on one worker or
+        # node is valid on the others (the web secret must be the same everywhere; the
+        # service checks that at start when the store is shared). Revocation is the store's.
         self._sessions = URLSafeTimedSerializer(
-            self._key + secrets.token_bytes(16), salt="leakguard.admin-session.v2"
+            hmac.new(self._key, b"admin-session-key", hashlib.sha256).digest(),
+            salt="leakguard.admin-session.v3",
         )
-        self._revoked: dict[str, float] = {}
+        self._users_cache: tuple[tuple[str, int, int, int], dict[str, User]] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -422,14 +420,17 @@ class WebApp:
             return None
         return {k: str(v) for k, v in out.items()}
 
-    def admin_user(self, request: Request) -> str | None:
+    async def admin_user(self, request: Request) -> str | None:
         """The logged-in administrator, checked on every request: signed, not expired, not
-        logged out, and the user still in the admin users file with the same password."""
+        logged out (on any node: the store), and the user still in the admin users file
+        with the same password."""
         data = self._session_data(request)
-        if data is None or data["n"] in self._revoked:
+        if data is None:
             return None
         user = self._admin_users().get(data["u"])
         if user is None or not hmac.compare_digest(self._fingerprint(user), data["p"]):
+            return None
+        if await self.service.store.session_revoked(data["n"]):
             return None
         return user.name
 
@@ -538,20 +539,19 @@ class WebApp:
         if self.csrf_ok(request, str(form.get("csrf", ""))):
             data = self._session_data(request)
             if data is not None:
-                self._revoke(data["n"])
+                await self._revoke(data["n"])
             resp.delete_cookie(SESSION_COOKIE, path="/admin")
             self._set_csrf_cookie(resp, self._new_csrf_cookie())
         return resp
 
-    def _revoke(self, nonce: str) -> None:
-        now = time.monotonic()
-        self._revoked = {n: at for n, at in self._revoked.items() if now - at < SESSION_MAX_AGE}
-        if len(self._revoked) >= _MAX_REVOKED:
-            self._new_session_epoch()  # cannot remember more: end every session instead
-        self._revoked[nonce] = now
+    async def _revoke(self, nonce: str) -> None:
+        """Record the logout in the store: every node refuses the session from now on,
+        until it would have expired anyway (then the row is pruned)."""
+        until = datetime.now(UTC) + timedelta(seconds=SESSION_MAX_AGE + 60)
+        await self.service.store.revoke_session(nonce, until)
 
     async def admin_list(self, request: Request) -> Response:
-        user = self.admin_user(request)
+        user = await self.admin_user(request)
         lang = self.lang_of(request, self.default_lang(request))
         if user is None:
             return RedirectResponse(f"/admin/login?lang={lang}", status_code=303)
@@ -585,7 +585,7 @@ class WebApp:
         )
 
     async def admin_hold(self, request: Request) -> Response:
-        user = self.admin_user(request)
+        user = await self.admin_user(request)
         lang = self.lang_of(request, self.default_lang(request))
         if user is None:
             return RedirectResponse(f"/admin/login?lang={lang}", status_code=303)

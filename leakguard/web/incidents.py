@@ -189,7 +189,7 @@ class IncidentPages:
         return RedirectResponse(f"/admin/login?lang={lang}", status_code=303)
 
     async def admin_list(self, request: Request) -> Response:
-        user = self.web.admin_user(request)
+        user = await self.web.admin_user(request)
         lang = self.web.lang_of(request, self.web.default_lang(request))
         if user is None:
             return self._login(lang)
@@ -230,7 +230,7 @@ class IncidentPages:
         return sections(f, lang, self.incidents.timezone)
 
     async def admin_show(self, request: Request) -> Response:
-        user = self.web.admin_user(request)
+        user = await self.web.admin_user(request)
         lang = self.web.lang_of(request, self.web.default_lang(request))
         if user is None:
             return self._login(lang)
@@ -289,7 +289,7 @@ class IncidentPages:
         return resp
 
     async def admin_file(self, request: Request) -> Response:
-        user = self.web.admin_user(request)
+        user = await self.web.admin_user(request)
         lang = self.web.lang_of(request, self.web.default_lang(request))
         if user is None:
             return self._login(lang)

@@ -147,7 +147,7 @@ class StatsPage:
 
     async def get(self, request: Request) -> Response:
         web = self.web
-        user = web.admin_user(request)
+        user = await web.admin_user(request)
         lang = web.lang_of(request, web.default_lang(request))
         if user is None:
             return RedirectResponse(f"/admin/login?lang={lang}", status_code=303)
