@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from test_holds_support import (
+    ORG,
     SECRET,
     Env,
     do_hold,
@@ -350,3 +351,31 @@ async def test_auth_user_who_is_also_the_deputy_leaves_it_to_administrators(
         assert out.ok
     finally:
         await env.store.close()
+
+
+async def test_two_nodes_timers_escalate_expire_and_release_once(env: Env) -> None:
+    """Two relays (here two HoldService objects) tick over one store at the same moment:
+    every escalation notice, outcome notice and released delivery is queued once
+    (issue 11: timers fire once across workers and nodes)."""
+    other = HoldService(
+        env.store, env.config, env.web, secret=SECRET, organization=ORG, now=env.clock
+    )
+    esc = await do_hold(env, verdict(approval="supervisor"))
+    exp = await do_hold(env, subject="expires")
+    delayed = await do_hold(env, verdict(action=Action.DELAY), subject="later")
+    before = {rcpt: len(await notices_to(env, rcpt)) for rcpt in (SENDER, DEPUTY)}
+    env.clock.advance(minutes=61)  # past the escalation
+    await asyncio.gather(env.service.tick(), other.tick(), env.service.tick(), other.tick())
+    await asyncio.gather(env.service.tick(), other.tick())
+    assert len(await notices_to(env, DEPUTY)) == before[DEPUTY] + 1
+    notes = [tr.note for tr in await env.store.timeline(esc.id)]
+    assert notes.count(f"escalated to {DEPUTY}") == 1
+    assert sum(n.startswith("info escalated sent to") for n in notes) == 1
+    env.clock.advance(hours=80)  # past expiry and the delay
+    await asyncio.gather(env.service.tick(), other.tick(), env.service.tick(), other.tick())
+    assert await state(env, exp.id) == HoldState.EXPIRED
+    exp_notes = [tr.note for tr in await env.store.timeline(exp.id)]
+    assert sum(n.startswith("info expired sent to") for n in exp_notes) == 1
+    assert await state(env, delayed.id) == HoldState.RELEASED
+    mails = [q for q in await queued(env, "mail") if q[3] == delayed.id]
+    assert len(mails) == 1
