@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from leakguard.durations import parse_duration
 from leakguard.extract.config import ExtractConfig
@@ -90,6 +98,18 @@ class ListenerConfig(_Model):
         "envelope sender is taken as the identity.",
     )
     max_connections: int = Field(default=100, ge=1, description="Concurrent connections at most.")
+    proxy_protocol: bool = Field(
+        default=False,
+        description="Behind a TCP load balancer (HAProxy send-proxy / send-proxy-v2): every "
+        "connection starts with a PROXY header (v1 or v2) naming the real client, which the "
+        "trusted-network check, the AUTH throttle and the logs then use. plain and "
+        "submission listeners only.",
+    )
+    proxy_trusted: list[str] = Field(
+        default_factory=list,
+        description="With proxy_protocol: the load balancers' networks; a connection from "
+        "anywhere else is closed at once.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -97,12 +117,26 @@ class ListenerConfig(_Model):
         split_host_port(v)
         return v
 
-    @field_validator("trusted_networks")
+    @field_validator("trusted_networks", "proxy_trusted")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
         for n in v:
             ipaddress.ip_network(n, strict=False)
         return v
+
+    @model_validator(mode="after")
+    def _proxy(self) -> ListenerConfig:
+        if self.proxy_protocol and not self.proxy_trusted:
+            raise ValueError(
+                "proxy_protocol needs proxy_trusted: the load balancers' addresses "
+                "(otherwise anyone could claim to be any client)"
+            )
+        if self.proxy_protocol and self.kind == "smtps":
+            raise ValueError(
+                "proxy_protocol works on plain and submission listeners (the PROXY header "
+                "comes before TLS); terminate implicit TLS elsewhere or use submission"
+            )
+        return self
 
 
 class TlsConfig(_Model):

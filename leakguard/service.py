@@ -488,6 +488,8 @@ class Service:
                 port=port,
                 trusted_networks=lc.trusted_networks,
                 max_connections=lc.max_connections,
+                proxy_protocol=lc.proxy_protocol,
+                proxy_trusted=lc.proxy_trusted,
             )
             server, runtime = await start_listener(
                 spec,
@@ -512,6 +514,7 @@ class Service:
                 kind=lc.kind,
                 address=f"{host}:{bound}",
                 trusted_networks=lc.trusted_networks if lc.kind == "plain" else [],
+                proxy_trusted=lc.proxy_trusted if lc.proxy_protocol else [],
             )
         delivery.start()
         if self.holds is not None:

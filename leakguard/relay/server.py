@@ -51,25 +51,42 @@ _CALL_LIMITS = {
 }
 
 
+# How long a connection on a PROXY-protocol listener may take to send its PROXY header.
+PROXY_TIMEOUT = 10.0
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _in_networks(peer: Any, networks: Sequence[Network]) -> bool:
+    host = peer[0] if isinstance(peer, tuple) and peer else peer
+    try:
+        ip = ipaddress.ip_address(str(host).split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in n for n in networks)
+
+
 @dataclass
 class ListenerRuntime:
     name: str
     kind: str  # plain | submission | smtps
-    trusted_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    trusted_networks: Sequence[Network]
     max_connections: int = 100
     active: int = 0
     draining: bool = False
     peers: set[Any] = field(default_factory=set)
+    # PROXY protocol: every connection starts with a PROXY header (v1 or v2) naming the
+    # real client, accepted only from these addresses (the load balancers)
+    proxy_protocol: bool = False
+    proxy_trusted: Sequence[Network] = ()
 
     def trusts(self, peer: Any) -> bool:
-        host = peer[0] if isinstance(peer, tuple) and peer else peer
-        try:
-            ip = ipaddress.ip_address(str(host).split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in n for n in self.trusted_networks)
+        return _in_networks(peer, self.trusted_networks)
+
+    def trusts_proxy(self, peer: Any) -> bool:
+        return _in_networks(peer, self.proxy_trusted)
 
 
 class LeakguardSMTP(SMTP):
@@ -180,6 +197,22 @@ class LeakguardSMTP(SMTP):
 
     async def _handle_client(self) -> None:
         lst = self._lg_listener
+        # only a load balancer may say who the client is: anyone else is cut off at once,
+        # before a byte is read (no greeting: on these listeners the balancer speaks first)
+        if (
+            lst.proxy_protocol
+            and self.session is not None
+            and not lst.trusts_proxy(self.session.peer)
+        ):
+            self.event_handler.log.warning(
+                "proxy_refused",
+                peer=_peer_host(self.session.peer),
+                listener=lst.name,
+                reason="not a trusted proxy",
+            )
+            if self.transport is not None:
+                self.transport.close()
+            return
         if lst.draining or lst.active > lst.max_connections:
             await self.push(replies.SHUTTING_DOWN if lst.draining else replies.TOO_BUSY)
             if self.transport is not None:
@@ -209,6 +242,27 @@ class RelayHandler:
         self.metrics = metrics
         self.max_recipients = max_recipients
         self.log = log
+
+    # ------------------------------------------------------------------ PROXY protocol
+
+    async def handle_PROXY(
+        self, server: SMTP, session: Session, envelope: Envelope, proxy_data: Any
+    ) -> bool:
+        """A valid PROXY header from a trusted load balancer (checked on connection): from
+        here on the session's peer is the real client, for the trusted-network check, the
+        AUTH throttle and every log line. A header without an address (v2 LOCAL, v1
+        UNKNOWN: the balancer's own health checks) keeps the balancer's address."""
+        src = getattr(proxy_data, "src_addr", None)
+        if src is not None and not isinstance(src, str | bytes):
+            real = (str(src), int(getattr(proxy_data, "src_port", 0) or 0))
+            self.log.debug(
+                "proxy_client",
+                proxy=_peer_host(session.peer),
+                peer=real[0],
+                listener=self.listener.name,
+            )
+            session.peer = real  # type: ignore[assignment]  # aiosmtpd types it str; a tuple at runtime
+        return True
 
     # ------------------------------------------------------------------ AUTH (async)
 
@@ -412,6 +466,8 @@ class ListenerSpec:
     port: int
     trusted_networks: Sequence[str]
     max_connections: int
+    proxy_protocol: bool = False
+    proxy_trusted: Sequence[str] = ()
 
 
 async def start_listener(
@@ -436,7 +492,13 @@ async def start_listener(
         kind=spec.kind,
         trusted_networks=[ipaddress.ip_network(n, strict=False) for n in spec.trusted_networks],
         max_connections=spec.max_connections,
+        proxy_protocol=spec.proxy_protocol,
+        proxy_trusted=[ipaddress.ip_network(n, strict=False) for n in spec.proxy_trusted],
     )
+    if spec.proxy_protocol and spec.kind == "smtps":
+        raise ValueError(
+            f"listener {spec.name}: proxy_protocol needs a plain or submission listener"
+        )
     handler = RelayHandler(
         relay,
         runtime,
@@ -463,6 +525,8 @@ async def start_listener(
             line_length_limit=line_length_limit,
             loop=loop,
         )
+        if spec.proxy_protocol:
+            common["proxy_protocol_timeout"] = PROXY_TIMEOUT
         if spec.kind == "submission":
             return LeakguardSMTP(
                 handler,
