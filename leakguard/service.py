@@ -529,6 +529,7 @@ class Service:
             policy=str(self.policy_path),
             store=store.dialect,
             upstream=getattr(transport, "name", "?"),
+            node=self.node_id,
         )
 
     async def _start_web(self) -> None:

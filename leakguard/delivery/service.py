@@ -391,7 +391,7 @@ class Delivery:
             claimed_before=now - timedelta(seconds=self.settings.stale_claim_after)
         )
         if own or stale:
-            self._log("queue_recovered", deliveries=own + stale, own=own, expired_lease=stale)
+            self._log("queue_recovered", own=own, lease_expired=stale, deliveries=own + stale)
         return own + stale
 
     async def run(self) -> None:
