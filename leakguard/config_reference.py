@@ -21,9 +21,11 @@ from leakguard.config import ServiceConfig
 # Example values for options whose default is empty or null (dotted paths; listeners.* is
 # one listener).
 EXAMPLES: dict[str, Any] = {
+    "node_id": "mail-guard-1",
     "policy": "/etc/leakguard/policy.yaml",
     "org": "/etc/leakguard/organization.yaml",
     "listeners": [{"kind": "submission", "listen": "0.0.0.0:587"}],
+    "listeners.*.proxy_trusted": ["10.0.0.5/32", "10.0.0.6/32"],
     "tls.cert_file": "/etc/leakguard/fullchain.pem",
     "tls.key_file": "/etc/leakguard/privkey.pem",
     "auth.users_file": "/etc/leakguard/users.txt",
