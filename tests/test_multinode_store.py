@@ -92,9 +92,7 @@ async def test_a_dead_hosts_claims_are_taken_back_after_the_lease(
     assert [d.id for d in await a.claim_deliveries("dead-host:1", datetime.now(UTC), 1)] == [did]
     await _age_claim(a, did, 601)
     fresh = await a.enqueue_delivery(b"Subject: f\r\n\r\nx\r\n", "s@x.jp", ["r@y.jp"])
-    assert [d.id for d in await a.claim_deliveries("live-host:1", datetime.now(UTC), 1)] == [
-        fresh
-    ]
+    assert [d.id for d in await a.claim_deliveries("live-host:1", datetime.now(UTC), 1)] == [fresh]
     node_b = _delivery(b, "host-b:2", MemoryTransport())
     assert await node_b.recover() == 1  # the stale one only; the live host's stays its own
     assert (await b.get_delivery(did)).state is DeliveryState.QUEUED  # type: ignore[union-attr]
