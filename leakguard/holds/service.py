@@ -1050,7 +1050,8 @@ class HoldService:
         deputy = self._deputy_for(hold.mail_from, hold.auth_user, hold.approvers)
         after = int(self.escalate_after.total_seconds())
         if not deputy:
-            await self.store.set_escalated(hold.id, hold.approvers)
+            if not await self.store.set_escalated(hold.id, hold.approvers):
+                return  # another worker or relay handled this escalation
             if self.config.deputy:
                 await self.store.record_event(
                     hold.id,
@@ -1060,7 +1061,8 @@ class HoldService:
                 )
             return
         approvers = (*(a for a in hold.approvers if a != ADMIN_ONLY), deputy)
-        await self.store.set_escalated(hold.id, approvers)
+        if not await self.store.set_escalated(hold.id, approvers):
+            return  # claimed by another worker or relay: it sends the notices, once
         await self.store.record_event(
             hold.id, actor="system", via=Via.TIMER, note=f"escalated to {deputy}"
         )

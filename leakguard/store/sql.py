@@ -353,13 +353,16 @@ class SqlStore:
             for r in rows
         ]
 
-    async def set_escalated(self, hold_id: str, approvers: Sequence[str]) -> None:
+    async def set_escalated(self, hold_id: str, approvers: Sequence[str]) -> bool:
+        """Mark the hold escalated, once: True only for the caller that did it. Several
+        worker processes or relays run the timers; the loser sends no second notice."""
         async with self._tx() as conn:
-            await conn.execute(
+            res = await conn.execute(
                 sa.update(t.holds)
-                .where(t.holds.c.id == hold_id)
+                .where(t.holds.c.id == hold_id, t.holds.c.escalated == sa.false())
                 .values(escalated=True, approvers=list(approvers))
             )
+        return res.rowcount == 1
 
     async def due_holds(self, now: datetime) -> list[HoldRecord]:
         open_states = [HoldState.HELD.value, HoldState.DELAYED.value]
