@@ -362,7 +362,11 @@ async def test_two_workers_fire_each_timer_once(tmp_path: Path) -> None:
         a,
         store=store_b,
         service=HoldService(
-            store_b, a.config, a.web, secret=SECRET, organization=a.service._org,
+            store_b,
+            a.config,
+            a.web,
+            secret=SECRET,
+            organization=a.service._org,
             now=a.clock,
         ),
     )
@@ -380,9 +384,7 @@ async def test_two_workers_fire_each_timer_once(tmp_path: Path) -> None:
         for _ in range(5):
             await asyncio.gather(a.service.tick(), b.service.tick())
         assert await state(a, exp.id) == HoldState.EXPIRED
-        expired = [
-            tr for tr in await a.store.timeline(exp.id) if tr.to_state == HoldState.EXPIRED
-        ]
+        expired = [tr for tr in await a.store.timeline(exp.id) if tr.to_state == HoldState.EXPIRED]
         assert len(expired) == 1
         # expiry of both holds told the sender once each (and nothing else was sent)
         assert len(await notices_to(a, SENDER)) == before + 2

@@ -126,6 +126,9 @@ class RelaySettings:
     # A client's retry of a mail already sent on (same bytes, sender and recipients) within
     # this many seconds is answered 250 and not sent again (0: off)
     retry_window: float = 600.0
+    # other processes relay from the same store (``serve --workers N`` with SQLite): a
+    # retry may land on a sibling, so the journal is asked as for a shared PostgreSQL
+    shared_store: bool = False
 
 
 class ReportHandler(Protocol):
@@ -381,11 +384,13 @@ class Relay:
         hit = self._sent_recently.get(self._retry_key(tx, rcpts, client_digest))
         if hit is not None and hit[0] >= time.monotonic() - self.settings.retry_window:
             first = hit[1]
-        elif self.journal is not None and self.store.dialect != "sqlite":
-            # another relay sharing the store (PostgreSQL). With SQLite there is one relay,
-            # and its memory is enough: a graceful stop drains before it goes, and a row
-            # that a SIGKILL cut off was not written either (one read per mail is ~1 ms of
-            # the event loop's time, issue 11)
+        elif self.journal is not None and (
+            self.store.dialect != "sqlite" or self.settings.shared_store
+        ):
+            # another relay sharing the store (PostgreSQL), or a sibling worker process.
+            # With SQLite and one process there is one relay, and its memory is enough: a
+            # graceful stop drains before it goes, and a row that a SIGKILL cut off was not
+            # written either (one read per mail is ~1 ms of the event loop's time, issue 11)
             since = datetime.now(UTC) - timedelta(seconds=self.settings.retry_window)
             want = sorted(r.lower() for r in rcpts)
             try:

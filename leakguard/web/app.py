@@ -21,7 +21,9 @@ runs with uvicorn in the relay's event loop. Rules it keeps:
   An admin session is a signed cookie bound to a random session id, the user's password
   hash and this process; every admin request checks that the user is still in the file
   with the same password and that the session was not logged out (logout revokes the id
-  server-side). Sessions end when the service restarts.
+  server-side). Sessions end when the service restarts. With several worker processes the
+  parent makes the per-start key part once (``session_epoch``), so a session made on one
+  worker is good on all of them.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ class WebApp:
         config: WebConfig,
         *,
         smtp_users_file: str | os.PathLike[str] | None = None,
+        session_epoch: bytes | None = None,
     ) -> None:
         check_admin_users_file(config.admin_users_file, smtp_users_file)
         self.service = service
@@ -165,14 +168,16 @@ class WebApp:
         base = service.base_url or config.base_url or ""
         self.secure_cookies = base.lower().startswith("https://")
         self.throttle = Throttle()
-        self._new_session_epoch()
+        self._new_session_epoch(session_epoch)
         self._users_cache: tuple[tuple[str, int, int, int], dict[str, User]] | None = None
 
-    def _new_session_epoch(self) -> None:
-        """Sessions are signed with a per-process key part: a restart (or too many logouts
-        to remember) ends every session, so a revoked session never comes back."""
+    def _new_session_epoch(self, epoch: bytes | None = None) -> None:
+        """Sessions are signed with a key part made at start (``epoch``: the same in every
+        worker process of one service; else random): a restart (or too many logouts to
+        remember, which picks a new random part) ends every session, so a revoked session
+        never comes back."""
         self._sessions = URLSafeTimedSerializer(
-            self._key + secrets.token_bytes(16), salt="leakguard.admin-session.v2"
+            self._key + (epoch or secrets.token_bytes(16)), salt="leakguard.admin-session.v2"
         )
         self._revoked: dict[str, float] = {}
 
@@ -707,11 +712,12 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     smtp_users_file: str | os.PathLike[str] | None = None,
     incidents: Any = None,
+    session_epoch: bytes | None = None,
 ) -> Starlette:
     """The web app. ``smtp_users_file`` (the SMTP AUTH users file, when that mode is used)
     lets it refuse ``config.admin_users_file`` pointing at the same file (``WebConfigError``,
     in Japanese and English): every mail user would become an administrator."""
-    web = WebApp(service, config, smtp_users_file=smtp_users_file)
+    web = WebApp(service, config, smtp_users_file=smtp_users_file, session_epoch=session_epoch)
     static_dir = Path(__file__).parent / "static"
     routes: list[BaseRoute] = [
         Route("/", _root),
