@@ -403,6 +403,39 @@ async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path, store_url:
 
 
 @pytest.mark.e2e
+async def test_a_retry_landing_on_a_sibling_worker_is_not_sent_twice(tmp_path: Path) -> None:
+    """``serve --workers 2`` with SQLite: the retry may reach the other worker, whose memory
+    never saw the mail; with ``workers > 1`` the journal is asked, as for PostgreSQL."""
+    with Sink() as sink:
+        cfg = ServiceConfig.model_validate(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
+                "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
+            }
+        )
+        service = Service(
+            config=cfg, policy_path=tmp_path / "x.yaml", engine=FakeEngine(), workers=2
+        )
+        await service.start()
+        try:
+            assert service.relay is not None and service.relay.journal is not None
+            assert service.relay.settings.shared_store
+            port = service.smtp_ports["plain-0"]
+            raw = mail("sibling", "pass")
+            assert (await asyncio.to_thread(_send, port, raw))[0] == 250
+            await service.relay.journal.flush()
+            service.relay._sent_recently.clear()  # as if the retry reached the sibling
+            code, text = await asyncio.to_thread(_send, port, raw)
+            assert code == 250 and b"already sent" in text
+            await asyncio.sleep(0.2)
+            assert len(sink.messages) == 1
+        finally:
+            await service.stop(timeout=5)
+
+
+@pytest.mark.e2e
 async def test_stop_does_not_wait_for_the_hourly_prune(tmp_path: Path) -> None:
     """The pruning task sleeps an hour between runs; stopping ends it at once (it used to
     cost every stop five seconds)."""
