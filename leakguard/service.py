@@ -398,6 +398,7 @@ class Service:
                 stale_claim_after=cfg.seconds(cfg.delivery.stale_claim_after),
                 upstream_timeout=cfg.seconds(cfg.limits.upstream_timeout),
                 hostname=cfg.hostname,
+                recover_own_claims=self.workers > 1,
             ),
             metrics=self.metrics,
             log=self.log,

@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,15 @@ class Supervisor:
         from leakguard.store import open_store
 
         store = await open_store(self.config.store_url())
-        await store.close()
+        try:
+            if store.dialect == "sqlite":
+                # no worker runs yet: whatever is 'sending' was cut off with the last run
+                # (each worker then recovers only its own claims; see DeliverySettings)
+                n = await store.recover_deliveries(claimed_before=datetime.now(UTC))
+                if n:
+                    self.log.info("queue_recovered", deliveries=n)
+        finally:
+            await store.close()
 
     # ------------------------------------------------------------------ running
 

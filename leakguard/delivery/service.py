@@ -82,6 +82,10 @@ class DeliverySettings:
     stale_claim_after: float = 600.0
     upstream_timeout: float = 120.0
     hostname: str = "localhost"
+    # sibling worker processes share this SQLite store (``serve --workers N``): at start,
+    # put back only the rows this worker's previous run left (``claimed_by`` = worker_id);
+    # a sibling's rows are in flight. The parent recovers everything before forking.
+    recover_own_claims: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +374,8 @@ class Delivery:
             before = now
         else:
             before = now - timedelta(seconds=self.settings.stale_claim_after)
-        n = await self.store.recover_deliveries(claimed_before=before)
+        mine = self.worker_id if self.settings.recover_own_claims and before == now else None
+        n = await self.store.recover_deliveries(claimed_before=before, worker=mine)
         if n:
             self._log("queue_recovered", deliveries=n)
         return n
