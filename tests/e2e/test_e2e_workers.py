@@ -261,3 +261,63 @@ def test_sigterm_stops_every_process(workers: tuple[Relay, Sink, Path]) -> None:
     names = [e.get("event") for e in events(r)]
     assert names.count("worker_stopped") == 2 and names[-1] == "supervisor_stopped"
     assert names.count("stopped") == 2  # each worker stopped gracefully
+
+
+def test_a_worker_that_cannot_start_stops_the_service(tmp_path: Path) -> None:
+    """A worker failing before the service was ever ready (here: a submission listener
+    without TLS files) ends ``serve`` with exit code 1 and the reason, as one process would;
+    the parent does not restart it forever."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from e2e.harness import free_port
+
+    cfg = {
+        "data_dir": str(tmp_path / "data"),
+        "workers": 2,
+        "listeners": [{"kind": "submission", "listen": f"127.0.0.1:{free_port()}"}],
+        "web": {"listen": f"127.0.0.1:{free_port()}"},
+        "log": {"json": True},
+    }
+    path = tmp_path / "leakguard.yaml"
+    path.write_text(yaml.safe_dump(cfg), "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "leakguard", "serve", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, LEAKGUARD_LANG="en"),
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Could not start" in done.stderr and "tls.cert_file" in done.stderr
+    assert '"worker_start_failed"' in done.stderr and '"supervisor_stopped"' in done.stderr
+    assert '"worker_exited"' not in done.stderr  # no restart loop
+
+
+def test_systemd_hears_ready_once_from_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    listener.settimeout(30)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    with Sink() as sink:
+        r = Relay(tmp_path, sink.port, extra={"workers": 2}).start()
+        try:
+            first = listener.recv(4096).decode()
+            assert r.proc is not None
+            assert "READY=1" in first and f"MAINPID={r.proc.pid}" in first, first
+            assert "2 workers" in first
+            # every worker was serving when READY came
+            assert sorted(e["worker"] for e in events(r) if e.get("event") == "started") == [0, 1]
+            listener.settimeout(1.5)
+            with pytest.raises(TimeoutError):
+                print(listener.recv(4096))  # no second READY (the workers stay silent)
+        finally:
+            r.stop()
+            listener.close()
