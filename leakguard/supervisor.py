@@ -52,7 +52,7 @@ METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 HEALTHY_AFTER = 60.0  # a worker that ran this long restarts with the first backoff again
-STOP_GRACE = 60.0  # SIGTERM to SIGKILL for workers that do not finish stopping
+STOP_GRACE = 45.0  # SIGTERM to SIGKILL for workers that do not finish (systemd waits 60 s)
 HEARTBEAT = 1.0  # seconds between a worker's heartbeats
 
 _READY = b"R"
