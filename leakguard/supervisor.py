@@ -315,7 +315,7 @@ class Supervisor:
     def _tell_systemd(self) -> None:
         live = [w for w in self._workers if w.pid]
         all_ready = len(live) == self.workers and all(w.ready for w in live)
-        if all_ready and not self._announced:
+        if all_ready and not self._announced and not self._stopping:
             self._announced = True
             ports = sorted(s.getsockname()[1] for s in self.sockets.values())
             pids = [w.pid for w in live]
