@@ -233,6 +233,7 @@ class Service:
     workers: int = 1
     listen_sockets: dict[str, socket.socket] | None = None
     session_epoch: bytes | None = None  # admin sessions: one key part for every worker
+    sent_filter: Any = None  # relay.sent_filter.SentFilter shared by the workers
 
     def __post_init__(self) -> None:
         self.metrics = Metrics()
@@ -434,6 +435,7 @@ class Service:
             bcc_notices=bcc_notifier(cfg, store, self.report_links, self.log),
         )
         self.relay.reports = self.incidents
+        self.relay.sent_filter = self.sent_filter
         tls_ctx: ssl.SSLContext | None = None
         if cfg.tls.cert_file and cfg.tls.key_file:
             tls_ctx = server_tls_context(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.min_version)

@@ -131,6 +131,7 @@ class Supervisor:
     child_main: Callable[[Supervisor, int, int], int] | None = None
     sockets: dict[str, socket.socket] = field(default_factory=dict)
     session_epoch: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    sent_filter: Any = None  # made by prepare(), shared by the workers (anonymous mapping)
 
     def __post_init__(self) -> None:
         self._workers = [_Worker(i) for i in range(self.workers)]
@@ -171,6 +172,14 @@ class Supervisor:
         asyncio.run(self._prepare_store())  # schema created or upgraded once, not N times
         private_sqlite_files(cfg.store_url())
         _join_threads()  # fork with no thread but this one
+        if cfg.store_url().startswith("sqlite"):
+            # every relay sharing this store is a sibling: their shared memory of mail sent
+            # on spares most journal lookups (relay/sent_filter.py)
+            from leakguard.relay.actions import RelaySettings
+            from leakguard.relay.sent_filter import SentFilter
+
+            window = RelaySettings().retry_window
+            self.sent_filter = SentFilter(window, cfg.data_path / "sent-filter.lock")
         self.sockets = bind_all(cfg)
 
     async def _prepare_store(self) -> None:
@@ -454,6 +463,7 @@ def run_worker(sup: Supervisor, index: int, pipe: int) -> int:
         workers=sup.workers,
         listen_sockets=sup.sockets,
         session_epoch=sup.session_epoch,
+        sent_filter=sup.sent_filter,
     )
 
     def tell(what: bytes) -> None:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e.sink import Sink
@@ -415,20 +416,41 @@ async def test_a_retry_landing_on_a_sibling_worker_is_not_sent_twice(tmp_path: P
                 "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
             }
         )
+        from leakguard.relay.sent_filter import SentFilter
+
+        # the filter the parent shares between the workers: it spares the journal lookup
+        # for mail no worker sent on, and lets through the lookup for one that was
+        shared = SentFilter(600, tmp_path / "sent-filter.lock", slots=1 << 16)
         service = Service(
-            config=cfg, policy_path=tmp_path / "x.yaml", engine=FakeEngine(), workers=2
+            config=cfg,
+            policy_path=tmp_path / "x.yaml",
+            engine=FakeEngine(),
+            workers=2,
+            sent_filter=shared,
         )
         await service.start()
         try:
             assert service.relay is not None and service.relay.journal is not None
             assert service.relay.settings.shared_store
+            assert service.store is not None
+            lookups = 0
+            find = service.store.journal.find
+
+            async def counting(**kw: Any) -> Any:
+                nonlocal lookups
+                lookups += 1
+                return await find(**kw)
+
+            service.store.journal.find = counting  # type: ignore[method-assign]
             port = service.smtp_ports["plain-0"]
             raw = mail("sibling", "pass")
             assert (await asyncio.to_thread(_send, port, raw))[0] == 250
+            assert lookups == 0  # no worker had sent it: the journal was not asked
             await service.relay.journal.flush()
             service.relay._sent_recently.clear()  # as if the retry reached the sibling
             code, text = await asyncio.to_thread(_send, port, raw)
             assert code == 250 and b"already sent" in text
+            assert lookups == 1
             await asyncio.sleep(0.2)
             assert len(sink.messages) == 1
         finally:
