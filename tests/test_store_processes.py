@@ -88,3 +88,48 @@ def test_writers_in_several_processes_never_see_database_locked(tmp_path: Path) 
             await store.close()
 
     assert asyncio.run(count()) == 1 * 2 + 3 * 120 * 2  # every write of every process landed
+
+
+_SAME_BYTES = textwrap.dedent(
+    """
+    import asyncio, sys
+    from leakguard.store import open_store, sqlite_url
+
+    async def main(db: str, n: int) -> None:
+        store = await open_store(sqlite_url(db))
+        errors = 0
+        for i in range(n):  # the same bytes as the other processes, at the same moment
+            raw = f"Subject: same {i}\\r\\n\\r\\nbody\\r\\n".encode()
+            try:
+                await store.enqueue_delivery(raw, "a@x.example", ["b@x.example"])
+            except Exception as exc:
+                errors += 1
+                print("ERROR", repr(exc)[:300], file=sys.stderr)
+        await store.close()
+        print("errors", errors)
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    """
+)
+
+
+def test_processes_storing_the_same_bytes_at_once_do_not_collide(tmp_path: Path) -> None:
+    """Two workers may store identical bytes (a retry on a sibling, the same notice): the
+    look-then-insert of the message row must not fail with a UNIQUE violation."""
+    db = tmp_path / "lg.db"
+    init = subprocess.run(
+        [sys.executable, "-c", _SAME_BYTES, str(db), "0"], capture_output=True, text=True
+    )
+    assert init.returncode == 0, init.stderr
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAME_BYTES, str(db), "300"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0 and "errors 0" in out, err[-2000:]
