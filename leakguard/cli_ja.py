@@ -93,6 +93,7 @@ HELP_JA: dict[str, str] = {
     "public URL of the web server used in notice links (default: derived from --web-listen)": "通知のリンクに使う Web サーバーの公開 URL (既定: --web-listen から決める)",
     "log JSON lines (default: JSON unless on a terminal)": "ログを JSON 行で出力する (既定: 端末以外では JSON)",
     "least important level logged": "記録する最も低いログレベル",
+    "worker processes serving the same ports (1-64, or 'auto': one per CPU core)": "同じポートで待ち受けるワーカープロセスの数 (1〜64、または 'auto': CPU コアごとに1つ)",
     # users
     "Manage the users file used for SMTP AUTH and the administrators' web view.": "SMTP AUTH と管理者用 Web 画面で使うユーザーファイルを管理します。",
     "service configuration (finds the file)": "サービスの設定ファイル (ユーザーファイルの場所を知るため)",

@@ -397,6 +397,11 @@ class ServiceConfig(_Model):
     org: str | None = Field(default=None, description="Organisation file (as in leakguard check).")
     language: Literal["ja", "en"] = Field(default="ja", description="Default language for people.")
     listeners: list[ListenerConfig] = Field(default_factory=lambda: [ListenerConfig()])
+    workers: int | Literal["auto"] = Field(
+        default=1,
+        description="Worker processes serving the same listening ports (forked by one "
+        "parent after the policy is loaded); 'auto' = one per CPU core.",
+    )
     tls: TlsConfig = Field(default_factory=TlsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -433,6 +438,19 @@ class ServiceConfig(_Model):
         return v
 
     # ---------------------------------------------------------------- derived values
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 64:
+            raise ValueError("workers must be between 1 and 64, or 'auto'")
+        return v
+
+    def worker_count(self) -> int:
+        """How many worker processes ``serve`` runs (``auto``: one per CPU core)."""
+        if self.workers == "auto":
+            return max(1, min(64, os.cpu_count() or 1))
+        return int(self.workers)
 
     @property
     def data_path(self) -> Path:

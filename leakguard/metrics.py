@@ -1,10 +1,19 @@
 """Prometheus metrics (``/metrics``): messages by action and rule, latencies, queue depth,
 upstream errors. One ``Metrics`` object per service, on its own registry (tests may run
-several services in one process)."""
+several services in one process).
+
+With several worker processes (``serve --workers N``) the parent sets
+``PROMETHEUS_MULTIPROC_DIR`` before anything imports prometheus_client: every worker then
+writes its values to files there, and ``/metrics`` (answered by whichever worker the kernel
+hands the connection to) adds up every worker's files (``MultiProcessCollector``). Gauges
+say how: connections add up over live workers, the queue depth and the stale-policy flag
+are one value for the whole service (the largest a live worker reports).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import (
@@ -15,6 +24,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+
+def multiprocess_dir() -> str | None:
+    """The directory shared by worker processes, when metrics are in multiprocess mode."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -72,7 +87,10 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "leakguard_queue_depth", "Deliveries waiting or being sent", registry=r
+            "leakguard_queue_depth",
+            "Deliveries waiting or being sent",
+            registry=r,
+            multiprocess_mode="livemax",  # the store's count: the same for every worker
         )
         self.smtp_replies = Counter(
             "leakguard_smtp_replies",
@@ -93,6 +111,7 @@ class Metrics:
             "Open SMTP connections, by listener",
             ["listener"],
             registry=r,
+            multiprocess_mode="livesum",
         )
 
         self.reload_failures = Counter(
@@ -106,10 +125,19 @@ class Metrics:
             "1 when the policy files on disk differ from the policy in force (a reload "
             "failed or has not been asked for), else 0",
             registry=r,
+            multiprocess_mode="livemax",
         )
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        path = multiprocess_dir()
+        if path is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client import multiprocess
+
+        # every worker's values: a fresh registry per scrape, as the library documents
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 def metrics_routes(

@@ -4,6 +4,10 @@ all in one event loop.
 Signals: SIGTERM/SIGINT stop gracefully (listeners stop accepting, in-flight transactions
 and deliveries finish, then the store closes); SIGHUP reloads the policy (an invalid policy
 keeps the running one and the reason is logged).
+
+With ``serve --workers N`` (leakguard/supervisor.py) one ``Service`` runs in each worker
+process on listening sockets the parent bound (``listen_sockets``); worker 0 alone runs the
+jobs that must happen once per service (hold timers, journal pruning, the audit report).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hmac
 import os
 import secrets
 import signal
+import socket
 import ssl
 import stat
 from collections.abc import Callable, Iterator
@@ -277,11 +282,15 @@ class Service:
     engine: Decider | None = None  # tests may pass a stand-in; default Engine.from_files
     transport: UpstreamTransport | None = None  # tests may pass one; default from config
     log: Any = field(default_factory=lambda: get_logger("leakguard"))
+    # ``serve --workers N``: this process's index, how many there are, and the listening
+    # sockets the parent bound (listener name such as "plain-0", and "web")
+    worker_index: int = 0
+    workers: int = 1
+    listen_sockets: dict[str, socket.socket] | None = None
+    sent_filter: Any = None  # relay.sent_filter.SentFilter shared by the workers
 
     def __post_init__(self) -> None:
         self.metrics = Metrics()
-        # this relay's stable name in the shared store (delivery claims); see config.node_id
-        self.node_id = self.config.node_identity()
         self.store: SqlStore | None = None
         self.delivery: Delivery | None = None
         self.relay: Relay | None = None
@@ -297,6 +306,18 @@ class Service:
         self.web_port: int | None = None
         self.reload_error: str | None = None
         self.reload_failed_at: datetime | None = None
+
+    @property
+    def node_id(self) -> str:
+        """Stable name of this relay process in the shared store (the delivery queue's
+        ``claimed_by``): ``config.node_id`` (default: host and data-directory hash) and, with
+        several worker processes, ``:w<index>``. The same after a restart of the same
+        worker, different for siblings and other hosts."""
+        ident = self.config.node_identity()
+        return f"{ident}:w{self.worker_index}" if self.workers > 1 else ident
+
+    def _socket(self, name: str) -> socket.socket | None:
+        return (self.listen_sockets or {}).get(name)
 
     # ------------------------------------------------------------------ start
 
@@ -467,6 +488,7 @@ class Service:
                 bcc_header_to_external=cfg.bcc.header_to_external,
                 decide_timeout=cfg.seconds(cfg.limits.decide_timeout),
                 hostname=cfg.hostname,
+                shared_store=self.workers > 1,
             ),
             metrics=self.metrics,
             log=self.log,
@@ -475,6 +497,7 @@ class Service:
             bcc_notices=bcc_notifier(cfg, store, self.report_links, self.log),
         )
         self.relay.reports = self.incidents
+        self.relay.sent_filter = self.sent_filter
         tls_ctx: ssl.SSLContext | None = None
         if cfg.tls.cert_file and cfg.tls.key_file:
             tls_ctx = server_tls_context(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.min_version)
@@ -504,6 +527,7 @@ class Service:
                 max_recipients=cfg.limits.max_recipients,
                 idle_timeout=cfg.seconds(cfg.limits.idle_timeout),
                 line_length_limit=cfg.limits.line_length_limit,
+                sock=self._socket(spec.name),
             )
             self.servers.append((server, runtime, spec))
             bound = server.sockets[0].getsockname()[1] if server.sockets else port
@@ -516,12 +540,14 @@ class Service:
                 trusted_networks=lc.trusted_networks if lc.kind == "plain" else [],
                 proxy_trusted=lc.proxy_trusted if lc.proxy_protocol else [],
             )
-        delivery.start()
-        if self.holds is not None:
-            self._tasks.append(asyncio.create_task(self.holds.run_timers(), name="hold-timers"))
-        self._tasks.append(asyncio.create_task(self._prune_journal(), name="journal-prune"))
-        reporter = audit_reporter(cfg, store, engine, self.log)  # issue 9: hourly, sent once
-        self._tasks.append(asyncio.create_task(reporter.run(), name="audit-report"))
+        delivery.start()  # every worker: claiming a delivery is a conditional UPDATE
+        if self.worker_index == 0:  # once per service, not once per worker process
+            if self.holds is not None:
+                timers = self.holds.run_timers()
+                self._tasks.append(asyncio.create_task(timers, name="hold-timers"))
+            self._tasks.append(asyncio.create_task(self._prune_journal(), name="journal-prune"))
+            reporter = audit_reporter(cfg, store, engine, self.log)  # issue 9: hourly, once
+            self._tasks.append(asyncio.create_task(reporter.run(), name="audit-report"))
         await self._start_web()
         self.started_at = datetime.now(UTC)
         self.log.info(
@@ -561,7 +587,9 @@ class Service:
         )
         server = _WebServer(config)
         self.web_server = server
-        self._tasks.append(asyncio.create_task(server.serve(), name="web"))
+        sock = self._socket("web")
+        serving = server.serve(sockets=[sock]) if sock is not None else server.serve()
+        self._tasks.append(asyncio.create_task(serving, name="web"))
         for _ in range(200):
             if server.started:
                 break

@@ -243,3 +243,30 @@ def test_every_config_message_is_japanese_under_ja(text: str, line: int, ja_word
     assert ja_word in ja, ja
     for english in ("expected", "Input should", "does not appear", "would send", " or "):
         assert english not in ja.split(": ", 2)[-1], ja
+
+
+def test_workers_from_the_file_and_the_flag() -> None:
+    import os
+
+    from leakguard.cli import main
+    from leakguard.commands.serve import count
+
+    assert ServiceConfig().worker_count() == 1
+    assert parse_config_text("workers: 3\n").worker_count() == 3
+    assert parse_config_text("workers: auto\n").worker_count() == max(1, os.cpu_count() or 1)
+    for bad in ("workers: 0\n", "workers: 65\n", "workers: many\n"):
+        with pytest.raises(ConfigError) as err:
+            parse_config_text(bad, "x.yaml")
+        assert "x.yaml:1" in err.value.problems[0].text("en")
+    with pytest.raises(ConfigError) as err:
+        parse_config_text("workers: 0\n", "x.yaml")
+    assert "1 から 64" in err.value.problems[0].text("ja")
+    assert count("auto") == "auto" and count("2") == 2
+    for bad in ("0", "65", "two"):
+        with pytest.raises(ValueError):
+            count(bad)
+    cfg = apply_overrides(parse_config_text("workers: 4\n"), _serve_args(workers=2))
+    assert cfg.worker_count() == 2
+    assert apply_overrides(cfg, _serve_args()).worker_count() == 2  # no flag: the file's
+    with pytest.raises(SystemExit):
+        main(["serve", "--workers", "0"])

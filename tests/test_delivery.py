@@ -206,6 +206,25 @@ async def test_recover_after_crash_requeues_sending(store: SqlStore) -> None:
         await d.stop()
 
 
+async def test_a_starting_worker_recovers_only_its_own_claims(store: SqlStore) -> None:
+    """``serve --workers N`` on SQLite: worker 1 (re)starting must not put worker 0's
+    in-flight delivery back in the queue (it would be sent twice); its own earlier run's
+    claim it does recover."""
+    from datetime import UTC, datetime
+
+    mine = await store.enqueue_delivery(RAW, SENDER, RCPTS)
+    await store.claim_deliveries("host:abcd1234:w1", datetime.now(UTC), 1)
+    theirs = await store.enqueue_delivery(RAW, SENDER, ["dave@city.example.lg.jp"])
+    await store.claim_deliveries("host:abcd1234:w0", datetime.now(UTC), 1)
+    d = Delivery(store, MemoryTransport(), fast(), worker_id="host:abcd1234:w1")
+    assert await d.recover(startup=True) == 1
+    got_mine, got_theirs = await store.get_delivery(mine), await store.get_delivery(theirs)
+    assert got_mine is not None and got_mine.state is DeliveryState.QUEUED
+    assert got_theirs is not None and got_theirs.state is DeliveryState.SENDING
+    # one process alone (the default) recovers every claim: whoever made it died with it
+    assert await Delivery(store, MemoryTransport(), fast()).recover(startup=True) == 1
+
+
 def test_dsn_status_and_headers() -> None:
     assert status_of(Reply(550, "5.1.1 unknown")) == "5.1.1"
     assert status_of(Reply(550, "unknown")) == "5.0.0"

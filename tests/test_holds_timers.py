@@ -379,3 +379,44 @@ async def test_two_nodes_timers_escalate_expire_and_release_once(env: Env) -> No
     assert await state(env, delayed.id) == HoldState.RELEASED
     mails = [q for q in await queued(env, "mail") if q[3] == delayed.id]
     assert len(mails) == 1
+
+
+async def test_two_workers_fire_each_timer_once(tmp_path: Path) -> None:
+    """``serve --workers N``, or several relays: two HoldServices, each with its own store
+    connection to one database, tick at the same instant. Each escalation, expiry and delay
+    happens once, and each notice is queued once."""
+    a = await make_env(tmp_path, deputy=DEPUTY, escalate_after="1h")
+    store_b = await open_store(sqlite_url(tmp_path / "lg.db"))
+    b = dataclasses.replace(
+        a,
+        store=store_b,
+        service=HoldService(
+            store_b,
+            a.config,
+            a.web,
+            secret=SECRET,
+            organization=a.service._org,
+            now=a.clock,
+        ),
+    )
+    try:
+        esc = await do_hold(a, verdict(approval="supervisor"))
+        exp = await do_hold(a, subject="expires")
+        a.clock.advance(minutes=61)
+        for _ in range(5):  # several rounds of simultaneous ticks
+            await asyncio.gather(a.service.tick(), b.service.tick())
+        assert len(await notices_to(a, DEPUTY)) == 1  # one approval notice to the deputy
+        notes = [tr.note for tr in await a.store.timeline(esc.id)]
+        assert notes.count(f"escalated to {DEPUTY}") == 1
+        a.clock.advance(hours=72)
+        before = len(await notices_to(a, SENDER))
+        for _ in range(5):
+            await asyncio.gather(a.service.tick(), b.service.tick())
+        assert await state(a, exp.id) == HoldState.EXPIRED
+        expired = [tr for tr in await a.store.timeline(exp.id) if tr.to_state == HoldState.EXPIRED]
+        assert len(expired) == 1
+        # expiry of both holds told the sender once each (and nothing else was sent)
+        assert len(await notices_to(a, SENDER)) == before + 2
+    finally:
+        await store_b.close()
+        await a.store.close()

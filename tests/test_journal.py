@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e.sink import Sink
@@ -398,6 +399,60 @@ async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path, store_url:
             got = sink.messages
             subjects = [m.data.split(b"Subject: ", 1)[1][:6] for m in got]
             assert len(got) == 4, subjects  # once, bare, once to one, other
+        finally:
+            await service.stop(timeout=5)
+
+
+@pytest.mark.e2e
+async def test_a_retry_landing_on_a_sibling_worker_is_not_sent_twice(tmp_path: Path) -> None:
+    """``serve --workers 2`` with SQLite: the retry may reach the other worker, whose memory
+    never saw the mail; with ``workers > 1`` the journal is asked, as for PostgreSQL."""
+    with Sink() as sink:
+        cfg = ServiceConfig.model_validate(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
+                "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
+            }
+        )
+        from leakguard.relay.sent_filter import SentFilter
+
+        # the filter the parent shares between the workers: it spares the journal lookup
+        # for mail no worker sent on, and lets through the lookup for one that was
+        shared = SentFilter(600, tmp_path / "sent-filter.lock", slots=1 << 16)
+        service = Service(
+            config=cfg,
+            policy_path=tmp_path / "x.yaml",
+            engine=FakeEngine(),
+            workers=2,
+            sent_filter=shared,
+        )
+        await service.start()
+        try:
+            assert service.relay is not None and service.relay.journal is not None
+            assert service.relay.settings.shared_store
+            assert service.store is not None
+            lookups = 0
+            find = service.store.journal.find
+
+            async def counting(**kw: Any) -> Any:
+                nonlocal lookups
+                lookups += 1
+                return await find(**kw)
+
+            service.store.journal.find = counting  # type: ignore[method-assign]
+            port = service.smtp_ports["plain-0"]
+            raw = mail("sibling", "pass")
+            assert (await asyncio.to_thread(_send, port, raw))[0] == 250
+            assert lookups == 0  # no worker had sent it: the journal was not asked
+            await service.relay.journal.flush()
+            service.relay._sent_recently.clear()  # as if the retry reached the sibling
+            code, text = await asyncio.to_thread(_send, port, raw)
+            assert code == 250 and b"already sent" in text
+            assert lookups == 1
+            await asyncio.sleep(0.2)
+            assert len(sink.messages) == 1
         finally:
             await service.stop(timeout=5)
 

@@ -188,7 +188,8 @@ async def test_due_holds(store: SqlStore) -> None:
     await store.create_hold(_hold("H-ESC", raw=raw, escalate_at=now - timedelta(seconds=1)), raw)
     await store.create_hold(_hold("H-LATER", raw=raw, due_at=now + timedelta(hours=1)), raw)
     assert {h.id for h in await store.due_holds(now)} == {"H-DUE", "H-EXP", "H-ESC"}
-    await store.set_escalated("H-ESC", ["deputy@city.example.lg.jp"])
+    assert await store.set_escalated("H-ESC", ["deputy@city.example.lg.jp"])
+    assert not await store.set_escalated("H-ESC", ["other@city.example.lg.jp"])  # once
     esc = await store.get_hold("H-ESC")
     assert esc is not None and esc.escalated and esc.approvers == ("deputy@city.example.lg.jp",)
     assert {h.id for h in await store.due_holds(now)} == {"H-DUE", "H-EXP"}

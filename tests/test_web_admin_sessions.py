@@ -266,3 +266,31 @@ async def test_failed_admin_logins_do_not_stall_the_event_loop(env: Env) -> None
     # On the loop, 20 verifications stalled it for about 2 s on this 2-core machine; in a
     # worker thread the worst tick is a scheduling delay (generous bound: noisy machines).
     assert worst < 0.5, worst
+
+
+# ------------------------------------------------------------------ serve --workers N
+
+
+async def test_a_session_made_on_one_worker_is_good_on_another(env: Env) -> None:
+    """Every worker derives the session key from the web secret: the kernel may hand the
+    next request to any worker (or a balancer to any node)."""
+    worker_a = create_app(env.service, env.web)
+    worker_b = create_app(env.service, env.web)
+    async with client(worker_a) as a:
+        cookie = await login(a)
+    async with client(worker_b) as b:
+        with_cookie(b, cookie)
+        assert await is_in(b)
+
+
+async def test_logout_on_one_worker_ends_the_session_on_another(env: Env) -> None:
+    worker_a = create_app(env.service, env.web)
+    worker_b = create_app(env.service, env.web)
+    async with client(worker_a) as a:
+        cookie = await login(a)
+        page = await a.get("/admin")
+        r = await a.post("/admin/logout", data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 303
+    async with client(worker_b) as b:
+        with_cookie(b, cookie)
+        assert not await is_in(b)

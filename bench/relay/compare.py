@@ -10,7 +10,7 @@ Rounds alternate the order of the three; the load average is recorded per round.
 Postfix means queued on disk, from leakguard accepted by the sink (the pass path).
 
     .venv/bin/python bench/relay/compare.py [--messages 2000] [--sessions 20] [--size 5120]
-        [--rcpts 10] [--rounds 3] [--json]
+        [--rcpts 10] [--rounds 3] [--lg-args "--workers 2"] [--json]
 
 Needs root (a private Postfix) and the Debian package ``postfix`` (smtp-source, smtp-sink).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -49,8 +50,12 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
-            with socket.create_connection(("127.0.0.1", port), 1):
-                return
+            with socket.create_connection(("127.0.0.1", port), 1) as s:
+                # the greeting, not just the connect: with --workers the parent binds the
+                # port before the workers serve
+                s.settimeout(5)
+                if s.recv(3) == b"220":
+                    return
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
@@ -78,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=5120, help="message size in bytes")
     ap.add_argument("--rcpts", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--lg-args",
+        default="",
+        help="more arguments for leakguard serve, e.g. '--workers 2' (issue 11: both cores)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     why = why_postfix_cannot_run()
@@ -94,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     lg = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "leakguard"), "serve",
          "--listen", f"127.0.0.1:{lg_port}", "--web-listen", f"127.0.0.1:{web_port}",
-         "--upstream", f"127.0.0.1:{sink_port}", "--data-dir", str(data)],
+         "--upstream", f"127.0.0.1:{sink_port}", "--data-dir", str(data),
+         *shlex.split(args.lg_args)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     postfix = Postfix(pf_port, relayhost=f"[127.0.0.1]:{sink_port}")
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in results.items()}
     out = {
         "load": {"messages": args.messages, "sessions": args.sessions, "size": args.size,
-                 "rcpts": args.rcpts, "rounds": args.rounds},
+                 "rcpts": args.rcpts, "rounds": args.rounds, "lg_args": args.lg_args},
         "msg_per_s": {k: [round(x, 1) for x in v] for k, v in results.items()},
         "median": {k: round(v, 1) for k, v in med.items()},
         "leakguard_vs_postfix": round(med["leakguard"] / med["postfix"], 2),
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"load: {args.messages} mails x {args.size} B, {args.rcpts} rcpts, "
             f"{args.sessions} sessions, {args.rounds} rounds (order alternated)"
+            + (f", leakguard serve {args.lg_args}" if args.lg_args else "")
         )
         for k in ("sink", "postfix", "leakguard"):
             print(f"  {k:10s} median {med[k]:8.1f} msg/s   rounds {out['msg_per_s'][k]}")

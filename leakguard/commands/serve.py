@@ -3,6 +3,9 @@
 With no options it runs the embedded default: a plain SMTP listener on 127.0.0.1:2525
 (loopback trusted), the web on 127.0.0.1:8025, SQLite in ./leakguard-data and delivery to
 the maildir ./leakguard-data/maildir/new/ (no upstream configured).
+
+``--workers N`` (or ``workers:`` in the configuration) runs N worker processes on the same
+ports under one supervising parent (leakguard/supervisor.py).
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ def _t(key: str, lang: str) -> str:
     return ja if lang == "ja" else en
 
 
+def count(value: str) -> int | str:
+    """``--workers``: a number from 1 to 64, or ``auto`` (one per CPU core)."""
+    if value == "auto":
+        return value
+    n = int(value)  # ValueError: argparse says "invalid count value"
+    if not 1 <= n <= 64:
+        raise ValueError(value)
+    return n
+
+
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "serve",
@@ -72,6 +85,12 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="public URL of the web server used in notice links "
         "(default: derived from --web-listen)",
+    )
+    p.add_argument(
+        "--workers",
+        type=count,
+        metavar="N",
+        help="worker processes serving the same ports (1-64, or 'auto': one per CPU core)",
     )
     p.add_argument(
         "--log-json",
@@ -123,6 +142,8 @@ def apply_overrides(cfg: ServiceConfig, args: argparse.Namespace) -> ServiceConf
                 port=port,
                 tls="none" if local else ("implicit" if port == 465 else "starttls"),
             )
+    if getattr(args, "workers", None) is not None:
+        updates["workers"] = args.workers
     if args.web_listen:
         split_host_port(args.web_listen)
         updates["web"] = cfg.web.model_copy(update={"listen": args.web_listen})
@@ -162,6 +183,11 @@ def run(args: argparse.Namespace) -> int:
     from leakguard.logging import configure_logging
 
     configure_logging(json=cfg.log.json_, level=cfg.log.level)
+    workers = cfg.worker_count()
+    if workers > 1:
+        from leakguard.supervisor import use_metrics_dir
+
+        use_metrics_dir(cfg)  # before prometheus_client is imported (by leakguard.service)
     from leakguard.service import Service, default_policy_path
 
     policy = Path(cfg.policy) if cfg.policy else default_policy_path()
@@ -178,13 +204,46 @@ def run(args: argparse.Namespace) -> int:
         if not problems:
             print(f"  {exc}", file=sys.stderr)
         return 2
-    service = Service(config=cfg, policy_path=policy, org_path=org, engine=engine)
     # Everything the service creates (store, held mail, secrets, maildir) is owner-only:
     # held mail is personal data.
     os.umask(0o077)
+    if workers > 1:
+        return _run_workers(cfg, policy, org, engine, workers, lang)
+    service = Service(config=cfg, policy_path=policy, org_path=org, engine=engine)
     try:
         asyncio.run(service.run())
     except (OSError, ValueError) as exc:
         print(f"{_t('start', lang)} {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_workers(
+    cfg: ServiceConfig, policy: Path, org: Path | None, engine: Any, workers: int, lang: str
+) -> int:
+    """Pre-fork: the parent prepares, binds and supervises; each worker runs a Service."""
+    from leakguard.logging import get_logger
+    from leakguard.supervisor import Supervisor, run_worker
+
+    def child(sup: Supervisor, index: int, pipe: int) -> int:
+        try:
+            return run_worker(sup, index, pipe)
+        except (OSError, ValueError) as exc:
+            print(f"{_t('start', lang)} {exc}", file=sys.stderr)
+            return 1
+
+    sup = Supervisor(
+        config=cfg,
+        policy_path=policy,
+        org_path=org,
+        engine=engine,
+        workers=workers,
+        log=get_logger("leakguard"),
+        child_main=child,
+    )
+    try:
+        sup.prepare()
+    except (OSError, ValueError) as exc:
+        print(f"{_t('start', lang)} {exc}", file=sys.stderr)
+        return 1
+    return sup.run()

@@ -126,6 +126,10 @@ _VALUE_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pat), ja)
     for pat, ja in (
         (
+            r"^workers must be between 1 and 64, or 'auto'$",
+            "workers には 1 から 64 までの数か 'auto' を書いてください",
+        ),
+        (
             r"^expected at least one of gt, gte, lt, lte, eq, ne$",
             "比較がありません。gt, gte, lt, lte, eq, ne のどれかを書いてください",
         ),

@@ -32,6 +32,7 @@ from leakguard.organization import Organization, SenderHistory
 from leakguard.relay import replies
 from leakguard.relay.auth import may_send_as
 from leakguard.relay.journal import JournalWriter, department_of
+from leakguard.relay.sent_filter import SentFilter
 from leakguard.relay.submission import complete_submission
 from leakguard.store import SqlStore, ThreadEntry
 from leakguard.store.journal import new_decision_id
@@ -126,6 +127,9 @@ class RelaySettings:
     # A client's retry of a mail already sent on (same bytes, sender and recipients) within
     # this many seconds is answered 250 and not sent again (0: off)
     retry_window: float = 600.0
+    # other processes relay from the same store (``serve --workers N`` with SQLite): a
+    # retry may land on a sibling, so the journal is asked as for a shared PostgreSQL
+    shared_store: bool = False
 
 
 class ReportHandler(Protocol):
@@ -173,6 +177,9 @@ class Relay:
         self._threads_pruned_at = 0.0
         # retry key -> (monotonic time, decision id) of mail sent on, oldest first
         self._sent_recently: dict[tuple[str, ...], tuple[float, str]] = {}
+        # the same, shared by sibling worker processes (``serve --workers N``): a filter
+        # that spares the journal lookup for mail no worker sent on (relay/sent_filter.py)
+        self.sent_filter: SentFilter | None = None
         # retry key -> the transaction being decided and carried out (``process``)
         self._in_flight: dict[tuple[str, ...], asyncio.Task[str]] = {}
         self.reports: ReportHandler | None = None  # the report address (issue 9)
@@ -363,7 +370,10 @@ class Relay:
     ) -> None:
         now = time.monotonic()
         recent = self._sent_recently
-        recent[self._retry_key(tx, rcpts, digest)] = (now, decision_id)
+        key = self._retry_key(tx, rcpts, digest)
+        recent[key] = (now, decision_id)
+        if self.sent_filter is not None:
+            self.sent_filter.add(key)
         window = self.settings.retry_window
         while recent and (len(recent) > 20000 or next(iter(recent.values()))[0] < now - window):
             recent.pop(next(iter(recent)))
@@ -381,11 +391,20 @@ class Relay:
         hit = self._sent_recently.get(self._retry_key(tx, rcpts, client_digest))
         if hit is not None and hit[0] >= time.monotonic() - self.settings.retry_window:
             first = hit[1]
-        elif self.journal is not None and self.store.dialect != "sqlite":
-            # another relay sharing the store (PostgreSQL). With SQLite there is one relay,
-            # and its memory is enough: a graceful stop drains before it goes, and a row
-            # that a SIGKILL cut off was not written either (one read per mail is ~1 ms of
-            # the event loop's time, issue 11)
+        elif self.journal is not None and (
+            self.store.dialect != "sqlite"
+            or (
+                self.settings.shared_store
+                and (
+                    self.sent_filter is None
+                    or self.sent_filter.maybe(self._retry_key(tx, rcpts, client_digest))
+                )
+            )
+        ):
+            # another relay sharing the store (PostgreSQL), or a sibling worker process.
+            # With SQLite and one process there is one relay, and its memory is enough: a
+            # graceful stop drains before it goes, and a row that a SIGKILL cut off was not
+            # written either (one read per mail is ~1 ms of the event loop's time, issue 11)
             since = datetime.now(UTC) - timedelta(seconds=self.settings.retry_window)
             want = sorted(r.lower() for r in rcpts)
             try:

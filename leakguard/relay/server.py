@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import socket
 import ssl
 import warnings
 from collections.abc import Sequence
@@ -81,6 +82,7 @@ class ListenerRuntime:
     # real client, accepted only from these addresses (the load balancers)
     proxy_protocol: bool = False
     proxy_trusted: Sequence[Network] = ()
+    gauge: Any = None  # the open-connections gauge (inc/dec: works in multiprocess mode too)
 
     def trusts(self, peer: Any) -> bool:
         return _in_networks(peer, self.trusted_networks)
@@ -109,6 +111,8 @@ class LeakguardSMTP(SMTP):
             self._lg_counted = True
             self._lg_listener.active += 1
             self._lg_listener.peers.add(self)
+            if self._lg_listener.gauge is not None:
+                self._lg_listener.gauge.inc()
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -116,6 +120,8 @@ class LeakguardSMTP(SMTP):
             self._lg_counted = False
             self._lg_listener.active -= 1
             self._lg_listener.peers.discard(self)
+            if self._lg_listener.gauge is not None:
+                self._lg_listener.gauge.dec()
         super().connection_lost(error)
 
     @syntax("DATA")
@@ -484,8 +490,12 @@ async def start_listener(
     max_recipients: int,
     idle_timeout: float,
     line_length_limit: int,
+    sock: socket.socket | None = None,
 ) -> tuple[asyncio.Server, ListenerRuntime]:
-    """Bind one listener in the running loop (``loop.create_server``, not a Controller)."""
+    """Bind one listener in the running loop (``loop.create_server``, not a Controller).
+
+    ``sock``: a listening socket bound already (``serve --workers``: the parent binds it
+    before forking and every worker accepts on it); else host and port are bound here."""
     loop = asyncio.get_running_loop()
     runtime = ListenerRuntime(
         name=spec.name,
@@ -543,12 +553,13 @@ async def start_listener(
                 return LeakguardSMTP(handler, auth_required=True, auth_require_tls=False, **common)
         return LeakguardSMTP(handler, auth_required=False, auth_require_tls=True, **common)
 
-    server = await loop.create_server(
-        factory,
-        host=spec.host,
-        port=spec.port,
-        ssl=tls_context if spec.kind == "smtps" else None,
-        reuse_address=True,
-    )
-    metrics.connections.labels(spec.name).set_function(lambda: runtime.active)
+    ssl_ctx = tls_context if spec.kind == "smtps" else None
+    if sock is not None:
+        server = await loop.create_server(factory, sock=sock, ssl=ssl_ctx)
+    else:
+        server = await loop.create_server(
+            factory, host=spec.host, port=spec.port, ssl=ssl_ctx, reuse_address=True
+        )
+    runtime.gauge = metrics.connections.labels(spec.name)
+    runtime.gauge.set(runtime.active)
     return server, runtime

@@ -153,8 +153,10 @@ class SqlStore:
             await conn.execute(sa.select(t.messages.c.sha256).where(t.messages.c.sha256 == digest))
         ).first()
         if exists is None:
+            # another process (a sibling worker, another relay) may store the same bytes
+            # between that look and this insert: the row is the same, so theirs will do
             await conn.execute(
-                sa.insert(t.messages).values(
+                _insert_new(conn.dialect.name, t.messages).values(
                     sha256=digest, raw=raw, size=len(raw), created_at=_now()
                 )
             )
@@ -913,6 +915,19 @@ def _fenced(delivery_id: int, worker: str | None) -> Any:
     if worker is not None:
         q = q.where(c.state == DeliveryState.SENDING.value, c.claimed_by == worker)
     return q
+
+
+def _insert_new(dialect: str, table: sa.Table) -> Any:
+    """INSERT that leaves an existing row with the same primary key alone."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return sa.insert(table)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
