@@ -191,7 +191,8 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 @dataclass
 class Leakguard:
-    """``leakguard serve`` relaying to ``upstream_port`` (fresh data directory)."""
+    """``leakguard serve`` relaying to ``upstream_port`` (0: to the maildir of its data
+    directory), in a fresh data directory."""
 
     upstream_port: int
     extra_args: Sequence[str] = ()
@@ -209,12 +210,13 @@ class Leakguard:
                 {"kind": "plain", "listen": f"127.0.0.1:{self.port}", "max_connections": 1100}
             ],
             "web": {"listen": f"127.0.0.1:{self.web_port}"},
-            "upstream": {"host": "127.0.0.1", "port": self.upstream_port, "tls": "none"},
             "limits": {
                 "max_recipients": self.max_recipients,
                 "max_message_size": self.max_message_size,
             },
         }
+        if self.upstream_port:  # else the local maildir (the demo mode)
+            cfg["upstream"] = {"host": "127.0.0.1", "port": self.upstream_port, "tls": "none"}
         self.config = self.data / "leakguard.yaml"
         self.config.write_text(json.dumps(cfg), "utf-8")  # JSON is YAML
         self.log = self.data / "serve.log"
