@@ -202,10 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                         if t == "postfix" and pf is not None:
                             run["postfix_drain_s"] = wait_postfix_empty(pf)
                         runs.append(run)
-                        if not args.json:
-                            print(f"  round {r} {case.name:5s} s={sessions:<3d} {t:9s} "
-                                  f"{run['msg_per_s']:8.1f} msg/s  load {load}",
-                                  file=sys.stderr, flush=True)  # fmt: skip
+                        print(f"  round {r} {case.name:5s} s={sessions:<3d} {t:9s} "
+                              f"{run['msg_per_s']:8.1f} msg/s  load {load}",
+                              file=sys.stderr, flush=True)  # fmt: skip
                         time.sleep(1)
 
         results = summarise(runs, args)
