@@ -5,7 +5,8 @@ recipients) takes, per point, a batch of the same mail from ``smtp-source -F``:
 - by size: 1 KB ... 5 MB, 10 recipients;
 - by recipients: 1 ... 1,000 recipients, 5 KB.
 Reported per point: msg/s, and CPU milliseconds per mail of the relay's process tree
-(/proc/<pid>/stat utime+stime before and after the batch; workers included). Per curve: the
+(/proc/<pid>/stat utime+stime before the batch and once it is idle again after it;
+workers included). Per curve: the
 least-squares line cpu_ms = a + b*x with its R^2, and the marginal cost of each step
 (delta CPU / delta x); the growth is called linear when, past the first step (where the fixed
 cost per mail dominates), the marginal costs stay within a factor 2 of each other and
@@ -25,7 +26,6 @@ import shlex
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,9 @@ def point(lg: h.Leakguard, mail: Path, size: int, rcpts: int, rounds: int) -> di
         loads.append(h.loadavg())
         c0 = h.tree_cpu(lg.pid)
         took = h.smtp_source(lg.port, mail, "pass", n, sessions, rcpts)
+        h.settle(lg.pid)  # what the batch left behind (journal) is counted to it
         cpus.append((h.tree_cpu(lg.pid) - c0) / n * 1000)
         rates.append(n / took)
-        time.sleep(0.5)
     return {
         "size": size,
         "rcpts": rcpts,
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             if h.check_action(m, "pass", 10) != "pass":
                 raise SystemExit(f"the {s}-byte mail is not passed by the default policy")
         h.smtp_source(lg.port, mails[5 * 1024], "pass", 200, 20, 10)  # warm-up
+        h.settle(lg.pid)
         for s in sizes:
             by_size.append(point(lg, mails[s], s, 10, args.rounds))
             print(f"  size {s:>9,d} B: {by_size[-1]}", file=sys.stderr, flush=True)

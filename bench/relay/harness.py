@@ -135,6 +135,24 @@ def tree_cpu(pid: int) -> float:
     return sum(_cpu(p) for p in tree(pid))
 
 
+def settle(pid: int, idle_cores: float = 0.03, window: float = 1.0, timeout: float = 180) -> float:
+    """Wait until ``pid``'s process tree is idle (uses less than ``idle_cores`` over a
+    ``window``): work a run left behind (hold notices, journal batches, queued deliveries)
+    must be counted to that run, not to the next. Returns the seconds until the tree went
+    idle (the idle window itself not counted)."""
+    t0 = time.monotonic()
+    last = tree_cpu(pid)
+    busy_until = t0
+    while time.monotonic() - t0 < timeout:
+        time.sleep(window)
+        now = tree_cpu(pid)
+        if (now - last) / window < idle_cores:
+            break
+        last = now
+        busy_until = time.monotonic()
+    return round(busy_until - t0, 1)
+
+
 def status_kb(pid: int, key: str) -> int:
     """A ``/proc/<pid>/status`` field in kB (VmRSS, VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
