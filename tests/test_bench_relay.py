@@ -134,5 +134,10 @@ def test_linearity_tells_a_line_from_a_curve() -> None:
     line = curves.linearity(xs, [2 + 0.12 * x for x in xs])
     assert line["linear"] and line["r2"] > 0.999
     assert line["b_ms_per_unit"] == pytest.approx(0.12)
+    assert line["growth_exponent"] == pytest.approx(1.0, abs=0.01)
     square = curves.linearity(xs, [2 + 0.001 * x * x for x in xs])
     assert not square["linear"]
+    assert square["growth_exponent"] == pytest.approx(2.0, abs=0.1)
+    # noise in single steps (one step at half the slope) is still linear growth
+    noisy = curves.linearity(xs, [2, 3.2, 14.0, 35.0, 120.0])
+    assert noisy["linear"]
