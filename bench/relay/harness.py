@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.header import Header
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -216,6 +217,7 @@ class Leakguard:
     extra_args: Sequence[str] = ()
     max_recipients: int = 1000
     max_message_size: int = 100 * 1024 * 1024
+    config: dict[str, Any] = field(default_factory=dict)  # top-level keys merged in
     port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
 
@@ -235,12 +237,13 @@ class Leakguard:
         }
         if self.upstream_port:  # else the local maildir (the demo mode)
             cfg["upstream"] = {"host": "127.0.0.1", "port": self.upstream_port, "tls": "none"}
-        self.config = self.data / "leakguard.yaml"
-        self.config.write_text(json.dumps(cfg), "utf-8")  # JSON is YAML
+        cfg.update(self.config)
+        self.config_file = self.data / "leakguard.yaml"
+        self.config_file.write_text(json.dumps(cfg), "utf-8")  # JSON is YAML
         self.log = self.data / "serve.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "leakguard"), "serve", "-c", str(self.config),
+                [str(ROOT / ".venv" / "bin" / "leakguard"), "serve", "-c", str(self.config_file),
                  *self.extra_args],
                 stdout=subprocess.DEVNULL, stderr=log, cwd=self.data, start_new_session=True,
             )  # fmt: skip

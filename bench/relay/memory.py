@@ -63,9 +63,11 @@ def big_mail(kind: str, size: int) -> bytes:
     )
 
 
-def peak(kind: str, size: int, lg_args: list[str], maildir: bool = False) -> dict[str, Any]:
+def peak(
+    kind: str, size: int, lg_args: list[str], config: dict[str, Any], maildir: bool = False
+) -> dict[str, Any]:
     sink = h.Sink()
-    lg = h.Leakguard(0 if maildir else sink.port, lg_args)
+    lg = h.Leakguard(0 if maildir else sink.port, lg_args, config=config)
     tmp = Path(tempfile.mkdtemp(prefix="lg-memory-"))
     try:
         small = h.write_mail(kind, 5 * 1024, tmp / "small.eml")
@@ -147,9 +149,16 @@ def sample(pid: int, mails: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def flat(kind: str, messages: int, every: int, sessions: int, lg_args: list[str]) -> dict[str, Any]:
+def flat(
+    kind: str,
+    messages: int,
+    every: int,
+    sessions: int,
+    lg_args: list[str],
+    config: dict[str, Any],
+) -> dict[str, Any]:
     sink = h.Sink()
-    lg = h.Leakguard(sink.port, lg_args)
+    lg = h.Leakguard(sink.port, lg_args, config=config)
     tmp = Path(tempfile.mkdtemp(prefix="lg-memory-"))
     samples: list[dict[str, Any]] = []
     try:
@@ -204,22 +213,30 @@ def main(argv: list[str] | None = None) -> int:
         "bench/extract_bench.py measures it",
     )
     ap.add_argument("--lg-args", default="", help="extra arguments for leakguard serve")
+    ap.add_argument(
+        "--lg-config",
+        default="{}",
+        help="JSON merged into the relay's configuration, e.g. "
+        '\'{"retention": {"mode": "hashed"}}\'',
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     lg_args = shlex.split(args.lg_args)
+    config = json.loads(args.lg_config)
     out: dict[str, Any] = {
         "benchmark": "bench/relay/memory.py",
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "lg_args": args.lg_args,
+        "lg_config": config,
         "load1_start": h.loadavg(),
     }
     if not args.skip_peak:
-        out["peak"] = [peak(k, args.size, lg_args) for k in ("pass", "held")]
+        out["peak"] = [peak(k, args.size, lg_args, config) for k in ("pass", "held")]
         if args.maildir_too:
-            out["peak"].append(peak("pass", args.size, lg_args, maildir=True))
+            out["peak"].append(peak("pass", args.size, lg_args, config, maildir=True))
     if not args.skip_flat:
         every = args.every or max(1, args.messages // 20)
-        out["flat"] = flat(args.kind, args.messages, every, args.sessions, lg_args)
+        out["flat"] = flat(args.kind, args.messages, every, args.sessions, lg_args, config)
     out["load1_end"] = h.loadavg()
     if args.json:
         print(json.dumps(out))
