@@ -165,9 +165,16 @@ def main(argv: list[str] | None = None) -> int:
 def print_curves(out: dict[str, Any]) -> None:
     extra = f", leakguard serve {out['lg_args']}" if out["lg_args"] else ""
     print(f"bench/relay/curves.py {out['started']} UTC, pass path, relay process tree CPU{extra}")
+
+    def by_size(p: dict[str, Any]) -> str:
+        return f"{p['size'] / 1024:>9,.0f} KB"
+
+    def by_rcpts(p: dict[str, Any]) -> str:
+        return f"{p['rcpts']:>6d} rcpts"
+
     for title, key, unit, fmt in (
-        ("by size (10 recipients)", "by_size", "KB", lambda p: f"{p['size'] / 1024:>9,.0f} KB"),
-        ("by recipients (5 KB)", "by_rcpts", "recipient", lambda p: f"{p['rcpts']:>6d} rcpts"),
+        ("by size (10 recipients)", "by_size", "KB", by_size),
+        ("by recipients (5 KB)", "by_rcpts", "recipient", by_rcpts),
     ):
         fit = out[f"{key}_fit"]
         print(f"{title}:")

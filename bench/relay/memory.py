@@ -26,6 +26,7 @@ import base64
 import json
 import os
 import shlex
+import shutil
 import smtplib
 import sys
 import tempfile
@@ -114,9 +115,7 @@ def peak(
     finally:
         lg.stop()
         sink.stop()
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def last_action(log: Path) -> str:
@@ -177,9 +176,7 @@ def flat(
     finally:
         lg.stop()
         sink.stop()
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
     steady = [s for s in samples if s["mails"] >= 0.2 * messages] or samples
     xs = [float(s["mails"]) for s in steady]
     per10k = slope(xs, [float(s["rss_kb"]) for s in steady]) * 10_000
