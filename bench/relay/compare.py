@@ -107,6 +107,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--lg-args", default="", help='extra arguments for leakguard serve, e.g. "--workers 2"'
     )
     ap.add_argument(
+        "--leakguard",
+        default=str(h.ROOT / ".venv" / "bin" / "leakguard"),
+        help="the leakguard executable (another checkout's, to compare branches)",
+    )
+    ap.add_argument(
         "--no-postfix",
         action="store_true",
         help="run without the Postfix relay (no root or no package)",
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     sink = h.Sink()
-    lg = h.Leakguard(sink.port, shlex.split(args.lg_args))
+    lg = h.Leakguard(sink.port, shlex.split(args.lg_args), binary=args.leakguard)
     pf = h.Postfix(h.free_port(), relayhost=f"[127.0.0.1]:{sink.port}") if use_postfix else None
     runs: list[dict[str, Any]] = []
     latency: dict[str, Any] = {}
@@ -228,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "argv": sys.argv[1:] if argv is None else argv,
         "lg_args": args.lg_args,
+        "leakguard": args.leakguard,
         "connection_per_mail": not args.reuse,
         "results": results,
         "latency": latency,

@@ -218,6 +218,7 @@ class Leakguard:
     max_recipients: int = 1000
     max_message_size: int = 100 * 1024 * 1024
     config: dict[str, Any] = field(default_factory=dict)  # top-level keys merged in
+    binary: str = str(ROOT / ".venv" / "bin" / "leakguard")  # another checkout's, to compare
     port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
 
@@ -243,7 +244,7 @@ class Leakguard:
         self.log = self.data / "serve.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "leakguard"), "serve", "-c", str(self.config_file),
+                [self.binary, "serve", "-c", str(self.config_file),
                  *self.extra_args],
                 stdout=subprocess.DEVNULL, stderr=log, cwd=self.data, start_new_session=True,
             )  # fmt: skip
