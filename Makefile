@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint bench fuzz clean docs
+.PHONY: setup run test lint bench bench-relay bench-relay-all fuzz clean docs
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,19 @@ docs: setup
 
 bench: setup
 	$(BIN)/python bench/engine_bench.py
+
+# The relay against the protocol ceiling (smtp-sink) and a private Postfix relay, issue 11's
+# whole matrix in one run (needs root and the Debian package postfix; niced, the machine is
+# shared). Other cases / extra serve flags:
+#   make bench-relay BENCH_RELAY_ARGS="--cases 5k,held --sessions 20,1 --lg-args '--workers 2'"
+# bench-relay-all adds the cost curves (size, recipients) and the memory runs.
+BENCH_RELAY_ARGS ?= --full
+bench-relay: setup
+	nice $(BIN)/python bench/relay/compare.py $(BENCH_RELAY_ARGS)
+
+bench-relay-all: bench-relay
+	nice $(BIN)/python bench/relay/curves.py
+	nice $(BIN)/python bench/relay/memory.py
 
 # The long fuzz run (CI runs a bounded one inside `make test`): FUZZ_EXAMPLES mutated mails
 # through the decision and every later content step, each within its budget.

@@ -1,16 +1,31 @@
-"""Relay throughput against the protocol ceiling and a real Postfix relay, in one run.
+"""Relay throughput and latency against the protocol ceiling and a real Postfix relay, in one run.
 
-Issue 11's measurement: Postfix's own load generator ``smtp-source`` sends the same load to
+Issue 11's measurement. Postfix's own load generator ``smtp-source`` sends the same mail file
+(``-F``: the same bytes everywhere) to
 - the ceiling: ``smtp-sink`` directly;
 - a private Postfix relay (Debian package, own config and queue directories, loopback
   ports; started and stopped here; queue on disk, ``relayhost`` = the sink);
-- ``leakguard serve`` (default policy, plain trusted listener, upstream = the sink; the
-  mail is internal, so every detector runs and it passes).
-Rounds alternate the order of the three; the load average is recorded per round. A 250 from
-Postfix means queued on disk, from leakguard accepted by the sink (the pass path).
+- ``leakguard serve`` (default policy, plain trusted listener, upstream = the sink).
+A 250 from Postfix means queued on disk; from leakguard, accepted by the sink (pass, bcc) or
+committed to disk (held).
 
-    .venv/bin/python bench/relay/compare.py [--messages 2000] [--sessions 20] [--size 5120]
-        [--rcpts 10] [--rounds 3] [--lg-args "--workers 2"] [--json]
+Cases (``--cases``; ``--full`` runs them all at 20 and 1 sessions, plus the latency phase):
+  5k    pass, 5 KB, 10 recipients           50k   pass, 50 KB, 10 recipients
+  500k  pass, 500 KB, 10 recipients         100r  pass, 5 KB, 100 recipients
+  held  held, 5 KB, 10 recipients (leakguard only; a My Number to a partner)
+  bcc   Bcc rewrite, 5 KB, 10 recipients, 12 companies in To (leakguard only)
+Every mail is checked with ``leakguard check`` first, so each case measures the path it names.
+Rounds alternate the order of the targets; the 1-minute load average is recorded per run.
+After each Postfix run the benchmark waits until Postfix's queue is empty, so its deliveries
+do not eat into the next target's CPU.
+
+Latency (``--latency``): a paced asyncio client (20 connections, raw sockets) sends at half
+of each target's measured maximum (5k case, 20 sessions) and times MAIL FROM -> the 250 after
+DATA; the same rate is sent straight to the sink, and the difference is the added latency.
+
+    nice .venv/bin/python bench/relay/compare.py --full [--rounds 3] [--json]
+    nice .venv/bin/python bench/relay/compare.py --cases 5k,held --sessions 20,1
+        [--lg-args "--workers 2"] [--scale 0.5]
 
 Needs root (a private Postfix) and the Debian package ``postfix`` (smtp-source, smtp-sink).
 """
@@ -21,144 +36,341 @@ import argparse
 import json
 import os
 import shlex
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deploy.postfix import Postfix, why_postfix_cannot_run  # noqa: E402
-
-SENDER = "kazuya.sato@city.example.lg.jp"
-RCPT = "staff@city.example.lg.jp"  # smtp-source -r N prefixes 1..N: all internal
+import harness as h
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass(frozen=True)
+class Case:
+    name: str
+    label: str
+    kind: str
+    size: int
+    rcpts: int
+    messages: int  # per run and target, at --scale 1
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return ("sink", "postfix", "leakguard") if self.kind == "pass" else ("leakguard",)
 
 
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 1) as s:
-                # the greeting, not just the connect: with --workers the parent binds the
-                # port before the workers serve
-                s.settimeout(5)
-                if s.recv(3) == b"220":
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
+CASES = {
+    c.name: c
+    for c in (
+        Case("5k", "pass 5 KB, 10 rcpts", "pass", 5 * 1024, 10, 1000),
+        Case("50k", "pass 50 KB, 10 rcpts", "pass", 50 * 1024, 10, 500),
+        Case("500k", "pass 500 KB, 10 rcpts", "pass", 500 * 1024, 10, 100),
+        Case("100r", "pass 5 KB, 100 rcpts", "pass", 5 * 1024, 100, 300),
+        Case("held", "held 5 KB, 10 rcpts", "held", 5 * 1024, 10, 300),
+        Case("bcc", "bcc 5 KB, 10 rcpts", "bcc", 5 * 1024, 10, 1000),
+    )
+}
+EXPECT = {"pass": "pass", "held": "hold", "bcc": "bcc"}
 
 
-def run_source(port: int, args: argparse.Namespace) -> float:
-    """Messages per second accepted by the server on ``port``."""
-    cmd = [
-        shutil.which("smtp-source") or "/usr/sbin/smtp-source",
-        "-s", str(args.sessions), "-m", str(args.messages), "-l", str(args.size),
-        "-r", str(args.rcpts), "-f", SENDER, "-t", RCPT, f"127.0.0.1:{port}",
-    ]  # fmt: skip
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
-    took = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise RuntimeError(f"smtp-source failed: {done.stderr[-500:]}")
-    return args.messages / took
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        epilog="Cases: " + "; ".join(f"{c.name} = {c.label}" for c in CASES.values()),
+    )
+    ap.add_argument(
+        "--full", action="store_true", help="every case at 20 and 1 sessions, and the latency phase"
+    )
+    ap.add_argument("--cases", default="5k", help="comma-separated case names (default 5k)")
+    ap.add_argument("--sessions", default="20", help="comma-separated session counts")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--messages",
+        type=int,
+        default=0,
+        help="mails per run and target (default: per case, times --scale)",
+    )
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the per-case mail counts")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="smtp-source -d: several mails per connection (default: one each)",
+    )
+    ap.add_argument("--latency", action="store_true", help="run the paced latency phase")
+    ap.add_argument("--latency-messages", type=int, default=1000)
+    ap.add_argument(
+        "--lg-args", default="", help='extra arguments for leakguard serve, e.g. "--workers 2"'
+    )
+    ap.add_argument(
+        "--leakguard",
+        default=str(h.ROOT / ".venv" / "bin" / "leakguard"),
+        help="the leakguard executable (another checkout's, to compare branches)",
+    )
+    ap.add_argument(
+        "--no-postfix",
+        action="store_true",
+        help="run without the Postfix relay (no root or no package)",
+    )
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = ap.parse_args(argv)  # fmt: skip
+    if args.full:
+        args.cases = ",".join(CASES)
+        args.sessions = "20,1"
+        args.latency = True
+    args.case_list = [CASES[c.strip()] for c in args.cases.split(",") if c.strip()]
+    args.session_list = [int(s) for s in args.sessions.split(",") if s.strip()]
+    if args.latency and 20 not in args.session_list:
+        args.session_list.append(20)
+    if args.latency and CASES["5k"] not in args.case_list:
+        args.case_list.insert(0, CASES["5k"])
+    return args
+
+
+def count(case: Case, args: argparse.Namespace) -> int:
+    return args.messages or max(20, int(case.messages * args.scale))
+
+
+def wait_postfix_empty(pf: h.Postfix, timeout: float = 600) -> float:
+    t0 = time.monotonic()
+    while pf.queue_ids() and time.monotonic() - t0 < timeout:
+        time.sleep(0.2)
+    return round(time.monotonic() - t0, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--messages", type=int, default=2000)
-    ap.add_argument("--sessions", type=int, default=20)
-    ap.add_argument("--size", type=int, default=5120, help="message size in bytes")
-    ap.add_argument("--rcpts", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument(
-        "--lg-args",
-        default="",
-        help="more arguments for leakguard serve, e.g. '--workers 2' (issue 11: both cores)",
-    )
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    why = why_postfix_cannot_run()
-    if why:
-        print(f"SKIP: {why}")
+    args = parse_args(argv)
+    use_postfix = not args.no_postfix
+    if use_postfix and (why := h.why_postfix_cannot_run()):
+        print(f"SKIP: {why} (--no-postfix runs without it)")
         return 0
-    sink_port, pf_port, lg_port, web_port = (free_port() for _ in range(4))
-    sink = subprocess.Popen(
-        [shutil.which("smtp-sink") or "/usr/sbin/smtp-sink", "-u", "postfix",
-         f"127.0.0.1:{sink_port}", "1000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    data = Path(tempfile.mkdtemp(prefix="lg-bench-"))
-    lg = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "leakguard"), "serve",
-         "--listen", f"127.0.0.1:{lg_port}", "--web-listen", f"127.0.0.1:{web_port}",
-         "--upstream", f"127.0.0.1:{sink_port}", "--data-dir", str(data),
-         *shlex.split(args.lg_args)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    postfix = Postfix(pf_port, relayhost=f"[127.0.0.1]:{sink_port}")
-    results: dict[str, list[float]] = {"sink": [], "postfix": [], "leakguard": []}
-    loads: list[float] = []
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    tmp = Path(tempfile.mkdtemp(prefix="lg-compare-"))
+    mails: dict[str, Path] = {}
+    for case in args.case_list:
+        mails[case.name] = h.write_mail(case.kind, case.size, tmp / f"{case.name}.eml")
+        got = h.check_action(mails[case.name], case.kind, case.rcpts)
+        if got != EXPECT[case.kind]:
+            raise SystemExit(
+                f"case {case.name}: the default policy says {got}, not {EXPECT[case.kind]}; "
+                "the benchmark would measure the wrong path"
+            )
+
+    sink = h.Sink()
+    lg = h.Leakguard(sink.port, shlex.split(args.lg_args), binary=args.leakguard)
+    pf = h.Postfix(h.free_port(), relayhost=f"[127.0.0.1]:{sink.port}") if use_postfix else None
+    runs: list[dict[str, Any]] = []
+    latency: dict[str, Any] = {}
     try:
-        wait_port(sink_port)
-        wait_port(lg_port)
-        postfix.start()
-        wait_port(pf_port)
-        ports = {"sink": sink_port, "postfix": pf_port, "leakguard": lg_port}
-        order = ["sink", "postfix", "leakguard"]
+        ports = {"sink": sink.port, "leakguard": lg.port}
+        if pf is not None:
+            pf.start()
+            h.wait_port(pf.port)
+            ports["postfix"] = pf.port
+
+        def targets(case: Case) -> list[str]:
+            return [t for t in case.targets if t in ports]
+
+        # warm-up: the engine's indexes, the upstream pool, Postfix's daemons
+        for case in args.case_list:
+            for t in targets(case):
+                h.smtp_source(ports[t], mails[case.name], case.kind,
+                              min(100, count(case, args)), 20, case.rcpts, args.reuse)  # fmt: skip
+        if pf is not None:
+            wait_postfix_empty(pf)
+        h.settle(lg.pid)
+
         for r in range(args.rounds):
-            seq = order if r % 2 == 0 else list(reversed(order))
-            loads.append(os.getloadavg()[0])
-            for name in seq:
-                results[name].append(run_source(ports[name], args))
-                time.sleep(1)
+            for case in args.case_list:
+                for sessions in args.session_list:
+                    seq = targets(case)
+                    if r % 2:
+                        seq.reverse()
+                    for t in seq:
+                        n = count(case, args)
+                        load = h.loadavg()
+                        cpu0 = h.tree_cpu(lg.pid)
+                        took = h.smtp_source(ports[t], mails[case.name], case.kind, n,
+                                             sessions, case.rcpts, args.reuse)  # fmt: skip
+                        run: dict[str, Any] = {
+                            "round": r, "case": case.name, "sessions": sessions, "target": t,
+                            "messages": n, "seconds": round(took, 2),
+                            "msg_per_s": round(n / took, 1), "load1": load,
+                        }  # fmt: skip
+                        if t == "leakguard":
+                            # what the run left behind (notices, journal) is its cost too
+                            run["lg_settle_s"] = h.settle(lg.pid)
+                            cpu = h.tree_cpu(lg.pid) - cpu0
+                            run["lg_cpu_ms_per_msg"] = round(cpu / n * 1000, 2)
+                            run["lg_cores"] = round(cpu / (took + run["lg_settle_s"]), 2)
+                        if t == "postfix" and pf is not None:
+                            run["postfix_drain_s"] = wait_postfix_empty(pf)
+                        runs.append(run)
+                        print(f"  round {r} {case.name:5s} s={sessions:<3d} {t:9s} "
+                              f"{run['msg_per_s']:8.1f} msg/s  load {load}",
+                              file=sys.stderr, flush=True)  # fmt: skip
+                        time.sleep(1)
+
+        results = summarise(runs, args)
+        if args.latency:
+            latency = latency_phase(results, ports, lg.pid, args)
     finally:
-        postfix.stop()
-        for p in (lg, sink):
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(data, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
+        if pf is not None:
+            pf.stop()
+        lg.stop()
+        sink.stop()
+        for p in mails.values():
+            p.unlink(missing_ok=True)
+        tmp.rmdir()
+
     out = {
-        "load": {"messages": args.messages, "sessions": args.sessions, "size": args.size,
-                 "rcpts": args.rcpts, "rounds": args.rounds, "lg_args": args.lg_args},
-        "msg_per_s": {k: [round(x, 1) for x in v] for k, v in results.items()},
-        "median": {k: round(v, 1) for k, v in med.items()},
-        "leakguard_vs_postfix": round(med["leakguard"] / med["postfix"], 2),
-        "leakguard_vs_ceiling": round(med["leakguard"] / med["sink"], 2),
-        "postfix_vs_ceiling": round(med["postfix"] / med["sink"], 2),
-        "loadavg_1m_per_round": [round(x, 2) for x in loads],
-    }  # fmt: skip
+        "benchmark": "bench/relay/compare.py",
+        "started": started,
+        "cpus": os.cpu_count(),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "lg_args": args.lg_args,
+        "leakguard": args.leakguard,
+        "connection_per_mail": not args.reuse,
+        "results": results,
+        "latency": latency,
+        "loadavg_1m_per_run": [r["load1"] for r in runs],
+        "runs": runs,
+    }
     if args.json:
         print(json.dumps(out))
     else:
-        print(
-            f"load: {args.messages} mails x {args.size} B, {args.rcpts} rcpts, "
-            f"{args.sessions} sessions, {args.rounds} rounds (order alternated)"
-            + (f", leakguard serve {args.lg_args}" if args.lg_args else "")
-        )
-        for k in ("sink", "postfix", "leakguard"):
-            print(f"  {k:10s} median {med[k]:8.1f} msg/s   rounds {out['msg_per_s'][k]}")
-        print(f"  leakguard / postfix: {out['leakguard_vs_postfix']}x; "
-              f"leakguard / ceiling: {out['leakguard_vs_ceiling']}x; "
-              f"postfix / ceiling: {out['postfix_vs_ceiling']}x; "
-              f"load average per round: {out['loadavg_1m_per_round']}")  # fmt: skip
+        print_table(out)
     return 0
+
+
+def _median(runs: list[dict[str, Any]], key: str = "msg_per_s") -> float | None:
+    vals = [r[key] for r in runs if key in r]
+    return round(statistics.median(vals), 2) if vals else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for case in args.case_list:
+        for s in args.session_list:
+            mine = [r for r in runs if r["case"] == case.name and r["sessions"] == s]
+            med = {t: _median([r for r in mine if r["target"] == t]) for t in case.targets}
+            lg_runs = [r for r in mine if r["target"] == "leakguard"]
+            row: dict[str, Any] = {
+                "case": case.name, "label": case.label, "sessions": s,
+                "median_msg_per_s": med,
+                "rounds_msg_per_s": {t: [r["msg_per_s"] for r in mine if r["target"] == t]
+                                     for t in case.targets},
+                "lg_cpu_ms_per_msg": _median(lg_runs, "lg_cpu_ms_per_msg"),
+                "lg_cores": _median(lg_runs, "lg_cores"),
+                "lg_settle_s": _median(lg_runs, "lg_settle_s"),
+                "load1": [r["load1"] for r in mine],
+            }  # fmt: skip
+            if case.kind == "pass":
+                row["leakguard_vs_postfix"] = _ratio(med["leakguard"], med.get("postfix"))
+                row["leakguard_vs_ceiling"] = _ratio(med["leakguard"], med["sink"])
+                row["postfix_vs_ceiling"] = _ratio(med.get("postfix"), med["sink"])
+            out.append(row)
+    # held and Bcc-rewritten mail against the pass rate of the same mail size and envelope
+    for row in out:
+        if row["case"] in ("held", "bcc"):
+            base = next((x for x in out if x["case"] == "5k" and x["sessions"] == row["sessions"]),
+                        None)  # fmt: skip
+            if base is not None:
+                lg = row["median_msg_per_s"]["leakguard"]
+                row["vs_leakguard_pass"] = _ratio(lg, base["median_msg_per_s"]["leakguard"])
+                row["vs_postfix_pass"] = _ratio(lg, base["median_msg_per_s"].get("postfix"))
+    return out
+
+
+def latency_phase(
+    results: list[dict[str, Any]], ports: dict[str, int], lg_pid: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Paced at half of each target's measured maximum; the sink at the same rate is the
+    'direct' baseline."""
+
+    def max_of(case: str, target: str) -> float | None:
+        row = next((x for x in results if x["case"] == case and x["sessions"] == 20), None)
+        return row["median_msg_per_s"].get(target) if row else None
+
+    plan = [("sink", "pass", max_of("5k", "sink")),
+            ("postfix", "pass", max_of("5k", "postfix")),
+            ("leakguard", "pass", max_of("5k", "leakguard")),
+            ("leakguard", "held", max_of("held", "leakguard"))]  # fmt: skip
+    out: dict[str, Any] = {}
+    for i, (target, kind, top) in enumerate(plan):
+        if not top or target not in ports:
+            continue
+        rate = top / 2
+        n = args.latency_messages
+        name = target if kind == "pass" else f"{target}_{kind}"
+        load = h.loadavg()
+        if target == "sink":  # the client's own limit shows here (rate_done < rate_asked)
+            out[name] = {**h.paced(ports["sink"], kind, 5 * 1024, 10, rate, n), "load1": load}
+            continue
+        pair = ["sink", target] if i % 2 else [target, "sink"]
+        got = {}
+        for t in pair:
+            h.settle(lg_pid)
+            got[t] = h.paced(ports[t], kind, 5 * 1024, 10, rate, n)
+        out[name] = {
+            **got[target], "load1": load, "direct": got["sink"],
+            "added_p50_ms": round(got[target]["p50_ms"] - got["sink"]["p50_ms"], 2),
+            "added_p99_ms": round(got[target]["p99_ms"] - got["sink"]["p99_ms"], 2),
+        }  # fmt: skip
+    return out
+
+
+def _fmt(x: float | None, nd: int = 1) -> str:
+    return "-" if x is None else f"{x:,.{nd}f}"
+
+
+def print_table(out: dict[str, Any]) -> None:
+    rounds = max((r["round"] for r in out["runs"]), default=0) + 1
+    conn = "one connection per mail" if out["connection_per_mail"] else "connections reused"
+    print(f"bench/relay/compare.py {out['started']} UTC, {out['cpus']} CPUs, {rounds} rounds "
+          f"(order alternated), {conn}"
+          f"{', leakguard serve ' + out['lg_args'] if out['lg_args'] else ''}")  # fmt: skip
+    print(
+        "msg/s, median of the rounds; ratios of the medians; leakguard CPU of its process "
+        "tree per mail, counted until it is idle again ('settle' s after the last 250)"
+    )
+    head = (f"{'case':24s} {'sess':>4s} {'ceiling':>9s} {'postfix':>8s} {'leakguard':>9s} "
+            f"{'lg/pf':>6s} {'lg/ceil':>7s} {'pf/ceil':>7s} {'lg cpu ms':>9s} {'cores':>5s} "
+            f"{'vs pass':>7s} {'vs pf':>6s} {'settle':>6s}  load1")  # fmt: skip
+    print(head)
+    for row in out["results"]:
+        med = row["median_msg_per_s"]
+        print(f"{row['label']:24s} {row['sessions']:>4d} {_fmt(med.get('sink')):>9s} "
+              f"{_fmt(med.get('postfix')):>8s} {_fmt(med.get('leakguard')):>9s} "
+              f"{_fmt(row.get('leakguard_vs_postfix'), 2):>6s} "
+              f"{_fmt(row.get('leakguard_vs_ceiling'), 2):>7s} "
+              f"{_fmt(row.get('postfix_vs_ceiling'), 2):>7s} "
+              f"{_fmt(row['lg_cpu_ms_per_msg'], 2):>9s} {_fmt(row['lg_cores'], 2):>5s} "
+              f"{_fmt(row.get('vs_leakguard_pass'), 2):>7s} "
+              f"{_fmt(row.get('vs_postfix_pass'), 2):>6s} "
+              f"{_fmt(row.get('lg_settle_s'), 1):>6s}  "
+              f"{min(row['load1']):.2f}-{max(row['load1']):.2f}")  # fmt: skip
+    if out["latency"]:
+        print(
+            "latency, MAIL FROM -> 250 after DATA, 20 connections, paced at half the measured "
+            "maximum (5 KB, 10 rcpts); 'added' is over the sink at the same rate"
+        )
+        for name, v in out["latency"].items():
+            line = (f"  {name:15s} {v['rate_asked']:7.1f} msg/s asked, {v['rate_done']:7.1f} "
+                    f"done: p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms")  # fmt: skip
+            if "direct" in v:
+                line += (f"  (direct p50 {v['direct']['p50_ms']:.2f}, p99 "
+                         f"{v['direct']['p99_ms']:.2f}): added p50 {v['added_p50_ms']:+.2f} "
+                         f"ms, p99 {v['added_p99_ms']:+.2f} ms")  # fmt: skip
+            print(line + f"  load {v['load1']}")
 
 
 if __name__ == "__main__":
