@@ -78,7 +78,7 @@ class Retained:
     sha256: str
     size: int
     expires_at: datetime
-    sealed: bytes | None = None
+    sealed: bytes | bytearray | None = None
 
 
 @dataclass(frozen=True, slots=True)
