@@ -36,6 +36,7 @@ from leakguard.holds.model import (
 )
 from leakguard.store import migrate
 from leakguard.store import schema as t
+from leakguard.store.history_cache import HistoryCache
 from leakguard.store.journal import Journal
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
 
@@ -76,6 +77,8 @@ class SqlStore:
         self.on_enqueue: list[Callable[[], None]] = []
         # the officer's records: decision journal, retained mail, incidents (issue 9)
         self.journal = Journal(self)
+        # sender_history in memory: invalidated on write, short TTL across processes
+        self.history_cache = HistoryCache()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -667,6 +670,14 @@ class SqlStore:
                     merged[key] = merged.get(key, 0) + 1
         if not merged:
             return
+        try:
+            await self._record_merged(merged)
+        finally:
+            # after the commit: entries read before it are dropped, and a read still
+            # running (begun before the commit) does not store its rows
+            self.history_cache.invalidate({k[0] for k in merged})
+
+    async def _record_merged(self, merged: dict[tuple[str, str, str], int]) -> None:
         now = _now()
         h = t.sent_history.c
         async with self._tx() as conn:
@@ -691,10 +702,18 @@ class SqlStore:
     async def sender_history(
         self, sender: str
     ) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
+        """The addresses ``sender`` wrote to and the display names used for them (served
+        from ``history_cache`` when fresh; see ``leakguard/store/history_cache.py``). The
+        caller must not modify what is returned (it may be shared)."""
+        key = sender.strip().lower()
+        cached = self.history_cache.get(key)
+        if cached is not None:
+            return cached
+        generation = self.history_cache.generation
         h = t.sent_history.c
         q = (
             sa.select(h.rcpt, h.display_name)
-            .where(h.sender == sender.strip().lower())
+            .where(h.sender == key)
             .order_by(h.last_at.desc())
             .limit(_HISTORY_LIMIT)
         )
@@ -706,7 +725,9 @@ class SqlStore:
             recipients.add(rcpt)
             if name and name not in names.setdefault(rcpt, []):
                 names[rcpt].append(name)
-        return frozenset(recipients), {k: tuple(v) for k, v in names.items() if v}
+        value = frozenset(recipients), {k: tuple(v) for k, v in names.items() if v}
+        self.history_cache.put(key, value, generation=generation)
+        return value
 
     # ------------------------------------------------------------------ thread record
 
