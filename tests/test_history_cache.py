@@ -74,3 +74,27 @@ def test_bounded_least_recently_used_first() -> None:
     cache.put("e", (frozenset(str(i) for i in range(7)), {}), generation=0)
     # rows bound: the least recently used ("c") goes
     assert cache.get("c") is None and cache.get("e") is not None and len(cache) == 2
+
+
+async def test_counts_add_up_in_one_batch_and_across_batches(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from leakguard.store import schema as t
+
+    store = await open_store(sqlite_url(tmp_path / "lg.db"))
+    try:
+        await store.record_sent_many(
+            [("a@x.jp", [("b@y.jp", "B"), ("c@y.jp", "")]), ("A@x.jp", [("B@y.jp", "B")])]
+        )
+        await store.record_sent_many([("a@x.jp", [("b@y.jp", "B")])])
+        async with store._read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t.sent_history.c.rcpt, t.sent_history.c.count).order_by(
+                        t.sent_history.c.rcpt
+                    )
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [("b@y.jp", 3), ("c@y.jp", 1)]
+    finally:
+        await store.close()

@@ -8,7 +8,6 @@ the maildir ./leakguard-data/maildir/new/ (no upstream configured).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import os
 import sys
@@ -182,8 +181,10 @@ def run(args: argparse.Namespace) -> int:
     # Everything the service creates (store, held mail, secrets, maildir) is owner-only:
     # held mail is personal data.
     os.umask(0o077)
+    from leakguard import runtime
+
     try:
-        asyncio.run(service.run())
+        runtime.run(service.run(settled=True))
     except (OSError, ValueError) as exc:
         print(f"{_t('start', lang)} {exc}", file=sys.stderr)
         return 1

@@ -44,7 +44,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiosmtplib
 from aiosmtplib.email import parse_address, quote_address
@@ -181,9 +181,12 @@ class _Client(aiosmtplib.SMTP):
 
     async def connect(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
         response = await super().connect(*args, **kwargs)
-        if type(self.protocol) is SMTPProtocol:
-            # the same object, read as the subclass (it adds no state of its own)
-            self.protocol.__class__ = _PipeliningProtocol
+        protocol = self.protocol
+        if type(protocol) is SMTPProtocol and protocol.transport is not None:
+            # the same object, read as the subclass (it adds no state of its own); set
+            # again on its transport, which may have looked its methods up (uvloop does)
+            protocol.__class__ = _PipeliningProtocol
+            cast(asyncio.Transport, protocol.transport).set_protocol(protocol)
         return response
 
     async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
