@@ -8,6 +8,7 @@ the maildir ./leakguard-data/maildir/new/ (no upstream configured).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import os
 import sys
@@ -181,10 +182,8 @@ def run(args: argparse.Namespace) -> int:
     # Everything the service creates (store, held mail, secrets, maildir) is owner-only:
     # held mail is personal data.
     os.umask(0o077)
-    from leakguard import runtime
-
     try:
-        runtime.run(service.run(settled=True))
+        asyncio.run(service.run(settled=True))
     except (OSError, ValueError) as exc:
         print(f"{_t('start', lang)} {exc}", file=sys.stderr)
         return 1

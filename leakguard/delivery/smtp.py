@@ -184,7 +184,7 @@ class _Client(aiosmtplib.SMTP):
         protocol = self.protocol
         if type(protocol) is SMTPProtocol and protocol.transport is not None:
             # the same object, read as the subclass (it adds no state of its own); set
-            # again on its transport, which may have looked its methods up (uvloop does)
+            # again on its transport, which may have looked its methods up (uvloop's does)
             protocol.__class__ = _PipeliningProtocol
             cast(asyncio.Transport, protocol.transport).set_protocol(protocol)
         return response
