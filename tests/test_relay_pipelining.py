@@ -223,7 +223,16 @@ def _commands(draw: st.DrawFn) -> str:
 @settings(max_examples=1500, deadline=None)
 @given(st.one_of(_commands(), st.text(max_size=40)))
 def test_fast_address_parser_equals_aiosmtpd(arg: str) -> None:
-    assert _fast(arg) == _slow(arg)
+    assert _outcome(_fast, arg) == _outcome(_slow, arg)
+
+
+def _outcome(parse: Any, arg: str) -> object:
+    """The result, or the exception's type (aiosmtpd's parser raises IndexError on some
+    input, e.g. "0@"; the SMTP session answers that with a 500 either way)."""
+    try:
+        return parse(arg)
+    except Exception as exc:
+        return type(exc)
 
 
 @pytest.mark.parametrize(
