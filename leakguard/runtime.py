@@ -1,6 +1,6 @@
 """Process-level settings for ``leakguard serve`` (issue 11): the garbage collector.
 
-After start-up (policy, organisation indexes, directory, public suffix list: hundreds of
+Once the engine is built (policy, organisation indexes, directory, public suffix list: hundreds of
 thousands of long-lived objects), ``gc.freeze()`` moves everything alive into the
 permanent generation, so no later collection walks it again (a full collection over them
 took 60–96 ms, a stall for every connection). Worker processes forked afterwards also
@@ -22,7 +22,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def settle_heap() -> None:
-    """Called once the service is started: freeze what start-up built, tune generation 0."""
+    """Called by ``leakguard serve`` once the engine is built, before the event loop runs:
+    freeze what start-up built, tune generation 0."""
     gc.collect()  # start-up's garbage, before it would be frozen with the rest
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

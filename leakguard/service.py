@@ -50,7 +50,6 @@ from leakguard.relay.auth import (
 )
 from leakguard.relay.journal import JournalSettings, JournalWriter
 from leakguard.relay.server import ListenerRuntime, ListenerSpec, server_tls_context, start_listener
-from leakguard.runtime import settle_heap
 from leakguard.store import SqlStore, open_store
 from leakguard.web.app import create_app
 
@@ -631,11 +630,8 @@ class Service:
             close_engine()  # the extraction workers
         self.log.info("stopped")
 
-    async def run(
-        self, ready: Callable[[Service], None] | None = None, *, settled: bool = False
-    ) -> None:
-        """Start, serve until SIGTERM/SIGINT, stop. SIGHUP reloads the policy.
-        ``settled``: freeze the start-up heap and tune the collector (``runtime``)."""
+    async def run(self, ready: Callable[[Service], None] | None = None) -> None:
+        """Start, serve until SIGTERM/SIGINT, stop. SIGHUP reloads the policy."""
         loop = asyncio.get_running_loop()
         # handlers first: a signal that arrives while listeners open must not kill us
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -644,8 +640,6 @@ class Service:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
-        if settled:
-            settle_heap()
         sdnotify.ready(f"serving: SMTP {sorted(self.smtp_ports.values())}, web {self.web_port}")
         if ready is not None:
             ready(self)

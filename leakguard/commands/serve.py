@@ -182,8 +182,13 @@ def run(args: argparse.Namespace) -> int:
     # Everything the service creates (store, held mail, secrets, maildir) is owner-only:
     # held mail is personal data.
     os.umask(0o077)
+    # the policy's and organisation's indexes are built: freeze them before the loop runs
+    # (a full collection here takes ~0.2 s; inside the loop it would stall the listeners)
+    from leakguard.runtime import settle_heap
+
+    settle_heap()
     try:
-        asyncio.run(service.run(settled=True))
+        asyncio.run(service.run())
     except (OSError, ValueError) as exc:
         print(f"{_t('start', lang)} {exc}", file=sys.stderr)
         return 1
