@@ -255,8 +255,9 @@ async def test_maildir_transport(tmp_path: Path) -> None:
     assert list((tmp_path / "md" / "tmp").iterdir()) == []
 
 
-async def test_smtp_transport_exact_bytes_and_pool() -> None:
-    with Sink() as sink:
+@pytest.mark.parametrize("pipelining", [False, True])
+async def test_smtp_transport_exact_bytes_and_pool(pipelining: bool) -> None:
+    with Sink(pipelining=pipelining) as sink:
         t = SmtpTransport("127.0.0.1", sink.port, tls="none", pool_size=2, timeout=5)
         base = sink.handler.connections  # the controller's own start-up probe
         for _ in range(5):
@@ -266,14 +267,16 @@ async def test_smtp_transport_exact_bytes_and_pool() -> None:
         assert [m.data for m in got] == [RAW] * 5
         assert got[0].rcpts == RCPTS and "BODY=8BITMIME" in got[0].options
         assert t.connects == 1 and sink.handler.connections - base == 1  # one reused connection
+        assert t.pipelined == (5 if pipelining else 0)
         # concurrency is bounded by the pool size
         await asyncio.gather(*(t.send(SENDER, RCPTS, RAW) for _ in range(10)))
         assert t.connects <= 2
         await t.close()
 
 
-async def test_smtp_transport_refusals_and_failures() -> None:
-    with Sink() as sink:
+@pytest.mark.parametrize("pipelining", [False, True])
+async def test_smtp_transport_refusals_and_failures(pipelining: bool) -> None:
+    with Sink(pipelining=pipelining) as sink:
         t = SmtpTransport("127.0.0.1", sink.port, tls="none", timeout=5)
         sink.handler.refuse = {"bob@partner.example.co.jp": "550 5.1.1 no such user"}
         res = await t.send(SENDER, RCPTS, RAW)
@@ -290,6 +293,18 @@ async def test_smtp_transport_refusals_and_failures() -> None:
         assert not ei.value.temporary and ei.value.code == 554
         sink.handler.data_reply = None
         assert (await t.send(SENDER, RCPTS, RAW)).accepted  # connection still usable
+        sink.handler.mail_reply = "553 5.7.1 sender refused"
+        with pytest.raises(UpstreamError) as ei:
+            await t.send(SENDER, RCPTS, RAW)
+        assert not ei.value.temporary and ei.value.code == 553
+        sink.handler.mail_reply = "421 4.3.2 closing"
+        with pytest.raises(UpstreamError) as ei:
+            await t.send(SENDER, RCPTS, RAW)
+        assert ei.value.temporary and ei.value.code == 421
+        sink.handler.mail_reply = None
+        assert (await t.send(SENDER, RCPTS, RAW)).accepted  # a fresh connection after the 421
+        assert len(sink.handler.messages) == 3  # nothing sent with a refused envelope
+        assert t.pipelined == (3 if pipelining else 0)  # the three that went through
         await t.close()
     # nothing listening: temporary
     t2 = SmtpTransport("127.0.0.1", sink.port, tls="none", timeout=2)
@@ -298,16 +313,18 @@ async def test_smtp_transport_refusals_and_failures() -> None:
     assert ei.value.temporary and ei.value.code == 451
 
 
-async def test_smtp_transport_requires_starttls() -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+async def test_smtp_transport_requires_starttls(pipelining: bool) -> None:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server_ctx)
     client_ctx = client_tls_context()
     ca.configure_trust(client_ctx)
-    with Sink(tls_context=server_ctx, require_starttls=True) as sink:
+    with Sink(tls_context=server_ctx, require_starttls=True, pipelining=pipelining) as sink:
         t = SmtpTransport("127.0.0.1", sink.port, tls="starttls", tls_context=client_ctx, timeout=5)
         assert (await t.send(SENDER, RCPTS, RAW)).accepted == tuple(RCPTS)
+        assert t.pipelined == (1 if pipelining else 0)
         await t.close()
         # an untrusted certificate is refused when verification is on
         t_bad = SmtpTransport(

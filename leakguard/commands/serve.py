@@ -207,6 +207,12 @@ def run(args: argparse.Namespace) -> int:
     # Everything the service creates (store, held mail, secrets, maildir) is owner-only:
     # held mail is personal data.
     os.umask(0o077)
+    # the policy's and organisation's indexes are built: freeze them before the loop runs
+    # (a full collection here takes ~0.2 s; inside the loop it would stall the listeners);
+    # worker processes forked later inherit the frozen heap and the thresholds
+    from leakguard.runtime import settle_heap
+
+    settle_heap()
     if workers > 1:
         return _run_workers(cfg, policy, org, engine, workers, lang)
     service = Service(config=cfg, policy_path=policy, org_path=org, engine=engine)

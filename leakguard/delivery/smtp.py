@@ -23,6 +23,17 @@ functions, in a worker thread and in 256 KiB pieces (the GIL is free between the
 DATA, RSET on errors) and writes the pieces under the protocol's command lock, at the
 socket's pace, yielding to the loop between pieces.
 End of data stays CRLF.CRLF after exact dot-stuffing: no smuggling.
+
+PIPELINING (RFC 2920, issue 11): when the upstream offers it, MAIL, every RCPT and DATA go
+in one write and their replies are read in order, instead of one round trip each (12 for
+ten recipients). aiosmtplib reads one reply per command and drops what arrives while a
+reply waits to be picked up, so a connection's protocol object is given
+``_PipeliningProtocol``, which keeps every byte of a group's replies. The outcome is the
+same as command by command: a refused sender raises ``SMTPSenderRefused``, refused
+recipients are reported one by one (all refused: ``SMTPRecipientsRefused``), a DATA that
+is not answered 354 raises ``SMTPDataError``, 421 closes the connection; the message
+itself is sent only after the 354 and with at least one recipient accepted (a server that
+says 354 with none accepted gets the connection closed, never the message).
 """
 
 from __future__ import annotations
@@ -33,13 +44,16 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiosmtplib
-from aiosmtplib.email import parse_address
+from aiosmtplib.email import parse_address, quote_address
 from aiosmtplib.protocol import (
+    COMMAND_INJECTION_REGEX,
     LINE_ENDINGS_REGEX,
+    MAX_RESPONSE_LENGTH,
     PERIOD_REGEX,
+    SMTPProtocol,
     normalize_message_line_endings,
 )
 
@@ -98,11 +112,82 @@ def _writes_prepared(protocol: object) -> bool:
     )
 
 
+class _PipeliningProtocol(SMTPProtocol):
+    """aiosmtplib's protocol that can also read the replies to a group of commands written
+    at once: while ``read_group`` runs, every byte received is kept (aiosmtplib's own
+    ``data_received`` drops data that arrives while a parsed reply waits to be read)."""
+
+    _group_waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._group_waiter
+        if waiter is None:
+            super().data_received(data)
+            return
+        self._buffer.extend(data)
+        if not waiter.done():
+            waiter.set_result(None)
+
+    def _fail_group(self, exc: BaseException) -> None:
+        waiter = self._group_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+            waiter.exception()  # retrieved: nobody may await it any more
+
+    def eof_received(self) -> bool:
+        self._fail_group(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail_group(aiosmtplib.SMTPServerDisconnected("Connection lost"))
+        super().connection_lost(exc)
+
+    async def read_group(self, count: int, timeout: float | None) -> list[aiosmtplib.SMTPResponse]:
+        """The next ``count`` replies, in order (the caller holds the command lock)."""
+        replies: list[aiosmtplib.SMTPResponse] = []
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                while len(replies) < count:
+                    reply = self._read_response_from_buffer()
+                    if reply is not None:
+                        replies.append(reply)
+                        continue
+                    if len(self._buffer) > MAX_RESPONSE_LENGTH * (count - len(replies)):
+                        raise aiosmtplib.SMTPResponseException(
+                            aiosmtplib.SMTPStatus.invalid_response.value, "Response too long"
+                        )
+                    if self.transport is None or self.transport.is_closing():
+                        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+                    self._group_waiter = loop.create_future()
+                    await self._group_waiter
+                    self._group_waiter = None
+        except TimeoutError as exc:
+            raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from exc
+        finally:
+            self._group_waiter = None
+            # a server that says more than was asked: dropped, as aiosmtplib drops
+            # unsolicited data, so it can never be taken for the reply to a later command
+            del self._buffer[:]
+        return replies
+
+
 class _Client(aiosmtplib.SMTP):
-    """``aiosmtplib.SMTP`` that remembers whether this transaction reached DATA and can send
-    a message prepared off the loop."""
+    """``aiosmtplib.SMTP`` that remembers whether this transaction reached DATA, can send
+    a message prepared off the loop, and pipelines MAIL/RCPT/DATA when offered."""
 
     data_started = False
+    pipelined = False  # this transaction's envelope went as one PIPELINING group
+
+    async def connect(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        response = await super().connect(*args, **kwargs)
+        protocol = self.protocol
+        if type(protocol) is SMTPProtocol and protocol.transport is not None:
+            # the same object, read as the subclass (it adds no state of its own); set
+            # again on its transport, which may have looked its methods up (uvloop's does)
+            protocol.__class__ = _PipeliningProtocol
+            cast(asyncio.Transport, protocol.transport).set_protocol(protocol)
+        return response
 
     async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
         self.data_started = True  # from here on, a lost connection is ambiguous
@@ -132,31 +217,89 @@ class _Client(aiosmtplib.SMTP):
             if self.supports_extension("size"):
                 options.insert(0, f"size={prepared.size}")
             try:
-                await self.mail(sender, options=options, encoding=encoding)
-                errors = await self._send_recipients(recipients, [], encoding=encoding)
-                if _writes_prepared(self.protocol):
-                    response = await self._data_prepared(prepared.pieces)
-                else:  # pragma: no cover - another aiosmtplib: its own (on-loop) DATA
-                    response = await self.data(raw)
+                if isinstance(self.protocol, _PipeliningProtocol) and self.supports_extension(
+                    "pipelining"
+                ):
+                    self.pipelined = True
+                    errors = await self._pipelined_envelope(sender, recipients, options, encoding)
+                    response = await self._data_prepared(prepared.pieces, started=True)
+                else:
+                    await self.mail(sender, options=options, encoding=encoding)
+                    errors = await self._send_recipients(recipients, [], encoding=encoding)
+                    if _writes_prepared(self.protocol):
+                        response = await self._data_prepared(prepared.pieces)
+                    else:  # pragma: no cover - another aiosmtplib: its own (on-loop) DATA
+                        response = await self.data(raw)
             except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
                 with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
                     await self.rset()
                 raise
         return errors, response.message
 
-    async def _data_prepared(self, pieces: Sequence[bytes]) -> aiosmtplib.SMTPResponse:
-        """``SMTPProtocol.execute_data_command`` without the preparation, written in pieces."""
+    async def _pipelined_envelope(
+        self, sender: str, recipients: Sequence[str], options: Sequence[str], encoding: str
+    ) -> dict[str, aiosmtplib.SMTPResponse]:
+        """MAIL, the RCPTs and DATA in one write; their replies read in order. Returns the
+        refused recipients like ``_send_recipients``; on return the server has said 354."""
+        protocol = self.protocol
+        if not isinstance(protocol, _PipeliningProtocol) or protocol._command_lock is None:
+            raise aiosmtplib.SMTPServerDisconnected("Server not connected")
+        commands = [
+            b" ".join(
+                [b"MAIL", b"FROM:" + quote_address(sender).encode(encoding)]
+                + [o.encode("ascii") for o in options]
+            ),
+            *(b"RCPT TO:" + quote_address(r).encode(encoding) for r in recipients),
+            b"DATA",
+        ]
+        for command in commands:
+            if COMMAND_INJECTION_REGEX.search(command):
+                raise ValueError("Command arg contains a prohibited control character")
+        try:
+            async with protocol._command_lock:
+                protocol.write(b"".join(c + b"\r\n" for c in commands))
+                replies = await protocol.read_group(len(commands), self.timeout)
+        except BaseException:
+            self.close()  # the replies are out of step with the commands
+            raise
+        mail, *rcpt_replies, data = replies
+        if any(r.code == aiosmtplib.SMTPStatus.domain_unavailable for r in replies):
+            self.close()  # as aiosmtplib does after a 421
+        refused = [
+            aiosmtplib.SMTPRecipientRefused(r.code, r.message, rcpt)
+            for rcpt, r in zip(recipients, rcpt_replies, strict=True)
+            if r.code not in (aiosmtplib.SMTPStatus.completed, aiosmtplib.SMTPStatus.will_forward)
+        ]
+        ok = mail.code == aiosmtplib.SMTPStatus.completed and len(refused) < len(recipients)
+        if data.code == aiosmtplib.SMTPStatus.start_input and not ok:
+            # 354 without a sender or a recipient: never send the message; a closed
+            # connection ends the transaction without one
+            self.close()
+        if mail.code != aiosmtplib.SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+        if len(refused) == len(recipients):
+            raise aiosmtplib.SMTPRecipientsRefused(refused)
+        if data.code != aiosmtplib.SMTPStatus.start_input:
+            raise aiosmtplib.SMTPDataError(data.code, data.message)
+        return {e.recipient: aiosmtplib.SMTPResponse(e.code, e.message) for e in refused}
+
+    async def _data_prepared(
+        self, pieces: Sequence[bytes], *, started: bool = False
+    ) -> aiosmtplib.SMTPResponse:
+        """``SMTPProtocol.execute_data_command`` without the preparation, written in pieces
+        (``started``: DATA was pipelined and answered 354 already)."""
         self.data_started = True  # from here on, a lost connection is ambiguous
         protocol: Any = self.protocol
         if protocol is None or protocol._command_lock is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         try:
             async with protocol._command_lock:
-                protocol._response_pending = True  # a reply is expected before each send
-                protocol.write(b"DATA\r\n")
-                start = await protocol.read_response(timeout=self.timeout)
-                if start.code != aiosmtplib.SMTPStatus.start_input:
-                    raise aiosmtplib.SMTPDataError(start.code, start.message)
+                if not started:
+                    protocol._response_pending = True  # a reply is expected before each send
+                    protocol.write(b"DATA\r\n")
+                    start = await protocol.read_response(timeout=self.timeout)
+                    if start.code != aiosmtplib.SMTPStatus.start_input:
+                        raise aiosmtplib.SMTPDataError(start.code, start.message)
                 protocol._response_pending = True
                 for piece in pieces:
                     protocol.write(piece)
@@ -233,6 +376,7 @@ class SmtpTransport:
         self._slots = asyncio.Semaphore(pool_size)
         self._all: set[_Conn] = set()
         self.connects = 0  # how many TCP connections were opened (pool effectiveness)
+        self.pipelined = 0  # how many messages went with MAIL/RCPT/DATA pipelined
 
     def __repr__(self) -> str:  # never show the password
         return f"SmtpTransport({self.host}:{self.port}, tls={self.tls})"
@@ -319,9 +463,12 @@ class SmtpTransport:
                 if not reused:
                     await self._connect(conn)
                 conn.client.data_started = False
+                conn.client.pipelined = False
                 errors, reply = await conn.client.sendmail_prepared(
                     mail_from, list(rcpts), prepared, raw, mail_options=mail_options
                 )
+                if conn.client.pipelined:
+                    self.pipelined += 1
                 refused = {r: Reply(resp.code, resp.message) for r, resp in errors.items()}
                 accepted = tuple(r for r in rcpts if r not in refused)
                 return SendResult(accepted=accepted, refused=refused, reply=reply)

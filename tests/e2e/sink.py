@@ -83,6 +83,24 @@ class _CountingSMTP(SMTP):
         super().connection_made(transport)
 
 
+class _PipeliningSMTP(_CountingSMTP):
+    """Offers PIPELINING (aiosmtpd reads pipelined commands but does not say so)."""
+
+    _in_ehlo = False
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._in_ehlo = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._in_ehlo = False
+
+    async def push(self, status: Any) -> None:
+        if self._in_ehlo and status == "250 HELP":
+            await super().push("250-PIPELINING")
+        await super().push(status)
+
+
 class Sink:
     """Start with ``with Sink() as sink:``; ``sink.port``, ``sink.handler.messages``."""
 
@@ -92,8 +110,10 @@ class Sink:
         tls_context: ssl.SSLContext | None = None,
         require_starttls: bool = False,
         port: int = 0,
+        pipelining: bool = False,
     ) -> None:
         self.handler = SinkHandler()
+        self._pipelining = pipelining
         self._tls = tls_context
         self._require = require_starttls
         self._port = port
@@ -103,10 +123,11 @@ class Sink:
         handler = self.handler
         tls = self._tls
         req = self._require
+        cls = _PipeliningSMTP if self._pipelining else _CountingSMTP
 
         class C(Controller):
             def factory(self) -> SMTP:
-                return _CountingSMTP(
+                return cls(
                     handler,
                     hostname="sink.test",
                     tls_context=tls,
