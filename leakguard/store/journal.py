@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from leakguard.store import schema as t
+from leakguard.store.blobs import insert_streaming_blob, streams_blobs
 
 if TYPE_CHECKING:
     from leakguard.store.sql import SqlStore
@@ -131,8 +133,22 @@ class Journal:
         ]
         async with self._store._tx() as conn:
             await conn.execute(sa.insert(t.decisions), rows)
-            if kept:
-                await conn.execute(sa.insert(t.retained_mail), kept)
+            # a large sealed mail is written in pieces (store/blobs.py), the rest at once
+            big = [(d.id, r) for d, r in entries if r is not None and _streamed(conn, r)]
+            streamed = {decision_id for decision_id, _ in big}
+            small = [k for k in kept if k["decision_id"] not in streamed]
+            if small:
+                await conn.execute(sa.insert(t.retained_mail), small)
+            for decision_id, r in big:
+                assert r.sealed is not None
+                insert = sa.insert(t.retained_mail).values(
+                    decision_id=decision_id,
+                    mode=r.mode,
+                    sha256=r.sha256,
+                    size=r.size,
+                    expires_at=r.expires_at,
+                )
+                await insert_streaming_blob(conn, insert, t.retained_mail, "sealed", r.sealed)
 
     async def get(self, decision_id: str) -> DecisionEntry | None:
         async with self._store._read() as conn:
@@ -508,3 +524,7 @@ def _incident(r: Any) -> IncidentRecord:
         note=r.note or "",
         followups=dict(r.followups or {}),
     )
+
+
+def _streamed(conn: AsyncConnection, kept: Retained) -> bool:
+    return kept.sealed is not None and streams_blobs(conn, len(kept.sealed))

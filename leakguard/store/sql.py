@@ -40,6 +40,7 @@ from leakguard.holds.model import (
 from leakguard.store import migrate
 from leakguard.store import schema as t
 from leakguard.store.history_cache import HistoryCache
+from leakguard.store.blobs import insert_streaming_blob, streams_blobs
 from leakguard.store.journal import Journal
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
 
@@ -160,11 +161,13 @@ class SqlStore:
         if exists is None:
             # another process (a sibling worker, another relay) may store the same bytes
             # between that look and this insert: the row is the same, so theirs will do
-            await conn.execute(
-                _insert_new(conn.dialect.name, t.messages).values(
-                    sha256=digest, raw=raw, size=len(raw), created_at=_now()
-                )
+            insert = _insert_new(conn.dialect.name, t.messages).values(
+                sha256=digest, size=len(raw), created_at=_now()
             )
+            if streams_blobs(conn, len(raw)):  # no driver copies of a 25 MB mail (blobs.py)
+                await insert_streaming_blob(conn, insert, t.messages, "raw", raw)
+            else:
+                await conn.execute(insert.values(raw=raw))
         return digest
 
     async def put_message(self, raw: bytes) -> str:
