@@ -48,6 +48,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from leakguard import budget
 from leakguard.durations import parse_duration
 from leakguard.holds.model import HoldRecord, HoldState, Via
 from leakguard.holds.service import ADMIN_ONLY, Decision, HoldService, Outcome
@@ -56,7 +57,7 @@ from leakguard.i18n import normalize_lang
 from leakguard.relay.auth import PEER_SOFT_AFTER, SOFT_MAX_DELAY, Throttle
 from leakguard.relay.users import User, read_users, verify_hash
 from leakguard.web.config import WebConfig
-from leakguard.web.render import message_view, wrap_addresses
+from leakguard.web.render import MessageView, fallback_view, message_view, wrap_addresses
 from leakguard.web.stats import stats_routes
 
 CSP = (
@@ -78,6 +79,26 @@ _ENV.filters["addr"] = wrap_addresses
 
 
 HSTS = "max-age=31536000"
+
+
+async def _message_view(raw: bytes) -> MessageView:
+    """The review page's view of a held mail: hostile content, so off the event loop in
+    the review pool; past its budget, the plain-text truncated view that says the mail
+    could not be fully displayed (issue 12)."""
+    try:
+        return await budget.run(budget.REVIEW_PAGE, message_view, raw)
+    except budget.BudgetExceeded:
+        return fallback_view(raw)
+
+
+async def _verify(record: User | None, password: str) -> bool:
+    """argon2 in the password pool, never on the event loop; past its budget: refused."""
+    try:
+        return await budget.run(budget.PASSWORD, verify_hash, record, password) and (
+            record is not None
+        )
+    except budget.BudgetExceeded:
+        return False
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):
@@ -274,8 +295,7 @@ class WebApp:
                 report_url=self.service.report_url(hold, view.actor) if _reportable(hold) else None,
             )
         raw = await self.service.store.get_message(hold.message_sha256)
-        # Reads hostile content: off the event loop (message_view bounds its own work).
-        mv = await asyncio.to_thread(message_view, raw)
+        mv = await _message_view(raw)
         show_html = request.query_params.get("view") == "html" and bool(mv.html)
         return self.render(
             request,
@@ -506,7 +526,7 @@ class WebApp:
             wait = self.throttle.delay(peer, PEER_SOFT_AFTER, 0.5, SOFT_MAX_DELAY)
             if wait:
                 await asyncio.sleep(wait)
-            ok = await asyncio.to_thread(verify_hash, record, password) and record is not None
+            ok = await _verify(record, password)
         if not ok or record is None:
             self.throttle.failed(peer)
             return self.render(
@@ -614,8 +634,7 @@ class WebApp:
                 return self._result(request, outcome, lang)
         ex = self.service.explain(hold, lang)
         raw = await self.service.store.get_message(hold.message_sha256)
-        # Reads hostile content: off the event loop (message_view bounds its own work).
-        mv = await asyncio.to_thread(message_view, raw)
+        mv = await _message_view(raw)
         timeline = await self.service.store.timeline(hold.id)
         tz = self.service.config.timezone
         from leakguard.holds.explain import local_time, zone
