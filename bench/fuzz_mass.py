@@ -49,7 +49,7 @@ DECIDE_TIMEOUT = 30.0  # RelaySettings.decide_timeout default (also the From che
 STEP_BUDGET: dict[str, float] = {
     "decide": DECIDE_TIMEOUT,
     "bcc_rewrite": budget.DEFAULT_BUDGETS[budget.BCC_REWRITE].seconds,
-    "summary": budget.DEFAULT_BUDGETS[budget.NOTICE].seconds,
+    "summary": budget.DEFAULT_BUDGETS[budget.SUMMARY].seconds,
     "review_view": budget.DEFAULT_BUDGETS[budget.REVIEW_PAGE].seconds,
     "reply": budget.DEFAULT_BUDGETS[budget.REPLY].seconds,
     "author": DECIDE_TIMEOUT,

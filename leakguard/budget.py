@@ -46,7 +46,8 @@ class Budget:
 # normal mail needs on a loaded 2-core machine (milliseconds; see docs/security.md for
 # the measured maxima) and far below what a bomb used to take (minutes).
 REVIEW_PAGE = "review_page"  # web: message_view of a held mail
-NOTICE = "notice"  # hold notice: explanation and summary of the mail
+SUMMARY = "summary"  # reading a held mail for its notice's summary (at hold time)
+NOTICE = "notice"  # building notices and alert mails from stored, bounded data
 REPLY = "reply"  # reading a reply command
 BCC_REWRITE = "bcc_rewrite"  # recipients moved to Bcc: the bcc action and release-as-Bcc
 DSN = "dsn"  # a delivery status notification quoting the original's headers
@@ -55,6 +56,7 @@ REPORT = "report"  # incident record: Markdown / PDF, report mail reading
 
 DEFAULT_BUDGETS: dict[str, Budget] = {
     REVIEW_PAGE: Budget(workers=2, seconds=10.0, backlog=16),
+    SUMMARY: Budget(workers=2, seconds=10.0, backlog=32),
     NOTICE: Budget(workers=2, seconds=10.0, backlog=64),
     REPLY: Budget(workers=2, seconds=10.0, backlog=32),
     BCC_REWRITE: Budget(workers=2, seconds=15.0, backlog=32),

@@ -505,13 +505,13 @@ class HoldService:
             escalate_at = now + self.escalate_after
         # Reading the mail for the notice (recipients, first lines, attachments) and encoding
         # the verdict touch hostile content: off the event loop.
-        # the hostile content: off the event loop, in the notice pool, within its budget.
+        # the hostile content: off the event loop, in the summary pool, within its budget.
         # Past the budget the hold is still made (fail closed) with a summary of the envelope
         # only, and the notice says the mail could not be summarised.
         sender_name = person.name if person else ""
         try:
             verdict_json, subject = await budget.run(
-                budget.NOTICE, self._summary_of, message, rcpts, verdict, sender_name
+                budget.SUMMARY, self._summary_of, message, rcpts, verdict, sender_name
             )
         except budget.BudgetExceeded:
             subject = codec.clean_subject(message.subject[:2000])
