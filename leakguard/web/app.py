@@ -81,6 +81,18 @@ _ENV.filters["addr"] = wrap_addresses
 HSTS = "max-age=31536000"
 
 
+_LINK_PAGES = ("/h/", "/report/")
+
+
+def _link_scope(request: Request) -> bytes:
+    """The hash of the signed link a review or report page is served under (their forms'
+    CSRF tokens are bound to it), or b"" for every other page."""
+    signed = request.path_params.get("signed")
+    if not isinstance(signed, str) or not request.url.path.startswith(_LINK_PAGES):
+        return b""
+    return b"link:" + hashlib.sha256(signed.encode("utf-8", "surrogateescape")).hexdigest().encode()
+
+
 async def _message_view(raw: bytes) -> MessageView:
     """The review page's view of a held mail: hostile content, so off the event loop in
     the review pool; past its budget, the plain-text truncated view that says the mail
@@ -212,7 +224,7 @@ class WebApp:
         body = _ENV.get_template(name).render(
             t=tr,
             lang=lang,
-            csrf=self._csrf_for(csrf_cookie),
+            csrf=self._csrf_for(csrf_cookie, _link_scope(request)),
             request_path=request.url.path,
             other_lang="en" if lang == "ja" else "ja",
             **ctx,
@@ -251,14 +263,23 @@ class WebApp:
             return False
         return hmac.compare_digest(self._csrf_cookie_sig(nonce), sig)
 
-    def _csrf_for(self, cookie: str) -> str:
-        return hmac.new(self._key, b"csrf|" + cookie.encode(), hashlib.sha256).hexdigest()
+    def _csrf_for(self, cookie: str, scope: bytes = b"") -> str:
+        """The form token: an HMAC of the browser's cookie and, on a review or report
+        link's page (no session there), of that link: ``scope`` is its hash."""
+        if scope:
+            msg = b"csrf-link|" + scope + b"|" + cookie.encode()
+        else:
+            msg = b"csrf|" + cookie.encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
 
     def csrf_ok(self, request: Request, form_value: str) -> bool:
+        """The form's token was issued for this browser's cookie and, on a link's page,
+        for this link: a cookie planted by someone who opened another link (or a token
+        copied from another link's page) does not verify."""
         cookie = request.cookies.get(CSRF_COOKIE) or ""
         if not self._csrf_cookie_ok(cookie) or not form_value:
             return False
-        return hmac.compare_digest(self._csrf_for(cookie), form_value)
+        return hmac.compare_digest(self._csrf_for(cookie, _link_scope(request)), form_value)
 
     def lang_of(self, request: Request, default: str) -> str:
         q = request.query_params.get("lang")
