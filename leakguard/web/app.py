@@ -41,6 +41,7 @@ from urllib.parse import quote
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -132,6 +133,112 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         if not request.url.path.startswith("/static/"):
             h["Cache-Control"] = "no-store"
         return response
+
+
+# Every form of the web app is small (a token, an action, a user name and password, a short
+# note): no files, a few fields of bounded size; a bigger request body is refused with 413
+# before any handler reads it (issue 12).
+FORM_MAX_FIELDS = 16
+FORM_MAX_PART = 64 * 1024
+MAX_BODY = 1024 * 1024
+
+
+async def read_form(
+    request: Request, *, max_fields: int = FORM_MAX_FIELDS, max_part_size: int = FORM_MAX_PART
+) -> FormData:
+    """``request.form()`` with the app's limits: no files, ``max_fields`` fields of at most
+    ``max_part_size`` bytes each (beyond them Starlette answers 400, see ``_limit_page``)."""
+    return await request.form(max_files=0, max_fields=max_fields, max_part_size=max_part_size)
+
+
+_LIMIT_TEXT = {
+    400: (
+        "送信されたフォームが正しくないか、大きすぎます。ページを開き直してください。",
+        "The form sent is malformed or too large. Please open the page again.",
+    ),
+    413: (
+        "送信されたデータが大きすぎるため、受け付けませんでした。",
+        "The request was refused because it is too large.",
+    ),
+}
+
+
+def _limit_body(status: int) -> bytes:
+    """A small page in Japanese and English for a refused request body (400, 413)."""
+    ja, en = _LIMIT_TEXT[status]
+    return (
+        '<!doctype html><html lang="ja"><head><meta charset="utf-8">'
+        f"<title>{status}</title></head><body>"
+        f'<p lang="ja">{ja}</p><p lang="en">{en}</p></body></html>'
+    ).encode()
+
+
+async def _limit_page(request: Request, exc: Exception) -> Response:
+    """Starlette's form limits raise HTTPException(400): answered with the ja/en page."""
+    status = getattr(exc, "status_code", 400)
+    if status not in _LIMIT_TEXT:
+        return PlainTextResponse(str(getattr(exc, "detail", "")), status_code=status)
+    return HTMLResponse(_limit_body(status), status_code=status)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 (ja/en): at once when the
+    Content-Length says so, else as soon as the streamed body passes the limit."""
+
+    def __init__(self, app: Any, *, max_bytes: int = MAX_BODY) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length" and (not v.isdigit() or int(v) > self.max_bytes):
+                await self._refuse(send)
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            msg = await receive()
+            if msg.get("type") == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return msg
+
+        async def tracking_send(msg: Any) -> None:
+            nonlocal started
+            if msg.get("type") == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = _limit_body(413)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class WebConfigError(ValueError):
@@ -388,7 +495,7 @@ class WebApp:
 
     async def review_post(self, request: Request) -> Response:
         signed = request.path_params["signed"]
-        form = await request.form()
+        form = await read_form(request)
         csrf = str(form.get("csrf", ""))
         action = str(form.get("action", ""))
         decision = _decision(action)
@@ -518,7 +625,7 @@ class WebApp:
 
     async def login_post(self, request: Request) -> Response:
         lang = self.lang_of(request, self.default_lang(request))
-        form = await request.form()
+        form = await read_form(request)
         if not self.csrf_ok(request, str(form.get("csrf", ""))):
             return self.render(
                 request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
@@ -574,7 +681,7 @@ class WebApp:
         return resp
 
     async def logout(self, request: Request) -> Response:
-        form = await request.form()
+        form = await read_form(request)
         resp = RedirectResponse("/admin/login", status_code=303)
         if self.csrf_ok(request, str(form.get("csrf", ""))):
             data = self._session_data(request)
@@ -636,7 +743,7 @@ class WebApp:
                 request, "invalid.html.j2", lang, status=404, message=t("err.unknown_hold", lang)
             )
         if request.method == "POST":
-            form = await request.form()
+            form = await read_form(request)
             if not self.csrf_ok(request, str(form.get("csrf", ""))):
                 return self.render(
                     request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
@@ -771,7 +878,12 @@ def create_app(
 
         routes += IncidentPages(web, incidents).routes()
     app = Starlette(
-        routes=routes, middleware=[Middleware(_SecurityHeaders, hsts=web.secure_cookies)]
+        routes=routes,
+        middleware=[
+            Middleware(_SecurityHeaders, hsts=web.secure_cookies),
+            Middleware(_BodyLimit, max_bytes=MAX_BODY),  # inside: its 413 gets the headers
+        ],
+        exception_handlers={400: _limit_page},
     )
     app.router.redirect_slashes = False  # absolute redirects to the Host header's host
     app.add_exception_handler(404, _slash_redirect(app))

@@ -29,6 +29,7 @@ from leakguard.officer.record import Document, sections, to_markdown, to_pdf
 from leakguard.officer.texts import t as it
 from leakguard.officer.texts import told_words
 from leakguard.store.journal import FOLLOWUPS
+from leakguard.web.app import read_form
 
 if TYPE_CHECKING:
     from leakguard.web.app import WebApp
@@ -138,7 +139,7 @@ class IncidentPages:
         ref, mail, lang, refused = await self._open(request)
         if refused is not None:
             return refused
-        form = await request.form(max_files=0, max_fields=FORM_FIELDS, max_part_size=FORM_BYTES)
+        form = await read_form(request, max_fields=FORM_FIELDS, max_part_size=FORM_BYTES)
         if not self.web.csrf_ok(request, str(form.get("csrf", ""))):
             return self._invalid(request, lang, 403, it("page.refused", lang, why="CSRF"))
         assert mail is not None and ref is not None
@@ -239,7 +240,7 @@ class IncidentPages:
         if inc is None:
             return self._invalid(request, lang, 404, it("adm.unknown", lang))
         if request.method == "POST":
-            form = await request.form()
+            form = await read_form(request)
             if not self.web.csrf_ok(request, str(form.get("csrf", ""))):
                 return self._invalid(request, lang, 403, it("page.refused", lang, why="CSRF"))
             actor = f"admin:{user}"
