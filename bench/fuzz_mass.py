@@ -451,13 +451,19 @@ class Tally:
         self.fallback_max: dict[str, float] = {}
         self.killed: dict[str, int] = {}
         self.crashed = 0
-        self.notable: list[dict[str, Any]] = []
+        # per step, the slowest cases: [seconds, case, seed mail, mutations], slowest first
+        self.slowest: dict[str, list[list[Any]]] = {s: [] for s in STEPS}
 
     def add(self, out: dict[str, Any]) -> bool:
         self.done += 1
         notable = False
         for s, t in out.get("times", {}).items():
             self.times[s].append(t)
+            top = self.slowest[s]
+            if len(top) < 5 or t > top[-1][0]:
+                top.append([round(t, 3), out["i"], out.get("seed"), out.get("mutations")])
+                top.sort(key=lambda x: -x[0])
+                del top[5:]
         if "error" in out:
             st = out["error"]["step"]
             self.errors[st] = self.errors.get(st, 0) + 1
@@ -504,6 +510,7 @@ class Tally:
                 }
                 for s, xs in self.times.items()
             },
+            "slowest": self.slowest,
         }
 
 
