@@ -322,3 +322,28 @@ async def test_dsn_past_budget_is_minimal(
     content = text.get_content()
     assert "bob@partner.example.co.jp" in content
     assert "読み取りに時間がかかりすぎた" in content and "reading them took too long" in content
+
+
+async def test_admin_login_past_budget_is_refused(
+    env: Env, runaway: Runaway, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from leakguard.relay.users import add_user
+
+    users = tmp_path / "admins.txt"
+    add_user(users, "admin", "correct horse battery")
+    env.web.admin_users_file = str(users)
+    monkeypatch.setattr(web_app, "verify_hash", runaway)
+    async with _client(env) as c:
+        page = await c.get("/admin/login?lang=en")
+        import re
+
+        m = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert m
+        t0 = time.monotonic()
+        r = await c.post(
+            "/admin/login?lang=en",
+            data={"user": "admin", "password": "correct horse battery", "csrf": m.group(1)},
+        )
+        assert time.monotonic() - t0 < SHORT + 2.0
+        assert r.status_code == 403 and "Wrong user name or password" in r.text
+        assert runaway.calls == 1
