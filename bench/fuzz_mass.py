@@ -540,6 +540,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261130)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--nice", type=int, default=15, help="niceness of the workers")
+    ap.add_argument(
+        "--budget-scale",
+        type=float,
+        default=1.0,
+        help="multiply every step budget (a tiny value checks the fail-closed fallbacks)",
+    )
     ap.add_argument("--kill-after", type=float, default=120.0, help="seconds a case may take")
     ap.add_argument("--time-limit", type=float, default=0.0, help="stop sending cases after")
     ap.add_argument("--corpora", type=Path, default=None)
@@ -550,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     seeds = load_seeds(args.corpora, args.max_corpus, 2 * 1024 * 1024)
+    for k in STEP_BUDGET:  # before the workers fork: they read it
+        STEP_BUDGET[k] *= args.budget_scale
     ctx = mp.get_context("fork")
     os.nice(max(0, args.nice - os.nice(0)))
     workers = [Worker(ctx, args.seed, seeds) for _ in range(max(1, args.jobs))]
