@@ -168,6 +168,11 @@ KNOWN_BOMBS = {
     + b"\r\n"
     + b"> On Mon, X <x@y.example> wrote:\r\n> From: a@b.example\r\n" * 30_000,
     "html-200k-nested": _HEAD + b"Content-Type: text/html\r\n\r\n" + b"<div>" * 200_000 + b"x",
+    # found by bench/fuzz_mass.py: unclosed <script> made the flat HTML rendering quadratic
+    "html-10k-unclosed-script": _HEAD
+    + b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>"
+    + b"<scr<script>ipt>x</p" * 10_000,
+    "html-300k-bare-lt": _HEAD + b"Content-Type: text/html\r\n\r\n" + b"<" * 300_000,
     "html-utf7": _HEAD
     + b"Content-Type: text/html; charset=utf-7\r\n\r\n<p>+2EE- hello +ZeVnLIqe-</p>",
     "surrogates-from-broken-base64": _HEAD
