@@ -67,8 +67,11 @@ def load_seeds(corpora: Path | None, max_corpus: int, max_bytes: int) -> list[tu
         files = sorted(
             p for p in corpora.rglob("*") if p.is_file() and p.suffix.lower() in ("", ".eml")
         )
+        # an even spread over every corpus, not the first ``max_corpus`` paths (which are
+        # all from the first corpus in name order)
+        step = max(1, len(files) // max(1, max_corpus))
         picked = 0
-        for p in files:
+        for p in files[::step]:
             if picked >= max_corpus:
                 break
             try:
