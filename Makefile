@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint bench bench-relay bench-relay-all fuzz clean docs
+.PHONY: setup run test lint bench bench-relay bench-relay-all fuzz fuzz-mass clean docs
 
 setup: $(VENV)/.installed
 
@@ -57,6 +57,13 @@ bench-relay-all: bench-relay
 FUZZ_EXAMPLES ?= 5000
 fuzz: setup
 	LEAKGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/fuzz
+
+# The mass run (issue 12): FUZZ_MASS_COUNT seeded mutations of the examples and bombs
+# (add ARGS="--corpora DIR" for evaluation mails) in FUZZ_JOBS niced worker processes.
+FUZZ_MASS_COUNT ?= 10000
+FUZZ_JOBS ?= 1
+fuzz-mass: setup
+	nice -n 15 $(BIN)/python bench/fuzz_mass.py --count $(FUZZ_MASS_COUNT) --jobs $(FUZZ_JOBS) $(ARGS)
 
 clean:
 	rm -rf $(VENV) leakguard-data .pytest_cache .mypy_cache .ruff_cache

@@ -73,6 +73,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.step_budget_exceeded = Counter(
+            "leakguard_step_budget_exceeded",
+            "Steps that read mail content and ran past their budget (reason timeout) or found "
+            "their pool full (reason backlog), by step; each failed closed (leakguard.budget)",
+            ["step", "reason"],
+            registry=r,
+        )
         self.upstream_errors = Counter(
             "leakguard_upstream_errors",
             "Upstream failures, by kind (temporary, permanent, refused_recipient, ambiguous: "

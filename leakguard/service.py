@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from leakguard import sdnotify
+from leakguard import budget, sdnotify
 from leakguard.config import (
     ServiceConfig,
     base_url_problem,
@@ -291,6 +291,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.metrics = Metrics()
+        budget.use_metrics(self.metrics.step_budget_exceeded)  # issue 12: per-step pools
         self.store: SqlStore | None = None
         self.delivery: Delivery | None = None
         self.relay: Relay | None = None

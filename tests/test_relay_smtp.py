@@ -394,6 +394,34 @@ async def test_bcc_refused_when_externals_would_stay_visible(
     assert env.sink.messages == []
 
 
+async def test_bcc_rewrite_past_its_budget_refuses_the_mail(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: a rewrite that runs past its budget fails closed (never sent visible)."""
+    import threading
+
+    from leakguard import budget
+    from leakguard.relay import actions, replies
+
+    release = threading.Event()
+
+    def runaway(raw: bytes, *_a: object, **_k: object) -> object:
+        release.wait(30)
+        raise RuntimeError("released")
+
+    saved = budget.DEFAULT_BUDGETS[budget.BCC_REWRITE]
+    budget.configure(budget.BCC_REWRITE, budget.Budget(workers=2, seconds=0.3, backlog=4))
+    monkeypatch.setattr(actions, "rewrite_recipients", runaway)
+    try:
+        code, text = await send(env.port("plain-0"), mail("bcc", tag="b4"), RCPTS)
+        assert f"{code} {text.decode()}" == replies.BCC_UNSAFE
+        await asyncio.sleep(0.3)
+        assert env.sink.messages == []
+    finally:
+        release.set()
+        budget.configure(budget.BCC_REWRITE, saved)
+
+
 async def test_hold_reply_with_other_recipients_is_refused_whole(env: Env) -> None:
     from email import message_from_bytes
     from email.policy import default as default_policy

@@ -35,6 +35,7 @@ def _clean(value: str, limit: int = 900) -> str:
 
 
 _SUBJECT = "配信できませんでした / Undelivered Mail"
+_NO_ORIGINAL_JA = "元のメールのヘッダーは、読み取りに時間がかかりすぎたため添付していません。"
 
 
 def ascii_host(value: str) -> str:
@@ -96,18 +97,21 @@ def build_dsn(
     failed: Mapping[str, Reply],
     reporting_host: str,
     arrival: datetime | None = None,
+    with_original: bool = True,
 ) -> bytes:
     """A failure report to ``sender`` listing each recipient in ``failed`` and why.
 
     UTF-8 (RFC 6532/6533) when the sender or a failed recipient is not ASCII, else ASCII
-    headers; see the module docstring.
+    headers; see the module docstring. ``with_original=False``: the minimal DSN, for when
+    reading the original ran past its budget (issue 12): neither its subject nor its
+    headers, and a sentence saying so; it never reads ``original``.
     """
     host = ascii_host(reporting_host)
     now = datetime.now(UTC)
     to = _clean(sender, 320)
     rcpts = {_clean(r, 320): rep for r, rep in failed.items()}
     utf8 = not (to.isascii() and all(r.isascii() for r in rcpts))
-    subject = _subject_of(original)
+    subject = _subject_of(original) if with_original else ""
     boundary = "=_leakguard_" + secrets.token_hex(12)
     lines_ja = [
         "次の宛先にメールを届けられませんでした。",
@@ -116,6 +120,11 @@ def build_dsn(
         "",
         f"件名: {subject}" if subject else "",
         "宛先を確かめてから、もう一度送ってください。",
+        *(
+            ()
+            if with_original
+            else ("元のメールのヘッダーは、読み取りに時間がかかりすぎたため添付していません。",)
+        ),
     ]
     lines_en = [
         "Your message could not be delivered to these recipients:",
@@ -124,6 +133,11 @@ def build_dsn(
         "",
         f"Subject: {subject}" if subject else "",
         "Please check the addresses and send it again.",
+        *(
+            ()
+            if with_original
+            else ("The original's headers are not included: reading them took too long.",)
+        ),
     ]
     text = "\r\n".join([*lines_ja, "", "----", "", *lines_en]) + "\r\n"
     b64 = base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
@@ -170,9 +184,12 @@ def build_dsn(
         f"--{boundary}\r\n".encode(),
         f"Content-Type: {status_type}\r\n\r\n".encode(),
         status_body,
-        f"--{boundary}\r\n".encode(),
-        f"Content-Type: {headers_type}\r\n\r\n".encode(),
-        original_headers(original),
-        f"--{boundary}--\r\n".encode(),
     ]
+    if with_original:
+        parts += [
+            f"--{boundary}\r\n".encode(),
+            f"Content-Type: {headers_type}\r\n\r\n".encode(),
+            original_headers(original),
+        ]
+    parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts)

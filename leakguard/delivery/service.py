@@ -55,6 +55,7 @@ from email.policy import default as default_policy
 from email.utils import getaddresses
 from typing import Any
 
+from leakguard import budget
 from leakguard.delivery.dsn import build_dsn
 from leakguard.delivery.transport import (
     Reply,
@@ -312,13 +313,25 @@ class Delivery:
         if not mail_from or not failed:
             return None
         try:
-            return await asyncio.to_thread(
-                build_dsn,
-                original=raw,
-                sender=mail_from,
-                failed=failed,
-                reporting_host=self.settings.hostname,
-            )
+            try:
+                return await budget.run(
+                    budget.DSN,
+                    build_dsn,
+                    original=raw,
+                    sender=mail_from,
+                    failed=failed,
+                    reporting_host=self.settings.hostname,
+                )
+            except budget.BudgetExceeded:
+                # past its budget (issue 12): the minimal DSN, which does not read the
+                # original (no subject, no headers) and says so; the sender still learns
+                return build_dsn(
+                    original=b"",
+                    sender=mail_from,
+                    failed=failed,
+                    reporting_host=self.settings.hostname,
+                    with_original=False,
+                )
         except Exception as exc:
             self._dsn_error(mail_from, failed, exc)
             return None

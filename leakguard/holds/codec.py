@@ -117,6 +117,23 @@ def summarize(
     )
 
 
+def envelope_summary(
+    rcpts: Sequence[str], org: Organization, *, subject: str = "", sender_name: str = ""
+) -> HoldSummary:
+    """The summary when reading the mail ran past its budget (issue 12): the envelope
+    recipients only, marked ``incomplete`` so the notice says the mail was not summarised.
+    Reads nothing of the mail's content."""
+    recipients = tuple(
+        RecipientInfo(r, r, "bcc", org.is_internal(r)) for r in dict.fromkeys(rcpts)
+    )[:MAX_LIST]
+    return HoldSummary(
+        subject=subject,
+        recipients=recipients,
+        sender_name=sender_name,
+        extra={"incomplete": "1"},
+    )
+
+
 # --------------------------------------------------------------------------- encode
 
 

@@ -65,6 +65,7 @@ class Unclear(enum.StrEnum):
     QUESTION = "question"
     OTHER_TEXT = "other_text"
     SEVERAL = "several_commands"
+    BUDGET = "budget"  # reading the reply ran past its budget (issue 12): never a command
 
 
 @dataclass(frozen=True, slots=True)

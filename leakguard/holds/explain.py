@@ -141,6 +141,8 @@ class Explanation:
     approvers: tuple[str, ...]
     needs_confirm: bool  # third party or lookalike found: release asks twice
     created_at: str
+    # reading the mail for the summary ran past its budget (issue 12): the notice says so
+    incomplete: bool = False
 
 
 _MAX_DETAILS = 20  # items listed under one reason
@@ -297,4 +299,5 @@ def explain(hold: HoldRecord, *, lang: str, now: datetime, timezone: str = "UTC"
         approvers=tuple(clean_line(a) for a in hold.approvers),
         needs_confirm=lookalike_or_third,
         created_at=local_time(hold.created_at, tz),
+        incomplete=summary.extra.get("incomplete") == "1",
     )

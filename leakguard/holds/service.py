@@ -31,10 +31,11 @@ from email.message import EmailMessage
 
 import structlog
 
+from leakguard import budget
 from leakguard.durations import format_duration, parse_duration
 from leakguard.holds import codec
 from leakguard.holds.commands import Decision as Decision  # re-exported
-from leakguard.holds.commands import read_command, read_reply
+from leakguard.holds.commands import Reading, Unclear, read_command, read_reply
 from leakguard.holds.config import HoldsConfig
 from leakguard.holds.explain import (
     Explanation,
@@ -391,7 +392,9 @@ class HoldService:
         """Issue a token for ``to`` and queue a full notice with answers."""
         lang = self.lang_for(to)
         token = await self._issue_token(hold, to)
-        ex = await asyncio.to_thread(self.explain, hold, lang)
+        # its own bounded pool (issue 12); past the budget the notice fails and the notice
+        # timers try again
+        ex = await budget.run(budget.NOTICE, self.explain, hold, lang)
         extra: list[str] = []
         if hold.offer_bcc and (role != "sender" or not hold.approvers):
             extra.append(t("note.bcc_offer", lang))
@@ -519,9 +522,20 @@ class HoldService:
             escalate_at = now + self.escalate_after
         # Reading the mail for the notice (recipients, first lines, attachments) and encoding
         # the verdict touch hostile content: off the event loop.
-        verdict_json, subject = await asyncio.to_thread(
-            self._summary_of, message, rcpts, verdict, person.name if person else ""
-        )
+        # the hostile content: off the event loop, in the summary pool, within its budget.
+        # Past the budget the hold is still made (fail closed) with a summary of the envelope
+        # only, and the notice says the mail could not be summarised.
+        sender_name = person.name if person else ""
+        try:
+            verdict_json, subject = await budget.run(
+                budget.SUMMARY, self._summary_of, message, rcpts, verdict, sender_name
+            )
+        except budget.BudgetExceeded:
+            subject = codec.clean_subject(message.subject[:2000])
+            summary = codec.envelope_summary(
+                rcpts, self.org, subject=subject, sender_name=sender_name
+            )
+            verdict_json = codec.encode(verdict, summary)
         record = HoldRecord(
             id=new_hold_id(),
             state=HoldState.DELAYED if delay else HoldState.HELD,
@@ -714,7 +728,11 @@ class HoldService:
         auth_user: str | None,
     ) -> str:
         # Reading a reply parses hostile content: off the event loop, in a bounded step.
-        reading, msg = await asyncio.to_thread(read_reply, raw)
+        try:
+            reading, msg = await budget.run(budget.REPLY, read_reply, raw)
+        except budget.BudgetExceeded:
+            # past the budget (issue 12): unclear, never a command; the person is asked back
+            reading, msg = Reading(None, Unclear.BUDGET), parse_message(b"")
         if is_automatic(msg, mail_from):
             log.info("hold.reply_ignored", reason="automatic", mail_from=mail_from)
             return "250 2.0.0 Automatic message ignored"
@@ -904,18 +922,27 @@ class HoldService:
                 hold.id, actor=actor, via=via, note=f"refused {decision}: needs approval"
             )
             return Outcome(False, "needs_approval", hold)
-        if token is not None:
-            rec = await self.store.use_token(hash_token(token), self.now())
-            if rec is None or rec.hold_id != hold.id:
-                return Outcome(False, "bad_token", hold)
         deliver = None
         if decision == Decision.RELEASE:
             raw = await self.store.get_message(hold.message_sha256)
             deliver = (raw, hold.mail_from, hold.rcpts)
         elif decision == Decision.RELEASE_BCC:
             raw = await self.store.get_message(hold.message_sha256)
-            # rewrites hostile header bytes: off the event loop
-            deliver = (await asyncio.to_thread(self._rewrite_bcc, raw), hold.mail_from, hold.rcpts)
+            # rewrites hostile header bytes: off the event loop, in its own pool; past the
+            # budget the release is refused and the hold stays (issue 12). Done before the
+            # token is spent, so the same link can still release or discard.
+            try:
+                rewritten = await budget.run(budget.BCC_REWRITE, self._rewrite_bcc, raw)
+            except budget.BudgetExceeded:
+                await self.store.record_event(
+                    hold.id, actor=actor, via=via, note=f"refused {decision}: rewrite budget"
+                )
+                return Outcome(False, "bcc_rewrite_budget", hold)
+            deliver = (rewritten, hold.mail_from, hold.rcpts)
+        if token is not None:
+            rec = await self.store.use_token(hash_token(token), self.now())
+            if rec is None or rec.hold_id != hold.id:
+                return Outcome(False, "bad_token", hold)
         text = note or f"{decision}" + (f" ({role})" if role else "")
         if mistake:
             text += MISTAKE_NOTE

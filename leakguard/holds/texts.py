@@ -194,6 +194,10 @@ TEXTS: dict[str, Localized] = {
         "社外の宛先同士がお互いのアドレスを見られる状態です。BCCにして送信できます。",
         "External recipients can see each other's addresses. You can send with the recipients in Bcc.",
     ),
+    "note.summary_incomplete": L(
+        "このメールは内容の読み取りに時間がかかりすぎたため、宛先の見出し・本文の冒頭・添付ファイルの一覧をこの通知に載せていません。確認ページで内容を確かめてください。",
+        "Reading this mail took too long, so this notice does not show its header recipients, first lines or attachments. Check the mail on the review page.",
+    ),
     "note.auto": L(
         "このメールは leakguard が自動で送っています。",
         "This message was sent automatically by leakguard.",
@@ -244,6 +248,10 @@ TEXTS: dict[str, Localized] = {
     "page.truncated": L(
         "この表示は短縮されています (本文が長すぎるか、HTML が複雑すぎるため、テキストだけを表示しています)。",
         "This view is shortened (the mail is too long or its HTML too complex, so only text is shown).",
+    ),
+    "page.incomplete": L(
+        "このメールは、表示の処理に時間がかかりすぎたため、すべてを表示できませんでした。下はメールの先頭部分をそのままテキストで示したものです (HTML や添付ファイルは表示していません)。",
+        "This mail could not be fully displayed: preparing the view took too long. Below is the beginning of the mail's source as plain text (no HTML, no attachments).",
     ),
     "admin.title": L("保留メール一覧", "Held mail"),
     "admin.login": L("管理者ログイン", "Administrator login"),
@@ -305,6 +313,10 @@ TEXTS: dict[str, Localized] = {
     "err.unclear_command": L(
         "内容を判断できませんでした。何も変更していません。返信の本文には、次のどれか1語だけを書いてください: 「送信」「BCC」「破棄」。誤送信の報告は1行目に「報告」とだけ書き、説明は次の行から書いてください。(否定・条件・質問などの文が一緒に書かれていると、安全のため実行しません。)",
         "Your reply could not be read as a clear command, so nothing was changed. Reply with one word only: release, bcc or discard. To report a mistake, write report alone on the first line and your note on the next lines. (A reply with a negation, a condition, a question or other text next to the command is never executed.)",
+    ),
+    "err.bcc_rewrite_budget": L(
+        "このメールは、宛先をBCCに移す処理に時間がかかりすぎたため、BCCで送信できませんでした。保留はそのまま残っています。「送信」か「破棄」を選ぶか、管理者に相談してください。",
+        "This mail could not be released as Bcc: moving its recipients to Bcc took too long. The hold stays as it is. Release or discard it, or ask an administrator.",
     ),
     "err.bcc_unavailable": L(
         "BCCでの送信はこのメールでは使えません。", "Release as Bcc is not available for this mail."

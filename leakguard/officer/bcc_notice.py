@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
+from leakguard import budget
 from leakguard.holds.codec import clean_subject
 from leakguard.holds.explain import clean_line, local_time, zone
 from leakguard.holds.notice import NOTICE_HEADER, render
@@ -177,9 +178,10 @@ class BccNotifier:
     ) -> None:
         try:
             lang = self.lang_for(org, to)
-            # reads hostile header content (names, subject): off the event loop
-            raw = await asyncio.to_thread(
-                self._build, decision_id, to, lang, message, verdict, removed, names
+            # reads hostile header content (names, subject): off the event loop, in the
+            # notice pool within its budget (past it: logged as bcc_notice.failed)
+            raw = await budget.run(
+                budget.NOTICE, self._build, decision_id, to, lang, message, verdict, removed, names
             )
             if raw is None:
                 self.log.info("bcc_notice.skipped", decision_id=decision_id, reason="automatic")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from leakguard import budget
 from leakguard.holds import codec
 from leakguard.holds.commands import Decision
 from leakguard.holds.model import HoldRecord, HoldState
@@ -432,8 +433,8 @@ class IncidentService:
         people = self.route(incident)
         for addr, role in people:
             try:
-                raw = await asyncio.to_thread(
-                    self._alert_mail, incident, mail, addr, role, headline
+                raw = await budget.run(
+                    budget.NOTICE, self._alert_mail, incident, mail, addr, role, headline
                 )
                 await self.store.enqueue_delivery(raw, self.notice_from, [addr], kind="notice")
                 await self.store.journal.add_incident_event(

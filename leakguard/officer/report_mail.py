@@ -13,7 +13,6 @@ matched, so a report reveals nothing about anyone else's.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import email.policy
@@ -24,6 +23,7 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import TYPE_CHECKING
 
+from leakguard import budget
 from leakguard.holds.notice import NOTICE_HEADER
 from leakguard.masking import mask_identifiers, redact_text
 from leakguard.officer.texts import t
@@ -203,7 +203,10 @@ async def handle_report_mail(
     service: IncidentService, *, raw: bytes, mail_from: str, auth_user: str | None
 ) -> str:
     """File the report a mail makes and answer the reporter; the SMTP reply line."""
-    reading = await asyncio.to_thread(read_report, raw)
+    try:  # hostile input: the report pool, within its budget (issue 12)
+        reading = await budget.run(budget.REPORT, read_report, raw)
+    except budget.BudgetExceeded:  # fail closed: nothing found, the reporter is told so
+        reading = ReportReading(automatic=False)
     if reading.automatic or not mail_from:
         service.log.info("incident.report_mail", result="ignored", mail_from=mail_from)
         return "250 2.0.0 Automatic message ignored"

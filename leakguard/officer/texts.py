@@ -254,6 +254,10 @@ TEXTS: dict[str, Localized] = {
     "adm.pdf": L("PDF", "PDF"),
     "adm.markdown": L("Markdown", "Markdown"),
     "adm.unknown": L("そのインシデントはありません。", "No such incident."),
+    "adm.render_budget": L(
+        "記録の作成に時間がかかりすぎたため、中断しました。しばらくしてからもう一度お試しください。",
+        "Building the record took too long and was stopped. Please try again later.",
+    ),
     "adm.back": L("一覧へ", "All incidents"),
     "adm.holds": L("保留一覧", "Holds"),
     "adm.hold": L("保留 {id} の画面", "Hold {id}"),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from leakguard import budget
 from leakguard.delivery import Delivery, SendOptions
 from leakguard.engine import calendar_thread_id
 from leakguard.holds.model import HoldHandler
@@ -744,9 +745,13 @@ class Relay:
             return plain, rewrite_recipients(tx.raw, org.is_internal, record_header=header)
 
         # Rewriting reads hostile header bytes (250,000 folded lines): off the event loop,
-        # both versions in one step.
-        loop = asyncio.get_running_loop()
-        plain, marked_or_none = await loop.run_in_executor(self._decide_pool, both)
+        # both versions in one step, in the Bcc rewrite pool within its budget (issue 12).
+        # Past the budget the mail is refused like an unsafe rewrite (fail closed).
+        try:
+            plain, marked_or_none = await budget.run(budget.BCC_REWRITE, both)
+        except budget.BudgetExceeded:
+            self.log.error("bcc_rewrite_unsafe", sender=tx.mail_from, visible=-1)
+            return replies.BCC_UNSAFE, ()
         if plain.visible:  # fail closed: never deliver a bcc verdict with externals visible
             self.log.error("bcc_rewrite_unsafe", sender=tx.mail_from, visible=len(plain.visible))
             return replies.BCC_UNSAFE, ()

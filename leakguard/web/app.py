@@ -42,6 +42,7 @@ from urllib.parse import quote
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -49,6 +50,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from leakguard import budget
 from leakguard.durations import parse_duration
 from leakguard.holds.model import HoldRecord, HoldState, Via
 from leakguard.holds.service import ADMIN_ONLY, Decision, HoldService, Outcome
@@ -57,7 +59,7 @@ from leakguard.i18n import normalize_lang
 from leakguard.relay.auth import PEER_SOFT_AFTER, SOFT_MAX_DELAY, Throttle
 from leakguard.relay.users import User, read_users, verify_hash
 from leakguard.web.config import WebConfig
-from leakguard.web.render import message_view, wrap_addresses
+from leakguard.web.render import MessageView, fallback_view, message_view, wrap_addresses
 from leakguard.web.stats import stats_routes
 
 CSP = (
@@ -80,6 +82,38 @@ _ENV.filters["addr"] = wrap_addresses
 HSTS = "max-age=31536000"
 
 
+_LINK_PAGES = ("/h/", "/report/")
+
+
+def _link_scope(request: Request) -> bytes:
+    """The hash of the signed link a review or report page is served under (their forms'
+    CSRF tokens are bound to it), or b"" for every other page."""
+    signed = request.path_params.get("signed")
+    if not isinstance(signed, str) or not request.url.path.startswith(_LINK_PAGES):
+        return b""
+    return b"link:" + hashlib.sha256(signed.encode("utf-8", "surrogateescape")).hexdigest().encode()
+
+
+async def _message_view(raw: bytes) -> MessageView:
+    """The review page's view of a held mail: hostile content, so off the event loop in
+    the review pool; past its budget, the plain-text truncated view that says the mail
+    could not be fully displayed (issue 12)."""
+    try:
+        return await budget.run(budget.REVIEW_PAGE, message_view, raw)
+    except budget.BudgetExceeded:
+        return fallback_view(raw)
+
+
+async def _verify(record: User | None, password: str) -> bool:
+    """argon2 in the password pool, never on the event loop; past its budget: refused."""
+    try:
+        return await budget.run(budget.PASSWORD, verify_hash, record, password) and (
+            record is not None
+        )
+    except budget.BudgetExceeded:
+        return False
+
+
 class _SecurityHeaders(BaseHTTPMiddleware):
     def __init__(self, app: Any, *, hsts: bool = False) -> None:
         super().__init__(app)
@@ -99,6 +133,112 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         if not request.url.path.startswith("/static/"):
             h["Cache-Control"] = "no-store"
         return response
+
+
+# Every form of the web app is small (a token, an action, a user name and password, a short
+# note): no files, a few fields of bounded size; a bigger request body is refused with 413
+# before any handler reads it (issue 12).
+FORM_MAX_FIELDS = 16
+FORM_MAX_PART = 64 * 1024
+MAX_BODY = 1024 * 1024
+
+
+async def read_form(
+    request: Request, *, max_fields: int = FORM_MAX_FIELDS, max_part_size: int = FORM_MAX_PART
+) -> FormData:
+    """``request.form()`` with the app's limits: no files, ``max_fields`` fields of at most
+    ``max_part_size`` bytes each (beyond them Starlette answers 400, see ``_limit_page``)."""
+    return await request.form(max_files=0, max_fields=max_fields, max_part_size=max_part_size)
+
+
+_LIMIT_TEXT = {
+    400: (
+        "送信されたフォームが正しくないか、大きすぎます。ページを開き直してください。",
+        "The form sent is malformed or too large. Please open the page again.",
+    ),
+    413: (
+        "送信されたデータが大きすぎるため、受け付けませんでした。",
+        "The request was refused because it is too large.",
+    ),
+}
+
+
+def _limit_body(status: int) -> bytes:
+    """A small page in Japanese and English for a refused request body (400, 413)."""
+    ja, en = _LIMIT_TEXT[status]
+    return (
+        '<!doctype html><html lang="ja"><head><meta charset="utf-8">'
+        f"<title>{status}</title></head><body>"
+        f'<p lang="ja">{ja}</p><p lang="en">{en}</p></body></html>'
+    ).encode()
+
+
+async def _limit_page(request: Request, exc: Exception) -> Response:
+    """Starlette's form limits raise HTTPException(400): answered with the ja/en page."""
+    status = getattr(exc, "status_code", 400)
+    if status not in _LIMIT_TEXT:
+        return PlainTextResponse(str(getattr(exc, "detail", "")), status_code=status)
+    return HTMLResponse(_limit_body(status), status_code=status)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 (ja/en): at once when the
+    Content-Length says so, else as soon as the streamed body passes the limit."""
+
+    def __init__(self, app: Any, *, max_bytes: int = MAX_BODY) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length" and (not v.isdigit() or int(v) > self.max_bytes):
+                await self._refuse(send)
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            msg = await receive()
+            if msg.get("type") == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return msg
+
+        async def tracking_send(msg: Any) -> None:
+            nonlocal started
+            if msg.get("type") == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = _limit_body(413)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class WebConfigError(ValueError):
@@ -189,7 +329,7 @@ class WebApp:
         body = _ENV.get_template(name).render(
             t=tr,
             lang=lang,
-            csrf=self._csrf_for(csrf_cookie),
+            csrf=self._csrf_for(csrf_cookie, _link_scope(request)),
             request_path=request.url.path,
             other_lang="en" if lang == "ja" else "ja",
             **ctx,
@@ -228,14 +368,23 @@ class WebApp:
             return False
         return hmac.compare_digest(self._csrf_cookie_sig(nonce), sig)
 
-    def _csrf_for(self, cookie: str) -> str:
-        return hmac.new(self._key, b"csrf|" + cookie.encode(), hashlib.sha256).hexdigest()
+    def _csrf_for(self, cookie: str, scope: bytes = b"") -> str:
+        """The form token: an HMAC of the browser's cookie and, on a review or report
+        link's page (no session there), of that link: ``scope`` is its hash."""
+        if scope:
+            msg = b"csrf-link|" + scope + b"|" + cookie.encode()
+        else:
+            msg = b"csrf|" + cookie.encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
 
     def csrf_ok(self, request: Request, form_value: str) -> bool:
+        """The form's token was issued for this browser's cookie and, on a link's page,
+        for this link: a cookie planted by someone who opened another link (or a token
+        copied from another link's page) does not verify."""
         cookie = request.cookies.get(CSRF_COOKIE) or ""
         if not self._csrf_cookie_ok(cookie) or not form_value:
             return False
-        return hmac.compare_digest(self._csrf_for(cookie), form_value)
+        return hmac.compare_digest(self._csrf_for(cookie, _link_scope(request)), form_value)
 
     def lang_of(self, request: Request, default: str) -> str:
         q = request.query_params.get("lang")
@@ -272,8 +421,7 @@ class WebApp:
                 report_url=self.service.report_url(hold, view.actor) if _reportable(hold) else None,
             )
         raw = await self.service.store.get_message(hold.message_sha256)
-        # Reads hostile content: off the event loop (message_view bounds its own work).
-        mv = await asyncio.to_thread(message_view, raw)
+        mv = await _message_view(raw)
         show_html = request.query_params.get("view") == "html" and bool(mv.html)
         return self.render(
             request,
@@ -345,7 +493,7 @@ class WebApp:
 
     async def review_post(self, request: Request) -> Response:
         signed = request.path_params["signed"]
-        form = await request.form()
+        form = await read_form(request)
         csrf = str(form.get("csrf", ""))
         action = str(form.get("action", ""))
         decision = _decision(action)
@@ -478,7 +626,7 @@ class WebApp:
 
     async def login_post(self, request: Request) -> Response:
         lang = self.lang_of(request, self.default_lang(request))
-        form = await request.form()
+        form = await read_form(request)
         if not self.csrf_ok(request, str(form.get("csrf", ""))):
             return self.render(
                 request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
@@ -507,7 +655,7 @@ class WebApp:
             wait = self.throttle.delay(peer, PEER_SOFT_AFTER, 0.5, SOFT_MAX_DELAY)
             if wait:
                 await asyncio.sleep(wait)
-            ok = await asyncio.to_thread(verify_hash, record, password) and record is not None
+            ok = await _verify(record, password)
         if not ok or record is None:
             self.throttle.failed(peer)
             return self.render(
@@ -534,7 +682,7 @@ class WebApp:
         return resp
 
     async def logout(self, request: Request) -> Response:
-        form = await request.form()
+        form = await read_form(request)
         resp = RedirectResponse("/admin/login", status_code=303)
         if self.csrf_ok(request, str(form.get("csrf", ""))):
             data = self._session_data(request)
@@ -595,7 +743,7 @@ class WebApp:
                 request, "invalid.html.j2", lang, status=404, message=t("err.unknown_hold", lang)
             )
         if request.method == "POST":
-            form = await request.form()
+            form = await read_form(request)
             if not self.csrf_ok(request, str(form.get("csrf", ""))):
                 return self.render(
                     request, "invalid.html.j2", lang, status=403, message=t("page.csrf", lang)
@@ -614,8 +762,7 @@ class WebApp:
                 return self._result(request, outcome, lang)
         ex = self.service.explain(hold, lang)
         raw = await self.service.store.get_message(hold.message_sha256)
-        # Reads hostile content: off the event loop (message_view bounds its own work).
-        mv = await asyncio.to_thread(message_view, raw)
+        mv = await _message_view(raw)
         timeline = await self.service.store.timeline(hold.id)
         tz = self.service.config.timezone
         from leakguard.holds.explain import local_time, zone
@@ -731,7 +878,12 @@ def create_app(
 
         routes += IncidentPages(web, incidents).routes()
     app = Starlette(
-        routes=routes, middleware=[Middleware(_SecurityHeaders, hsts=web.secure_cookies)]
+        routes=routes,
+        middleware=[
+            Middleware(_SecurityHeaders, hsts=web.secure_cookies),
+            Middleware(_BodyLimit, max_bytes=MAX_BODY),  # inside: its 413 gets the headers
+        ],
+        exception_handlers={400: _limit_page},
     )
     app.router.redirect_slashes = False  # absolute redirects to the Host header's host
     app.add_exception_handler(404, _slash_redirect(app))

@@ -14,13 +14,13 @@ autoescape, and nothing here reads mail bytes (the journal row and hold record o
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from leakguard import budget
 from leakguard.holds.explain import local_time, zone
 from leakguard.holds.texts import t as hold_t
 from leakguard.masking import redact_text
@@ -29,6 +29,7 @@ from leakguard.officer.record import Document, sections, to_markdown, to_pdf
 from leakguard.officer.texts import t as it
 from leakguard.officer.texts import told_words
 from leakguard.store.journal import FOLLOWUPS
+from leakguard.web.app import read_form
 
 if TYPE_CHECKING:
     from leakguard.web.app import WebApp
@@ -138,7 +139,7 @@ class IncidentPages:
         ref, mail, lang, refused = await self._open(request)
         if refused is not None:
             return refused
-        form = await request.form(max_files=0, max_fields=FORM_FIELDS, max_part_size=FORM_BYTES)
+        form = await read_form(request, max_fields=FORM_FIELDS, max_part_size=FORM_BYTES)
         if not self.web.csrf_ok(request, str(form.get("csrf", ""))):
             return self._invalid(request, lang, 403, it("page.refused", lang, why="CSRF"))
         assert mail is not None and ref is not None
@@ -239,7 +240,7 @@ class IncidentPages:
         if inc is None:
             return self._invalid(request, lang, 404, it("adm.unknown", lang))
         if request.method == "POST":
-            form = await request.form()
+            form = await read_form(request)
             if not self.web.csrf_ok(request, str(form.get("csrf", ""))):
                 return self._invalid(request, lang, 403, it("page.refused", lang, why="CSRF"))
             actor = f"admin:{user}"
@@ -304,9 +305,13 @@ class IncidentPages:
             return self._invalid(request, lang, 404, it("adm.unknown", lang))
         name = f"{inc.id}-{lang}.{fmt}"  # the stored id (I- and base32), never the raw path
         disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
-        # both render mail-derived text (bounded by the journal's limits): off the event loop
-        if fmt == "md":
-            md = await asyncio.to_thread(to_markdown, doc)
-            return Response(md, media_type="text/markdown; charset=utf-8", headers=disposition)
-        pdf = await asyncio.to_thread(to_pdf, doc)
+        # both render mail-derived text (bounded by the journal's limits): off the event
+        # loop, in the report pool within its budget (issue 12)
+        try:
+            if fmt == "md":
+                md = await budget.run(budget.REPORT, to_markdown, doc)
+                return Response(md, media_type="text/markdown; charset=utf-8", headers=disposition)
+            pdf = await budget.run(budget.REPORT, to_pdf, doc)
+        except budget.BudgetExceeded:
+            return self._invalid(request, lang, 503, it("adm.render_budget", lang))
         return Response(pdf, media_type="application/pdf", headers=disposition)

@@ -43,6 +43,9 @@ class MessageView:
     html: str  # sanitised; "" when the mail has no HTML part
     headers: tuple[tuple[str, str], ...]
     truncated: bool
+    # the full view ran past its budget (issue 12): this is the raw mail's first bytes as
+    # plain text, and the page says the mail could not be fully displayed
+    incomplete: bool = False
 
 
 def sanitize_html(html: str) -> str:
@@ -104,6 +107,25 @@ def message_view(raw: bytes) -> MessageView:
         html=_encodable(redact_text(shown_html)),
         headers=tuple((_encodable(k), _encodable(v)) for k, v in headers),
         truncated=len(text) > MAX_TEXT or hostile_html,
+    )
+
+
+FALLBACK_BYTES = 32 * 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def fallback_view(raw: bytes) -> MessageView:
+    """What the review page shows when ``message_view`` ran past its budget: the first
+    32 KiB of the mail's source as plain text (decoded leniently, control characters
+    dropped, identifiers masked), no HTML, no parsing. Linear and cheap on any input."""
+    text = raw[:FALLBACK_BYTES].decode("utf-8", "replace")
+    text = _CONTROL.sub("", text.replace("\r\n", "\n"))
+    return MessageView(
+        text=_encodable(mask_identifiers(text)),
+        html="",
+        headers=(),
+        truncated=True,
+        incomplete=True,
     )
 
 

@@ -1,0 +1,649 @@
+"""Mass fuzz (issue 12 "Goal"): many deterministic, seeded mutations of seed mails through
+the engine and every later step that reads mail content, in worker processes.
+
+Seeds: ``examples/*.eml`` and the known bombs of the fuzz suite (``tests/fuzz/steps.py``);
+with ``--corpora DIR`` also the mails under DIR (for evaluation only: those mails and any
+case built from them are never committed; ``--save`` writes reproductions outside the
+repository). Case ``i`` is a pure function of ``(--seed, i)`` and the seed list, so any
+case can be replayed with ``--start i --count 1``.
+
+Each case runs every step the hypothesis suite runs (``tests/fuzz/steps.py``: the
+decision, the Bcc rewrite, the notice summary, the review page's view, reply reading, the
+From check, the DSN), timed against the relay's budget for that step
+(``leakguard.budget`` and ``decide_timeout``). For a step over its budget the relay's
+fail-closed fallback is run on the same mail and timed too (it must be cheap). A case that
+takes longer than ``--kill-after`` is killed with its worker (as the relay cannot kill a
+thread, this is where a runaway would show) and the step it was in is recorded.
+
+Recorded: crashes (a worker died on its own), exceptions (by step), steps over budget and
+whether they failed closed, killed cases, max / median / p99 time per step. Output: a JSON
+summary (``--out``, rewritten as the run goes, so a run cut short still reports what it
+did), one JSON line per notable case (``--cases-out``), and a table on stdout.
+
+    nice -n 15 python bench/fuzz_mass.py --count 100000 --jobs 1 --out /tmp/fuzz.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
+
+from steps import FALLBACKS, KNOWN_BOMBS, STEPS, StepError, run_steps_timed  # noqa: E402
+
+from leakguard import budget  # noqa: E402
+
+DECIDE_TIMEOUT = 30.0  # RelaySettings.decide_timeout default (also the From check's pool)
+STEP_BUDGET: dict[str, float] = {
+    "decide": DECIDE_TIMEOUT,
+    "bcc_rewrite": budget.DEFAULT_BUDGETS[budget.BCC_REWRITE].seconds,
+    "summary": budget.DEFAULT_BUDGETS[budget.SUMMARY].seconds,
+    "review_view": budget.DEFAULT_BUDGETS[budget.REVIEW_PAGE].seconds,
+    "reply": budget.DEFAULT_BUDGETS[budget.REPLY].seconds,
+    "author": DECIDE_TIMEOUT,
+    "dsn": budget.DEFAULT_BUDGETS[budget.DSN].seconds,
+}
+FALLBACK_BUDGET = 1.0  # a fallback must be this quick on any mail, or it did not fail closed
+
+# --------------------------------------------------------------------------- seeds
+
+
+def load_seeds(corpora: Path | None, max_corpus: int, max_bytes: int) -> list[tuple[str, bytes]]:
+    seeds = [(p.name, p.read_bytes()) for p in sorted((ROOT / "examples").glob("*.eml"))]
+    seeds += [(f"bomb:{k}", v) for k, v in sorted(KNOWN_BOMBS.items())]
+    if corpora is not None:
+        files = sorted(
+            p for p in corpora.rglob("*") if p.is_file() and p.suffix.lower() in ("", ".eml")
+        )
+        # an even spread over every corpus, not the first ``max_corpus`` paths (which are
+        # all from the first corpus in name order)
+        step = max(1, len(files) // max(1, max_corpus))
+        picked = 0
+        for p in files[::step]:
+            if picked >= max_corpus:
+                break
+            try:
+                data = p.read_bytes()
+            except OSError:
+                continue
+            if 0 < len(data) <= max_bytes and b":" in data[:200]:
+                seeds.append((f"corpus:{p.relative_to(corpora)}", data))
+                picked += 1
+    return seeds
+
+
+# --------------------------------------------------------------------------- mutations
+
+
+def _split(raw: bytes) -> tuple[bytes, bytes, bytes]:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        i = raw.find(sep)
+        if i >= 0:
+            return raw[:i], sep, raw[i + len(sep) :]
+    return raw, b"\r\n\r\n", b""
+
+
+def _nl(raw: bytes) -> bytes:
+    return b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
+
+
+def m_flip(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    b = bytearray(raw)
+    for _ in range(r.randint(1, 20)):
+        if b:
+            b[r.randrange(len(b))] ^= r.randint(1, 255)
+    return bytes(b)
+
+
+def m_truncate(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    return raw[: r.randint(0, len(raw))]
+
+
+def m_control(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    b = bytearray(raw)
+    for _ in range(r.randint(1, 30)):
+        b.insert(r.randint(0, len(b)), r.choice(b"\x00\x07\x0b\x0c\x1b\r\n\x7f\x85"))
+    return bytes(b)
+
+
+def m_line_ends(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    return raw.replace(b"\r\n", r.choice((b"\n", b"\r", b"\r\r\n", b"\n\r"))).replace(
+        b"\n", b"\n" if r.random() < 0.5 else b"\r\n"
+    )
+
+
+def m_folded_bomb(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    n = r.choice((10, 1000, 20_000, 60_000, 150_000))
+    cc = b"Cc: a@b.example," + (nl + b"\tc@d.example,") * n + nl + b"\te@f.example"
+    return head + nl + cc + sep + body
+
+
+def m_many_fields(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    n = r.choice((100, 5000, 30_000))
+    return head + b"".join(nl + b"X-F%d: %d" % (i, i) for i in range(n)) + sep + body
+
+
+def m_quote_bomb(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    if r.random() < 0.5:
+        n = r.randint(1, 8000)
+        q = b"".join(
+            b">" * (i % r.randint(1, 60)) + b" On Mon, X <x%d@y.example> wrote:" % i + nl
+            for i in range(n)
+        )
+    else:
+        q = b">" * r.randint(100, 8000) + b" deep" + nl
+    return head + sep + body + nl + q
+
+
+def m_html_bomb(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, _body = _split(raw)
+    nl = _nl(raw)
+    n = r.randint(1, 200_000)
+    kind = r.randrange(4)
+    if kind == 0:
+        html = b"<div>" * n + b"x" + b"</div>" * (n // 2)
+    elif kind == 1:
+        m = min(n, 5000)
+        html = b"<blockquote>" * m + "送信".encode() + b"</blockquote>" * m
+    elif kind == 2:
+        html = b"<table>" + b"<tr><td>a@b.example</td></tr>" * min(n, 20000) + b"</table>"
+    else:
+        html = b"<p>" + b"<scr<script>ipt>x</p" * min(n, 10000)
+    lines = [ln for ln in head.split(nl) if not ln.lower().startswith((b"content-", b"mime-"))]
+    head = (
+        nl.join(lines) + nl + b"MIME-Version: 1.0" + nl + b"Content-Type: text/html; charset=utf-8"
+    )
+    return head + sep + html
+
+
+def m_base64(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    enc = base64.encodebytes(body)
+    if r.random() < 0.7:
+        enc = enc[: max(1, len(enc) - r.randint(0, 9))] + r.choice(
+            (b"!*\xff", b"=", b"===", b"\x00")
+        )
+    lines = [ln for ln in head.split(nl) if not ln.lower().startswith(b"content-transfer-encoding")]
+    head = nl.join(lines) + nl + b"Content-Transfer-Encoding: base64"
+    return head + sep + enc
+
+
+def m_qp(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    lines = [ln for ln in head.split(nl) if not ln.lower().startswith(b"content-transfer-encoding")]
+    head = nl.join(lines) + nl + b"Content-Transfer-Encoding: quoted-printable"
+    return head + sep + body + b"=" + nl + b"=ZZ=4=\xff" * r.randint(1, 1000)
+
+
+def m_charset(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    new = r.choice((b"utf-7", b"x-unknown", b"iso-2022-jp", b"shift_jis", b"utf-16", b"cp932", b""))
+    out = raw
+    for old in (b"utf-8", b"UTF-8", b"iso-2022-jp", b"ISO-2022-JP", b"shift_jis", b"us-ascii"):
+        out = out.replace(b"charset=" + old, b"charset=" + new).replace(
+            b'charset="' + old + b'"', b'charset="' + new + b'"'
+        )
+    if out == raw:
+        head, sep, body = _split(raw)
+        out = head + _nl(raw) + b"Content-Type: text/plain; charset=" + new + sep + body
+    return out
+
+
+def m_utf7_text(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    lines = [ln for ln in head.split(nl) if not ln.lower().startswith(b"content-")]
+    head = (
+        nl.join(lines)
+        + nl
+        + b"Content-Type: text/"
+        + r.choice((b"html", b"plain"))
+        + b"; charset=utf-7"
+    )
+    return head + sep + b"+2EE- +2D3cAA- +ZeVnLIqe- " + body[:2000]
+
+
+def m_duplicate(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    if not raw:
+        return raw
+    a = r.randrange(len(raw))
+    b = min(len(raw), a + r.randint(1, 4096))
+    return raw[:b] + raw[a:b] * r.randint(1, 200) + raw[b:]
+
+
+def m_deep_multipart(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, _sep, body = _split(raw)
+    nl = _nl(raw)
+    n = r.choice((2, 10, 50, 200))
+    inner = b"Content-Type: text/plain" + nl + nl + body[:5000]
+    for i in range(n):
+        bnd = b"b%d" % i
+        inner = (
+            b'Content-Type: multipart/mixed; boundary="'
+            + bnd
+            + b'"'
+            + nl
+            + nl
+            + b"--"
+            + bnd
+            + nl
+            + inner
+            + nl
+            + (b"--" + bnd + b"--" + nl if r.random() < 0.7 else b"")
+        )
+    lines = [ln for ln in head.split(nl) if not ln.lower().startswith(b"content-")]
+    return nl.join(lines) + nl + inner
+
+
+def m_rfc2231(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    params = b"".join(
+        b"; name*%d*=utf-8''%%E6%%9B%%B8%%%02X" % (i * r.randint(1, 7), r.randint(0, 255))
+        for i in range(r.randint(1, 300))
+    )
+    return head + nl + b"Content-Disposition: attachment" + params + sep + body
+
+
+def m_encoded_words(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    ew = r.choice(
+        (
+            b"=?UTF-8?B?5bGx55Sw?=",
+            b"=?ISO-2022-JP?B?GyRCJDMkcxsoQg==?=",
+            b"=?utf-7?Q?+2EE-?=",
+            b"=?x?B?!!?=",
+            b"=?UTF-8?Q?=FF=FE?=",
+        )
+    )
+    n = r.randint(1, 3000)
+    return (
+        head
+        + nl
+        + b"Subject: "
+        + (ew + b" ") * n
+        + nl
+        + b"From: "
+        + ew
+        + b" <a@b.example>"
+        + sep
+        + body
+    )
+
+
+def m_many_addresses(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    nl = _nl(raw)
+    n = r.randint(1, 3000)
+    to = b", ".join(b"user%d@org%d.example" % (i, i % 97) for i in range(n))
+    return head + nl + r.choice((b"To: ", b"Cc: ", b"Resent-To: ", b"Reply-To: ")) + to + sep + body
+
+
+def m_splice(r: random.Random, raw: bytes, other: bytes) -> bytes:
+    head, sep, _body = _split(raw)
+    _h, _s, body2 = _split(other)
+    return head + sep + body2
+
+
+def m_attach_message(r: random.Random, raw: bytes, other: bytes) -> bytes:
+    head, _sep, _body = _split(raw)
+    nl = _nl(raw)
+    inner = other
+    for _ in range(r.choice((1, 3, 30))):
+        inner = (
+            b'Content-Type: multipart/mixed; boundary="z"'
+            + nl
+            + nl
+            + b"--z"
+            + nl
+            + b"Content-Type: message/rfc822"
+            + nl
+            + nl
+            + inner
+            + nl
+            + b"--z--"
+            + nl
+        )
+    lines = [ln for ln in head.split(nl) if not ln.lower().startswith(b"content-")]
+    return nl.join(lines) + nl + inner
+
+
+def m_bare_cr_headers(r: random.Random, raw: bytes, _o: bytes) -> bytes:
+    head, sep, body = _split(raw)
+    evil = r.choice(
+        (
+            b"X-A: a\rFrom: <other@city.example.lg.jp>",
+            b"Resent-From: other@city.example.lg.jp",
+            b"From: kazuya.sato\xef\xbc\xa0city.example.lg.jp <x@y.example>",
+            b"From:\x00 <a@b.example>",
+        )
+    )
+    return evil + _nl(raw) + head + sep + body
+
+
+MUTATIONS = (
+    m_flip, m_truncate, m_control, m_line_ends, m_folded_bomb, m_many_fields, m_quote_bomb,
+    m_html_bomb, m_base64, m_qp, m_charset, m_utf7_text, m_duplicate, m_deep_multipart,
+    m_rfc2231, m_encoded_words, m_many_addresses, m_splice, m_attach_message, m_bare_cr_headers,
+)  # fmt: skip
+MAX_CASE_BYTES = 12 * 1024 * 1024
+
+
+def make_case(seed: int, i: int, seeds: list[tuple[str, bytes]]) -> tuple[str, list[str], bytes]:
+    """Case ``i``: (seed mail name, mutation names, bytes); a pure function of its inputs."""
+    r = random.Random(seed * 1_000_003 + i)
+    name, raw = seeds[r.randrange(len(seeds))]
+    names: list[str] = []
+    for _ in range(r.choice((1, 1, 2, 2, 3))):
+        m = r.choice(MUTATIONS)
+        other = seeds[r.randrange(len(seeds))][1]
+        raw = m(r, raw, other)[:MAX_CASE_BYTES]
+        names.append(m.__name__[2:])
+    return name, names, raw
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def worker(conn: Connection, seed: int, seeds: list[tuple[str, bytes]], current: Any) -> None:
+    os.nice(0)
+    from steps import engine
+
+    engine()  # load the policy once, before the first case is timed
+    while True:
+        try:
+            i = conn.recv()
+        except EOFError:
+            return
+        if i is None:
+            return
+        name, muts, raw = make_case(seed, i, seeds)
+        out: dict[str, Any] = {"i": i, "seed": name, "mutations": muts, "size": len(raw)}
+
+        def on_step(step: str) -> None:
+            current.value = STEPS.index(step)
+
+        try:
+            times = run_steps_timed(raw, on_step)
+            out["times"] = times
+        except StepError as exc:
+            out["error"] = {"step": exc.step, "exception": str(exc)[:500],
+                            "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
+        except BaseException as exc:  # a harness bug: report it, never hide it
+            out["error"] = {"step": "?", "exception": repr(exc)[:500]}
+        over = [s for s, t in out.get("times", {}).items() if t > STEP_BUDGET[s]]
+        if over:
+            out["over"] = over
+            closed: dict[str, Any] = {}
+            for s in over:
+                fb = FALLBACKS.get(s)
+                if fb is None:
+                    # the decision answers 451 at decide_timeout; the Bcc rewrite refuses
+                    # (550 on the relay, the hold stays on release): no content is read
+                    closed[s] = {"how": "refused", "seconds": 0.0, "ok": True}
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    fb(raw)
+                    took = time.perf_counter() - t0
+                    closed[s] = {"how": "fallback", "seconds": took, "ok": took <= FALLBACK_BUDGET}
+                except Exception as exc:
+                    closed[s] = {"how": "fallback", "ok": False, "exception": repr(exc)[:300]}
+            out["failed_closed"] = closed
+        current.value = -1
+        conn.send(out)
+
+
+class Worker:
+    def __init__(self, ctx: Any, seed: int, seeds: list[tuple[str, bytes]]) -> None:
+        self.current = ctx.Value("i", -1, lock=False)
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=worker, args=(child, seed, seeds, self.current), daemon=True)
+        self.proc.start()
+        child.close()
+        self.case: int | None = None
+        self.started = 0.0
+
+    def send(self, i: int) -> None:
+        self.case, self.started = i, time.monotonic()
+        self.conn.send(i)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.done = 0
+        self.times: dict[str, list[float]] = {s: [] for s in STEPS}
+        self.errors: dict[str, int] = {}
+        self.over: dict[str, int] = {}
+        self.over_not_closed: dict[str, int] = {}
+        self.fallback_max: dict[str, float] = {}
+        self.killed: dict[str, int] = {}
+        self.crashed = 0
+        # per step, the slowest cases: [seconds, case, seed mail, mutations], slowest first
+        self.slowest: dict[str, list[list[Any]]] = {s: [] for s in STEPS}
+
+    def add(self, out: dict[str, Any]) -> bool:
+        self.done += 1
+        notable = False
+        for s, t in out.get("times", {}).items():
+            self.times[s].append(t)
+            top = self.slowest[s]
+            if len(top) < 5 or t > top[-1][0]:
+                top.append([round(t, 3), out["i"], out.get("seed"), out.get("mutations")])
+                top.sort(key=lambda x: -x[0])
+                del top[5:]
+        if "error" in out:
+            st = out["error"]["step"]
+            self.errors[st] = self.errors.get(st, 0) + 1
+            notable = True
+        for s in out.get("over", []):
+            self.over[s] = self.over.get(s, 0) + 1
+            fc = out["failed_closed"][s]
+            if not fc.get("ok"):
+                self.over_not_closed[s] = self.over_not_closed.get(s, 0) + 1
+            self.fallback_max[s] = max(self.fallback_max.get(s, 0.0), fc.get("seconds", 0.0))
+            notable = True
+        if out.get("killed"):
+            self.killed[out["killed"]] = self.killed.get(out["killed"], 0) + 1
+            notable = True
+        if out.get("crashed"):
+            self.crashed += 1
+            notable = True
+        return notable
+
+    def summary(self, args: argparse.Namespace, elapsed: float, seeds: int) -> dict[str, Any]:
+        return {
+            "cases": self.done,
+            "requested": args.count,
+            "start": args.start,
+            "seed": args.seed,
+            "jobs": args.jobs,
+            "seed_mails": seeds,
+            "corpora": bool(args.corpora),
+            "elapsed_seconds": round(elapsed, 1),
+            "crashes": self.crashed,
+            "exceptions": dict(self.errors),
+            "killed_after_seconds": args.kill_after,
+            "killed": dict(self.killed),
+            "over_budget": dict(self.over),
+            "over_budget_not_failed_closed": dict(self.over_not_closed),
+            "fallback_max_seconds": {k: round(v, 4) for k, v in self.fallback_max.items()},
+            "budgets": STEP_BUDGET,
+            "steps": {
+                s: {
+                    "n": len(xs),
+                    "median_ms": round(_pct(xs, 0.5) * 1000, 2),
+                    "p99_ms": round(_pct(xs, 0.99) * 1000, 1),
+                    "max_s": round(max(xs), 3) if xs else 0.0,
+                }
+                for s, xs in self.times.items()
+            },
+            "slowest": self.slowest,
+        }
+
+
+def table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"cases {summary['cases']} of {summary['requested']} in {summary['elapsed_seconds']} s "
+        f"(jobs {summary['jobs']}, seed {summary['seed']}, {summary['seed_mails']} seed mails)",
+        f"crashes {summary['crashes']}  exceptions {sum(summary['exceptions'].values())} "
+        f"{summary['exceptions'] or ''}  killed {summary['killed'] or 0}",
+        "",
+        f"{'step':<12} {'budget s':>8} {'median ms':>10} {'p99 ms':>9} {'max s':>8} "
+        f"{'over':>5} {'not closed':>10}",
+    ]
+    for s, st in summary["steps"].items():
+        lines.append(
+            f"{s:<12} {summary['budgets'][s]:>8g} {st['median_ms']:>10} {st['p99_ms']:>9} "
+            f"{st['max_s']:>8} {summary['over_budget'].get(s, 0):>5} "
+            f"{summary['over_budget_not_failed_closed'].get(s, 0):>10}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=20261130)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--nice", type=int, default=15, help="niceness of the workers")
+    ap.add_argument(
+        "--budget-scale",
+        type=float,
+        default=1.0,
+        help="multiply every step budget (a tiny value checks the fail-closed fallbacks)",
+    )
+    ap.add_argument("--kill-after", type=float, default=120.0, help="seconds a case may take")
+    ap.add_argument("--time-limit", type=float, default=0.0, help="stop sending cases after")
+    ap.add_argument("--corpora", type=Path, default=None)
+    ap.add_argument("--max-corpus", type=int, default=3000)
+    ap.add_argument("--out", type=Path, default=None, help="JSON summary")
+    ap.add_argument("--cases-out", type=Path, default=None, help="JSON lines, notable cases")
+    ap.add_argument("--save", type=Path, default=None, help="keep notable mails here")
+    args = ap.parse_args(argv)
+
+    seeds = load_seeds(args.corpora, args.max_corpus, 2 * 1024 * 1024)
+    for k in STEP_BUDGET:  # before the workers fork: they read it
+        STEP_BUDGET[k] *= args.budget_scale
+    ctx = mp.get_context("fork")
+    os.nice(max(0, args.nice - os.nice(0)))
+    workers = [Worker(ctx, args.seed, seeds) for _ in range(max(1, args.jobs))]
+    tally = Tally()
+    todo = iter(range(args.start, args.start + args.count))
+    t0 = time.monotonic()
+    last_write = 0.0
+    cases_f = args.cases_out.open("a", encoding="utf-8") if args.cases_out else None
+
+    def note(out: dict[str, Any]) -> None:
+        if tally.add(out):
+            if cases_f is not None:
+                cases_f.write(json.dumps(out, ensure_ascii=False) + "\n")
+                cases_f.flush()
+            if args.save is not None:
+                args.save.mkdir(parents=True, exist_ok=True)
+                (args.save / f"case-{out['i']}.eml").write_bytes(
+                    make_case(args.seed, out["i"], seeds)[2]
+                )
+
+    def feed(w: Worker) -> bool:
+        if args.time_limit and time.monotonic() - t0 > args.time_limit:
+            return False
+        i = next(todo, None)
+        if i is None:
+            return False
+        w.send(i)
+        return True
+
+    active = [w for w in workers if feed(w)]
+    for w in workers:
+        if w not in active:
+            w.conn.send(None)
+    while active:
+        ready = wait([w.conn for w in active], timeout=1.0)
+        now = time.monotonic()
+        for w in list(active):
+            if w.conn in ready:
+                try:
+                    out = w.conn.recv()
+                except (EOFError, OSError):
+                    step = STEPS[w.current.value] if w.current.value >= 0 else "?"
+                    note({"i": w.case, "crashed": True, "step": step, "exitcode": w.proc.exitcode})
+                    w.kill()
+                    active.remove(w)
+                    nw = Worker(ctx, args.seed, seeds)
+                    if feed(nw):
+                        active.append(nw)
+                    else:
+                        nw.conn.send(None)
+                    continue
+                note(out)
+                if not feed(w):
+                    w.conn.send(None)
+                    active.remove(w)
+            elif now - w.started > args.kill_after:
+                step = STEPS[w.current.value] if w.current.value >= 0 else "?"
+                note({"i": w.case, "killed": step})
+                w.kill()
+                active.remove(w)
+                nw = Worker(ctx, args.seed, seeds)
+                if feed(nw):
+                    active.append(nw)
+                else:
+                    nw.conn.send(None)
+        if args.out and (now - last_write > 30 or not active):
+            last_write = now
+            summary = tally.summary(args, now - t0, len(seeds))
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+            tmp.replace(args.out)
+    summary = tally.summary(args, time.monotonic() - t0, len(seeds))
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    print(table(summary))
+    bad = (
+        summary["crashes"]
+        + sum(summary["exceptions"].values())
+        + sum(summary["over_budget_not_failed_closed"].values())
+        + sum(summary["killed"].values())
+    )
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
