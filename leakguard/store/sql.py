@@ -39,8 +39,8 @@ from leakguard.holds.model import (
 )
 from leakguard.store import migrate
 from leakguard.store import schema as t
-from leakguard.store.history_cache import HistoryCache
 from leakguard.store.blobs import insert_streaming_blob, streams_blobs
+from leakguard.store.history_cache import HistoryCache
 from leakguard.store.journal import Journal
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
 
