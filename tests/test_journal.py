@@ -228,13 +228,22 @@ async def svc(tmp_path: Path) -> AsyncIterator[Service]:
             await service.stop(timeout=5)
 
 
-def _send(port: int, raw: bytes) -> tuple[int, bytes]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+def _send(port: int, raw: bytes, *, quit: bool = False) -> tuple[int, bytes]:
+    """One transaction. Without ``quit`` the connection is dropped right after the reply,
+    as when it broke before the client read it: the relay cannot tell, so a repeat is a
+    retry. With ``quit`` the client shows it read the reply (QUIT after it)."""
+    c = smtplib.SMTP("127.0.0.1", port, timeout=10)
+    try:
         c.ehlo("client.test")
         c.mail(ALICE)
         c.rcpt(X)
         c.rcpt(Y)
-        return c.data(raw)
+        reply = c.data(raw)
+        if quit:
+            c.quit()
+        return reply
+    finally:
+        c.close()
 
 
 @pytest.mark.e2e
@@ -399,6 +408,47 @@ async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path, store_url:
             got = sink.messages
             subjects = [m.data.split(b"Subject: ", 1)[1][:6] for m in got]
             assert len(got) == 4, subjects  # once, bare, once to one, other
+        finally:
+            await service.stop(timeout=5)
+
+
+async def test_the_same_mail_sent_again_after_the_client_read_the_reply_is_sent(
+    tmp_path: Path, store_url: str
+) -> None:
+    """An in-house system sending the same alert twice, byte for byte: the first
+    connection went on after the 250 (QUIT), so the client read it and the second
+    transaction is new mail, not a retry. It is delivered again, from the relay's memory and
+    from the journal (the row is marked answered) alike."""
+    with Sink() as sink:
+        cfg = ServiceConfig.model_validate(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "store": {"url": store_url},
+                "listeners": [{"kind": "plain", "listen": "127.0.0.1:0"}],
+                "upstream": {"host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                "web": {"listen": "127.0.0.1:0", "secret": "e2e-secret"},
+            }
+        )
+        service = Service(config=cfg, policy_path=tmp_path / "x.yaml", engine=FakeEngine())
+        await service.start()
+        try:
+            port = service.smtp_ports["plain-0"]
+            raw = mail("alert", "pass")
+            assert (await asyncio.to_thread(_send, port, raw, quit=True))[0] == 250
+            again = await asyncio.to_thread(_send, port, raw, quit=True)
+            assert again[0] == 250 and b"already sent" not in again[1]
+            assert service.relay is not None and service.relay.journal is not None
+            await service.relay.journal.flush()
+            rows = await service.store.journal.find(sender=ALICE, limit=10)  # type: ignore[union-attr]
+            assert len(rows) == 2 and all(r.answered for r in rows)
+            # a forgetful relay (another node, a sibling worker) asks the journal: answered
+            # rows are not retries either
+            service.relay._sent_recently.clear()
+            service.relay.settings = dataclasses.replace(service.relay.settings, shared_store=True)
+            third = await asyncio.to_thread(_send, port, raw)
+            assert b"already sent" not in third[1]
+            await asyncio.sleep(0.2)
+            assert len(sink.messages) == 3
         finally:
             await service.stop(timeout=5)
 

@@ -38,9 +38,12 @@ class _Relay:
     def may_send_as(self, principal: str, address: str) -> bool:
         return True
 
-    async def process(self, tx: Transaction) -> str:
+    async def process(self, tx: Transaction, receipt: object = None) -> str:
         self.txs.append(tx)
         return "250 2.0.0 OK"
+
+    def answered(self, key: object, decision_id: str) -> None:
+        pass
 
 
 @pytest.fixture

@@ -214,7 +214,20 @@ class Relay:
 
     # ------------------------------------------------------------------ the transaction
 
-    async def process(self, tx: Transaction) -> str:
+    async def process(
+        self, tx: Transaction, receipt: list[tuple[tuple[str, ...], str]] | None = None
+    ) -> str:
+        """The reply to one transaction. ``receipt``: when the mail was sent on, gets its
+        retry key and decision id, for ``answered`` once the client has read the reply."""
+        keys: list[tuple[str, ...]] = []
+        reply = await self._process(tx, keys)
+        if receipt is not None and reply.startswith("2") and keys:
+            hit = self._sent_recently.get(keys[0])
+            if hit is not None:
+                receipt.append((keys[0], hit[1]))
+        return reply
+
+    async def _process(self, tx: Transaction, keys: list[tuple[str, ...]]) -> str:
         loop = asyncio.get_running_loop()
         start = loop.time()
         normal = list(tx.rcpts)
@@ -276,6 +289,7 @@ class Relay:
         )
         if raw is not tx.raw:
             tx = dataclasses.replace(tx, raw=raw)
+        keys.append(self._retry_key(tx, normal, client_digest))
         retry = await self._sent_before(tx, normal, client_digest, digest)
         if retry is not None:
             return retry
@@ -366,6 +380,17 @@ class Relay:
     def _retry_key(tx: Transaction, rcpts: Sequence[str], digest: str) -> tuple[str, ...]:
         return (digest, tx.mail_from.lower(), *sorted(r.lower() for r in rcpts))
 
+    def answered(self, key: tuple[str, ...], decision_id: str) -> None:
+        """The client read the reply to ``decision_id`` (it sent another command on the same
+        connection after it). A later transaction with the same bytes and envelope is then
+        new mail (an alert sent twice, a form submitted twice), not a retry of a
+        transaction whose answer was lost: forget it here and mark its journal row."""
+        hit = self._sent_recently.get(key)
+        if hit is not None and hit[1] == decision_id:
+            del self._sent_recently[key]
+        if self.journal is not None:
+            self.journal.answered(decision_id)
+
     def _remember_sent(
         self, tx: Transaction, rcpts: Sequence[str], digest: str, reply: str, decision_id: str
     ) -> None:
@@ -418,7 +443,8 @@ class Relay:
                 rows = []
             for row in rows:
                 if (
-                    row.outcome in ("sent", "sent_bcc")
+                    not row.answered
+                    and row.outcome in ("sent", "sent_bcc")
                     and sorted(r.lower() for r in row.rcpts) == want
                 ):
                     first = row.id

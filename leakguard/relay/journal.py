@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -117,6 +118,11 @@ class JournalWriter:
         self._task: asyncio.Task[None] | None = None
         self._builds: set[asyncio.Future[Any]] = set()
         self._pruned_at = 0.0
+        # decisions whose client read the reply: marked on their row (``answered``)
+        self._answered_early: set[str] = set()  # before the row was built
+        self._answered_written: list[str] = []  # after it was written: one UPDATE per flush
+        self._written: OrderedDict[str, None] = OrderedDict()  # recent ids written
+        self._writing: set[str] = set()  # ids of the batch being written now
 
     # ------------------------------------------------------------------ building a row
 
@@ -204,6 +210,9 @@ class JournalWriter:
                 self.on_error("build")
                 return
             entry, kept = f.result()
+            if entry.id in self._answered_early:
+                self._answered_early.discard(entry.id)
+                entry = replace(entry, answered=True)
             self._pending.append((entry, kept))
             if kept is not None and kept.sealed is not None:
                 self._pending_bytes += len(kept.sealed)
@@ -212,18 +221,51 @@ class JournalWriter:
 
         fut.add_done_callback(done)
 
+    def answered(self, decision_id: str) -> None:
+        """The client read the reply to this decision (it sent another command on the same
+        connection): its row says so, and a later identical transaction is new mail rather
+        than a retry. Never raises, never waits."""
+        for i, (entry, kept) in enumerate(self._pending):
+            if entry.id == decision_id:
+                self._pending[i] = (replace(entry, answered=True), kept)
+                return
+        if decision_id in self._written or decision_id in self._writing:
+            # (a batch being written: the update runs after it, in the same flush loop)
+            self._answered_written.append(decision_id)
+            if self._task is None or self._task.done():
+                self._task = asyncio.ensure_future(self._flush())
+        elif len(self._answered_early) < 100_000:
+            self._answered_early.add(decision_id)  # its row is still being built
+
     async def _flush(self) -> None:
-        while self._pending:
+        while self._pending or self._answered_written:
+            if self._answered_written:
+                ids = self._answered_written[:1000]
+                self._answered_written = self._answered_written[1000:]
+                try:
+                    await self.store.journal.mark_answered(ids)
+                except Exception as exc:
+                    self.log.error(
+                        "journal_error", stage="answered", error=repr(exc)[:300], rows=len(ids)
+                    )
+                    self.on_error("write")
+                continue
             batch = self._pending[: self.settings.batch]
             self._pending = self._pending[self.settings.batch :]
+            self._writing = {entry.id for entry, _ in batch}
             try:
                 await self.store.journal.record(batch)
+                for entry, _ in batch:
+                    self._written[entry.id] = None
+                while len(self._written) > 50_000:
+                    self._written.popitem(last=False)
             except Exception as exc:
                 self.log.error(
                     "journal_error", stage="write", error=repr(exc)[:300], rows=len(batch)
                 )
                 self.on_error("write")
             finally:
+                self._writing = set()
                 self._pending_bytes -= sum(
                     len(k.sealed) for _, k in batch if k is not None and k.sealed is not None
                 )

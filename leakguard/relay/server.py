@@ -160,6 +160,10 @@ class LeakguardSMTP(SMTP):
         self.line_length_limit = line_length_limit  # read by SMTP.__init__ (StreamReader)
         self._lg_listener = handler.listener
         self._lg_counted = False
+        self._lg_relay = handler.relay
+        # (retry key, decision id) of mail sent on whose 250 the client has not yet shown it
+        # read (see _reset_timeout)
+        self._lg_unanswered: list[tuple[tuple[str, ...], str]] = []
         self._lg_out = bytearray()  # replies not yet written (pipelining)
         self._lg_collect = False  # inside EHLO: gather the lines, write once
         super().__init__(handler, **kwargs)
@@ -230,6 +234,17 @@ class LeakguardSMTP(SMTP):
                 return addr, rest
         result: tuple[str | None, str | None] = super()._getaddr(arg)
         return result
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd calls this before every valid command: a command after a transaction's
+        250 shows the client read that reply, so a later identical transaction is new mail,
+        not a retry (``Relay.answered``). A connection that ends without one leaves the
+        transaction open to retry recognition."""
+        super()._reset_timeout(duration)
+        if self._lg_unanswered:
+            done, self._lg_unanswered = self._lg_unanswered, []
+            for key, decision_id in done:
+                self._lg_relay.answered(key, decision_id)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None and not self._lg_counted:
@@ -565,7 +580,8 @@ class RelayHandler:
             peer=_peer_host(session.peer),
             listener=self.listener.name,
         )
-        return await self.relay.process(tx)
+        receipt = getattr(server, "_lg_unanswered", None)
+        return await self.relay.process(tx, receipt)
 
     async def handle_exception(self, error: Exception) -> str:
         self.log.error("smtp_exception", error=repr(error)[:500], listener=self.listener.name)
