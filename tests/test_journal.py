@@ -415,10 +415,11 @@ async def test_a_retry_of_sent_mail_is_not_sent_twice(tmp_path: Path, store_url:
 async def test_the_same_mail_sent_again_after_the_client_read_the_reply_is_sent(
     tmp_path: Path, store_url: str
 ) -> None:
-    """An in-house system sending the same alert twice, byte for byte: the first
-    connection went on after the 250 (QUIT), so the client read it and the second
-    transaction is new mail, not a retry. It is delivered again, from the relay's memory and
-    from the journal (the row is marked answered) alike."""
+    """An in-house system sending the same alert again, byte for byte, or twenty
+    connections sending identical mail at once (smtp-source -F): each client went on after
+    its 250 (QUIT), so it read it, and each transaction is new mail, delivered. Only a
+    transaction whose connection ended before any further command is open to retry
+    recognition, in memory and on its journal row (``abandoned``) for other relays."""
     with Sink() as sink:
         cfg = ServiceConfig.model_validate(
             {
@@ -437,18 +438,33 @@ async def test_the_same_mail_sent_again_after_the_client_read_the_reply_is_sent(
             assert (await asyncio.to_thread(_send, port, raw, quit=True))[0] == 250
             again = await asyncio.to_thread(_send, port, raw, quit=True)
             assert again[0] == 250 and b"already sent" not in again[1]
+            # at once, from 8 connections
+            together = await asyncio.gather(
+                *(asyncio.to_thread(_send, port, raw, quit=True) for _ in range(8))
+            )
+            assert all(code == 250 and b"already sent" not in t for code, t in together)
             assert service.relay is not None and service.relay.journal is not None
             await service.relay.journal.flush()
-            rows = await service.store.journal.find(sender=ALICE, limit=10)  # type: ignore[union-attr]
-            assert len(rows) == 2 and all(r.answered for r in rows)
-            # a forgetful relay (another node, a sibling worker) asks the journal: answered
-            # rows are not retries either
+            rows = await service.store.journal.find(sender=ALICE, limit=20)  # type: ignore[union-attr]
+            assert len(rows) == 10 and not any(r.abandoned for r in rows)
+            # a forgetful relay (another node, a sibling worker) asks the journal: rows of
+            # clients that read their answer are not retries there either
             service.relay._sent_recently.clear()
             service.relay.settings = dataclasses.replace(service.relay.settings, shared_store=True)
-            third = await asyncio.to_thread(_send, port, raw)
-            assert b"already sent" not in third[1]
+            cut = await asyncio.to_thread(_send, port, raw)  # read, then the line drops
+            assert b"already sent" not in cut[1]
             await asyncio.sleep(0.2)
-            assert len(sink.messages) == 3
+            assert len(sink.messages) == 11
+            # that last one left without a further command: its repeat is a retry, known
+            # from memory and, once its row is marked, from the journal
+            assert b"already sent" in (await asyncio.to_thread(_send, port, raw))[1]
+            await service.relay.journal.flush()
+            service.relay._sent_recently.clear()
+            assert b"already sent" in (await asyncio.to_thread(_send, port, raw))[1]
+            rows = await service.store.journal.find(sender=ALICE, limit=20)  # type: ignore[union-attr]
+            assert sum(r.abandoned for r in rows) == 1
+            await asyncio.sleep(0.2)
+            assert len(sink.messages) == 11
         finally:
             await service.stop(timeout=5)
 

@@ -38,11 +38,11 @@ class _Relay:
     def may_send_as(self, principal: str, address: str) -> bool:
         return True
 
-    async def process(self, tx: Transaction, receipt: object = None) -> str:
+    async def process(self, tx: Transaction, receipt: object = None, gone: object = None) -> str:
         self.txs.append(tx)
         return "250 2.0.0 OK"
 
-    def answered(self, key: object, decision_id: str) -> None:
+    def abandoned(self, key: object, decision_id: str) -> None:
         pass
 
 

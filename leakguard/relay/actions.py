@@ -182,7 +182,9 @@ class Relay:
         # that spares the journal lookup for mail no worker sent on (relay/sent_filter.py)
         self.sent_filter: SentFilter | None = None
         # retry key -> the transaction being decided and carried out (``process``)
-        self._in_flight: dict[tuple[str, ...], asyncio.Task[str]] = {}
+        self._in_flight: dict[tuple[str, ...], tuple[asyncio.Task[str], Callable[[], bool]]] = {}
+        # the decision id of mail recently sent on, by retry key (for the session's receipt)
+        self._sent_ids: dict[tuple[str, ...], str] = {}
         self.reports: ReportHandler | None = None  # the report address (issue 9)
 
     @property
@@ -215,19 +217,26 @@ class Relay:
     # ------------------------------------------------------------------ the transaction
 
     async def process(
-        self, tx: Transaction, receipt: list[tuple[tuple[str, ...], str]] | None = None
+        self,
+        tx: Transaction,
+        receipt: list[tuple[tuple[str, ...], str]] | None = None,
+        gone: Callable[[], bool] | None = None,
     ) -> str:
         """The reply to one transaction. ``receipt``: when the mail was sent on, gets its
-        retry key and decision id, for ``answered`` once the client has read the reply."""
+        retry key and decision id, for ``abandoned`` if the connection ends before the
+        client shows it read the reply. ``gone``: whether this client's connection has
+        ended (only then may a retry join this transaction while it is still in flight)."""
         keys: list[tuple[str, ...]] = []
-        reply = await self._process(tx, keys)
+        reply = await self._process(tx, keys, gone)
         if receipt is not None and reply.startswith("2") and keys:
-            hit = self._sent_recently.get(keys[0])
-            if hit is not None:
-                receipt.append((keys[0], hit[1]))
+            sent = self._sent_ids.get(keys[0])
+            if sent is not None:
+                receipt.append((keys[0], sent))
         return reply
 
-    async def _process(self, tx: Transaction, keys: list[tuple[str, ...]]) -> str:
+    async def _process(
+        self, tx: Transaction, keys: list[tuple[str, ...]], gone: Callable[[], bool] | None
+    ) -> str:
         loop = asyncio.get_running_loop()
         start = loop.time()
         normal = list(tx.rcpts)
@@ -297,7 +306,10 @@ class Relay:
         # transaction again while the first is still being decided or stored: the retry
         # waits for the first one's answer instead of making a second hold or delivery.
         key = self._retry_key(tx, normal, client_digest)
-        running = self._in_flight.get(key)
+        first = self._in_flight.get(key)
+        # a retry only when the first try's client is gone (it gave up waiting): two clients
+        # both connected and sending the same bytes at once are two mails
+        running = first[0] if first is not None and first[1]() else None
         if running is not None:
             self.metrics.messages.labels("retry").inc()
             self.log.info("retry_joined", sender=tx.mail_from, peer=tx.peer, recipients=len(normal))
@@ -308,8 +320,14 @@ class Relay:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        self._in_flight[key] = task
-        task.add_done_callback(lambda _t: self._in_flight.pop(key, None))
+        self._in_flight[key] = (task, gone or (lambda: False))
+        task.add_done_callback(
+            lambda t: (
+                self._in_flight.pop(key, None)
+                if self._in_flight.get(key, (None,))[0] is t
+                else None
+            )
+        )
         return await asyncio.shield(task)
 
     async def _decide_and_execute(
@@ -380,29 +398,33 @@ class Relay:
     def _retry_key(tx: Transaction, rcpts: Sequence[str], digest: str) -> tuple[str, ...]:
         return (digest, tx.mail_from.lower(), *sorted(r.lower() for r in rcpts))
 
-    def answered(self, key: tuple[str, ...], decision_id: str) -> None:
-        """The client read the reply to ``decision_id`` (it sent another command on the same
-        connection after it). A later transaction with the same bytes and envelope is then
-        new mail (an alert sent twice, a form submitted twice), not a retry of a
-        transaction whose answer was lost: forget it here and mark its journal row."""
-        hit = self._sent_recently.get(key)
-        if hit is not None and hit[1] == decision_id:
-            del self._sent_recently[key]
+    def abandoned(self, key: tuple[str, ...], decision_id: str) -> None:
+        """The connection of ``decision_id``'s client ended after its 250 and before any
+        other command: the client may not have read the reply and may send the same
+        transaction again. Only such transactions are recognised as retried (in memory, in
+        the filter the workers share, and on the journal row for other workers and nodes);
+        a client that went on after the 250 read it, and the same bytes sent again later
+        (an alert, a form submitted twice) are new mail."""
+        now = time.monotonic()
+        recent = self._sent_recently
+        recent[key] = (now, decision_id)
+        if self.sent_filter is not None:
+            self.sent_filter.add(key)
         if self.journal is not None:
-            self.journal.answered(decision_id)
+            self.journal.abandoned(decision_id)
+        window = self.settings.retry_window
+        while recent and (len(recent) > 20000 or next(iter(recent.values()))[0] < now - window):
+            recent.pop(next(iter(recent)))
 
     def _remember_sent(
         self, tx: Transaction, rcpts: Sequence[str], digest: str, reply: str, decision_id: str
     ) -> None:
-        now = time.monotonic()
-        recent = self._sent_recently
         key = self._retry_key(tx, rcpts, digest)
-        recent[key] = (now, decision_id)
-        if self.sent_filter is not None:
-            self.sent_filter.add(key)
-        window = self.settings.retry_window
-        while recent and (len(recent) > 20000 or next(iter(recent.values()))[0] < now - window):
-            recent.pop(next(iter(recent)))
+        ids = self._sent_ids
+        ids.pop(key, None)
+        ids[key] = decision_id
+        while len(ids) > 20000:
+            ids.pop(next(iter(ids)))
 
     async def _sent_before(
         self, tx: Transaction, rcpts: Sequence[str], client_digest: str, digest: str
@@ -443,7 +465,7 @@ class Relay:
                 rows = []
             for row in rows:
                 if (
-                    not row.answered
+                    row.abandoned
                     and row.outcome in ("sent", "sent_bcc")
                     and sorted(r.lower() for r in row.rcpts) == want
                 ):

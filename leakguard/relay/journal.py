@@ -118,9 +118,10 @@ class JournalWriter:
         self._task: asyncio.Task[None] | None = None
         self._builds: set[asyncio.Future[Any]] = set()
         self._pruned_at = 0.0
-        # decisions whose client read the reply: marked on their row (``answered``)
-        self._answered_early: set[str] = set()  # before the row was built
-        self._answered_written: list[str] = []  # after it was written: one UPDATE per flush
+        # decisions whose client's connection ended before it showed it read the reply:
+        # marked on their row (``abandoned``: a retry of them is recognised)
+        self._abandoned_early: set[str] = set()  # before the row was built
+        self._abandoned_written: list[str] = []  # after it was written: one UPDATE per flush
         self._written: OrderedDict[str, None] = OrderedDict()  # recent ids written
         self._writing: set[str] = set()  # ids of the batch being written now
 
@@ -210,9 +211,9 @@ class JournalWriter:
                 self.on_error("build")
                 return
             entry, kept = f.result()
-            if entry.id in self._answered_early:
-                self._answered_early.discard(entry.id)
-                entry = replace(entry, answered=True)
+            if entry.id in self._abandoned_early:
+                self._abandoned_early.discard(entry.id)
+                entry = replace(entry, abandoned=True)
             self._pending.append((entry, kept))
             if kept is not None and kept.sealed is not None:
                 self._pending_bytes += len(kept.sealed)
@@ -221,32 +222,32 @@ class JournalWriter:
 
         fut.add_done_callback(done)
 
-    def answered(self, decision_id: str) -> None:
-        """The client read the reply to this decision (it sent another command on the same
-        connection): its row says so, and a later identical transaction is new mail rather
-        than a retry. Never raises, never waits."""
+    def abandoned(self, decision_id: str) -> None:
+        """This decision's client left without showing it read the reply (``Relay.abandoned``):
+        its row says so, for other workers and nodes asking whether a transaction is a
+        retry. Never raises, never waits."""
         for i, (entry, kept) in enumerate(self._pending):
             if entry.id == decision_id:
-                self._pending[i] = (replace(entry, answered=True), kept)
+                self._pending[i] = (replace(entry, abandoned=True), kept)
                 return
         if decision_id in self._written or decision_id in self._writing:
             # (a batch being written: the update runs after it, in the same flush loop)
-            self._answered_written.append(decision_id)
+            self._abandoned_written.append(decision_id)
             if self._task is None or self._task.done():
                 self._task = asyncio.ensure_future(self._flush())
-        elif len(self._answered_early) < 100_000:
-            self._answered_early.add(decision_id)  # its row is still being built
+        elif len(self._abandoned_early) < 100_000:
+            self._abandoned_early.add(decision_id)  # its row is still being built
 
     async def _flush(self) -> None:
-        while self._pending or self._answered_written:
-            if self._answered_written:
-                ids = self._answered_written[:1000]
-                self._answered_written = self._answered_written[1000:]
+        while self._pending or self._abandoned_written:
+            if self._abandoned_written:
+                ids = self._abandoned_written[:1000]
+                self._abandoned_written = self._abandoned_written[1000:]
                 try:
-                    await self.store.journal.mark_answered(ids)
+                    await self.store.journal.mark_abandoned(ids)
                 except Exception as exc:
                     self.log.error(
-                        "journal_error", stage="answered", error=repr(exc)[:300], rows=len(ids)
+                        "journal_error", stage="abandoned", error=repr(exc)[:300], rows=len(ids)
                     )
                     self.on_error("write")
                 continue

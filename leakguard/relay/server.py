@@ -162,8 +162,10 @@ class LeakguardSMTP(SMTP):
         self._lg_counted = False
         self._lg_relay = handler.relay
         # (retry key, decision id) of mail sent on whose 250 the client has not yet shown it
-        # read (see _reset_timeout)
+        # read: cleared by the next command (_reset_timeout); left when the connection ends
+        # first, the transaction is one a client may retry (connection_lost)
         self._lg_unanswered: list[tuple[tuple[str, ...], str]] = []
+        self._lg_gone = False  # the connection ended (a retry may join its transaction)
         self._lg_out = bytearray()  # replies not yet written (pipelining)
         self._lg_collect = False  # inside EHLO: gather the lines, write once
         super().__init__(handler, **kwargs)
@@ -237,14 +239,11 @@ class LeakguardSMTP(SMTP):
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         """aiosmtpd calls this before every valid command: a command after a transaction's
-        250 shows the client read that reply, so a later identical transaction is new mail,
-        not a retry (``Relay.answered``). A connection that ends without one leaves the
-        transaction open to retry recognition."""
+        250 shows the client read that reply, so that transaction is finished and the same
+        bytes sent again later are new mail, not a retry."""
         super()._reset_timeout(duration)
         if self._lg_unanswered:
-            done, self._lg_unanswered = self._lg_unanswered, []
-            for key, decision_id in done:
-                self._lg_relay.answered(key, decision_id)
+            self._lg_unanswered = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None and not self._lg_counted:
@@ -256,6 +255,13 @@ class LeakguardSMTP(SMTP):
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
+        self._lg_gone = True
+        if self._lg_unanswered:
+            # the connection ended after a 250 and before any other command: the client
+            # may not have read it and may send the same transaction again (Relay.abandoned)
+            done, self._lg_unanswered = self._lg_unanswered, []
+            for key, decision_id in done:
+                self._lg_relay.abandoned(key, decision_id)
         if self._lg_counted:
             self._lg_counted = False
             self._lg_listener.active -= 1
@@ -581,7 +587,9 @@ class RelayHandler:
             listener=self.listener.name,
         )
         receipt = getattr(server, "_lg_unanswered", None)
-        return await self.relay.process(tx, receipt)
+        return await self.relay.process(
+            tx, receipt, gone=lambda: bool(getattr(server, "_lg_gone", False))
+        )
 
     async def handle_exception(self, error: Exception) -> str:
         self.log.error("smtp_exception", error=repr(error)[:500], listener=self.listener.name)

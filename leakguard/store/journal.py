@@ -70,7 +70,7 @@ class DecisionEntry:
     size: int = 0
     sha256: str = ""
     hold_id: str | None = None
-    answered: bool = False  # the client read the reply (see ``mark_answered``)
+    abandoned: bool = False  # the client left before it showed it read the reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,15 +170,16 @@ class Journal:
             ).first()
         return _decision(r) if r is not None else None
 
-    async def mark_answered(self, ids: Sequence[str]) -> int:
-        """The clients of these decisions read their replies: a later identical transaction
-        is new mail (``Relay._sent_before``). Returns how many rows changed."""
+    async def mark_abandoned(self, ids: Sequence[str]) -> int:
+        """The clients of these decisions left before they showed they read the reply: a
+        repeat within the retry window is a retry (``Relay._sent_before``). Returns how
+        many rows changed."""
         if not ids:
             return 0
         c = t.decisions.c
         async with self._store._tx() as conn:
             res = await conn.execute(
-                sa.update(t.decisions).where(c.id.in_(list(ids))).values(answered=True)
+                sa.update(t.decisions).where(c.id.in_(list(ids))).values(abandoned=True)
             )
         return int(res.rowcount or 0)
 
@@ -494,7 +495,7 @@ def _decision_row(d: DecisionEntry) -> dict[str, Any]:
         "size": d.size,
         "sha256": d.sha256,
         "hold_id": d.hold_id,
-        "answered": d.answered,
+        "abandoned": d.abandoned,
     }
 
 
@@ -519,7 +520,7 @@ def _decision(r: Any) -> DecisionEntry:
         size=r.size or 0,
         sha256=r.sha256 or "",
         hold_id=r.hold_id,
-        answered=bool(getattr(r, "answered", False)),
+        abandoned=bool(getattr(r, "abandoned", False)),
     )
 
 

@@ -199,9 +199,9 @@ decisions = sa.Table(
     # SHA-256 of the bytes as relayed (after Date/Message-ID completion): the retry key
     sa.Column("sha256", sa.String(64), nullable=False, default="", index=True),
     sa.Column("hold_id", sa.String(64), nullable=True, index=True),
-    # the client read the answer (it sent another command on the same connection): a later
-    # transaction with the same bytes and envelope is new mail, not a retry
-    sa.Column("answered", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # the client's connection ended after the 250 and before any other command: it may not
+    # have read the answer, so the same transaction within the retry window is a retry
+    sa.Column("abandoned", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 # What was sent, kept ``retention.days`` (default 30) so that any mail that went out can be

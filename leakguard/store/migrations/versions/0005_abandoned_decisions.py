@@ -1,9 +1,9 @@
-"""Decisions whose client read the reply (issue 11/12: retry recognition).
+"""Decisions whose client left before it showed it read the reply (retry recognition).
 
-A column only: ``decisions.answered``, false for existing rows (they are then treated as
-before: open to retry recognition within the retry window, which has long passed).
+A column only: ``decisions.abandoned``, false for existing rows (their retry window has
+long passed).
 
-Revision ID: 0005_answered_decisions
+Revision ID: 0005_abandoned_decisions
 Revises: 0004_revoked_sessions
 Create Date: 2026-11-30 05:07:09.584598
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_answered_decisions"
+revision: str = "0005_abandoned_decisions"
 down_revision: str | Sequence[str] | None = "0004_revoked_sessions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -24,10 +24,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("answered", sa.Boolean(), server_default=sa.false(), nullable=False)
+            sa.Column("abandoned", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("decisions", schema=None) as batch_op:
-        batch_op.drop_column("answered")
+        batch_op.drop_column("abandoned")
