@@ -48,7 +48,9 @@ def configure_logging(json: bool | None = None, level: str | int = "info") -> No
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # one write per line (print() writes the text and its newline apart: two worker
+        # processes logging at once produced '{...}{...}\n\n', two events on one line)
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     # stdlib loggers of libraries (aiosmtpd, uvicorn, sqlalchemy) go to stderr plainly;
