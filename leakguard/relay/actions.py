@@ -229,7 +229,7 @@ class Relay:
         keys: list[tuple[str, ...]] = []
         reply = await self._process(tx, keys, gone)
         if receipt is not None and reply.startswith("2") and keys:
-            sent = self._sent_ids.get(keys[0])
+            sent = self._sent_ids.pop(keys[0], None)  # only needed until now
             if sent is not None:
                 receipt.append((keys[0], sent))
         return reply
