@@ -337,19 +337,10 @@ class HoldService:
     ) -> None:
         # one commit: a crash between the two used to leave a queued notice without its
         # "sent" record, and the timers sent it again (the fault suite's SIGKILL test)
-        if once:
-            # a notice that goes once per hold and person (the first notices, escalation):
-            # timers on several nodes or workers may both try; the store queues it once
-            await self.store.enqueue_once(
-                raw,
-                self.config.notice_from,
-                [to],
-                kind="notice",
-                hold_id=hold.id,
-                note=f"{note} sent to {to}",
-            )
-            return
-        await self.store.enqueue_delivery(
+        # once: a notice that goes once per hold and person (the first notices,
+        # escalation): timers on several nodes or workers may both try; the store queues it once
+        enqueue = self.store.enqueue_once if once else self.store.enqueue_delivery
+        await enqueue(
             raw,
             self.config.notice_from,
             [to],

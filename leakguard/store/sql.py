@@ -511,17 +511,7 @@ class SqlStore:
                 last_error=last_error,
             )
             if note is not None and hold_id is not None:
-                await conn.execute(
-                    sa.insert(t.transitions).values(
-                        hold_id=hold_id,
-                        at=_now(),
-                        from_state=None,
-                        to_state=None,
-                        actor="system",
-                        via=Via.RELAY.value,
-                        note=note,
-                    )
-                )
+                await _system_note(conn, hold_id, note)
         self._notify()
         return did
 
@@ -556,17 +546,7 @@ class SqlStore:
             if seen is not None:
                 return None
             did = await self._enqueue(conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id)
-            await conn.execute(
-                sa.insert(t.transitions).values(
-                    hold_id=hold_id,
-                    at=_now(),
-                    from_state=None,
-                    to_state=None,
-                    actor="system",
-                    via=Via.RELAY.value,
-                    note=note,
-                )
-            )
+            await _system_note(conn, hold_id, note)
         self._notify()
         return did
 
@@ -932,6 +912,21 @@ class SqlStore:
 
 
 # ---------------------------------------------------------------------- row mapping
+
+
+async def _system_note(conn: AsyncConnection, hold_id: str, note: str) -> None:
+    """A timeline note without a state change (what was sent, to whom)."""
+    await conn.execute(
+        sa.insert(t.transitions).values(
+            hold_id=hold_id,
+            at=_now(),
+            from_state=None,
+            to_state=None,
+            actor="system",
+            via=Via.RELAY.value,
+            note=note,
+        )
+    )
 
 
 def _fenced(delivery_id: int, worker: str | None) -> Any:
