@@ -1,27 +1,24 @@
 """Issue 11, the SMTP front's own costs: PIPELINING (RFC 2920) with replies written
-together, the EHLO reply in one write, the fast address parser (same result as
-aiosmtpd's), and ``inspect.getmembers`` looked up once per class."""
+together, the EHLO reply in one write, and the address parser (same result as aiosmtpd's)."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiosmtpd.smtp
 import pytest
 from aiosmtpd.smtp import SMTP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leakguard.metrics import Metrics
-from leakguard.relay import server as relay_server
 from leakguard.relay.actions import Transaction
 from leakguard.relay.auth import Throttle
-from leakguard.relay.server import LeakguardSMTP, ListenerSpec, RelayHandler, start_listener
+from leakguard.relay.server import LeakguardSMTP, ListenerSpec, start_listener
+from leakguard.relay.smtpd import ServerSettings, SmtpServerProtocol
 
 
 class _Log:
@@ -198,8 +195,8 @@ def _slow(arg: str) -> tuple[str | None, str | None]:
 
 
 def _fast(arg: str, limit: int = 0) -> tuple[str | None, str | None]:
-    proto = object.__new__(LeakguardSMTP)
-    proto.local_part_limit = limit
+    proto = object.__new__(SmtpServerProtocol)
+    proto.settings = ServerSettings(hostname="relay.test", local_part_limit=limit)
     return proto._getaddr(arg)
 
 
@@ -264,28 +261,3 @@ def test_fast_address_parser_on_known_cases(arg: str) -> None:
 def test_fast_address_parser_keeps_the_local_part_limit() -> None:
     assert _fast("<abcdef@x.jp>", limit=5) == (None, None)
     assert _fast("<abcde@x.jp>", limit=5) == ("abcde@x.jp", "")
-
-
-# ---------------------------------------------------------------------- getmembers
-
-
-def test_getmembers_is_looked_up_once_per_class() -> None:
-    shim = getattr(aiosmtpd.smtp, "inspect")
-    assert isinstance(shim, relay_server._MembersCache)
-    handler = RelayHandler(
-        _Relay(),  # type: ignore[arg-type]
-        relay_server.ListenerRuntime("plain", "plain", []),
-        authenticator=None,
-        throttle=Throttle(),
-        metrics=Metrics(),
-        max_recipients=10,
-        log=_Log(),
-    )
-    for obj in (LeakguardSMTP(handler), handler):
-        want = [(n, m) for n, m in inspect.getmembers(obj) if n.startswith("auth_")]
-        assert shim.getmembers(obj) == want
-        assert shim.getmembers(obj) == want  # from the cache
-    proto = LeakguardSMTP(handler)
-    assert sorted(proto._auth_methods) == ["LOGIN", "PLAIN"]
-    assert proto._auth_methods["PLAIN"].method == handler.auth_PLAIN
-    assert shim.signature is inspect.signature

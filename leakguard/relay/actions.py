@@ -104,6 +104,16 @@ class Transaction:
 
 
 @dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A transaction's bytes as relayed (header completed) and the hashes of the client's
+    bytes and of those."""
+
+    client_digest: str
+    raw: bytes
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
 class RelaySettings:
     language: str = "ja"
     check_from_header: bool = True
@@ -266,36 +276,32 @@ class Relay:
                         raw=tx.raw, mail_from=tx.mail_from, rcpts=cmd, auth_user=tx.auth_principal
                     )
                 )
-        # One reading of the header for everyone: a header section that other software would
-        # split differently (bare CR, NUL) is refused before any check reads it.
-        bad_header = await loop.run_in_executor(
-            self._decide_pool, replies.header_section_problem, tx.raw
-        )
-        if bad_header is not None:
+        # One step off the event loop (one thread hand-off, issue 11) for what reads the
+        # hostile header section before the decision: one reading of the header for everyone
+        # (a header section that other software would split differently, bare CR or NUL, is
+        # refused before any check reads it), the From:/Sender: ownership check of an
+        # authenticated submission, and the completed header and the hashes of the bytes.
+        prep = await loop.run_in_executor(self._decide_pool, self._prepare, tx)
+        if isinstance(prep, tuple) and prep[0] == "header":
             self.metrics.messages.labels("refused").inc()
             self.metrics.smtp_replies.labels("5xx").inc()
-            self.log.info("header_refused", sender=tx.mail_from, peer=tx.peer, reply=bad_header)
-            return bad_header
-        if tx.authenticated and self.settings.check_from_header and tx.auth_user:
-            # Reads hostile header content: off the event loop, in the decisions' pool.
-            refused = await loop.run_in_executor(self._decide_pool, self.check_author, tx)
-            if refused is not None:
-                self.metrics.messages.labels("refused").inc()
-                self.metrics.smtp_replies.labels(refused[:1] + "xx").inc()
-                self.log.info(
-                    "from_refused",
-                    auth_user=tx.auth_user,
-                    sender=tx.mail_from,
-                    peer=tx.peer,
-                    listener=tx.listener,
-                    reply=refused[:200],
-                )
-                return refused
-        # reads the header section (hostile: 250,000 folded lines) and hashes the bytes: off
-        # the event loop, in one step
-        client_digest, raw, digest = await loop.run_in_executor(
-            self._decide_pool, self._complete_and_hash, tx.raw
-        )
+            self.log.info("header_refused", sender=tx.mail_from, peer=tx.peer, reply=prep[1])
+            return prep[1]
+        if isinstance(prep, tuple) and prep[0] == "from":
+            refused = prep[1]
+            self.metrics.messages.labels("refused").inc()
+            self.metrics.smtp_replies.labels(refused[:1] + "xx").inc()
+            self.log.info(
+                "from_refused",
+                auth_user=tx.auth_user,
+                sender=tx.mail_from,
+                peer=tx.peer,
+                listener=tx.listener,
+                reply=refused[:200],
+            )
+            return refused
+        assert isinstance(prep, _Prepared)
+        client_digest, raw, digest = prep.client_digest, prep.raw, prep.digest
         if raw is not tx.raw:
             tx = dataclasses.replace(tx, raw=raw)
         keys.append(self._retry_key(tx, normal, client_digest))
@@ -385,6 +391,19 @@ class Relay:
         return reply
 
     # ------------------------------------------------------------------ retries
+
+    def _prepare(self, tx: Transaction) -> _Prepared | tuple[str, str]:
+        """Runs in the decisions' pool: ("header", refusal), ("from", refusal), or the bytes
+        as relayed and their hashes."""
+        bad_header = replies.header_section_problem(tx.raw)
+        if bad_header is not None:
+            return "header", bad_header
+        if tx.authenticated and self.settings.check_from_header and tx.auth_user:
+            refused = self.check_author(tx)
+            if refused is not None:
+                return "from", refused
+        client_digest, raw, digest = self._complete_and_hash(tx.raw)
+        return _Prepared(client_digest, raw, digest)
 
     def _complete_and_hash(self, raw: bytes) -> tuple[str, bytes, str]:
         """(hash of the client's bytes, the bytes as relayed, their hash)."""

@@ -1,9 +1,12 @@
 """Writing the decision journal and retained mail (issue 9) beside each transaction.
 
 The relay hands every decided message to ``JournalWriter.submit`` after it answered the
-client. Building the row (masking the evidence, redacting the subject, hashing, sealing the
-bytes with AES-GCM) runs in a worker thread; rows are written in batches by one background
-task, so the journal costs the SMTP transaction neither a commit nor CPU on the event loop.
+client. One background task gathers what was submitted for up to ``linger`` seconds (or
+``batch`` rows), builds the rows (masking the evidence, redacting the subject, hashing,
+sealing the bytes with AES-GCM) in one worker-thread call, and writes them in one
+transaction, so the journal costs the SMTP transaction neither a commit nor CPU on the
+event loop, and one connection sending mail after mail (issue 11: one session) costs one
+thread hand-off and one commit per batch instead of per mail.
 
 The journal is the officer's record, not the mail: the 250 never waits for it. A row still
 in memory when the process is killed is lost (the mail itself is safe: sent, or a durable
@@ -14,6 +17,7 @@ hold), which is why holds also keep their own durable history. Memory is bounded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections import OrderedDict
@@ -43,6 +47,7 @@ class JournalSettings:
     buffer_bytes: int = 256 * 1024 * 1024
     batch: int = 200
     prune_interval: float = 3600.0
+    linger: float = 0.1  # seconds a flush waits to gather a batch
 
 
 def outcome_of(action: Action, reply: str) -> str:
@@ -112,11 +117,11 @@ class JournalWriter:
         self.executor = executor
         self.log = log
         self.on_error = on_error
-        self._pending: list[tuple[DecisionEntry, Retained | None]] = []
+        self._queued: list[tuple[dict[str, Any], bool]] = []  # submitted, not yet built
+        self._pending: list[tuple[DecisionEntry, Retained | None]] = []  # built, not written
         self._pending_bytes = 0
-        self._building = 0
         self._task: asyncio.Task[None] | None = None
-        self._builds: set[asyncio.Future[Any]] = set()
+        self._now = asyncio.Event()  # flush at once (``flush``): no lingering
         self._pruned_at = 0.0
         # decisions whose client's connection ended before it showed it read the reply:
         # marked on their row (``abandoned``: a retry of them is recognised)
@@ -183,7 +188,7 @@ class JournalWriter:
     # ------------------------------------------------------------------ submitting
 
     def submit(self, **fields: Any) -> None:
-        """Build (off the loop) and queue one row; never raises, never waits."""
+        """Queue one row (built off the loop, with its batch); never raises, never waits."""
         raw: bytes = fields["raw"]
         retain = self._pending_bytes + len(raw) <= self.settings.buffer_bytes
         if not retain and self.settings.mode == "encrypted":
@@ -193,34 +198,42 @@ class JournalWriter:
             self.on_error("buffer_full")
         if retain:
             self._pending_bytes += len(raw)
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(
-            self.executor, lambda: self.build(retain=retain, at=datetime.now(UTC), **fields)
-        )
-        self._builds.add(fut)
+        fields["at"] = datetime.now(UTC)
+        self._queued.append((fields, retain))
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._flush())
 
-        def done(f: asyncio.Future[tuple[DecisionEntry, Retained | None]]) -> None:
-            self._builds.discard(f)
-            if retain:
-                self._pending_bytes -= len(raw)
-            if f.cancelled():
-                return
-            exc = f.exception()
-            if exc is not None:
-                self.log.error("journal_error", stage="build", error=repr(exc)[:300])
+    def _build_batch(
+        self, batch: list[tuple[dict[str, Any], bool]]
+    ) -> list[tuple[DecisionEntry, Retained | None] | BaseException]:
+        out: list[tuple[DecisionEntry, Retained | None] | BaseException] = []
+        for fields, retain in batch:
+            try:
+                out.append(self.build(retain=retain, **fields))
+            except Exception as exc:  # one bad row never loses the others
+                out.append(exc)
+        return out
+
+    async def _build_queued(self) -> None:
+        """Build every queued row (one worker-thread call) into ``_pending``."""
+        batch, self._queued = self._queued, []
+        loop = asyncio.get_running_loop()
+        try:
+            built = await loop.run_in_executor(self.executor, self._build_batch, batch)
+        finally:
+            self._pending_bytes -= sum(len(f["raw"]) for f, retain in batch if retain)
+        for item in built:
+            if isinstance(item, BaseException):
+                self.log.error("journal_error", stage="build", error=repr(item)[:300])
                 self.on_error("build")
-                return
-            entry, kept = f.result()
+                continue
+            entry, kept = item
             if entry.id in self._abandoned_early:
                 self._abandoned_early.discard(entry.id)
                 entry = replace(entry, abandoned=True)
             self._pending.append((entry, kept))
             if kept is not None and kept.sealed is not None:
                 self._pending_bytes += len(kept.sealed)
-            if self._task is None or self._task.done():
-                self._task = asyncio.ensure_future(self._flush())
-
-        fut.add_done_callback(done)
 
     def abandoned(self, decision_id: str) -> None:
         """This decision's client left without showing it read the reply (``Relay.abandoned``):
@@ -236,10 +249,16 @@ class JournalWriter:
             if self._task is None or self._task.done():
                 self._task = asyncio.ensure_future(self._flush())
         elif len(self._abandoned_early) < 100_000:
-            self._abandoned_early.add(decision_id)  # its row is still being built
+            self._abandoned_early.add(decision_id)  # its row is queued or being built
 
     async def _flush(self) -> None:
-        while self._pending or self._abandoned_written:
+        if len(self._queued) < self.settings.batch and self.settings.linger > 0:
+            with contextlib.suppress(TimeoutError):  # gather a batch, unless asked to flush
+                await asyncio.wait_for(self._now.wait(), self.settings.linger)
+        while self._queued or self._pending or self._abandoned_written:
+            if self._queued and len(self._pending) < self.settings.batch:
+                await self._build_queued()
+                continue
             if self._abandoned_written:
                 ids = self._abandoned_written[:1000]
                 self._abandoned_written = self._abandoned_written[1000:]
@@ -291,13 +310,13 @@ class JournalWriter:
         return kept, rows
 
     async def flush(self) -> None:
-        """Wait until every submitted row is written (tests, shutdown)."""
-        while self._builds or (self._task is not None and not self._task.done()):
-            if self._builds:
-                await asyncio.gather(*list(self._builds), return_exceptions=True)
-                await asyncio.sleep(0)
-            if self._task is not None and not self._task.done():
+        """Write every submitted row now and wait until it is written (tests, shutdown)."""
+        self._now.set()
+        try:
+            while self._task is not None and not self._task.done():
                 await asyncio.shield(self._task)
+        finally:
+            self._now.clear()
 
 
 def department_of(directory_lookup: Callable[[str], Person | None], *who: str | None) -> str:
