@@ -123,10 +123,14 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [p for p in pieces if p]
 
 
-_LINE = st.lists(
-    st.sampled_from([b"text", b".", b"..", b"\n", b"\r", b".\n", b"\n.\n", b"\r.", b" "]),
-    max_size=6,
-).map(b"".join).filter(lambda b: b"\r\n" not in b)  # one line: no CRLF inside
+_LINE = (
+    st.lists(
+        st.sampled_from([b"text", b".", b"..", b"\n", b"\r", b".\n", b"\n.\n", b"\r.", b" "]),
+        max_size=6,
+    )
+    .map(b"".join)
+    .filter(lambda b: b"\r\n" not in b)
+)  # one line: no CRLF inside
 
 
 @settings(max_examples=400, deadline=None)
