@@ -195,13 +195,7 @@ def forkserver_worker(
     preloaded modules' memory is shared copy-on-write. Blocks while the fork server starts
     (about a second, once): call it off the event loop.
     """
-    ctx = multiprocessing.get_context("forkserver")
-    with _preload_lock:
-        from multiprocessing import forkserver
-
-        if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:
-            # "__main__" too: imported once in the fork server, not again in every worker
-            ctx.set_forkserver_preload(["__main__", *preload])
+    ctx = start_forkserver(preload)
     parent, child = socket.socketpair()
     try:
         proc = ctx.Process(target=target, args=(child, *args), daemon=True, name="leakguard-step")
@@ -217,6 +211,23 @@ def forkserver_worker(
     return Worker(proc, conn, wait)
 
 
+def start_forkserver(preload: Sequence[str]) -> multiprocessing.context.ForkServerContext:
+    """Start this process's fork server with ``preload`` imported (if not running yet).
+
+    ``__main__`` is preloaded too, so that it is imported once in the fork server, not in
+    every worker; a program that uses these workers must guard its main code with
+    ``if __name__ == "__main__":``, as ``multiprocessing`` requires.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    with _preload_lock:
+        from multiprocessing import forkserver
+
+        if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:
+            ctx.set_forkserver_preload(["__main__", *preload])
+        forkserver.ensure_running()
+    return ctx
+
+
 def forget_forkserver_after_fork() -> None:
     """In a child of ``os.fork`` (``serve --workers N``): forget a fork server the parent
     started, so that this process starts its own and never shares the parent's workers."""
@@ -228,9 +239,7 @@ def forget_forkserver_after_fork() -> None:
         if alive is not None:
             with contextlib.suppress(OSError):
                 os.close(alive)
-        vars(fs).update(
-            _forkserver_address=None, _forkserver_alive_fd=None, _forkserver_pid=None
-        )
+        vars(fs).update(_forkserver_address=None, _forkserver_alive_fd=None, _forkserver_pid=None)
 
 
 class WorkerPool:
