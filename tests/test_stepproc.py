@@ -134,14 +134,16 @@ async def test_a_memory_bomb_ends_in_budget_exceeded_not_in_the_relay() -> None:
     try:
         p = stepproc.pool(budget.DSN)
         p.hook = stepproc.HOOK_MEMORY
-        with structlog.testing.capture_logs() as logs:
-            with pytest.raises(budget.BudgetExceeded) as info:
-                await stepproc.dsn(
-                    original=MAIL,
-                    sender="tanaka@city.example.lg.jp",
-                    failed={"a@client-one.example.com": Reply(550, "5.1.1 no")},
-                    reporting_host="relay.test",
-                )
+        with (
+            structlog.testing.capture_logs() as logs,
+            pytest.raises(budget.BudgetExceeded) as info,
+        ):
+            await stepproc.dsn(
+                original=MAIL,
+                sender="tanaka@city.example.lg.jp",
+                failed={"a@client-one.example.com": Reply(550, "5.1.1 no")},
+                reporting_host="relay.test",
+            )
         assert info.value.reason == "memory"
         got = metrics.registry.get_sample_value(
             "leakguard_step_budget_exceeded_total", {"step": "dsn", "reason": "memory"}
