@@ -49,25 +49,28 @@ REVIEW_PAGE = "review_page"  # web: message_view of a held mail
 SUMMARY = "summary"  # reading a held mail for its notice's summary (at hold time)
 NOTICE = "notice"  # building notices and alert mails from stored, bounded data
 REPLY = "reply"  # reading a reply command
-BCC_REWRITE = "bcc_rewrite"  # recipients moved to Bcc: the bcc action and release-as-Bcc
+BCC_REWRITE = "bcc_rewrite"  # recipients moved to Bcc: the relay's bcc action
+BCC_RELEASE = "bcc_release"  # the same rewrite of a held mail released as Bcc
 DSN = "dsn"  # a delivery status notification quoting the original's headers
 PASSWORD = "password"  # noqa: S105 (a step name) argon2 checks: SMTP AUTH, admin login
 REPORT = "report"  # incident record: Markdown / PDF, report mail reading
 
 DEFAULT_BUDGETS: dict[str, Budget] = {
-    REVIEW_PAGE: Budget(workers=2, seconds=10.0, backlog=16),
+    REVIEW_PAGE: Budget(workers=2, seconds=10.0, backlog=16),  # processes (stepproc)
     SUMMARY: Budget(workers=2, seconds=10.0, backlog=32),
     NOTICE: Budget(workers=2, seconds=10.0, backlog=64),
-    REPLY: Budget(workers=2, seconds=10.0, backlog=32),
+    REPLY: Budget(workers=1, seconds=10.0, backlog=32),  # processes
     BCC_REWRITE: Budget(workers=2, seconds=15.0, backlog=32),
-    DSN: Budget(workers=2, seconds=10.0, backlog=64),
+    BCC_RELEASE: Budget(workers=1, seconds=15.0, backlog=16),
+    DSN: Budget(workers=1, seconds=10.0, backlog=64),  # processes
     PASSWORD: Budget(workers=2, seconds=5.0, backlog=64),
-    REPORT: Budget(workers=1, seconds=60.0, backlog=8),
+    REPORT: Budget(workers=1, seconds=60.0, backlog=8),  # processes
 }
 
 
 class BudgetExceeded(Exception):
-    """A step ran past its budget (``reason`` "timeout") or its pool was full ("backlog")."""
+    """A step ran past its budget (``reason`` "timeout") or its pool was full ("backlog");
+    for the steps in worker processes (``stepproc``) also "memory", "crash" and "error"."""
 
     def __init__(self, step: str, reason: str, seconds: float) -> None:
         super().__init__(f"{step}: {reason} ({seconds:g} s budget)")
@@ -112,7 +115,7 @@ class StepPool:
                 full = False
                 self._pending += 1
         if full:
-            _exceeded(self.name, "backlog", self.budget.seconds)
+            exceeded(self.name, "backlog", self.budget.seconds)
             raise BudgetExceeded(self.name, "backlog", self.budget.seconds)
         try:
             cfut = self._pool().submit(fn, *args, **kwargs)
@@ -125,7 +128,7 @@ class StepPool:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(cfut), self.budget.seconds)
         except TimeoutError:
-            _exceeded(self.name, "timeout", self.budget.seconds)
+            exceeded(self.name, "timeout", self.budget.seconds)
             raise BudgetExceeded(self.name, "timeout", self.budget.seconds) from None
 
     def shutdown(self) -> None:
@@ -153,9 +156,12 @@ async def run(step: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> 
 
 def configure(step: str, budget: Budget) -> None:
     """Replace ``step``'s budget (tests, and a future configuration section)."""
+    from leakguard import stepproc
+
     old = _pools.pop(step, None)
     if old is not None:
         old.shutdown()
+    stepproc.forget(step)
     DEFAULT_BUDGETS[step] = budget
 
 
@@ -165,14 +171,25 @@ def use_metrics(counter: Any) -> None:
     _counter = counter
 
 
-def _exceeded(step: str, reason: str, seconds: float) -> None:
+def exceeded(step: str, reason: str, seconds: float, *, detail: str = "") -> None:
+    """Count and log one exceeded budget (any thread)."""
     if _counter is not None:
         _counter.labels(step, reason).inc()
-    log.warning("step_budget_exceeded", step=step, reason=reason, budget_seconds=seconds)
+    log.warning(
+        "step_budget_exceeded",
+        step=step,
+        reason=reason,
+        budget_seconds=seconds,
+        **({"detail": detail} if detail else {}),
+    )
 
 
 def shutdown() -> None:
-    """Stop every pool (threads still running a timed-out call finish on their own)."""
+    """Stop every pool (threads still running a timed-out call finish on their own) and
+    the steps' worker processes (``stepproc``; blocking up to a second a busy worker)."""
+    from leakguard import stepproc
+
     for p in list(_pools.values()):
         p.shutdown()
     _pools.clear()
+    stepproc.shutdown()

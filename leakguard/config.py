@@ -381,6 +381,41 @@ class LogConfig(_Model):
     )
 
 
+class StepsConfig(BaseModel):
+    """Memory budgets (``RLIMIT_AS``) of the content steps' worker processes (issue 12)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    review_page_memory_mb: int = Field(
+        default=1024, ge=256, le=65536, description="The review page's view of a held mail (MiB)."
+    )
+    reply_memory_mb: int = Field(
+        default=512, ge=256, le=65536, description="Reading a reply command (MiB)."
+    )
+    report_memory_mb: int = Field(
+        default=1024,
+        ge=256,
+        le=65536,
+        description="Reading a report mail, rendering an incident record as Markdown or PDF (MiB).",
+    )
+    bcc_release_memory_mb: int = Field(
+        default=1024, ge=256, le=65536, description="The Bcc rewrite of a release as Bcc (MiB)."
+    )
+    dsn_memory_mb: int = Field(
+        default=512, ge=256, le=65536, description="Building a DSN from the original (MiB)."
+    )
+
+    def memory_mb(self) -> dict[str, int]:
+        """Step name -> MiB, as ``stepproc.configure`` takes it."""
+        return {
+            "review_page": self.review_page_memory_mb,
+            "reply": self.reply_memory_mb,
+            "report": self.report_memory_mb,
+            "bcc_release": self.bcc_release_memory_mb,
+            "dsn": self.dsn_memory_mb,
+        }
+
+
 class ServiceConfig(_Model):
     hostname: str = Field(default="localhost", description="Name in the SMTP greeting.")
     node_id: str | None = Field(
@@ -417,6 +452,11 @@ class ServiceConfig(_Model):
     extract: ExtractConfig = Field(
         default_factory=ExtractConfig,
         description="Reading attachments' text: worker processes, time and memory budgets.",
+    )
+    steps: StepsConfig = Field(
+        default_factory=lambda: StepsConfig.model_validate({}),
+        description="Worker processes of the content steps off the mail path (review page, "
+        "replies, report mails and records, release as Bcc, DSNs): memory budgets.",
     )
     retention: RetentionConfig = Field(
         default_factory=lambda: RetentionConfig.model_validate({}),

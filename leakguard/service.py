@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from leakguard import budget, sdnotify
+from leakguard import budget, sdnotify, stepproc
 from leakguard.config import (
     ServiceConfig,
     base_url_problem,
@@ -438,6 +438,13 @@ class Service:
         start_extraction = getattr(engine, "start_extraction", None)
         if start_extraction is not None:
             start_extraction()  # worker processes up before the first attachment arrives
+        # the content steps' worker processes (issue 12): this process's own (a worker of
+        # ``serve --workers N`` starts its own fork server here, after the fork); the fork
+        # server starts in the background, the workers of a step on its first use
+        stepproc.configure(cfg.steps.memory_mb())
+        self._tasks.append(
+            asyncio.create_task(asyncio.to_thread(stepproc.start, ()), name="steps-start")
+        )
         store = await open_store(cfg.store_url())
         self.store = store
         private_sqlite_files(cfg.store_url())
@@ -729,6 +736,8 @@ class Service:
         close_engine = getattr(self.engine, "close", None)
         if close_engine is not None:
             close_engine()  # the extraction workers
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(budget.shutdown)  # step pools and their worker processes
         self.log.info("stopped")
 
     async def run(self, ready: Callable[[Service], None] | None = None) -> None:

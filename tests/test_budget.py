@@ -19,7 +19,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 from test_holds_support import Env, do_hold, make_env, parse, queued, text_of, verdict
 
-from leakguard import budget
+from leakguard import budget, stepproc
 from leakguard.delivery import Delivery, DeliverySettings, MemoryTransport, Reply
 from leakguard.holds import service as holds_service
 from leakguard.holds.model import HoldState, Via
@@ -58,7 +58,12 @@ def short_budgets() -> Iterator[None]:
     saved = dict(budget.DEFAULT_BUDGETS)
     for step in saved:
         budget.configure(step, budget.Budget(workers=2, seconds=SHORT, backlog=4))
+    # the steps in worker processes (stepproc): test hooks on, the workers up before the
+    # clock of the first call runs
+    stepproc.configure(test_hooks=True)
+    stepproc.start()
     yield
+    stepproc.configure()
     budget.shutdown()
     budget.DEFAULT_BUDGETS.clear()
     budget.DEFAULT_BUDGETS.update(saved)
@@ -164,11 +169,11 @@ async def test_review_page_past_budget_shows_plain_truncated_view(
 
     path = re.search(r"http://review\.test(/h/[A-Za-z0-9_.\-]+)", text_of(notice))
     assert path
-    monkeypatch.setattr(web_app, "message_view", runaway)
+    stepproc.pool(budget.REVIEW_PAGE).hook = stepproc.HOOK_HANG
     async with _client(env) as c:
         r = await c.get(path.group(1))
         assert r.status_code == 200
-        assert runaway.calls == 1
+        assert stepproc.pool(budget.REVIEW_PAGE).replaced == 1  # killed at the budget
         assert 'id="incomplete"' in r.text and "すべてを表示できませんでした" in r.text
         assert 'id="textview"' in r.text
         assert "9018" in r.text and "1234 5678 9018" not in r.text  # still masked
@@ -223,7 +228,7 @@ async def test_reply_past_budget_is_unclear_and_never_releases(
 
     m = re.search(r"leakguard-hold\+([a-z2-7]{32})@", str(parse(notice)["Reply-To"]))
     assert m
-    monkeypatch.setattr(holds_service, "read_reply", runaway)
+    stepproc.pool(budget.REPLY).hook = stepproc.HOOK_HANG
     res = await env.service.handle_reply(
         raw=b"From: tanaka@city.example.lg.jp\r\nSubject: Re: x\r\n\r\nrelease\r\n",
         mail_from="tanaka@city.example.lg.jp",
@@ -246,7 +251,7 @@ async def test_release_as_bcc_past_budget_is_refused_and_the_hold_stays(
         verdict(offer_bcc=True),
         to=["a@client-one.example.com", "b@client-two.example.net"],
     )
-    monkeypatch.setattr(env.service, "_rewrite_bcc", runaway)
+    stepproc.pool(budget.BCC_RELEASE).hook = stepproc.HOOK_HANG
     out = await env.service.resolve(
         h.id,
         Decision.RELEASE_BCC,
@@ -273,10 +278,10 @@ async def test_release_as_bcc_past_budget_keeps_the_link_usable(
 
     signed = re.search(r"http://review\.test/h/([A-Za-z0-9_.\-]+)", text_of(notice))
     assert signed
-    monkeypatch.setattr(env.service, "_rewrite_bcc", runaway)
+    stepproc.pool(budget.BCC_RELEASE).hook = stepproc.HOOK_CRASH
     out = await env.service.act_on_link(signed.group(1), Decision.RELEASE_BCC)
     assert out.code == "bcc_rewrite_budget"
-    monkeypatch.undo()
+    stepproc.pool(budget.BCC_RELEASE).hook = ""
     out = await env.service.act_on_link(signed.group(1), Decision.DISCARD)
     assert out.ok and out.code == "discarded"
     got = await env.store.get_hold(h.id)
@@ -286,16 +291,7 @@ async def test_release_as_bcc_past_budget_keeps_the_link_usable(
 async def test_dsn_past_budget_is_minimal(
     store: SqlStore, runaway: Runaway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from leakguard.delivery import service as delivery_service
-
-    real = delivery_service.build_dsn
-
-    def slow_with_original(**kw: Any) -> bytes:
-        if kw.get("with_original", True):
-            return runaway(**kw)  # type: ignore[no-any-return]
-        return real(**kw)
-
-    monkeypatch.setattr(delivery_service, "build_dsn", slow_with_original)
+    stepproc.pool(budget.DSN).hook = stepproc.HOOK_MEMORY  # the minimal DSN is built here
     t = MemoryTransport()
     t.refuse = {"bob@partner.example.co.jp": Reply(550, "5.1.1 no such user")}
     d = Delivery(
@@ -347,3 +343,47 @@ async def test_admin_login_past_budget_is_refused(
         assert time.monotonic() - t0 < SHORT + 2.0
         assert r.status_code == 403 and "Wrong user name or password" in r.text
         assert runaway.calls == 1
+
+
+async def test_review_page_html_bomb_is_killed_and_frees_the_review_worker(env: Env) -> None:
+    """End to end through the web page: an HTML bomb held for review runs past the review
+    budget, the page shows the plain, truncated view with the ja/en note, and the worker is
+    killed, so that the next review page (one worker, a backlog of one) is shown in full
+    at once. A thread past its budget ran on and kept the pool full."""
+    budget.configure(budget.REVIEW_PAGE, budget.Budget(workers=1, seconds=0.25, backlog=1))
+    stepproc.configure(test_hooks=True)
+    stepproc.start([budget.REVIEW_PAGE])
+    import re
+
+    from test_holds_support import message_of
+
+    head = (
+        b"From: tanaka@city.example.lg.jp\r\nTo: a@client-one.example.com\r\n"
+        b"Subject: bomb\r\nMIME-Version: 1.0\r\n"
+    )
+    bomb = head + b"Content-Type: text/html\r\n\r\n" + b"<div>" * 800_000 + b"x"  # ~0.5 s
+    await env.service.hold(
+        raw=bomb,
+        verdict=verdict(),
+        message=message_of(
+            bomb, mail_from="tanaka@city.example.lg.jp", rcpts=["a@client-one.example.com"]
+        ),
+        mail_from="tanaka@city.example.lg.jp",
+        rcpts=["a@client-one.example.com"],
+        auth_user=None,
+    )
+    await do_hold(env, body="ふつうの本文です\n")
+    links = [
+        re.search(r"http://review\.test(/h/[A-Za-z0-9_.\-]+)", text_of(n))
+        for _, _, n, _ in await queued(env, "notice")
+    ]
+    assert len(links) == 2 and all(links)
+    p = stepproc.pool(budget.REVIEW_PAGE)
+    async with _client(env) as c:
+        r = await c.get(links[0].group(1))  # type: ignore[union-attr]
+        assert r.status_code == 200
+        assert 'id="incomplete"' in r.text and "すべてを表示できませんでした" in r.text
+        assert p.replaced == 1 and p.pending == 0
+        r = await c.get(links[1].group(1) + "?lang=en")  # type: ignore[union-attr]
+        assert r.status_code == 200
+        assert 'id="incomplete"' not in r.text and "ふつうの本文です" in r.text

@@ -78,6 +78,11 @@ def _raise(*a: object, **kw: object) -> bytes:
     raise UnicodeEncodeError("ascii", "田", 0, 1, "simulated DSN failure")
 
 
+async def _raise_in_worker(**_kw: object) -> bytes:
+    """The DSN step (a worker process since issue 12) failing with an exception."""
+    raise UnicodeEncodeError("ascii", "田", 0, 1, "simulated DSN failure")
+
+
 # ---------------------------------------------------------------------- build_dsn
 
 
@@ -151,6 +156,7 @@ async def test_direct_dsn_failure_never_fails_the_accepted_mail(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(service_mod, "build_dsn", _raise)
+    monkeypatch.setattr(service_mod.stepproc, "dsn", _raise_in_worker)
     t = MemoryTransport()
     t.refuse = {REFUSED: Reply(550, "5.1.1 no such user")}
     log = Log()
@@ -187,6 +193,7 @@ async def test_queued_dsn_failure_does_not_resend(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(service_mod, "build_dsn", _raise)
+    monkeypatch.setattr(service_mod.stepproc, "dsn", _raise_in_worker)
     t = MemoryTransport()
     t.refuse = {REFUSED: Reply(550, "5.1.1 no such user")}
     log = Log()

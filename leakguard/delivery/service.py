@@ -55,7 +55,7 @@ from email.policy import default as default_policy
 from email.utils import getaddresses
 from typing import Any
 
-from leakguard import budget
+from leakguard import budget, stepproc
 from leakguard.delivery.dsn import build_dsn
 from leakguard.delivery.transport import (
     Reply,
@@ -308,15 +308,13 @@ class Delivery:
     async def _build_dsn(
         self, raw: bytes, mail_from: str, failed: Mapping[str, Reply]
     ) -> bytes | None:
-        """The DSN for ``failed``, built in a worker thread (it reads the hostile original);
+        """The DSN for ``failed``, built in a worker process (it reads the hostile original);
         None for a null sender (a DSN itself: never bounced) or when it cannot be built."""
         if not mail_from or not failed:
             return None
         try:
             try:
-                return await budget.run(
-                    budget.DSN,
-                    build_dsn,
+                return await stepproc.dsn(
                     original=raw,
                     sender=mail_from,
                     failed=failed,

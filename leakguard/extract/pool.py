@@ -1,5 +1,6 @@
 """A small pool of extraction worker processes that can be killed and replaced.
 
+Built on ``leakguard.procpool`` (shared with the content steps of ``leakguard.stepproc``):
 ``concurrent.futures.ProcessPoolExecutor`` cannot stop a task that hangs (a parser in an
 endless loop inside C code) and breaks the whole pool when a worker dies. This pool keeps
 one pipe per worker, hands a worker one attachment at a time, and waits on the pipe with
@@ -10,10 +11,8 @@ reported as uninspected: the mail is decided, never lost, and the relay never go
 
 Each worker limits its own address space (``RLIMIT_AS``), so a decompression bomb or a
 parser's runaway allocation ends in ``MemoryError`` (reported as uninspected) or in the
-worker's death, never in the relay's. Workers are started with the ``forkserver`` method
-(``spawn`` where there is none): they share nothing with the relay's memory, and the
-extraction modules are imported once in the fork server, so a replacement starts in
-milliseconds.
+worker's death, never in the relay's. Each worker is a fresh interpreter
+(``python -m leakguard.extract.worker FD``): it shares nothing with the relay's memory.
 
 Bytes go to the worker still transfer-encoded (base64 is 4/3 of the binary, but the relay
 then never holds a decoded copy): the caller passes a ``memoryview`` of the raw mail, which
@@ -22,22 +21,20 @@ then never holds a decoded copy): the caller passes a ``memoryview`` of the raw 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing.connection
-import os
-import queue
-import select
-import socket
-import struct
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from leakguard.extract.formats import Limits, Output
+from leakguard.procpool import (
+    Worker,
+    WorkerPool,
+    interpreter_worker,
+    recv_frame,
+    send_frame,
+)
 from leakguard.types import AttachmentContent, TextSection
 
 # Content types that make a worker misbehave on purpose; honoured only by pools created
@@ -109,63 +106,6 @@ def _str(value: object) -> str:
     return value
 
 
-def _recv_exact(conn: multiprocessing.connection.Connection, n: int, deadline: float) -> bytes:
-    """``n`` bytes from the pipe, never waiting past ``deadline`` (TimeoutError then)."""
-    fd = conn.fileno()
-    buf = bytearray()
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0 or not conn.poll(left):
-            raise TimeoutError("the worker did not finish its answer in time")
-        chunk = os.read(fd, min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return bytes(buf)
-
-
-def send_frame(
-    conn: multiprocessing.connection.Connection, data: bytes | memoryview, deadline: float
-) -> None:
-    """``conn.send_bytes(data)`` that gives up (TimeoutError) at ``deadline``: a worker that
-    stops reading its pipe cannot hold a relay thread either."""
-    view = memoryview(data).cast("B")
-    n = len(view)
-    header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)
-    fd = conn.fileno()
-    waiter = select.poll()  # not select.select: a busy relay has descriptors past 1024
-    waiter.register(fd, select.POLLOUT)
-    os.set_blocking(fd, False)
-    try:
-        for part in (memoryview(header), view):
-            sent = 0
-            while sent < len(part):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("the worker did not read its job in time")
-                try:
-                    sent += os.write(fd, part[sent : sent + (1 << 20)])
-                except BlockingIOError:
-                    waiter.poll(max(1, int(min(left, 1.0) * 1000)))
-    finally:
-        os.set_blocking(fd, True)
-
-
-def recv_frame(
-    conn: multiprocessing.connection.Connection, max_bytes: int, deadline: float
-) -> bytes:
-    """One ``multiprocessing.connection`` frame (``send_bytes`` framing: a big-endian 4-byte
-    length, -1 then an 8-byte length for large ones), read within ``deadline`` and refused
-    (ValueError) over ``max_bytes``: a worker that announces a frame and stalls, or sends a
-    huge one, cannot hold a relay thread or its memory."""
-    (size,) = struct.unpack("!i", _recv_exact(conn, 4, deadline))
-    if size == -1:
-        (size,) = struct.unpack("!Q", _recv_exact(conn, 8, deadline))
-    if size < 0 or size > max_bytes:
-        raise ValueError(f"frame of {size} bytes, over the limit of {max_bytes}")
-    return _recv_exact(conn, size, deadline)
-
-
 def decode_result(
     conn: multiprocessing.connection.Connection,
     limits: Limits,
@@ -203,55 +143,6 @@ def decode_result(
     return out
 
 
-class _Worker:
-    """One worker: ``python -m leakguard.extract.worker`` on one end of a socket pair.
-
-    A fresh interpreter rather than ``multiprocessing.Process``: it shares nothing with the
-    relay (no inherited locks, sockets or memory), and never re-imports the caller's
-    ``__main__`` as the spawn and forkserver methods do.
-    """
-
-    def __init__(self, limits: Limits, memory_bytes: int, test_hooks: bool) -> None:
-        parent, child = socket.socketpair()
-        try:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "leakguard.extract.worker", str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a terminal's Ctrl-C is the parent's business
-                close_fds=True,
-            )
-        finally:
-            child.close()
-        self.conn = multiprocessing.connection.Connection(parent.detach())
-        # settings first: the worker reads them before its first job
-        self.conn.send((limits, memory_bytes, test_hooks))
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def exitcode(self, wait: float) -> int | None:
-        try:
-            return self.proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self) -> None:
-        with contextlib.suppress(Exception):
-            self.proc.kill()
-        with contextlib.suppress(Exception):
-            self.proc.wait(2)
-        with contextlib.suppress(Exception):
-            self.conn.close()
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()  # the worker's recv() ends with EOFError and it exits
-        if self.exitcode(1) is None:
-            self.kill()
-
-
 class ExtractPool:
     """Worker processes reading attachments under a per-message wall-time budget."""
 
@@ -263,35 +154,19 @@ class ExtractPool:
         memory_bytes: int = 1024 * 1024 * 1024,
         test_hooks: bool = False,
     ) -> None:
-        self.size = max(1, workers)
         self.limits = limits or Limits()
         self.memory_bytes = memory_bytes
         self.test_hooks = test_hooks
-        self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._all: set[_Worker] = set()
-        self._lock = threading.Lock()
-        self._closed = False
-        self.replaced = 0  # workers killed or found dead and replaced (for tests and metrics)
-        for _ in range(self.size):
-            self._spawn()
+        settings = (self.limits, memory_bytes, test_hooks)
+        self._pool = WorkerPool(
+            workers, lambda: interpreter_worker("leakguard.extract.worker", settings)
+        )
+        self.size = self._pool.size
 
-    def _spawn(self) -> None:
-        w = _Worker(self.limits, self.memory_bytes, self.test_hooks)
-        with self._lock:
-            if self._closed:
-                w.stop()
-                return
-            self._all.add(w)
-        self._idle.put(w)
-
-    def _retire(self, w: _Worker) -> None:
-        w.kill()
-        with self._lock:
-            self._all.discard(w)
-            closed = self._closed
-            self.replaced += 1
-        if not closed:
-            self._spawn()
+    @property
+    def replaced(self) -> int:
+        """Workers killed or found dead and replaced (for tests and metrics)."""
+        return self._pool.replaced
 
     def run(self, jobs: Sequence[Job], timeout: float) -> list[Output | Failure]:
         """Read ``jobs`` one after another on one worker within ``timeout`` seconds in all.
@@ -301,11 +176,10 @@ class ExtractPool:
         """
         deadline = time.monotonic() + timeout
         results: list[Output | Failure] = []
-        if self._closed:
+        if self._pool.closed:
             return [Failure("extraction is shut down")] * len(jobs)
-        try:
-            w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
+        w = self._pool.acquire(deadline)
+        if w is None:
             return [Failure("no extraction worker free within the time budget")] * len(jobs)
         n_messages = 0
         message_bytes = 0
@@ -315,9 +189,6 @@ class ExtractPool:
                 if left <= 0:
                     results.append(Failure("over the time budget"))
                     continue
-                if w.proc.poll() is not None:  # died while idle (e.g. the OOM killer)
-                    self._retire(w)
-                    w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
                 result = self._one(w, job, left)
                 if isinstance(result, Output) and result.messages:
                     n_messages += len(result.messages)
@@ -326,20 +197,20 @@ class ExtractPool:
                         result = Failure("more mail inside the attachments than the limit")
                 results.append(result)
                 if isinstance(result, Failure) and result.detail.startswith("worker "):
-                    self._retire(w)
-                    try:
-                        w = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
+                    self._pool.retire(w)
+                    nxt = self._pool.acquire(deadline)
+                    if nxt is None:
                         rest = len(jobs) - len(results)
                         results += [Failure("over the time budget")] * rest
                         return results
+                    w = nxt
         except BaseException:
-            self._retire(w)  # a half-finished exchange: this worker's pipe is out of step
+            self._pool.retire(w)  # a half-finished exchange: this worker's pipe is out of step
             raise
-        self._idle.put(w)
+        self._pool.release(w)
         return results
 
-    def _one(self, w: _Worker, job: Job, left: float) -> Output | Failure:
+    def _one(self, w: Worker, job: Job, left: float) -> Output | Failure:
         deadline = time.monotonic() + left
         try:
             w.conn.send((job.name, job.content_type, job.transfer_encoding, job.charset))
@@ -356,13 +227,7 @@ class ExtractPool:
             return Failure(f"worker answered nonsense: {exc}"[:200])
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            workers = list(self._all)
-            self._all.clear()
-        for w in workers:
-            w.stop()
+        self._pool.close()
 
     def pids(self) -> list[int]:
-        with self._lock:
-            return [w.pid for w in self._all]
+        return self._pool.pids()

@@ -20,8 +20,6 @@ import warnings
 
 
 def serve(conn: multiprocessing.connection.Connection) -> None:
-    import resource
-
     from leakguard.extract.formats import Limits, extract
     from leakguard.extract.pool import (
         TEST_CRASH,
@@ -31,12 +29,12 @@ def serve(conn: multiprocessing.connection.Connection) -> None:
         encode_result,
     )
     from leakguard.message.parse import decode_transfer_encoding
+    from leakguard.procpool import set_memory_limit
 
     limits, memory_bytes, test_hooks = conn.recv()
     if not isinstance(limits, Limits):
         return
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    set_memory_limit(memory_bytes)
     while True:
         try:
             name, ctype, cte, charset = conn.recv()

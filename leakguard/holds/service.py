@@ -31,11 +31,11 @@ from email.message import EmailMessage
 
 import structlog
 
-from leakguard import budget
+from leakguard import budget, stepproc
 from leakguard.durations import format_duration, parse_duration
 from leakguard.holds import codec
 from leakguard.holds.commands import Decision as Decision  # re-exported
-from leakguard.holds.commands import Reading, Unclear, read_command, read_reply
+from leakguard.holds.commands import Reading, Unclear, read_command
 from leakguard.holds.config import HoldsConfig
 from leakguard.holds.explain import (
     Explanation,
@@ -718,9 +718,9 @@ class HoldService:
         rcpts: Sequence[str],
         auth_user: str | None,
     ) -> str:
-        # Reading a reply parses hostile content: off the event loop, in a bounded step.
+        # Reading a reply parses hostile content: in a killable worker process, bounded.
         try:
-            reading, msg = await budget.run(budget.REPLY, read_reply, raw)
+            reading, msg = await stepproc.reply(raw)
         except budget.BudgetExceeded:
             # past the budget (issue 12): unclear, never a command; the person is asked back
             reading, msg = Reading(None, Unclear.BUDGET), parse_message(b"")
@@ -919,11 +919,11 @@ class HoldService:
             deliver = (raw, hold.mail_from, hold.rcpts)
         elif decision == Decision.RELEASE_BCC:
             raw = await self.store.get_message(hold.message_sha256)
-            # rewrites hostile header bytes: off the event loop, in its own pool; past the
-            # budget the release is refused and the hold stays (issue 12). Done before the
-            # token is spent, so the same link can still release or discard.
+            # rewrites hostile header bytes: in a killable worker process; past the budget
+            # the release is refused and the hold stays (issue 12). Done before the token
+            # is spent, so the same link can still release or discard.
             try:
-                rewritten = await budget.run(budget.BCC_REWRITE, self._rewrite_bcc, raw)
+                rewritten = await self._rewrite_bcc_bounded(raw)
             except budget.BudgetExceeded:
                 await self.store.record_event(
                     hold.id, actor=actor, via=via, note=f"refused {decision}: rewrite budget"
@@ -981,6 +981,14 @@ class HoldService:
                 ok = False
                 log.exception("hold.hook_failed", hook=name, hold_id=hold_id)
         return ok
+
+    async def _rewrite_bcc_bounded(self, raw: bytes) -> bytes:
+        """The release-as-Bcc rewrite within its budget (``BudgetExceeded`` past it): in a
+        worker process (``stepproc.bcc_release``), or, for a rewrite function given to
+        the service that a worker cannot run, in the Bcc rewrite's thread pool."""
+        if self._bcc_rewrite is None or self._bcc_rewrite is bcc_rewrite:
+            return await stepproc.bcc_release(raw, self.org.internal_domains)
+        return await budget.run(budget.BCC_REWRITE, self._rewrite_bcc, raw)
 
     def _rewrite_bcc(self, raw: bytes) -> bytes:
         # one implementation for the bcc action and for release-as-Bcc

@@ -23,7 +23,7 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import TYPE_CHECKING
 
-from leakguard import budget
+from leakguard import budget, stepproc
 from leakguard.holds.notice import NOTICE_HEADER
 from leakguard.masking import mask_identifiers, redact_text
 from leakguard.officer.texts import t
@@ -203,8 +203,8 @@ async def handle_report_mail(
     service: IncidentService, *, raw: bytes, mail_from: str, auth_user: str | None
 ) -> str:
     """File the report a mail makes and answer the reporter; the SMTP reply line."""
-    try:  # hostile input: the report pool, within its budget (issue 12)
-        reading = await budget.run(budget.REPORT, read_report, raw)
+    try:  # hostile input: a worker process of the report step, within its budget (issue 12)
+        reading = await stepproc.report_mail(raw)
     except budget.BudgetExceeded:  # fail closed: nothing found, the reporter is told so
         reading = ReportReading(automatic=False)
     if reading.automatic or not mail_from:

@@ -50,7 +50,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from leakguard import budget
+from leakguard import budget, stepproc
 from leakguard.durations import parse_duration
 from leakguard.holds.model import HoldRecord, HoldState, Via
 from leakguard.holds.service import ADMIN_ONLY, Decision, HoldService, Outcome
@@ -59,7 +59,7 @@ from leakguard.i18n import normalize_lang
 from leakguard.relay.auth import PEER_SOFT_AFTER, SOFT_MAX_DELAY, Throttle
 from leakguard.relay.users import User, read_users, verify_hash
 from leakguard.web.config import WebConfig
-from leakguard.web.render import MessageView, fallback_view, message_view, wrap_addresses
+from leakguard.web.render import MessageView, fallback_view, wrap_addresses
 from leakguard.web.stats import stats_routes
 
 CSP = (
@@ -95,11 +95,12 @@ def _link_scope(request: Request) -> bytes:
 
 
 async def _message_view(raw: bytes) -> MessageView:
-    """The review page's view of a held mail: hostile content, so off the event loop in
-    the review pool; past its budget, the plain-text truncated view that says the mail
-    could not be fully displayed (issue 12)."""
+    """The review page's view of a held mail: hostile content, so in a killable worker
+    process of the review step (``stepproc``); past its budget (time, memory, a crash),
+    the plain-text truncated view that says the mail could not be fully displayed
+    (issue 12). The worker returns plain data; escaping stays in the page's templates."""
     try:
-        return await budget.run(budget.REVIEW_PAGE, message_view, raw)
+        return await stepproc.review_page(raw)
     except budget.BudgetExceeded:
         return fallback_view(raw)
 

@@ -20,12 +20,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from leakguard import budget
+from leakguard import budget, stepproc
 from leakguard.holds.explain import local_time, zone
 from leakguard.holds.texts import t as hold_t
 from leakguard.masking import redact_text
 from leakguard.officer.incidents import MAX_NOTE, IncidentService, MailRef, ReportRefused
-from leakguard.officer.record import Document, sections, to_markdown, to_pdf
+from leakguard.officer.record import Document, sections
 from leakguard.officer.texts import t as it
 from leakguard.officer.texts import told_words
 from leakguard.store.journal import FOLLOWUPS
@@ -305,13 +305,13 @@ class IncidentPages:
             return self._invalid(request, lang, 404, it("adm.unknown", lang))
         name = f"{inc.id}-{lang}.{fmt}"  # the stored id (I- and base32), never the raw path
         disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
-        # both render mail-derived text (bounded by the journal's limits): off the event
-        # loop, in the report pool within its budget (issue 12)
+        # both render mail-derived text (bounded by the journal's limits): in a worker
+        # process of the report step, within its budget (issue 12)
         try:
             if fmt == "md":
-                md = await budget.run(budget.REPORT, to_markdown, doc)
+                md = await stepproc.report_markdown(doc)
                 return Response(md, media_type="text/markdown; charset=utf-8", headers=disposition)
-            pdf = await budget.run(budget.REPORT, to_pdf, doc)
+            pdf = await stepproc.report_pdf(doc)
         except budget.BudgetExceeded:
             return self._invalid(request, lang, 503, it("adm.render_budget", lang))
         return Response(pdf, media_type="application/pdf", headers=disposition)
