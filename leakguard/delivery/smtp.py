@@ -74,6 +74,15 @@ class PreparedData:
     size: int
 
 
+def _crlf(chunk: bytes) -> bytes:
+    """``LINE_ENDINGS_REGEX.sub(b"\\r\\n", chunk)``; unchanged when every line end is CRLF
+    already (three ``count`` passes instead of a substitution per line, issue 11)."""
+    crlf = chunk.count(b"\r\n")
+    if chunk.count(b"\n") == crlf and chunk.count(b"\r") == crlf:
+        return chunk
+    return LINE_ENDINGS_REGEX.sub(b"\r\n", chunk)
+
+
 def prepare_data(raw: bytes, piece: int = PREPARE_PIECE) -> PreparedData:
     """aiosmtplib's own DATA preparation (``SMTPProtocol.execute_data_command`` and the SIZE
     of ``SMTP.sendmail``), to run in a worker thread.
@@ -89,13 +98,13 @@ def prepare_data(raw: bytes, piece: int = PREPARE_PIECE) -> PreparedData:
         end = raw.find(b"\n", min(start + piece, n) - 1) + 1 if start + piece < n else n
         if end <= 0:  # no LF after this point: the rest is one piece
             end = n
-        chunk = raw[start:end]
-        if end == n:
-            chunk = normalize_message_line_endings(chunk)  # also ends the message with CRLF
-        else:
-            chunk = LINE_ENDINGS_REGEX.sub(b"\r\n", chunk)
+        chunk = _crlf(raw[start:end])
+        if end == n and not chunk.endswith(b"\r\n"):
+            chunk += b"\r\n"  # the message ends with CRLF (normalize_message_line_endings)
         size += len(chunk)
-        out.append(PERIOD_REGEX.sub(b"..", chunk))
+        if chunk.startswith(b".") or b"\n." in chunk:
+            chunk = PERIOD_REGEX.sub(b"..", chunk)
+        out.append(chunk)
         start = end
     if not out:
         out.append(normalize_message_line_endings(b""))
