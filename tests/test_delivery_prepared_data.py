@@ -105,3 +105,30 @@ async def test_transport_sends_prepared_bytes_exactly() -> None:
         assert got[1].data == small.replace(b"\n", b"\r\n")
         assert len(got) == 2  # nothing smuggled
         await t.close()
+
+
+def _outcome(fn: object, arg: str) -> object:
+    try:
+        return fn(arg)  # type: ignore[operator]
+    except Exception as exc:
+        return type(exc)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet='ab.@-_+<> "()\t\r\n,:;[]\\é0', max_size=20),
+        st.from_regex(
+            r"[a-z0-9_+-]{1,5}(\.[a-z0-9_+-]{1,4}){0,2}@[a-z0-9-]{1,5}(\.[a-z]{1,4}){0,2}",
+            fullmatch=True,
+        ),
+    )
+)
+def test_fast_address_quoting_equals_aiosmtplib(address: str) -> None:
+    """Issue 11: plain addresses are quoted without aiosmtplib's parser, with its result."""
+    from aiosmtplib.email import parse_address, quote_address
+
+    from leakguard.delivery.smtp import checked_address, quoted_address
+
+    assert _outcome(checked_address, address) == _outcome(parse_address, address)
+    assert _outcome(quoted_address, address) == _outcome(quote_address, address)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 import time
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import aiosmtplib
-from aiosmtplib.email import parse_address, quote_address
+from aiosmtplib.email import parse_address
 from aiosmtplib.protocol import (
     COMMAND_INJECTION_REGEX,
     LINE_ENDINGS_REGEX,
@@ -109,8 +110,31 @@ def prepare_data(raw: bytes, piece: int = PREPARE_PIECE) -> PreparedData:
     if not out:
         out.append(normalize_message_line_endings(b""))
         size = len(out[0])
-    out.append(b".\r\n")
+    if len(out[-1]) < piece:
+        out[-1] += b".\r\n"  # one write for a small mail, not two
+    else:
+        out.append(b".\r\n")
     return PreparedData(tuple(out), size)
+
+
+# A plain ``local@domain`` of dot-atoms (a conservative ASCII subset): aiosmtplib's
+# ``parse_address`` (``email.utils.parseaddr`` and an injection check, about 30 µs) gives it
+# back unchanged, so it is quoted directly (twice per recipient and mail, issue 11).
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+)
+
+
+def checked_address(address: str) -> str:
+    """``aiosmtplib.email.parse_address``, fast for plain addresses."""
+    if _PLAIN_ADDRESS.fullmatch(address) is not None:
+        return address
+    return parse_address(address)
+
+
+def quoted_address(address: str) -> str:
+    """``aiosmtplib.email.quote_address``, fast for plain addresses."""
+    return f"<{checked_address(address)}>"
 
 
 def _writes_prepared(protocol: object) -> bool:
@@ -214,9 +238,9 @@ class _Client(aiosmtplib.SMTP):
         """``SMTP.sendmail`` with the DATA bytes prepared beforehand (see the module)."""
         options = list(mail_options)
         encoding = "utf-8" if any(o.lower() == "smtputf8" for o in options) else "ascii"
-        parse_address(sender)
+        checked_address(sender)
         for recipient in recipients:
-            parse_address(recipient)
+            checked_address(recipient)
         if self._sendmail_lock is None:
             self._sendmail_lock = asyncio.Lock()
         async with self._sendmail_lock:
@@ -255,10 +279,10 @@ class _Client(aiosmtplib.SMTP):
             raise aiosmtplib.SMTPServerDisconnected("Server not connected")
         commands = [
             b" ".join(
-                [b"MAIL", b"FROM:" + quote_address(sender).encode(encoding)]
+                [b"MAIL", b"FROM:" + quoted_address(sender).encode(encoding)]
                 + [o.encode("ascii") for o in options]
             ),
-            *(b"RCPT TO:" + quote_address(r).encode(encoding) for r in recipients),
+            *(b"RCPT TO:" + quoted_address(r).encode(encoding) for r in recipients),
             b"DATA",
         ]
         for command in commands:
