@@ -71,17 +71,15 @@ class PreparedData:
     the last piece ending in ``CRLF.CRLF``; ``size`` is the RFC 1870 SIZE (the length of
     the CRLF-normalised message, before dot-stuffing)."""
 
-    pieces: tuple[bytes, ...]
+    pieces: tuple[bytes | memoryview, ...]
     size: int
 
 
-def _crlf(chunk: bytes) -> bytes:
-    """``LINE_ENDINGS_REGEX.sub(b"\\r\\n", chunk)``; unchanged when every line end is CRLF
-    already (three ``count`` passes instead of a substitution per line, issue 11)."""
-    crlf = chunk.count(b"\r\n")
-    if chunk.count(b"\n") == crlf and chunk.count(b"\r") == crlf:
-        return chunk
-    return LINE_ENDINGS_REGEX.sub(b"\r\n", chunk)
+def _needs_crlf(raw: bytes, start: int, end: int) -> bool:
+    """Whether ``raw[start:end]`` has a line end other than CRLF (three ``count`` passes,
+    no copy: most mail has none, and then its bytes go out as they are, issue 11)."""
+    crlf = raw.count(b"\r\n", start, end)
+    return raw.count(b"\n", start, end) != crlf or raw.count(b"\r", start, end) != crlf
 
 
 def prepare_data(raw: bytes, piece: int = PREPARE_PIECE) -> PreparedData:
@@ -91,19 +89,32 @@ def prepare_data(raw: bytes, piece: int = PREPARE_PIECE) -> PreparedData:
     Piece by piece: a regular expression holds the GIL until it returns, so one pass over
     32 MB in a thread would still stop the event loop for its whole length. Pieces end just
     after a LF, so no CRLF is split and every piece starts at a line start (where the
-    dot-stuffing pattern ``^\\.`` is anchored, as on the whole message)."""
-    out: list[bytes] = []
+    dot-stuffing pattern ``^\\.`` is anchored, as on the whole message).
+
+    A piece with CRLF line ends and no line starting with a dot is a view of ``raw``, not a
+    copy: the relay then holds one copy of a big mail's bytes on its way upstream, not two
+    (issue 11: peak memory at most three times the message)."""
+    out: list[bytes | memoryview] = []
+    view = memoryview(raw)
     size = 0
     start, n = 0, len(raw)
     while start < n:
         end = raw.find(b"\n", min(start + piece, n) - 1) + 1 if start + piece < n else n
         if end <= 0:  # no LF after this point: the rest is one piece
             end = n
-        chunk = _crlf(raw[start:end])
-        if end == n and not chunk.endswith(b"\r\n"):
-            chunk += b"\r\n"  # the message ends with CRLF (normalize_message_line_endings)
+        chunk: bytes | memoryview
+        if _needs_crlf(raw, start, end) or (end == n and not raw.endswith(b"\r\n")):
+            fixed = LINE_ENDINGS_REGEX.sub(b"\r\n", raw[start:end])
+            if end == n and not fixed.endswith(b"\r\n"):
+                fixed += b"\r\n"  # the message ends with CRLF (normalize_message_line_endings)
+            chunk = fixed
+        else:
+            chunk = view[start:end]
         size += len(chunk)
-        if chunk.startswith(b".") or b"\n." in chunk:
+        if isinstance(chunk, bytes):
+            if chunk.startswith(b".") or b"\n." in chunk:
+                chunk = PERIOD_REGEX.sub(b"..", chunk)
+        elif raw.startswith(b".", start) or raw.find(b"\n.", start, end) >= 0:
             chunk = PERIOD_REGEX.sub(b"..", chunk)
         out.append(chunk)
         start = end
@@ -111,7 +122,7 @@ def prepare_data(raw: bytes, piece: int = PREPARE_PIECE) -> PreparedData:
         out.append(normalize_message_line_endings(b""))
         size = len(out[0])
     if len(out[-1]) < piece:
-        out[-1] += b".\r\n"  # one write for a small mail, not two
+        out[-1] = bytes(out[-1]) + b".\r\n"  # one write for a small mail, not two
     else:
         out.append(b".\r\n")
     return PreparedData(tuple(out), size)
@@ -317,7 +328,7 @@ class _Client(aiosmtplib.SMTP):
         return {e.recipient: aiosmtplib.SMTPResponse(e.code, e.message) for e in refused}
 
     async def _data_prepared(
-        self, pieces: Sequence[bytes], *, started: bool = False
+        self, pieces: Sequence[bytes | memoryview], *, started: bool = False
     ) -> aiosmtplib.SMTPResponse:
         """``SMTPProtocol.execute_data_command`` without the preparation, written in pieces
         (``started``: DATA was pipelined and answered 354 already)."""
