@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leakguard.relay.smtpd import (
+    DataReader,
     Envelope,
     ServerSettings,
     Session,
     SmtpServerProtocol,
-    unstuff,
 )
 
 
@@ -167,13 +167,26 @@ def test_other_line_ends_never_end_data(smuggle: bytes) -> None:
     assert tr.out.count(b"354") == 1
 
 
-@given(st.binary(max_size=200))
-def test_unstuff_is_the_reference(data: bytes) -> None:
-    lines = data.split(b"\r\n")
-    want = b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
-    buf = bytearray(data)
-    unstuff(buf)
-    assert bytes(buf) == want
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.lists(st.integers(0, 400), max_size=6))
+def test_data_reader_matches_the_reference_on_any_bytes(data: bytes, cuts: list[int]) -> None:
+    """Any bytes, cut anywhere: the reader ends where the reference ends, with its message
+    and the same bytes after it."""
+    stream = data + b"\r\n.\r\nafter"
+    want = _reference(stream)
+    assert want is not None
+    first = stream.find(b"\r\n.\r\n")  # the first end (maybe inside ``data``)
+    end = 3 if stream.startswith(b".\r\n") else first + 5
+    reader = DataReader(0)
+    rest = None
+    for piece in _split(stream, cuts):
+        assert rest is None
+        rest = reader.feed(piece)
+        if rest is not None:
+            break
+    assert rest is not None
+    assert reader.message() == want
+    assert stream[end:].startswith(rest)
 
 
 def test_an_empty_message_and_pipelined_transactions_after_it() -> None:

@@ -17,8 +17,9 @@ the transaction), so clients, the handler and the tests see the same server:
   after DATA, AUTH's password check, STARTTLS's handshake) stops the pass; input that
   arrives meanwhile is kept (reading pauses past ``_PAUSE_AT``) and read after the step.
 - DATA ends only at CRLF.CRLF (or ".CRLF" right after the 354): no SMTP smuggling with bare
-  LF or CR. Leading dots are unstuffed in place. Past the size limit the rest is read and
-  thrown away, then 552. A data "line" has no length limit of its own.
+  LF or CR. Leading dots are unstuffed as the data arrives, into one buffer that grows in
+  place (``DataReader``). Past the size limit the rest is read and thrown away, then 552.
+  A data "line" has no length limit of its own.
 - Command lines: ``line_length_limit`` bytes without CRLF and the rest of the line is
   dropped (500), 512 bytes a command as in RFC 5321 (MAIL with ESMTP parameters: more).
 - STARTTLS: anything the client pipelined after it is thrown away (RFC 3207 §5, command
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import re
 import ssl
 from base64 import b64decode, b64encode
@@ -164,24 +166,67 @@ class ServerSettings:
     local_part_limit: int = 0
 
 
-def unstuff(buf: bytearray) -> None:
-    """Remove the leading dot of every line that starts with one (RFC 5321 §4.5.2), in
-    place and in linear time (each later byte moves once)."""
-    write = 0
-    read = 0
-    if buf.startswith(b"."):
-        read = 1
-    n = len(buf)
-    while True:
-        hit = buf.find(b"\r\n.", read)
-        end = n if hit < 0 else hit + 2
-        if write != read:
-            buf[write : write + (end - read)] = buf[read:end]
-        write += end - read
-        if hit < 0:
-            break
-        read = hit + 3  # skip the dot
-    del buf[write:]
+class DataReader:
+    """One DATA section as it arrives: finds its end (CRLF.CRLF, or ".CRLF" as its first
+    line), removes the dot of every line that starts with one (RFC 5321 §4.5.2), and keeps
+    the message in a ``BytesIO``, which grows in place and hands its buffer over at the end:
+    a 25 MB mail is held once while it arrives, not twice (issue 11: peak memory). The last
+    four bytes are held back until the next read shows whether they start the end. Past the
+    size limit the message is dropped and only the end is looked for."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.out = io.BytesIO()
+        self.pending = b""  # at most 4 bytes not yet judged
+        self.size = 0  # bytes of the section taken (dot-stuffed, as the client sent them)
+        self.over = False
+        self.line_start = True  # the next byte taken starts a line
+        self.after_cr = False  # the last byte taken was CR
+
+    def feed(self, chunk: bytes) -> bytes | None:
+        """None while the section goes on; at its end, the bytes that follow it."""
+        joined = self.pending + chunk if self.pending else chunk
+        if self.size == 0 and joined.startswith(b".\r\n"):
+            return joined[3:]  # an empty message
+        hit = joined.find(b"\r\n.\r\n")
+        if hit >= 0:
+            self._take(joined[: hit + 2])
+            self.pending = b""
+            return joined[hit + 5 :]
+        if len(joined) <= 4:
+            self.pending = joined
+            return None
+        self._take(joined[:-4])
+        self.pending = joined[-4:]
+        return None
+
+    def _take(self, seg: bytes) -> None:
+        """Take ``seg`` (at most one read and four bytes: copies here stay small)."""
+        if not seg:
+            return
+        self.size += len(seg)
+        line_start, after_cr = self.line_start, self.after_cr
+        self.line_start = seg[-2:] == b"\r\n" or (after_cr and seg == b"\n")
+        self.after_cr = seg[-1:] == b"\r"
+        if self.over:
+            return
+        if self.limit and self.size > self.limit:
+            self.over = True
+            self.out = io.BytesIO()  # dropped at once; the rest is only read
+            return
+        data = seg
+        if line_start and seg[:1] == b".":
+            data = seg[1:]
+        elif after_cr and seg[:2] == b"\n.":
+            data = b"\n" + seg[2:]
+        if b"\r\n." in data:
+            data = data.replace(b"\r\n.", b"\r\n")
+        self.out.write(data)
+
+    def message(self) -> bytes:
+        """The message (call once, at the end): the buffer itself, not a copy."""
+        out, self.out = self.out, io.BytesIO()
+        return out.getvalue()
 
 
 class SmtpServerProtocol(asyncio.Protocol):
@@ -198,10 +243,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._in = bytearray()
         self._out = bytearray()
         self._state = "cmd"  # proxy | cmd | data | line (AUTH's answer) | busy | closed
-        self._data = bytearray()
-        self._data_scan = 0
-        self._data_size = 0
-        self._data_over = False
+        self._data: DataReader | None = None
         self._skip_line = False  # dropping the rest of an over-long command line
         self._line_waiter: asyncio.Future[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -267,7 +309,7 @@ class SmtpServerProtocol(asyncio.Protocol):
             self._line_waiter.set_exception(ConnectionResetError())
         if self._task is not None and not self._task.done():
             self._task.cancel()  # the relay shields its own work from this
-        self._data = bytearray()
+        self._data = None
         self.on_lost()
 
     def eof_received(self) -> bool | None:
@@ -720,42 +762,24 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._reply("354 End data with <CR><LF>.<CR><LF>")
         self._flush()
         self._state = "data"
-        self._data = bytearray()
-        self._data_scan = 0
-        self._data_size = 0
-        self._data_over = False
+        self._data = DataReader(self.settings.data_size_limit)
 
     def _data_received(self, chunk: bytes) -> None:
-        """Collect DATA up to CRLF.CRLF (or ".CRLF" as its first line); past the size
-        limit keep only the last four bytes, to see the end."""
-        buf = self._data
-        buf += chunk
-        over = self._data_over
-        end = _find_end(buf, self._data_scan, not over)
-        if end is None:
-            limit = self.settings.data_size_limit
-            if not over and limit and len(buf) > limit + 4:
-                self._data_over = over = True
-            if over:
-                del buf[:-4]
-            self._data_scan = max(0, len(buf) - 4)
+        """Feed DATA to its reader; at its end, hand the message over (or 552)."""
+        reader = self._data
+        assert reader is not None
+        rest = reader.feed(chunk)
+        if rest is None:
             return
-        body_end, after = end
-        rest = bytes(buf[after:])
-        del buf[body_end:]
-        limit = self.settings.data_size_limit
-        over = over or bool(limit and len(buf) > limit)
-        self._data = bytearray()
+        self._data = None
         self._in[:0] = rest
-        if over:
+        if reader.over:
             self._reply("552 Error: Too much mail data")
             self.envelope = Envelope()
+            self._state = "busy"
             self._resume()
             return
-        if buf.startswith(b".") or buf.find(b"\r\n.") >= 0:
-            unstuff(buf)
-        content = bytes(buf)
-        del buf
+        content = reader.message()
         self.envelope.content = content
         self.envelope.original_content = content
         self._go(self._finish_data())
@@ -911,18 +935,6 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._greet()
         self._in[:0] = leftover
         self._resume()
-
-
-def _find_end(buf: bytearray, start: int, at_start: bool) -> tuple[int, int] | None:
-    """Where DATA ends in ``buf``: (end of the content, start of what follows), or None.
-    The content keeps its last CRLF. ``start``: a few bytes back from where the previous
-    search stopped; ``at_start``: ``buf`` begins where the data began."""
-    if at_start and buf.startswith(b".\r\n"):
-        return 0, 3
-    hit = buf.find(b"\r\n.\r\n", start)
-    if hit < 0:
-        return None
-    return hit + 2, hit + 5
 
 
 _COMMANDS: dict[str, Callable[[SmtpServerProtocol, str | None], None]] = {
