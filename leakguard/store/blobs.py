@@ -8,12 +8,12 @@ the record (a transient copy).
 Instead the row is inserted with ``zeroblob(n)`` and the bytes are then written through
 SQLite's incremental blob I/O in 1 MiB pieces, in the same transaction: the commit (and its
 fsync) covers them exactly as it covered the plain insert, so durability is unchanged.
-SQLite keeps a zeroblob unexpanded only when no column stored after it has data; ``raw``
-and ``sealed`` are followed by columns that do, so today the record is still built in
-memory once (measured: the insert's peak is the same, the bound copy left behind is gone).
-With the blob column stored last the insert costs a page cache, not the mail
-(docs/design-notes.md, "Memory"). Other databases, small blobs, and a driver without the
-hooks used here keep the plain insert.
+SQLite keeps a zeroblob unexpanded only when no column stored after it has data, so
+``retained_mail.sealed`` is stored last (migration 0006): that insert costs a page cache,
+not a record of the mail's size built in memory (docs/design-notes.md, "Memory").
+``messages.raw`` (held mail) is not last: the table cannot be rebuilt inside a migration's
+transaction while ``holds`` refers to it, so its record is still built once. Other
+databases, small blobs, and a driver without the hooks used here keep the plain insert.
 """
 
 from __future__ import annotations

@@ -214,8 +214,9 @@ retained_mail = sa.Table(
     sa.Column("mode", sa.String(16), nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
-    sa.Column("sealed", sa.LargeBinary, nullable=True),
     sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    # stored last: a big mail is inserted as zeroblob and streamed in (store/blobs.py)
+    sa.Column("sealed", sa.LargeBinary, nullable=True),
 )
 
 # Incidents (issue 9): a reported mistake (``kind = report``) or a near miss the officer is
