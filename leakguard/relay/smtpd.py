@@ -784,6 +784,11 @@ class SmtpServerProtocol(asyncio.Protocol):
     async def _start_tls(self) -> None:
         assert self.transport is not None and self.settings.tls_context is not None
         self._flush()
+        # RFC 3207 §5: plain text sent before the handshake never counts. ``start_tls``
+        # takes the transport over before its first await, so from here on ``_in`` only
+        # gets what came through TLS: a command the client sends the moment its handshake
+        # is done can arrive before ``start_tls`` returns, and must be kept.
+        self._in.clear()
         try:
             transport = await self.loop.start_tls(
                 self.transport, self, self.settings.tls_context, server_side=True
@@ -797,7 +802,6 @@ class SmtpServerProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self._tls = True
-        self._in.clear()
         peer = self.session.peer
         self.session = Session(peer=peer, ssl=transport.get_extra_info("ssl_object"))
         self.envelope = Envelope()

@@ -1,0 +1,330 @@
+"""The relay's own SMTP engine (``relay/smtpd.py``, issues 11 and 12) against hostile and
+careless clients: real sockets against ``start_listener`` (plain, submission, smtps and
+PROXY-protocol listeners), plus byte-at-a-time runs through a fake transport."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import trustme
+
+from leakguard.metrics import Metrics
+from leakguard.relay import server as server_mod
+from leakguard.relay.actions import Transaction
+from leakguard.relay.auth import Throttle
+from leakguard.relay.server import ListenerRuntime, ListenerSpec, start_listener
+
+USER, PASSWORD = "alice@city.example.lg.jp", "s3cret-pw"
+BOB = "bob@partner.example.co.jp"
+
+
+class _Log:
+    """Every log call, to check what is (not) logged."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Callable[..., None]:
+        def log(event: str, **kw: Any) -> None:
+            self.records.append((level, event, kw))
+
+        return log
+
+    def text(self) -> str:
+        return repr(self.records)
+
+
+class _Relay:
+    def __init__(self) -> None:
+        self.txs: list[Transaction] = []
+        self.gate: asyncio.Event | None = None  # set: process() waits for it
+        self.started = asyncio.Event()
+        self.fail: Exception | None = None
+        self.cancelled = 0
+
+    def may_send_as(self, principal: str, address: str) -> bool:
+        return address == principal
+
+    async def process(self, tx: Transaction, receipt: object = None, gone: object = None) -> str:
+        self.started.set()
+        if self.fail is not None:
+            raise self.fail
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        self.txs.append(tx)
+        return "250 2.0.0 OK"
+
+    def abandoned(self, key: object, decision_id: str) -> None:
+        pass
+
+
+class _Users:
+    async def authenticate(self, login: str, password: str) -> str | None:
+        return USER if (login, password) == (USER, PASSWORD) else None
+
+    def senders_of(self, principal: str) -> tuple[str, ...]:
+        return (principal,)
+
+
+class Lg:
+    """Listeners of one test, all sharing one fake relay and log."""
+
+    def __init__(self) -> None:
+        self.ca = trustme.CA()
+        cert = self.ca.issue_cert("relay.test")
+        self.server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(self.server_ctx)
+        self.client_ctx = ssl.create_default_context()
+        self.ca.configure_trust(self.client_ctx)
+        self.relay = _Relay()
+        self.log = _Log()
+        self.errors: list[dict[str, Any]] = []
+        self.servers: list[asyncio.Server] = []
+
+    async def listen(
+        self,
+        kind: str = "plain",
+        *,
+        trusted: tuple[str, ...] = ("127.0.0.0/8",),
+        max_connections: int = 100,
+        proxy_trusted: tuple[str, ...] | None = None,
+        data_size_limit: int = 1 << 20,
+        idle_timeout: float = 30,
+    ) -> tuple[int, ListenerRuntime]:
+        spec = ListenerSpec(
+            kind,
+            kind,
+            "127.0.0.1",
+            0,
+            list(trusted),
+            max_connections,
+            proxy_protocol=proxy_trusted is not None,
+            proxy_trusted=list(proxy_trusted or ()),
+        )
+        srv, rt = await start_listener(
+            spec,
+            relay=self.relay,  # type: ignore[arg-type]
+            hostname="relay.test",
+            tls_context=self.server_ctx,
+            authenticator=_Users(),
+            throttle=Throttle(),
+            metrics=Metrics(),
+            log=self.log,
+            data_size_limit=data_size_limit,
+            max_recipients=100,
+            idle_timeout=idle_timeout,
+            line_length_limit=65536,
+        )
+        self.servers.append(srv)
+        return srv.sockets[0].getsockname()[1], rt
+
+
+@pytest.fixture
+async def lg(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Lg]:
+    monkeypatch.setattr(server_mod.RelayHandler, "fail_delay", 0.0)
+    env = Lg()
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, ctx: env.errors.append(ctx))
+    try:
+        yield env
+    finally:
+        for srv in env.servers:
+            srv.close()
+        await asyncio.sleep(0.05)
+        for srv in env.servers:
+            await srv.wait_closed()
+    assert not [r for r in env.log.records if r[0] in ("error", "exception", "critical")]
+    assert not env.errors, env.errors
+
+
+class Client:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.r, self.w = reader, writer
+
+    @classmethod
+    async def open(
+        cls, port: int, *, tls: ssl.SSLContext | None = None, greet: bool = True
+    ) -> Client:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=tls, server_hostname="relay.test" if tls else None
+        )
+        c = cls(reader, writer)
+        if greet:
+            code, _ = await c.reply()
+            assert code == 220
+        return c
+
+    async def reply(self, timeout: float = 5) -> tuple[int, str]:
+        """One whole (multi-line) reply; (0, "") when the connection ended."""
+        lines = []
+        while True:
+            try:
+                line = await asyncio.wait_for(self.r.readline(), timeout)
+            except (ConnectionError, ssl.SSLError):
+                line = b""
+            if not line.endswith(b"\r\n"):
+                return 0, "\n".join(lines)
+            text = line[:-2].decode("utf-8", "replace")
+            lines.append(text)
+            if text[3:4] != "-":
+                return int(text[:3]), "\n".join(lines)
+
+    async def send(self, data: bytes) -> None:
+        self.w.write(data)
+        await self.w.drain()
+
+    async def cmd(self, line: str | bytes) -> tuple[int, str]:
+        await self.send((line.encode() if isinstance(line, str) else line) + b"\r\n")
+        return await self.reply()
+
+    async def code(self, line: str | bytes) -> int:
+        return (await self.cmd(line))[0]
+
+    async def starttls(self, ctx: ssl.SSLContext) -> None:
+        assert await self.code("STARTTLS") == 220
+        await self.w.start_tls(ctx, server_hostname="relay.test")
+
+    async def closed(self, timeout: float = 5) -> bool:
+        """The server ends the connection (with nothing more to read) within ``timeout``."""
+        try:
+            rest = await asyncio.wait_for(self.r.read(), timeout)
+        except (ConnectionError, ssl.SSLError):
+            return True
+        except TimeoutError:
+            return False
+        return rest == b""
+
+    async def close(self) -> None:
+        self.w.close()
+        with contextlib.suppress(Exception):
+            await self.w.wait_closed()
+
+
+def plain_auth(user: str = USER, password: str = PASSWORD) -> str:
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+async def eventually(cond: Callable[[], bool], timeout: float = 3) -> bool:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def submission_tls(lg: Lg, port: int) -> Client:
+    c = await Client.open(port)
+    assert await c.code("EHLO c") == 250
+    await c.starttls(lg.client_ctx)
+    return c
+
+
+Step = Callable[[Client], Awaitable[None]]
+
+
+# ---------------------------------------------------------------------- STARTTLS
+
+
+async def test_submission_allows_only_noop_ehlo_starttls_quit_before_tls(lg: Lg) -> None:
+    port, _ = await lg.listen("submission")
+    c = await Client.open(port)
+    code, ehlo = await c.cmd("EHLO c")
+    assert code == 250 and "STARTTLS" in ehlo and "AUTH" not in ehlo
+    assert await c.code("NOOP") == 250
+    for line in ("HELO c", "MAIL FROM:<a@b.jp>", "RCPT TO:<a@b.jp>", "DATA", "RSET", "HELP"):
+        assert await c.cmd(line) == (530, "530 Must issue a STARTTLS command first")
+    assert await c.code("AUTH PLAIN " + plain_auth()) == 530
+    assert await c.code("QUIT") == 221
+    await c.close()
+
+
+async def test_plaintext_pipelined_after_starttls_is_thrown_away(lg: Lg) -> None:
+    """CVE-2011-0411 class: commands injected in plain text behind STARTTLS must not run
+    inside the TLS session."""
+    port, rt = await lg.listen("submission")
+    c = await Client.open(port)
+    assert await c.code("EHLO c") == 250
+    await c.send(b"STARTTLS\r\nAUTH PLAIN " + plain_auth().encode() + b"\r\nNOOP\r\n")
+    assert (await c.reply())[0] == 220
+    await c.w.start_tls(lg.client_ctx, server_hostname="relay.test")
+    # a fresh session: the injected AUTH never ran, no reply is waiting for us
+    assert await c.cmd("MAIL FROM:<x@y.jp>") == (503, "503 Error: send HELO first")
+    code, ehlo = await c.cmd("EHLO c")
+    assert code == 250 and "STARTTLS" not in ehlo and "250-AUTH LOGIN PLAIN" in ehlo
+    assert await c.code("MAIL FROM:<x@y.jp>") == 530  # still not authenticated
+    assert await c.cmd("STARTTLS") == (454, "454 TLS not available")
+    await c.close()
+    assert await eventually(lambda: rt.active == 0)
+
+
+async def test_auth_refused_before_tls_where_tls_is_required(lg: Lg) -> None:
+    port, _ = await lg.listen("plain")  # no STARTTLS offered on a plain listener
+    c = await Client.open(port)
+    _code, ehlo = await c.cmd("EHLO c")
+    assert "AUTH" not in ehlo and "STARTTLS" not in ehlo
+    assert (await c.cmd("AUTH PLAIN " + plain_auth()))[0] == 538
+    assert await c.cmd("STARTTLS") == (454, "454 TLS not available")
+    await c.close()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\x16\x03\x01\x00\x05hello", b"GET / HTTP/1.0\r\n\r\n", b""],
+    ids=["bad-hello", "http", "hangup"],
+)
+async def test_failed_starttls_handshake_ends_the_connection_and_its_count(
+    lg: Lg, garbage: bytes
+) -> None:
+    """A handshake that fails (garbage, or the client hangs up) closes the connection and
+    gives its slot back: otherwise ``max_connections`` such clients lock the listener."""
+    port, rt = await lg.listen("submission", max_connections=2)
+    for _ in range(3):
+        c = await Client.open(port)
+        assert await c.code("EHLO c") == 250
+        assert await c.code("STARTTLS") == 220
+        if garbage:
+            await c.send(garbage)
+        else:
+            c.w.close()
+        assert await c.closed()
+        await c.close()
+        assert await eventually(lambda: rt.active == 0), rt.active
+    ok = await submission_tls(lg, port)
+    assert await ok.code("EHLO c") == 250
+    await ok.close()
+
+
+async def test_smtps_implicit_tls_auth_and_relay(lg: Lg) -> None:
+    port, rt = await lg.listen("smtps")
+    c = await Client.open(port, tls=lg.client_ctx)
+    _code, ehlo = await c.cmd("EHLO c")
+    assert "STARTTLS" not in ehlo and "250-AUTH LOGIN PLAIN" in ehlo
+    assert await c.code(f"MAIL FROM:<{USER}>") == 530
+    assert await c.code("AUTH PLAIN " + plain_auth()) == 235
+    assert await c.code(f"MAIL FROM:<{USER}>") == 250
+    assert await c.code(f"RCPT TO:<{BOB}>") == 250
+    assert await c.code("DATA") == 354
+    assert await c.code(b"Subject: s\r\n\r\nbody\r\n.") == 250
+    assert lg.relay.txs[0].authenticated and lg.relay.txs[0].auth_user == USER
+    await c.close()
+    # a client that never completes the implicit handshake is not counted either
+    _r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"EHLO plaintext\r\n")
+    w.close()
+    assert await eventually(lambda: rt.active == 0)
