@@ -328,3 +328,22 @@ async def test_smtps_implicit_tls_auth_and_relay(lg: Lg) -> None:
     w.write(b"EHLO plaintext\r\n")
     w.close()
     assert await eventually(lambda: rt.active == 0)
+
+
+async def test_starttls_handshake_timeout_closes_and_gives_the_slot_back(
+    lg: Lg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio does not tell the protocol about a connection lost mid-handshake: a client
+    that starts one and stops must still give its listener slot back."""
+    monkeypatch.setattr(asyncio.constants, "SSL_HANDSHAKE_TIMEOUT", 0.3)
+    port, rt = await lg.listen("submission", max_connections=1)
+    c = await Client.open(port)
+    assert await c.code("STARTTLS") == 220
+    await c.send(b"\x16\x03\x01")  # the start of a ClientHello, and then nothing
+    assert await c.closed(3)
+    await c.close()
+    assert await eventually(lambda: rt.active == 0), rt.active
+    assert not rt.peers
+    ok = await Client.open(port)  # the one slot is free again
+    assert await ok.code("NOOP") == 250
+    await ok.close()

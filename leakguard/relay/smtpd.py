@@ -794,10 +794,15 @@ class SmtpServerProtocol(asyncio.Protocol):
                 self.transport, self, self.settings.tls_context, server_side=True
             )
         except Exception:
+            # a handshake that times out (or is aborted) mid-way never reaches our
+            # ``connection_lost`` (asyncio's SSLProtocol tells the app only after the
+            # handshake): end the connection here, or its listener slot is never given back
             if self.transport is not None:
                 self.transport.close()
+            self.connection_lost(None)
             raise ConnectionResetError() from None
         if transport is None:
+            self.connection_lost(None)
             raise ConnectionResetError()
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
