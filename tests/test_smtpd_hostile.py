@@ -347,3 +347,66 @@ async def test_starttls_handshake_timeout_closes_and_gives_the_slot_back(
     ok = await Client.open(port)  # the one slot is free again
     assert await ok.code("NOOP") == 250
     await ok.close()
+
+
+# ---------------------------------------------------------------------- idle timeout
+
+TIMEOUT = 0.5
+
+
+async def test_idle_and_half_sent_data_connections_are_closed_at_the_timeout(lg: Lg) -> None:
+    port, rt = await lg.listen(idle_timeout=TIMEOUT)
+    loop = asyncio.get_running_loop()
+    idle = await Client.open(port)
+    t0 = loop.time()
+    assert await idle.closed(3)
+    assert TIMEOUT * 0.8 < loop.time() - t0 < TIMEOUT + 1
+    half = await Client.open(port)
+    for line in ("EHLO c", "MAIL FROM:<a@x.jp>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await half.cmd(line))[0] in (250, 354)
+    await half.send(b"Subject: half\r\n\r\nand then noth")
+    t0 = loop.time()
+    assert await half.closed(3)
+    assert loop.time() - t0 < TIMEOUT + 1
+    assert await eventually(lambda: rt.active == 0)
+    assert not lg.relay.txs
+
+
+@pytest.mark.parametrize("trickle", [b"N", b"\r\n"], ids=["bytes", "empty-lines"])
+async def test_trickled_bytes_do_not_keep_a_connection_open(lg: Lg, trickle: bytes) -> None:
+    """Slowloris: bytes that never make a valid command (one a while, or empty lines that
+    only get 500s) do not re-arm the idle timer (as with aiosmtpd, which re-armed it on
+    valid commands only): else ``max_connections`` such clients hold the listener."""
+    port, _rt = await lg.listen(idle_timeout=TIMEOUT)
+    c = await Client.open(port)
+    assert await c.code("EHLO c") == 250
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while loop.time() - t0 < TIMEOUT * 4:
+        try:
+            await c.send(trickle)
+        except ConnectionError:
+            break
+        if c.r.at_eof():
+            break
+        await asyncio.sleep(TIMEOUT / 5)
+    assert await c.closed(2)
+    assert loop.time() - t0 < TIMEOUT * 3
+    await c.close()
+
+
+async def test_after_a_slow_step_the_client_gets_the_whole_timeout(lg: Lg) -> None:
+    """A decision longer than the idle timeout: the client then has ``timeout`` for its
+    next command from the reply on, not whatever was left of the timer's last round."""
+    port, _rt = await lg.listen(idle_timeout=TIMEOUT)
+    lg.relay.gate = asyncio.Event()
+    c = await Client.open(port)
+    for line in ("EHLO c", "MAIL FROM:<a@x.jp>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354)
+    await c.send(b"Subject: slow\r\n\r\n.\r\n")
+    await asyncio.sleep(TIMEOUT * 1.5)  # the timer looked at the busy connection once
+    lg.relay.gate.set()
+    assert (await c.reply())[0] == 250
+    await asyncio.sleep(TIMEOUT * 0.6)  # well within the timeout after the reply
+    assert await c.code("NOOP") == 250
+    await c.close()

@@ -25,7 +25,8 @@ the transaction), so clients, the handler and the tests see the same server:
   injection), the session starts afresh on the TLS transport (``loop.start_tls``).
 - AUTH runs the handler's ``auth_<MECH>`` hooks, which may ask ``challenge_auth``.
 - PROXY protocol (v1/v2) headers are read with aiosmtpd's parser before the greeting.
-- One idle timer per connection, re-armed lazily rather than per command.
+- One idle timer per connection, re-armed lazily rather than per command. Idle is measured
+  from the last valid command, DATA read or step's reply (never from stray bytes).
 """
 
 from __future__ import annotations
@@ -332,9 +333,12 @@ class SmtpServerProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ input
 
     def data_received(self, data: bytes) -> None:
-        self._last = self.loop.time()
         state = self._state
         if state == "data":
+            # in DATA every read counts as progress (RFC 5321 §4.5.3.2.5: data block
+            # timeout); elsewhere only a valid command does (``_command``), as in aiosmtpd:
+            # bytes that never make one (slowloris) do not keep a connection open
+            self._last = self.loop.time()
             self._data_received(data)
             return
         if state == "proxy":
@@ -440,6 +444,7 @@ class SmtpServerProtocol(asyncio.Protocol):
                 return
             self._reply(f'500 Error: command "{command}" not recognized')
             return
+        self._last = self.loop.time()
         self.on_command()
         method(self, arg)
 
@@ -461,6 +466,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         except Exception as exc:
             await self._exception_reply(exc)
         self._flush()
+        self._last = self.loop.time()  # the client has its whole timeout from the reply on
         self._resume()
 
     async def _exception_reply(self, exc: Exception) -> None:
