@@ -410,3 +410,166 @@ async def test_after_a_slow_step_the_client_gets_the_whole_timeout(lg: Lg) -> No
     await asyncio.sleep(TIMEOUT * 0.6)  # well within the timeout after the reply
     assert await c.code("NOOP") == 250
     await c.close()
+
+
+# ---------------------------------------------------------------------- parity with aiosmtpd
+
+
+class _SyncHandler:
+    """The same minimal handler for both engines (aiosmtpd's hooks are coroutines)."""
+
+    def __init__(self) -> None:
+        self.mails: list[bytes] = []
+
+    def mail(self, envelope: Any, address: str, options: list[str]) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return f"250 from {address!a}"
+
+    def rcpt(self, envelope: Any, address: str, options: list[str]) -> str:
+        envelope.rcpt_tos.append(address)
+        return f"250 to {address!a}"
+
+    def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, o: Any) -> str:
+        return self.mail(envelope, address, o)
+
+    def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, o: Any) -> str:
+        return self.rcpt(envelope, address, o)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails.append(envelope.content)
+        return "250 done"
+
+    async def handle_PROXY(self, *a: Any) -> bool:
+        return True
+
+    async def handle_exception(self, error: Exception) -> str:
+        return "451 hook failed"
+
+
+class _AsyncHandler(_SyncHandler):
+    async def handle_MAIL(  # type: ignore[override]
+        self, server: Any, session: Any, envelope: Any, address: str, o: Any
+    ) -> str:
+        return self.mail(envelope, address, o)
+
+    async def handle_RCPT(  # type: ignore[override]
+        self, server: Any, session: Any, envelope: Any, address: str, o: Any
+    ) -> str:
+        return self.rcpt(envelope, address, o)
+
+
+PARITY_SCRIPT: list[bytes] = [
+    b"HELP",
+    b"HELP MAIL",
+    b"HELP bogus",
+    b"MAIL FROM:<a@x.jp>",
+    b"RCPT TO:<b@y.jp>",
+    b"DATA",
+    b"HELO",
+    b"HELO client.test",
+    b"HELP MAIL",
+    b"MAIL FROM:<a@x.jp> SIZE=100",
+    b"AUTH PLAIN",
+    b"EHLO",
+    b"EHLO client.test",
+    b"HELP MAIL",
+    b"HELP STARTTLS",
+    b"HELP help",
+    b"VRFY",
+    b"VRFY <a@x.jp>",
+    b"EXPN staff",
+    b"NOOP whatever",
+    b"QUIT now",
+    b"RSET now",
+    b"RCPT TO:<b@y.jp>",
+    b"MAIL",
+    b"MAIL TO:<a@x.jp>",
+    b"MAIL FROM:",
+    b"MAIL FROM:<a@x.jp> BODY=BINARYMIME",
+    b"MAIL FROM:<a@x.jp> SMTPUTF8=yes",
+    b"MAIL FROM:<a@x.jp> SIZE=big",
+    b"MAIL FROM:<a@x.jp> SIZE=99999999999",
+    b"MAIL FROM:<a@x.jp> RET=HDRS",
+    b"MAIL FROM:<a@x.jp> =x",
+    b"MAIL FROM:<a@@x.jp>",
+    b"MAIL FROM:a@x.jp",
+    b"RSET",
+    b"MAIL FROM:<\xe3\x81\x82@x.jp> SMTPUTF8 BODY=8BITMIME",
+    b"MAIL FROM:<c@x.jp>",
+    b"RCPT",
+    b"RCPT TO:<b@y.jp> NOTIFY=NEVER",
+    b"RCPT TO:<\xff\xfe@y.jp>",
+    b"RCPT TO:<b@y.jp> (comment)",
+    b"DATA now",
+    b"DATA",
+    b"..line\r\n.",
+    b"",
+    b"\xe3\x81\x82",
+    b"BDAT 10 LAST",
+    b"MAIL FROM:<a@x.jp> " + b"X" * 600,
+    b"NOOP " + b"x" * 600,
+    b"STARTTLS",
+    b"AUTH",
+    b"QUIT",
+]
+
+
+async def _replies(port: int, script: list[bytes]) -> list[str]:
+    c = await Client.open(port)
+    out = []
+    for line in script:
+        code, text = await c.cmd(line)
+        out.append(text)
+        if code in (0, 221):
+            break
+    await c.close()
+    return out
+
+
+async def test_replies_are_aiosmtpd_s(lg: Lg) -> None:
+    """What a client sees, command by command, is what aiosmtpd answered (EHLO offers the
+    same extensions; aiosmtpd sends a multi-line reply as separate writes)."""
+    from aiosmtpd.smtp import SMTP
+
+    from leakguard.relay.smtpd import ServerSettings, SmtpServerProtocol
+
+    loop = asyncio.get_running_loop()
+    ours, theirs = _SyncHandler(), _AsyncHandler()
+    settings = ServerSettings(hostname="relay.test", data_size_limit=1 << 20)
+    srv1 = await loop.create_server(lambda: SmtpServerProtocol(ours, settings), "127.0.0.1", 0)
+    srv2 = await loop.create_server(
+        lambda: SMTP(
+            theirs,
+            hostname="relay.test",
+            ident="leakguard ESMTP",
+            data_size_limit=1 << 20,
+            enable_SMTPUTF8=True,
+            auth_require_tls=True,
+        ),
+        "127.0.0.1",
+        0,
+    )
+    lg.servers += [srv1, srv2]
+    got = await _replies(srv1.sockets[0].getsockname()[1], PARITY_SCRIPT)
+    want = await _replies(srv2.sockets[0].getsockname()[1], PARITY_SCRIPT)
+    assert len(got) == len(PARITY_SCRIPT)
+    for line, a, b in zip(PARITY_SCRIPT, got, want, strict=True):
+        assert a.replace("\n250-PIPELINING", "") == b, (line, a, b)  # only ours offers it
+    assert ours.mails == theirs.mails == [b".line\r\n"]
+
+
+@pytest.mark.parametrize("addr", ["a@", "0@", '""@'])
+async def test_addresses_that_crashed_aiosmtpd_s_parser_are_malformed(lg: Lg, addr: str) -> None:
+    """aiosmtpd's address parser raises IndexError on these: as a hook error that was a
+    451 (try again) and an error-level log line per command, which anyone, even a client
+    the relay does not trust, could repeat 100000 times a connection."""
+    port, _ = await lg.listen(trusted=("10.0.0.0/8",))
+    c = await Client.open(port)
+    assert await c.code("EHLO c") == 250
+    for line in (f"MAIL FROM:{addr}", f"VRFY {addr}"):
+        assert (await c.cmd(line))[0] in (553, 502), line
+    assert await c.code("MAIL FROM:<a@x.jp>") == 550  # not trusted: never an open relay
+    assert await c.code(f"RCPT TO:{addr}") == 503
+    assert await c.code("NOOP") == 250
+    await c.close()

@@ -499,7 +499,8 @@ class SmtpServerProtocol(asyncio.Protocol):
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address reading: a plain ``<local@domain>`` of dot-atoms is read
-        directly; anything else by ``email._header_value_parser`` (~76 µs a call)."""
+        directly; anything else by ``email._header_value_parser`` (~76 µs a call).
+        (None, None): malformed."""
         if not arg:
             return "", ""
         m = _PLAIN_ANGLE_ADDR.match(arg)
@@ -519,7 +520,9 @@ class SmtpServerProtocol(asyncio.Protocol):
             else:
                 plain, rest = get_addr_spec(arg)
                 spec = plain.addr_spec
-        except HeaderParseError:
+        except (HeaderParseError, IndexError):
+            # IndexError: the stdlib parser's bug on e.g. "a@" (aiosmtpd let it out as a
+            # hook error: 451 and an error log line a command); a malformed address here
             return None, None
         local = spec.rpartition("@")[0]
         if self.settings.local_part_limit and len(local) > self.settings.local_part_limit:
