@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 from leakguard.metrics import Metrics
+from leakguard.relay import replies
 from leakguard.relay import server as server_mod
 from leakguard.relay.actions import Transaction
 from leakguard.relay.auth import Throttle
@@ -573,3 +574,150 @@ async def test_addresses_that_crashed_aiosmtpd_s_parser_are_malformed(lg: Lg, ad
     assert await c.code(f"RCPT TO:{addr}") == 503
     assert await c.code("NOOP") == 250
     await c.close()
+
+
+# ---------------------------------------------------------------------- open relay
+
+
+async def test_never_an_open_relay_on_any_listener(lg: Lg) -> None:
+    untrusted, _ = await lg.listen("plain", trusted=("10.0.0.0/8",))
+    submission, _ = await lg.listen("submission")
+    smtps, _ = await lg.listen("smtps")
+    group = (
+        f"MAIL FROM:<{USER}>\r\nRCPT TO:<{BOB}>\r\nDATA\r\nSubject: x\r\n\r\nspam\r\n.\r\n"
+    ).encode()
+    plain = await Client.open(untrusted)
+    assert await plain.code("EHLO c") == 250
+    await plain.send(group)
+    codes = [(await plain.reply())[0] for _ in range(6)]
+    # MAIL refused; RCPT, DATA need MAIL; the body lines are then unknown commands
+    assert codes[:3] == [550, 503, 503] and all(c >= 500 for c in codes)
+    await plain.close()
+    sub = await submission_tls(lg, submission)
+    tls = await Client.open(smtps, tls=lg.client_ctx)
+    for c in (sub, tls):
+        assert await c.code("EHLO c") == 250
+        await c.send(group)
+        codes = [(await c.reply())[0] for _ in range(3)]
+        assert codes == [530, 530, 530]
+        await c.close()
+    assert not lg.relay.txs
+
+
+async def test_transaction_order_is_enforced(lg: Lg) -> None:
+    port, _ = await lg.listen("plain")
+    c = await Client.open(port)
+    assert await c.cmd("MAIL FROM:<a@x.jp>") == (503, "503 Error: send HELO first")
+    assert await c.cmd("RCPT TO:<b@y.jp>") == (503, "503 Error: send HELO first")
+    assert await c.code("EHLO c") == 250
+    assert await c.cmd("RCPT TO:<b@y.jp>") == (503, "503 Error: need MAIL command")
+    assert await c.cmd("DATA") == (503, "503 Error: need RCPT command")
+    assert await c.code("MAIL FROM:<a@x.jp>") == 250
+    assert await c.cmd("MAIL FROM:<a@x.jp>") == (503, "503 Error: nested MAIL command")
+    assert await c.code("RCPT TO:<b@y.jp>") == 250
+    assert await c.code("RSET") == 250
+    assert await c.cmd("DATA") == (503, "503 Error: need RCPT command")
+    assert await c.code("MAIL FROM:<a@x.jp>") == 250
+    assert await c.code("RCPT TO:<b@y.jp>") == 250
+    assert await c.code("EHLO again") == 250  # EHLO resets the transaction too
+    assert await c.code("DATA") == 503
+    assert await c.code("HELO c") == 250
+    assert await c.code("MAIL FROM:<a@x.jp> BODY=8BITMIME") == 501  # no ESMTP after HELO
+    assert await c.code("AUTH PLAIN " + plain_auth()) == 500
+    _code, ehlo = await c.cmd("EHLO c")
+    assert "CHUNKING" not in ehlo and "BINARYMIME" not in ehlo
+    assert (await c.cmd("BDAT 4 LAST"))[0] == 500
+    await c.close()
+    assert not lg.relay.txs
+
+
+async def test_envelope_addresses_in_utf8_and_invalid_utf8_reach_the_checks(lg: Lg) -> None:
+    port, _ = await lg.listen("plain")
+    c = await Client.open(port)
+    assert await c.code("EHLO c") == 250
+    assert await c.cmd("MAIL FROM:<\xff@x.jp>".encode("latin-1")) == (
+        553,
+        replies.BAD_ADDRESS_BYTES,
+    )
+    assert await c.cmd("MAIL FROM:<あ@x.jp>") == (553, replies.NON_ASCII_ADDRESS)
+    assert await c.code("MAIL FROM:<あ@x.jp> SMTPUTF8") == 250
+    assert await c.cmd(b"RCPT TO:<b\xff@y.jp>") == (553, replies.BAD_ADDRESS_BYTES)
+    assert await c.cmd(b"RCPT TO:<b\x01@y.jp>") == (553, replies.BAD_ADDRESS_BYTES)
+    assert await c.code("RCPT TO:<い@y.jp>") == 250
+    assert await c.code("DATA") == 354
+    assert await c.code(b"Subject: u\r\n\r\nx\r\n.") == 250
+    (tx,) = lg.relay.txs
+    assert tx.smtputf8 and tx.mail_from == "あ@x.jp" and tx.rcpts == ("い@y.jp",)
+    await c.close()
+
+
+# ---------------------------------------------------------------------- AUTH
+
+
+async def test_auth_plain_and_login_in_every_form(lg: Lg) -> None:
+    port, _ = await lg.listen("smtps")
+    ways: list[list[tuple[str, int]]] = [
+        [("AUTH PLAIN " + plain_auth(), 235)],
+        [("AUTH PLAIN", 334), (plain_auth(), 235)],
+        [("AUTH LOGIN", 334), (b64(USER), 334), (b64(PASSWORD), 235)],
+        [("AUTH LOGIN " + b64(USER), 334), (b64(PASSWORD), 235)],
+    ]
+    for way in ways:
+        c = await Client.open(port, tls=lg.client_ctx)
+        assert await c.cmd("AUTH PLAIN " + plain_auth()) == (503, "503 Error: send EHLO first")
+        assert await c.code("EHLO c") == 250
+        for line, want in way:
+            code, text = await c.cmd(line)
+            assert code == want, (line, text)
+        assert await c.cmd("AUTH PLAIN " + plain_auth()) == (503, "503 Already authenticated")
+        assert await c.code(f"MAIL FROM:<{USER}>") == 250
+        await c.close()
+    c = await Client.open(port, tls=lg.client_ctx)
+    assert await c.code("EHLO c") == 250
+    assert await c.cmd("AUTH LOGIN") == (334, "334 VXNlcm5hbWU6")  # "Username:"
+    assert await c.cmd(b64(USER)) == (334, "334 UGFzc3dvcmQ6")  # "Password:"
+    assert await c.cmd("*") == (501, "501 5.7.0 Auth aborted")
+    assert await c.cmd("AUTH PLAIN") == (334, "334 ")
+    assert await c.cmd("not base64!") == (501, "501 5.5.2 Can't decode base64")
+    assert await c.cmd("AUTH PLAIN ====") == (501, "501 5.5.2 Can't decode base64")
+    assert await c.cmd("AUTH PLAIN " + b64("no-nuls")) == (501, "501 5.5.2 Can't split auth value")
+    assert await c.cmd("AUTH CRAM-MD5") == (504, "504 5.5.4 Unrecognized authentication type")
+    assert await c.cmd("AUTH PLAIN a b") == (501, "501 Too many values")
+    assert await c.code(f"MAIL FROM:<{USER}>") == 530
+    await c.close()
+    c = await Client.open(port, tls=lg.client_ctx)
+    assert await c.code("EHLO c") == 250
+    # the answers pipelined behind AUTH LOGIN are read as its answers
+    await c.send(f"AUTH LOGIN\r\n{b64(USER)}\r\n{b64(PASSWORD)}\r\nNOOP\r\n".encode())
+    assert [(await c.reply())[0] for _ in range(4)] == [334, 334, 235, 250]
+    await c.close()
+
+
+async def test_wrong_passwords_535_then_throttled_and_never_logged(
+    lg: Lg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod.RelayHandler, "soft_delay_unit", 0.0)
+    port, _ = await lg.listen("smtps")
+    c = await Client.open(port, tls=lg.client_ctx)
+    assert await c.code("EHLO c") == 250
+    codes = []
+    for i in range(6):  # the AUTH call limit
+        code, _ = await c.cmd("AUTH PLAIN " + plain_auth(password=f"guess-{PASSWORD}-{i}"))
+        codes.append(code)
+    assert codes == [535] * 6
+    assert await c.cmd("AUTH PLAIN " + plain_auth()) == (421, "421 4.7.0 AUTH sent too many times")
+    assert await c.closed()
+    for _ in range(2):
+        c = await Client.open(port, tls=lg.client_ctx)
+        assert await c.code("EHLO c") == 250
+        codes.append(await c.code("AUTH LOGIN " + b64(USER)))
+        codes.append(await c.code(b64("wrong" + PASSWORD)))
+        await c.close()
+    c = await Client.open(port, tls=lg.client_ctx)
+    assert await c.code("EHLO c") == 250
+    # eight failures for this login from this address: even the right password waits
+    assert (await c.cmd("AUTH PLAIN " + plain_auth()))[0] == 454
+    await c.close()
+    logged = lg.log.text()
+    assert "auth_failed" in logged
+    assert PASSWORD not in logged and plain_auth() not in logged and b64(PASSWORD) not in logged
