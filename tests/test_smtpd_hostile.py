@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -721,3 +722,113 @@ async def test_wrong_passwords_535_then_throttled_and_never_logged(
     logged = lg.log.text()
     assert "auth_failed" in logged
     assert PASSWORD not in logged and plain_auth() not in logged and b64(PASSWORD) not in logged
+
+
+# ---------------------------------------------------------------------- PROXY protocol
+
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v1(src: str) -> bytes:
+    return f"PROXY TCP4 {src} 192.0.2.10 40000 25\r\n".encode()
+
+
+def proxy_v2(src: str) -> bytes:
+    body = bytes(int(x) for x in src.split(".")) + bytes([192, 0, 2, 10]) + b"\x9c\x40\x00\x19"
+    return V2_SIGNATURE + b"\x21\x11" + struct.pack("!H", len(body)) + body
+
+
+async def test_proxy_from_an_untrusted_peer_is_cut_off_without_a_greeting(lg: Lg) -> None:
+    port, rt = await lg.listen(proxy_trusted=("192.0.2.0/24",), trusted=("10.1.2.0/24",))
+    c = await Client.open(port, greet=False)
+    await c.send(proxy_v1("10.1.2.3"))
+    assert await c.r.read() == b""
+    await c.close()
+    assert await eventually(lambda: rt.active == 0)
+    assert any(r[1] == "proxy_refused" for r in lg.log.records)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"HELO relay\r\n",
+        b"PROXY TCP4 nonsense\r\n",
+        V2_SIGNATURE + b"\x21\x11\x00\x03abc",
+        b"\x00" * 300,
+    ],
+)
+async def test_a_garbage_proxy_header_closes_without_a_greeting(lg: Lg, header: bytes) -> None:
+    port, rt = await lg.listen(proxy_trusted=("127.0.0.0/8",), trusted=("10.1.2.0/24",))
+    c = await Client.open(port, greet=False)
+    await c.send(header)
+    assert await asyncio.wait_for(c.r.read(), 5) == b""
+    await c.close()
+    assert await eventually(lambda: rt.active == 0)
+
+
+@pytest.mark.parametrize("make", [proxy_v1, proxy_v2], ids=["v1", "v2"])
+async def test_a_proxy_header_split_over_reads_names_the_client(
+    lg: Lg, make: Callable[[str], bytes]
+) -> None:
+    port, _ = await lg.listen(proxy_trusted=("127.0.0.0/8",), trusted=("10.1.2.0/24",))
+    header = make("10.1.2.3")
+    c = await Client.open(port, greet=False)
+    for i in range(0, len(header), 7):
+        await c.send(header[i : i + 7])
+        await asyncio.sleep(0.01)
+    assert (await c.reply())[0] == 220
+    for line in ("EHLO c", "MAIL FROM:<a@x.jp>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354), line
+    assert await c.code(b"Subject: p\r\n\r\n.") == 250
+    assert lg.relay.txs[0].peer == "10.1.2.3"
+    await c.close()
+    # the header and the first commands in one packet
+    c = await Client.open(port, greet=False)
+    await c.send(header + b"EHLO c\r\nMAIL FROM:<a@x.jp>\r\n")
+    assert [(await c.reply())[0] for _ in range(3)] == [220, 250, 250]
+    await c.close()
+
+
+async def test_proxy_header_timeout_even_when_trickled(
+    lg: Lg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod, "PROXY_TIMEOUT", 0.3)
+    port, rt = await lg.listen(proxy_trusted=("127.0.0.0/8",), trusted=("10.1.2.0/24",))
+    loop = asyncio.get_running_loop()
+    silent = await Client.open(port, greet=False)
+    t0 = loop.time()
+    assert await asyncio.wait_for(silent.r.read(), 5) == b""
+    assert loop.time() - t0 < 2
+    slow = await Client.open(port, greet=False)
+    t0 = loop.time()
+    with contextlib.suppress(ConnectionError):
+        for byte in proxy_v1("10.1.2.3")[:-2]:
+            await slow.send(bytes([byte]))
+            await asyncio.sleep(0.05)  # 40 bytes: 2 s in all
+            if slow.r.at_eof():
+                break
+    assert await slow.closed(2)
+    assert loop.time() - t0 < 1.5
+    for c in (silent, slow):
+        await c.close()
+    assert await eventually(lambda: rt.active == 0)
+
+
+async def test_the_proxied_client_stays_after_starttls(lg: Lg) -> None:
+    port, _ = await lg.listen(
+        "submission", proxy_trusted=("127.0.0.0/8",), trusted=("10.1.2.0/24",)
+    )
+    c = await Client.open(port, greet=False)
+    await c.send(proxy_v2("10.1.2.77"))
+    assert (await c.reply())[0] == 220
+    assert await c.code("EHLO c") == 250
+    await c.starttls(lg.client_ctx)
+    assert await c.code("EHLO c") == 250
+    assert await c.code("AUTH PLAIN " + plain_auth()) == 235
+    for line in (f"MAIL FROM:<{USER}>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354), line
+    assert await c.code(b"Subject: p\r\n\r\n.") == 250
+    assert lg.relay.txs[0].peer == "10.1.2.77"
+    await c.close()
+    ok = [r for r in lg.log.records if r[1] == "auth_ok"]
+    assert ok and ok[0][2]["peer"] == "10.1.2.77"
