@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from leakguard.relay import server as server_mod
 from leakguard.relay.actions import Transaction
 from leakguard.relay.auth import Throttle
 from leakguard.relay.server import ListenerRuntime, ListenerSpec, start_listener
+from leakguard.relay.smtpd import _PAUSE_AT
 
 USER, PASSWORD = "alice@city.example.lg.jp", "s3cret-pw"
 BOB = "bob@partner.example.co.jp"
@@ -832,3 +834,171 @@ async def test_the_proxied_client_stays_after_starttls(lg: Lg) -> None:
     await c.close()
     ok = [r for r in lg.log.records if r[1] == "auth_ok"]
     assert ok and ok[0][2]["peer"] == "10.1.2.77"
+
+
+# ---------------------------------------------------------------------- resource abuse
+
+
+def _proto(rt: ListenerRuntime) -> Any:
+    (proto,) = rt.peers
+    return proto
+
+
+async def test_a_long_line_without_end_is_dropped_as_it_comes(lg: Lg) -> None:
+    port, rt = await lg.listen()
+    c = await Client.open(port)
+    biggest = 0
+    for _ in range(40):  # 2.6 MB without a line end
+        await c.send(b"NOOP " + b"x" * 65536)
+        biggest = max(biggest, len(_proto(rt)._in))
+    await c.send(b"\r\nNOOP\r\n")
+    assert await c.cmd("NOOP") == (500, "500 Command line too long")
+    assert [(await c.reply())[0] for _ in range(2)] == [250, 250]
+    assert biggest <= 65536 + 256 * 1024
+    await c.close()
+
+
+async def test_a_client_that_never_reads_replies_is_paused(lg: Lg) -> None:
+    """Commands piped in by a client that never reads a reply: reading pauses, the input
+    and output kept for it stay bounded."""
+    port, rt = await lg.listen()
+    c = await Client.open(port)
+    sock = c.w.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sent = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 3
+    chunk = b"\r\n" * 32768  # empty lines: "500 Error: bad syntax" each, no call limit
+    while loop.time() < end:
+        c.w.write(chunk)
+        try:
+            await asyncio.wait_for(c.w.drain(), 0.3)
+        except TimeoutError:
+            break  # the relay stopped reading
+        sent += len(chunk)
+    else:
+        pytest.fail("the relay kept reading")
+    proto = _proto(rt)
+    assert proto._paused
+    assert len(proto._in) <= _PAUSE_AT + 256 * 1024
+    assert proto.transport.get_write_buffer_size() <= 256 * 1024
+    assert sent > 1 << 20
+    c.w.transport.abort()
+    assert await eventually(lambda: rt.active == 0)
+
+
+async def test_connection_limit_and_draining_421(lg: Lg) -> None:
+    port, rt = await lg.listen(max_connections=2)
+    a, b = await Client.open(port), await Client.open(port)
+    c = await Client.open(port, greet=False)
+    assert await c.reply() == (421, replies.TOO_BUSY)
+    assert await c.closed()
+    await a.close()
+    assert await eventually(lambda: rt.active == 1)
+    rt.draining = True
+    d = await Client.open(port, greet=False)
+    assert await d.reply() == (421, replies.SHUTTING_DOWN)
+    assert await b.code("NOOP") == 250  # connections already open go on
+    for x in (b, c, d):
+        await x.close()
+    assert await eventually(lambda: rt.active == 0)
+
+
+async def test_unknown_commands_and_call_limits_end_the_connection(lg: Lg) -> None:
+    port, _ = await lg.listen()
+    c = await Client.open(port)
+    await c.send(b"FOO\r\nBAR\r\nBAZ\r\nQUX\r\nNOOP\r\nXYZZY\r\nNOOP\r\n")
+    got = [await c.reply() for _ in range(6)]
+    assert [g[0] for g in got] == [500, 500, 500, 500, 250, 502]
+    assert got[-1][1] == "502 5.5.1 Too many unrecognized commands, goodbye."
+    assert await c.closed()
+    c = await Client.open(port)
+    await c.send(b"VRFY <a@x.jp>\r\n" * 6)
+    got = [await c.reply() for _ in range(6)]
+    assert [g[0] for g in got] == [252] * 5 + [421]
+    assert await c.closed()
+
+
+async def test_a_hook_that_fails_gets_451_and_the_session_goes_on(lg: Lg) -> None:
+    port, _ = await lg.listen()
+    lg.relay.fail = RuntimeError("boom")
+    c = await Client.open(port)
+    for line in ("EHLO c", "MAIL FROM:<a@x.jp>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354)
+    assert await c.cmd(b"Subject: f\r\n\r\n.") == (451, replies.LOCAL_ERROR)
+    lg.relay.fail = None
+    assert await c.code("RCPT TO:<x@y.jp>") == 503  # the transaction is gone
+    for line in ("MAIL FROM:<a@x.jp>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354)
+    assert await c.code(b"Subject: f\r\n\r\n.") == 250
+    await c.close()
+    errors = [r for r in lg.log.records if r[0] == "error"]
+    assert [r[1] for r in errors] == ["smtp_exception"]
+    lg.log.records.clear()
+
+
+async def test_client_gone_in_data_or_during_the_decision(lg: Lg) -> None:
+    port, rt = await lg.listen()
+    c = await Client.open(port)
+    for line in ("EHLO c", "MAIL FROM:<a@x.jp>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354)
+    await c.send(b"Subject: gone\r\n\r\nhalf a mess")
+    await c.close()
+    assert await eventually(lambda: rt.active == 0)
+    lg.relay.gate = asyncio.Event()
+    c = await Client.open(port)
+    for line in ("EHLO c", "MAIL FROM:<a@x.jp>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354)
+    await c.send(b"Subject: gone\r\n\r\nbody\r\n.\r\n")
+    await asyncio.wait_for(lg.relay.started.wait(), 3)
+    c.w.transport.abort()  # an RST in the middle of the decision
+    assert await eventually(lambda: rt.active == 0)
+    assert lg.relay.cancelled == 1  # the relay shields its own work from this
+    assert not lg.relay.txs
+
+
+# ---------------------------------------------------------------------- DATA
+
+
+async def test_the_end_of_data_split_at_every_offset(lg: Lg) -> None:
+    """Real sockets, the stream cut in two at every offset around the end of data (and the
+    next transaction pipelined behind it)."""
+    port, _ = await lg.listen()
+    c = await Client.open(port)
+    assert await c.code("EHLO c") == 250
+    sock = c.w.get_extra_info("socket")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tail = b"..a\r\n.\r\nMAIL FROM:<a@x.jp>\r\nRSET\r\n"
+    for cut in range(len(tail) + 1):
+        await c.send(f"MAIL FROM:<a@x.jp>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n".encode())
+        assert [(await c.reply())[0] for _ in range(3)] == [250, 250, 354]
+        await c.send(b"x\r\n" + tail[:cut])
+        await asyncio.sleep(0.01)
+        await c.send(tail[cut:])
+        assert [(await c.reply())[0] for _ in range(3)] == [250, 250, 250], cut
+    assert [tx.raw for tx in lg.relay.txs] == [b"x\r\n.a\r\n"] * (len(tail) + 1)
+    await c.close()
+
+
+async def test_over_the_size_limit_552_after_the_end_and_memory_stays_bounded(lg: Lg) -> None:
+    port, rt = await lg.listen(data_size_limit=100_000)
+    c = await Client.open(port)
+    for line in ("EHLO c", "MAIL FROM:<a@x.jp> SIZE=100000", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354)
+    biggest = 0
+    for _ in range(64):  # 4 MB
+        await c.send(b"y" * 65534 + b"\r\n")
+        biggest = max(biggest, len(_proto(rt)._data))
+    assert biggest <= 100_000 + 256 * 1024
+    await c.send(b".\r\nMAIL FROM:<a@x.jp>\r\nNOOP\r\n")
+    assert await c.reply() == (552, "552 Error: Too much mail data")
+    assert [(await c.reply())[0] for _ in range(2)] == [250, 250]
+    # the transaction begun after the 552 goes through
+    await c.send(b"RCPT TO:<b@y.jp>\r\nDATA\r\nmore text\r\n.\r\n")
+    assert [(await c.reply())[0] for _ in range(3)] == [250, 354, 250]
+    assert await c.cmd("MAIL FROM:<a@x.jp> SIZE=100001") == (
+        552,
+        "552 Error: message size exceeds fixed maximum message size",
+    )
+    await c.close()
+    assert [tx.raw for tx in lg.relay.txs] == [b"more text\r\n"]
