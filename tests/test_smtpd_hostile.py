@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import trustme
+from test_smtpd_protocol import _Handler, _reference, _Transport
 
 from leakguard.metrics import Metrics
 from leakguard.relay import replies
@@ -22,7 +23,7 @@ from leakguard.relay import server as server_mod
 from leakguard.relay.actions import Transaction
 from leakguard.relay.auth import Throttle
 from leakguard.relay.server import ListenerRuntime, ListenerSpec, start_listener
-from leakguard.relay.smtpd import _PAUSE_AT
+from leakguard.relay.smtpd import _PAUSE_AT, ServerSettings, SmtpServerProtocol
 
 USER, PASSWORD = "alice@city.example.lg.jp", "s3cret-pw"
 BOB = "bob@partner.example.co.jp"
@@ -1002,3 +1003,54 @@ async def test_over_the_size_limit_552_after_the_end_and_memory_stays_bounded(lg
     )
     await c.close()
     assert [tx.raw for tx in lg.relay.txs] == [b"more text\r\n"]
+
+
+# ---------------------------------------------------------------------- fake transport
+
+
+async def _fed(chunks: list[bytes], **kw: Any) -> tuple[Any, Any, SmtpServerProtocol]:
+
+    handler = _Handler()
+    proto = SmtpServerProtocol(handler, ServerSettings(hostname="relay.test", **kw))
+    tr = _Transport()
+    proto.connection_made(tr)
+    for chunk in chunks:
+        proto.data_received(chunk)
+        for _ in range(3):
+            await asyncio.sleep(0)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    return handler, tr, proto
+
+
+async def test_many_pipelined_oversized_mails_in_one_read() -> None:
+    """Each 552 used to answer what followed it by recursing (three frames a mail): a
+    client piping a few hundred oversized mails at the smallest size limit crashed the
+    connection with RecursionError."""
+    one = b"MAIL FROM:<a@x.jp>\r\nRCPT TO:<b@y.jp>\r\nDATA\r\n" + b"z" * 1100 + b"\r\n.\r\n"
+    _h, tr, _p = await _fed([b"EHLO c\r\n" + one * 400 + b"QUIT\r\n"], data_size_limit=1024)
+    assert tr.out.count(b"552 Error: Too much mail data") == 400
+    assert tr.out.endswith(b"221 Bye\r\n")
+
+
+@pytest.mark.parametrize(
+    "smuggle",
+    [
+        b"\n.\n",
+        b"\r.\r",
+        b"\n.\r\n",
+        b"\r\n.\n",
+        b"\r.\r\n",
+        b"\r\n.\r",
+        b"\r\n\x00.\r\n",
+        b"\r\n.\x00\r\n",
+    ],
+)
+async def test_smuggling_variants_fed_one_byte_at_a_time(smuggle: bytes) -> None:
+    body = b"Subject: one\r\n\r\nbody" + smuggle + b"MAIL FROM:<evil@x.jp>\r\nsmuggled\r\n"
+    stream = (
+        b"EHLO c\r\nMAIL FROM:<a@x.jp>\r\nRCPT TO:<b@y.jp>\r\nDATA\r\n" + body + b".\r\nQUIT\r\n"
+    )
+    handler, tr, _p = await _fed([bytes([b]) for b in stream])
+    assert handler.mails == [_reference(body + b".\r\n")]  # one mail, lines unstuffed
+    assert tr.out.count(b"354") == 1 and tr.out.endswith(b"250 2.0.0 OK\r\n221 Bye\r\n")

@@ -340,6 +340,8 @@ class SmtpServerProtocol(asyncio.Protocol):
             # bytes that never make one (slowloris) do not keep a connection open
             self._last = self.loop.time()
             self._data_received(data)
+            if self._state == "cmd":  # a 552: on with what followed the data
+                self._resume()
             return
         if state == "proxy":
             assert self._proxy is not None
@@ -389,13 +391,12 @@ class SmtpServerProtocol(asyncio.Protocol):
                 self._command(line)
             except Exception as exc:  # a hook's bug: its reply, never a dead session
                 self._go(self._exception_reply(exc))
+            if self._state == "data" and buf:
+                rest = bytes(buf)
+                buf.clear()
+                self._data_received(rest)  # after a 552 back in "cmd": the loop goes on
             if len(self._out) > _REPLY_BUFFER_MAX:
                 self._flush()
-        if self._state == "data" and buf:
-            rest = bytes(buf)
-            buf.clear()
-            self._data_received(rest)
-            return
         self._flush()
 
     def _command(self, line: bytes) -> None:
@@ -757,9 +758,10 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._data = bytearray()
         self._in[:0] = rest
         if over:
+            # the caller reads on in "cmd" (no recursion: a client may pipe hundreds)
             self._reply("552 Error: Too much mail data")
             self.envelope = Envelope()
-            self._resume()
+            self._state = "cmd"
             return
         if buf.startswith(b".") or buf.find(b"\r\n.") >= 0:
             unstuff(buf)
