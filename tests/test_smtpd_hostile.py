@@ -1054,3 +1054,17 @@ async def test_smuggling_variants_fed_one_byte_at_a_time(smuggle: bytes) -> None
     handler, tr, _p = await _fed([bytes([b]) for b in stream])
     assert handler.mails == [_reference(body + b".\r\n")]  # one mail, lines unstuffed
     assert tr.out.count(b"354") == 1 and tr.out.endswith(b"250 2.0.0 OK\r\n221 Bye\r\n")
+
+
+async def test_an_auth_answer_longer_than_a_line_is_one_501(lg: Lg) -> None:
+    """The rest of an over-long answer is neither the next answer nor a command."""
+    port, _ = await lg.listen("smtps")
+    c = await Client.open(port, tls=lg.client_ctx)
+    assert await c.code("EHLO c") == 250
+    for mech in ("LOGIN", "PLAIN"):
+        assert await c.code("AUTH " + mech) == 334
+        await c.send(b"QUFB" * 40000 + b"\r\nNOOP\r\n")
+        assert await c.reply() == (501, "501 5.5.2 Can't decode base64")
+        assert await c.reply() == (250, "250 OK")
+    assert not [r for r in lg.log.records if r[1] == "auth_failed"]
+    await c.close()

@@ -204,6 +204,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._data_size = 0
         self._data_over = False
         self._skip_line = False  # dropping the rest of an over-long command line
+        self._skip_answer = False  # the same for an answer to an AUTH challenge
         self._line_waiter: asyncio.Future[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
         self._proxy: asyncio.StreamReader | None = None  # fed for aiosmtpd's PROXY parser
@@ -895,12 +896,14 @@ class SmtpServerProtocol(asyncio.Protocol):
         end = self._in.find(b"\n")
         if end < 0:
             if len(self._in) > self.settings.line_length_limit:
-                self._in.clear()
-                if self._line_waiter is not None and not self._line_waiter.done():
-                    self._line_waiter.set_result(b"")
+                self._in.clear()  # dropped as it comes; the answer is garbage (501)
+                self._skip_answer = True
             return
         line = bytes(self._in[: end + 1])
         del self._in[: end + 1]
+        if self._skip_answer or end > self.settings.line_length_limit:
+            self._skip_answer = False
+            line = b"!"  # not base64: the rest of the line is neither answer nor command
         self._state = "busy"
         if self._line_waiter is not None and not self._line_waiter.done():
             self._line_waiter.set_result(line)
