@@ -1068,3 +1068,22 @@ async def test_an_auth_answer_longer_than_a_line_is_one_501(lg: Lg) -> None:
         assert await c.reply() == (250, "250 OK")
     assert not [r for r in lg.log.records if r[1] == "auth_failed"]
     await c.close()
+
+
+async def test_a_hook_error_mid_pipeline_keeps_the_replies_in_order() -> None:
+    class Failing(_Handler):
+        def handle_MAIL(self, server: Any, session: Any, envelope: Any, a: str, o: Any) -> str:
+            if a == "boom@x.jp":
+                raise RuntimeError("hook bug")
+            return super().handle_MAIL(server, session, envelope, a, o)
+
+    proto = SmtpServerProtocol(Failing(), ServerSettings(hostname="relay.test"))
+    tr = _Transport()
+    proto.connection_made(tr)
+    proto.data_received(
+        b"EHLO c\r\nMAIL FROM:<boom@x.jp>\r\nNOOP\r\nMAIL FROM:<a@x.jp>\r\nRCPT TO:<b@y.jp>\r\n"
+    )
+    for _ in range(10):
+        await asyncio.sleep(0)
+    codes = [line[:3] for line in tr.out.split(b"\r\n")[:-1] if line[3:4] == b" "]
+    assert codes == [b"220", b"250", b"451", b"250", b"250", b"250"]

@@ -904,6 +904,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         if self._skip_answer or end > self.settings.line_length_limit:
             self._skip_answer = False
             line = b"!"  # not base64: the rest of the line is neither answer nor command
+        self._last = self.loop.time()  # a whole answer: the next challenge gets its timeout
         self._state = "busy"
         if self._line_waiter is not None and not self._line_waiter.done():
             self._line_waiter.set_result(line)
