@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import socket
 import ssl
 import struct
@@ -81,16 +82,21 @@ class _Users:
         return (principal,)
 
 
+@functools.cache
+def _tls() -> tuple[trustme.CA, ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("relay.test").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return ca, server_ctx, client_ctx
+
+
 class Lg:
     """Listeners of one test, all sharing one fake relay and log."""
 
     def __init__(self) -> None:
-        self.ca = trustme.CA()
-        cert = self.ca.issue_cert("relay.test")
-        self.server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(self.server_ctx)
-        self.client_ctx = ssl.create_default_context()
-        self.ca.configure_trust(self.client_ctx)
+        self.ca, self.server_ctx, self.client_ctx = _tls()
         self.relay = _Relay()
         self.log = _Log()
         self.errors: list[dict[str, Any]] = []
