@@ -26,7 +26,8 @@ the transaction), so clients, the handler and the tests see the same server:
   injection), the session starts afresh on the TLS transport (``loop.start_tls``).
 - AUTH runs the handler's ``auth_<MECH>`` hooks, which may ask ``challenge_auth``.
 - PROXY protocol (v1/v2) headers are read with aiosmtpd's parser before the greeting.
-- One idle timer per connection, re-armed lazily rather than per command.
+- One idle timer per connection, re-armed lazily rather than per command. Idle is measured
+  from the last valid command, DATA read or step's reply (never from stray bytes).
 """
 
 from __future__ import annotations
@@ -245,6 +246,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._state = "cmd"  # proxy | cmd | data | line (AUTH's answer) | busy | closed
         self._data: DataReader | None = None
         self._skip_line = False  # dropping the rest of an over-long command line
+        self._skip_answer = False  # the same for an answer to an AUTH challenge
         self._line_waiter: asyncio.Future[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
         self._proxy: asyncio.StreamReader | None = None  # fed for aiosmtpd's PROXY parser
@@ -374,10 +376,15 @@ class SmtpServerProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ input
 
     def data_received(self, data: bytes) -> None:
-        self._last = self.loop.time()
         state = self._state
         if state == "data":
+            # in DATA every read counts as progress (RFC 5321 §4.5.3.2.5: data block
+            # timeout); elsewhere only a valid command does (``_command``), as in aiosmtpd:
+            # bytes that never make one (slowloris) do not keep a connection open
+            self._last = self.loop.time()
             self._data_received(data)
+            if self._state == "cmd":  # a 552: on with what followed the data
+                self._resume()
             return
         if state == "proxy":
             assert self._proxy is not None
@@ -427,13 +434,12 @@ class SmtpServerProtocol(asyncio.Protocol):
                 self._command(line)
             except Exception as exc:  # a hook's bug: its reply, never a dead session
                 self._go(self._exception_reply(exc))
+            if self._state == "data" and buf:
+                rest = bytes(buf)
+                buf.clear()
+                self._data_received(rest)  # after a 552 back in "cmd": the loop goes on
             if len(self._out) > _REPLY_BUFFER_MAX:
                 self._flush()
-        if self._state == "data" and buf:
-            rest = bytes(buf)
-            buf.clear()
-            self._data_received(rest)
-            return
         self._flush()
 
     def _command(self, line: bytes) -> None:
@@ -482,6 +488,7 @@ class SmtpServerProtocol(asyncio.Protocol):
                 return
             self._reply(f'500 Error: command "{command}" not recognized')
             return
+        self._last = self.loop.time()
         self.on_command()
         method(self, arg)
 
@@ -503,6 +510,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         except Exception as exc:
             await self._exception_reply(exc)
         self._flush()
+        self._last = self.loop.time()  # the client has its whole timeout from the reply on
         self._resume()
 
     async def _exception_reply(self, exc: Exception) -> None:
@@ -535,7 +543,8 @@ class SmtpServerProtocol(asyncio.Protocol):
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address reading: a plain ``<local@domain>`` of dot-atoms is read
-        directly; anything else by ``email._header_value_parser`` (~76 µs a call)."""
+        directly; anything else by ``email._header_value_parser`` (~76 µs a call).
+        (None, None): malformed."""
         if not arg:
             return "", ""
         m = _PLAIN_ANGLE_ADDR.match(arg)
@@ -555,7 +564,9 @@ class SmtpServerProtocol(asyncio.Protocol):
             else:
                 plain, rest = get_addr_spec(arg)
                 spec = plain.addr_spec
-        except HeaderParseError:
+        except (HeaderParseError, IndexError):
+            # IndexError: the stdlib parser's bug on e.g. "a@" (aiosmtpd let it out as a
+            # hook error: 451 and an error log line a command); a malformed address here
             return None, None
         local = spec.rpartition("@")[0]
         if self.settings.local_part_limit and len(local) > self.settings.local_part_limit:
@@ -774,10 +785,10 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._data = None
         self._in[:0] = rest
         if reader.over:
+            # the caller reads on in "cmd" (no recursion: a client may pipe hundreds)
             self._reply("552 Error: Too much mail data")
             self.envelope = Envelope()
-            self._state = "busy"
-            self._resume()
+            self._state = "cmd"
             return
         content = reader.message()
         self.envelope.content = content
@@ -808,20 +819,29 @@ class SmtpServerProtocol(asyncio.Protocol):
     async def _start_tls(self) -> None:
         assert self.transport is not None and self.settings.tls_context is not None
         self._flush()
+        # RFC 3207 §5: plain text sent before the handshake never counts. ``start_tls``
+        # takes the transport over before its first await, so from here on ``_in`` only
+        # gets what came through TLS: a command the client sends the moment its handshake
+        # is done can arrive before ``start_tls`` returns, and must be kept.
+        self._in.clear()
         try:
             transport = await self.loop.start_tls(
                 self.transport, self, self.settings.tls_context, server_side=True
             )
         except Exception:
+            # a handshake that times out (or is aborted) mid-way never reaches our
+            # ``connection_lost`` (asyncio's SSLProtocol tells the app only after the
+            # handshake): end the connection here, or its listener slot is never given back
             if self.transport is not None:
                 self.transport.close()
+            self.connection_lost(None)
             raise ConnectionResetError() from None
         if transport is None:
+            self.connection_lost(None)
             raise ConnectionResetError()
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self._tls = True
-        self._in.clear()
         peer = self.session.peer
         self.session = Session(peer=peer, ssl=transport.get_extra_info("ssl_object"))
         self.envelope = Envelope()
@@ -899,12 +919,15 @@ class SmtpServerProtocol(asyncio.Protocol):
         end = self._in.find(b"\n")
         if end < 0:
             if len(self._in) > self.settings.line_length_limit:
-                self._in.clear()
-                if self._line_waiter is not None and not self._line_waiter.done():
-                    self._line_waiter.set_result(b"")
+                self._in.clear()  # dropped as it comes; the answer is garbage (501)
+                self._skip_answer = True
             return
         line = bytes(self._in[: end + 1])
         del self._in[: end + 1]
+        if self._skip_answer or end > self.settings.line_length_limit:
+            self._skip_answer = False
+            line = b"!"  # not base64: the rest of the line is neither answer nor command
+        self._last = self.loop.time()  # a whole answer: the next challenge gets its timeout
         self._state = "busy"
         if self._line_waiter is not None and not self._line_waiter.done():
             self._line_waiter.set_result(line)
