@@ -284,3 +284,28 @@ def test_starttls_throws_away_what_was_pipelined_after_it() -> None:
     _handler, tr = asyncio.run(run())
     assert b"220 Ready to start TLS" in tr.out
     assert b"Sender OK" not in tr.out and b"530" not in tr.out.split(b"220 Ready")[1]
+
+
+def test_a_command_pipelined_behind_the_end_of_data_is_no_sign_the_reply_was_read() -> None:
+    """Retry recognition (issue 12): a client that sent ".CRLF QUIT" in one write and lost
+    the connection may never have seen the 250; only a command sent after it shows that."""
+
+    class Counting(SmtpServerProtocol):
+        seen = 0
+
+        def on_command(self) -> None:
+            Counting.seen += 1
+
+    async def run() -> tuple[int, int]:
+        proto = Counting(_Handler(), ServerSettings(hostname="relay.test"))
+        proto.connection_made(_Transport())
+        proto.data_received(ENVELOPE + b"text\r\n.\r\nNOOP\r\n")
+        for _ in range(10):
+            await asyncio.sleep(0)
+        behind = Counting.seen
+        proto.data_received(b"NOOP\r\n")
+        return behind, Counting.seen
+
+    behind, after = asyncio.run(run())
+    assert behind == 4  # EHLO, MAIL, RCPT, DATA; not the NOOP that came with the end of data
+    assert after == 5  # a NOOP sent after the 250

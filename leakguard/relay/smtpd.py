@@ -245,6 +245,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._out = bytearray()
         self._state = "cmd"  # proxy | cmd | data | line (AUTH's answer) | busy | closed
         self._data: DataReader | None = None
+        self._sent_before_reply = 0  # input bytes that were here when a step's reply went
         self._skip_line = False  # dropping the rest of an over-long command line
         self._skip_answer = False  # the same for an answer to an AUTH challenge
         self._line_waiter: asyncio.Future[bytes] | None = None
@@ -289,7 +290,9 @@ class SmtpServerProtocol(asyncio.Protocol):
         return None
 
     def on_command(self) -> None:
-        """Called before every valid command."""
+        """Called before every valid command that shows the client read the replies
+        written before it: not for one that was already here when the last step's reply
+        was written (pipelined behind it, e.g. ".CRLF QUIT" in one write)."""
 
     def on_lost(self) -> None:
         """Called once when the connection ends."""
@@ -424,6 +427,8 @@ class SmtpServerProtocol(asyncio.Protocol):
                 break
             line = bytes(buf[:end])
             del buf[: end + 1]
+            read_reply = end + 1 > self._sent_before_reply
+            self._sent_before_reply = max(0, self._sent_before_reply - end - 1)
             if self._skip_line:
                 self._skip_line = False
                 self._reply("500 Command line too long")
@@ -431,7 +436,7 @@ class SmtpServerProtocol(asyncio.Protocol):
             if line.endswith(b"\r"):
                 line = line[:-1]
             try:
-                self._command(line)
+                self._command(line, read_reply)
             except Exception as exc:  # a hook's bug: its reply, never a dead session
                 self._go(self._exception_reply(exc))
             if self._state == "data" and buf:
@@ -442,7 +447,7 @@ class SmtpServerProtocol(asyncio.Protocol):
                 self._flush()
         self._flush()
 
-    def _command(self, line: bytes) -> None:
+    def _command(self, line: bytes, read_reply: bool = True) -> None:
         if not line:
             self._reply("500 Error: bad syntax")
             return
@@ -489,7 +494,8 @@ class SmtpServerProtocol(asyncio.Protocol):
             self._reply(f'500 Error: command "{command}" not recognized')
             return
         self._last = self.loop.time()
-        self.on_command()
+        if read_reply:
+            self.on_command()
         method(self, arg)
 
     # ------------------------------------------------------------------ waiting steps
@@ -511,6 +517,7 @@ class SmtpServerProtocol(asyncio.Protocol):
             await self._exception_reply(exc)
         self._flush()
         self._last = self.loop.time()  # the client has its whole timeout from the reply on
+        self._sent_before_reply = len(self._in)  # sent before the client could read it
         self._resume()
 
     async def _exception_reply(self, exc: Exception) -> None:
