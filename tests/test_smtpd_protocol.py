@@ -309,3 +309,24 @@ def test_a_command_pipelined_behind_the_end_of_data_is_no_sign_the_reply_was_rea
     behind, after = asyncio.run(run())
     assert behind == 4  # EHLO, MAIL, RCPT, DATA; not the NOOP that came with the end of data
     assert after == 5  # a NOOP sent after the 250
+
+
+def test_a_garbage_proxy_header_is_reported_and_closed() -> None:
+    class Recording(SmtpServerProtocol):
+        reasons: list[str] = []
+
+        def on_proxy_refused(self, reason: str) -> None:
+            Recording.reasons.append(reason)
+
+    async def run() -> _Transport:
+        proto = Recording(_Handler(), ServerSettings(hostname="relay.test", proxy_timeout=5.0))
+        tr = _Transport()
+        proto.connection_made(tr)
+        proto.data_received(b"HELLO there\r\nEHLO x\r\n")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return tr
+
+    tr = asyncio.run(run())
+    assert tr.closed and b"220" not in tr.out  # no greeting, nothing answered
+    assert Recording.reasons and "signature" in Recording.reasons[0].lower()

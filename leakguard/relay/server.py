@@ -139,6 +139,14 @@ class LeakguardSMTP(SmtpServerProtocol):
             return replies.SHUTTING_DOWN if lst.draining else replies.TOO_BUSY
         return None
 
+    def on_proxy_refused(self, reason: str) -> None:
+        self._lg_log.warning(
+            "proxy_refused",
+            peer=_peer_host(self.session.peer),
+            listener=self._lg_listener.name,
+            reason=reason[:200],
+        )
+
     def on_command(self) -> None:
         """A command after a transaction's 250 shows the client read that reply, so that
         transaction is finished and the same bytes sent again later are new mail, not a

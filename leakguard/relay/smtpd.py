@@ -297,6 +297,9 @@ class SmtpServerProtocol(asyncio.Protocol):
     def on_lost(self) -> None:
         """Called once when the connection ends."""
 
+    def on_proxy_refused(self, reason: str) -> None:
+        """A PROXY-protocol listener got no valid header (the connection is then closed)."""
+
     def _greet(self) -> None:
         self._reply(f"220 {self.settings.hostname} {self.settings.ident}")
         self._flush()
@@ -944,6 +947,7 @@ class SmtpServerProtocol(asyncio.Protocol):
     async def _read_proxy(self) -> None:
         assert self._proxy is not None
         reader = self._proxy
+        data: Any = None
         try:
             data = await get_proxy(reader)
             ok = False
@@ -955,6 +959,12 @@ class SmtpServerProtocol(asyncio.Protocol):
         except Exception:
             ok = False
         if not ok or self.transport is None:
+            if self.transport is not None:
+                self.on_proxy_refused(
+                    str(getattr(data, "error", "") or "refused")
+                    if data is not None
+                    else "no header"
+                )
             self.close()
             return
         leftover = bytes(getattr(reader, "_buffer", b""))
