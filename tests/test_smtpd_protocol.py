@@ -312,11 +312,11 @@ def test_a_command_pipelined_behind_the_end_of_data_is_no_sign_the_reply_was_rea
 
 
 def test_a_garbage_proxy_header_is_reported_and_closed() -> None:
-    class Recording(SmtpServerProtocol):
-        reasons: list[str] = []
+    reasons: list[str] = []
 
+    class Recording(SmtpServerProtocol):
         def on_proxy_refused(self, reason: str) -> None:
-            Recording.reasons.append(reason)
+            reasons.append(reason)
 
     async def run() -> _Transport:
         proto = Recording(_Handler(), ServerSettings(hostname="relay.test", proxy_timeout=5.0))
@@ -329,4 +329,4 @@ def test_a_garbage_proxy_header_is_reported_and_closed() -> None:
 
     tr = asyncio.run(run())
     assert tr.closed and b"220" not in tr.out  # no greeting, nothing answered
-    assert Recording.reasons and "signature" in Recording.reasons[0].lower()
+    assert reasons and "signature" in reasons[0].lower()
