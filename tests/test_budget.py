@@ -384,6 +384,9 @@ async def test_review_page_html_bomb_is_killed_and_frees_the_review_worker(env: 
         assert r.status_code == 200
         assert 'id="incomplete"' in r.text and "すべてを表示できませんでした" in r.text
         assert p.replaced == 1 and p.pending == 0
+        # the same pool, with room for a loaded machine: a thread past its budget would
+        # still hold the one worker (backlog 1), whatever the budget of the next call
+        p.budget = budget.Budget(workers=1, seconds=10.0, backlog=1)
         r = await c.get(links[1].group(1) + "?lang=en")  # type: ignore[union-attr]
         assert r.status_code == 200
         assert 'id="incomplete"' not in r.text and "ふつうの本文です" in r.text
