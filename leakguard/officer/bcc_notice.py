@@ -22,13 +22,12 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any, Protocol
 
 from leakguard import budget
 from leakguard.holds.codec import clean_subject
 from leakguard.holds.explain import clean_line, local_time, zone
-from leakguard.holds.notice import NOTICE_HEADER, render
+from leakguard.holds.notice import NOTICE_HEADER, alternative_mail, render
 from leakguard.holds.texts import t
 from leakguard.i18n import normalize_lang
 from leakguard.masking import mask_identifiers
@@ -279,29 +278,25 @@ class BccNotifier:
         }
         text = render(f"{KIND}.txt.j2", **ctx)
         html = render(f"{KIND}.html.j2", **ctx)
-        msg = EmailMessage(policy=email.policy.SMTP)
         sender = self.settings.notice_from
-        msg["From"] = sender
-        msg["To"] = change.to
-        msg["Subject"] = clean_line(tr("subj.bcc_notice", subject=change.subject), 200)
-        msg["Date"] = email.utils.formatdate(localtime=False)
         domain = sender.rpartition("@")[2] or "localhost"
-        # names the decision, so a reply (In-Reply-To) can be traced to it
-        msg["Message-ID"] = f"<{KIND}.{change.decision_id}.{secrets.token_hex(6)}@{domain}>"
+        headers = [
+            ("From", sender),
+            ("To", change.to),
+            ("Subject", clean_line(tr("subj.bcc_notice", subject=change.subject), 200)),
+            ("Date", email.utils.formatdate(localtime=False)),
+            # names the decision, so a reply (In-Reply-To) can be traced to it
+            ("Message-ID", f"<{KIND}.{change.decision_id}.{secrets.token_hex(6)}@{domain}>"),
+        ]
         if change.message_id:
-            msg["In-Reply-To"] = change.message_id
-            msg["References"] = change.message_id
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg["Content-Language"] = lang
-        msg[NOTICE_HEADER] = f"{KIND}; decision={change.decision_id}"
-        msg.set_content(
-            text, subtype="plain", charset="utf-8", cte="base64" if not text.isascii() else "7bit"
-        )
-        msg.add_alternative(
-            html, subtype="html", charset="utf-8", cte="base64" if not html.isascii() else "7bit"
-        )
-        return msg.as_bytes()
+            headers += [("In-Reply-To", change.message_id), ("References", change.message_id)]
+        headers += [
+            ("Auto-Submitted", "auto-generated"),
+            ("X-Auto-Response-Suppress", "All"),
+            ("Content-Language", lang),
+            (NOTICE_HEADER, f"{KIND}; decision={change.decision_id}"),
+        ]
+        return alternative_mail(headers, text, html)
 
 
 def bcc_notifier(
