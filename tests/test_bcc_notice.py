@@ -380,3 +380,23 @@ async def test_identifiers_in_names_and_subject_never_reach_the_notice() -> None
         digits = "".join(ch for ch in out if ch.isdigit())
         assert mynumber not in digits and card.replace(" ", "") not in digits, out
     assert "9018" in body(raw)  # masked, not dropped
+
+
+def test_notice_headers_refuse_cr_and_lf_and_encode_japanese() -> None:
+    """``alternative_mail`` (compat32, issue 11) keeps what the SMTP policy guaranteed: no
+    header injection, RFC 2047 for non-ASCII values, CRLF line ends."""
+    import email
+    import email.policy
+
+    import pytest
+
+    from leakguard.holds.notice import alternative_mail
+
+    for bad in ("a\r\nBcc: victim@x.jp", "a\nBcc: victim@x.jp", "a\rB"):
+        with pytest.raises(ValueError):
+            alternative_mail([("Subject", bad)], "t", "<p>h</p>")
+    raw = alternative_mail([("Subject", "件名 " * 40), ("To", ALICE)], "本文", "<p>本文</p>")
+    assert raw.isascii() and b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    m = email.message_from_bytes(raw, policy=email.policy.default)
+    assert m["Subject"] == ("件名 " * 40).strip() or m["Subject"] == "件名 " * 40
+    assert [p.get_content() for p in m.iter_parts()] == ["本文", "<p>本文</p>"]
