@@ -387,7 +387,13 @@ class GilWatch:
 
     ``start`` and ``stop`` wait for the thread, so a hold right at the start of a step is
     seen and the last tick is counted in the step it belongs to.
+
+    ``where``: for the longest hold over ``WHERE_OVER`` seconds, the watched thread's
+    innermost frames when this thread got the GIL back, i.e. the line whose C call held it
+    (the GIL is handed over at the next bytecode boundary after the call returns).
     """
+
+    WHERE_OVER = 0.05
 
     def __init__(self, interval: float = 0.002) -> None:
         self.interval = interval
@@ -396,6 +402,8 @@ class GilWatch:
         self._stopped = threading.Event()
         self.wall = 0.0
         self.cpu = 0.0
+        self.where: list[str] = []
+        self._watched = threading.get_ident()
         threading.Thread(target=self._run, name="gil-watch", daemon=True).start()
 
     def _run(self) -> None:
@@ -404,6 +412,7 @@ class GilWatch:
         while True:
             self._on.wait()
             wall = cpu = 0.0
+            where: list[str] = []
             last, last_cpu = clock(), cpu_clock()
             self._started.set()
             while self._on.is_set():
@@ -415,11 +424,24 @@ class GilWatch:
                 held = min(over, now_cpu - last_cpu)
                 if held > cpu:
                     cpu = held
+                    if held > self.WHERE_OVER:
+                        where = self._where()
                 last, last_cpu = now, now_cpu
-            self.wall, self.cpu = wall, cpu
+            self.wall, self.cpu, self.where = wall, cpu, where
             self._stopped.set()
 
+    def _where(self) -> list[str]:
+        frame = sys._current_frames().get(self._watched)
+        out: list[str] = []
+        while frame is not None and len(out) < 4:
+            code = frame.f_code
+            name = code.co_filename.rsplit("/site-packages/", 1)[-1].rsplit("/leakguard/", 1)[-1]
+            out.append(f"{name}:{frame.f_lineno} {code.co_name}")
+            frame = frame.f_back
+        return out
+
     def start(self) -> None:
+        self._watched = threading.get_ident()
         self._started.clear()
         self._stopped.clear()
         self._on.set()
@@ -443,10 +465,13 @@ class StepWatch:
         self.current = current
         self.running: str | None = None
         self.gil: dict[str, list[float]] = {}
+        self.where: dict[str, list[str]] = {}  # steps with a hold over GilWatch.WHERE_OVER
 
     def end(self) -> None:
         if self.watch is not None and self.running is not None:
             self.gil[self.running] = [round(x, 6) for x in self.watch.stop()]
+            if self.watch.where:
+                self.where[self.running] = self.watch.where
             self.running = None
 
     def on_step(self, step: str) -> None:
@@ -462,7 +487,14 @@ def worker(
 ) -> None:
     from steps import engine
 
+    from leakguard.runtime import settle_heap
+
     engine()  # load the policy once, before the first case is timed
+    # as ``leakguard serve`` does once its engine is built: freeze what start-up built and
+    # collect generation 0 less often. Without it, a full collection over the engine's
+    # objects (60-100 ms) is the longest GIL hold of most slow cases, a stall the relay
+    # does not have.
+    settle_heap()
     watch = GilWatch(gil_interval) if gil_interval > 0 else None
     while True:
         try:
@@ -487,6 +519,8 @@ def worker(
             steps.end()
         if watch is not None:
             out["gil"] = steps.gil
+            if steps.where:
+                out["gil_where"] = steps.where
             held = [s for s, (_w, c) in steps.gil.items() if c > GIL_LIMIT]
             if held:
                 out["gil_over"] = held
