@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 
 from leakguard.masking import is_masked_value
+from leakguard.textscan import finditer_lines
 
 MAX_FIELDS = 5000  # per text; past this the rest of the text is not read for fields
 _GAP = 3  # lines between two fields of one form
@@ -304,7 +305,7 @@ def find_forms(text: str, skip_lines: frozenset[int] | set[int] = frozenset()) -
     fields: list[Field] = []
     line_no = 1
     pos = 0
-    for m in _FIELD_RE.finditer(text):
+    for m in finditer_lines(_FIELD_RE, text):  # in windows: the GIL is handed over
         line_no += text.count("\n", pos, m.start())
         pos = m.start()
         if line_no in skip_lines:
