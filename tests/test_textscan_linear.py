@@ -1,8 +1,9 @@
 """Long texts are searched in windows, so the GIL is handed over (issue 12 mass fuzz: a
 folded header bomb in a body, 1.7 MB of ``\\tc@d.example,`` lines, was one regular
 expression search of 147 ms in ``detectors.forms``, with the GIL held: an event-loop
-stall in the relay). ``textscan.finditer_lines`` gives exactly what ``finditer`` gives,
-checked with hypothesis on the patterns it is used with and on patterns at its limits."""
+stall in the relay; the column labels of ``detectors.personal`` took 111 ms on 4 MB).
+``textscan.finditer_lines`` gives exactly what ``finditer`` gives, checked with hypothesis
+on the patterns it is used with and on patterns at its limits."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leakguard.detectors import forms
+from leakguard.detectors import forms, personal
 from leakguard.textscan import WINDOW, finditer_lines
 
 
@@ -26,6 +27,7 @@ def _spans(ms: Any) -> list[tuple[int, int, tuple[str | None, ...]]]:
 # a match ending with its newline
 PATTERNS = [
     forms._FIELD_RE,
+    personal._SECTION_LABEL_RE,
     re.compile(r"^", re.M),
     re.compile(r"$", re.M),
     re.compile(r"^$", re.M),
@@ -37,6 +39,7 @@ PATTERNS = [
 ]
 PIECES = st.sampled_from(
     ["\n", "\n\n", "a", "b", "ab", " ", "\t", ":", "氏名", "Name", "NAME: x", "1. ",
+     "個人番号", "カード", "My", "Number", "口座番号 1234567",
      "【氏名】", "住所：東京都", "電話 03-1234-5678", "(カナ)", "|", "c@d.example,"]
 )  # fmt: skip
 
@@ -97,4 +100,16 @@ def test_a_long_text_is_searched_in_windows(monkeypatch: pytest.MonkeyPatch) -> 
     assert rec.spans, "the fields were not searched"
     # before: one search over the whole 1.7 MB text
     assert max(rec.spans) <= WINDOW + len("\tc@d.example,\n")
+    assert sum(rec.spans) == len(text)
+
+
+def test_column_labels_of_a_long_text_are_searched_in_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "個人番号 氏名\n" + "1234 5678 9012\n" * 250_000 + "口座番号\n"
+    rec = _Recording(personal._SECTION_LABEL_RE)
+    monkeypatch.setattr(personal, "_SECTION_LABEL_RE", rec)
+    lines = personal._Lines(text)
+    assert lines.section_labels(len("個人番号 氏名\n") + 3) == "個人番号"
+    assert max(rec.spans) <= WINDOW + len("1234 5678 9012\n")  # before: all 3.7 MB at once
     assert sum(rec.spans) == len(text)
