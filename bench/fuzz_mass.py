@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -457,29 +458,68 @@ class GilWatch:
 # --------------------------------------------------------------------------- worker
 
 
-class StepWatch:
-    """One case: which step runs (``current``, for a kill) and each step's GIL hold."""
+class GcWatch:
+    """The longest garbage collection (seconds, generation) since the last ``take``: a
+    collection holds the GIL too, so a long one shows as a GIL hold wherever it started."""
 
-    def __init__(self, watch: GilWatch | None, current: Any) -> None:
+    def __init__(self) -> None:
+        self._t0 = 0.0
+        self.longest = (0.0, -1)
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            took = time.perf_counter() - self._t0
+            if took > self.longest[0]:
+                self.longest = (took, info["generation"])
+
+    def take(self) -> tuple[float, int]:
+        out, self.longest = self.longest, (0.0, -1)
+        return out
+
+
+class StepWatch:
+    """One case: which step runs (``current``, for a kill), each step's CPU time (to tell
+    a slow step from a starved one on a loaded machine), GIL hold and longest collection."""
+
+    GC_OVER = 0.01  # collections this long are recorded
+
+    def __init__(self, watch: GilWatch | None, gcw: GcWatch | None, current: Any) -> None:
         self.watch = watch
+        self.gcw = gcw
         self.current = current
         self.running: str | None = None
+        self.cpu0 = 0.0
+        self.cpu: dict[str, float] = {}
         self.gil: dict[str, list[float]] = {}
         self.where: dict[str, list[str]] = {}  # steps with a hold over GilWatch.WHERE_OVER
+        self.gc: dict[str, list[float]] = {}  # steps with a collection over GC_OVER
 
     def end(self) -> None:
-        if self.watch is not None and self.running is not None:
+        if self.running is None:
+            return
+        self.cpu[self.running] = round(time.thread_time() - self.cpu0, 6)
+        if self.gcw is not None:
+            took, gen = self.gcw.take()
+            if took > self.GC_OVER:
+                self.gc[self.running] = [round(took, 4), gen]
+        if self.watch is not None:
             self.gil[self.running] = [round(x, 6) for x in self.watch.stop()]
             if self.watch.where:
                 self.where[self.running] = self.watch.where
-            self.running = None
+        self.running = None
 
     def on_step(self, step: str) -> None:
         self.current.value = STEPS.index(step)
-        self.end()  # the previous step's hold (outside its timing)
+        self.end()  # the previous step's (outside its timing)
+        self.running = step
+        if self.gcw is not None:
+            self.gcw.take()
         if self.watch is not None:
-            self.running = step
             self.watch.start()
+        self.cpu0 = time.thread_time()
 
 
 def worker(
@@ -496,6 +536,7 @@ def worker(
     # does not have.
     settle_heap()
     watch = GilWatch(gil_interval) if gil_interval > 0 else None
+    gcw = GcWatch() if gil_interval > 0 else None
     while True:
         try:
             i = conn.recv()
@@ -506,7 +547,7 @@ def worker(
         name, muts, raw = make_case(seed, i, seeds)
         out: dict[str, Any] = {"i": i, "seed": name, "mutations": muts, "size": len(raw)}
         # per step: [wall, cpu] seconds of its longest GIL hold (GilWatch)
-        steps = StepWatch(watch, current)
+        steps = StepWatch(watch, gcw, current)
         try:
             times = run_steps_timed(raw, steps.on_step)
             out["times"] = times
@@ -517,6 +558,11 @@ def worker(
             out["error"] = {"step": "?", "exception": repr(exc)[:500]}
         finally:
             steps.end()
+        out["cpu"] = steps.cpu
+        if steps.gc:
+            out["gc"] = steps.gc
+        if i % 1000 == 0:  # does the worker's heap grow (caches)? a collection walks it
+            out["heap_objects"] = len(gc.get_objects())
         if watch is not None:
             out["gil"] = steps.gil
             if steps.where:
@@ -600,6 +646,8 @@ class Tally:
         # per step, the longest GIL holds (CPU figure), same form
         self.slowest_gil: dict[str, list[list[Any]]] = {s: [] for s in STEPS}
         self.loadavg: list[float] = []  # 1-minute load average, sampled while running
+        self.cpu_max: dict[str, float] = {}  # per step, the most CPU time one case took
+        self.heap: list[list[int]] = []  # [case, objects the worker's collector tracks]
         self.chunks: list[dict[str, Any]] = []  # with --merge: the chunks merged
 
     @staticmethod
@@ -617,6 +665,10 @@ class Tally:
             self._top(
                 self.slowest[s], [round(t, 3), out["i"], out.get("seed"), out.get("mutations")]
             )
+        for s, c in out.get("cpu", {}).items():
+            self.cpu_max[s] = max(self.cpu_max.get(s, 0.0), c)
+        if "heap_objects" in out:
+            self.heap.append([out["i"], out["heap_objects"]])
         for s, (wall, cpu) in out.get("gil", {}).items():
             self.gil_wall[s].append(wall)
             self.gil_cpu[s].append(cpu)
@@ -671,6 +723,9 @@ class Tally:
             for row in chunk.get("slowest_gil", {}).get(s, []):
                 self._top(self.slowest_gil[s], row)
         self.loadavg += chunk.get("loadavg", {}).get("samples", [])
+        for k, v in chunk.get("cpu_max_seconds", {}).items():
+            self.cpu_max[k] = max(self.cpu_max.get(k, 0.0), v)
+        self.heap += chunk.get("heap_objects", [])
         self.chunks.append(
             {
                 k: chunk.get(k)
@@ -711,6 +766,8 @@ class Tally:
             "over_budget": dict(self.over),
             "over_budget_not_failed_closed": dict(self.over_not_closed),
             "fallback_max_seconds": {k: round(v, 4) for k, v in self.fallback_max.items()},
+            "cpu_max_seconds": {k: round(v, 3) for k, v in self.cpu_max.items()},
+            "heap_objects": sorted(self.heap),
             "budgets": STEP_BUDGET,
             "gil_interval": args.gil_interval,
             "gil_limit_seconds": GIL_LIMIT,
