@@ -72,6 +72,7 @@ STEP_BUDGET: dict[str, float] = {
     "dsn": budget.DEFAULT_BUDGETS[budget.DSN].seconds,
 }
 FALLBACK_BUDGET = 1.0  # a fallback must be this quick on any mail, or it did not fail closed
+FREE = "free"  # freeing the mail's objects after the last step (GIL figures only)
 GIL_LIMIT = 0.1  # issue 12: no event-loop stall over 100 ms (GilWatch's CPU figure)
 
 # --------------------------------------------------------------------------- seeds
@@ -525,8 +526,11 @@ class StepWatch:
         self.running = None
 
     def on_step(self, step: str) -> None:
-        self.current.value = STEPS.index(step)
+        # "": the steps are done, the mail's objects are being freed (a long hold there is
+        # the relay's too, in whichever thread drops the last reference): its own "free"
+        self.current.value = STEPS.index(step) if step else -1
         self.end()  # the previous step's (outside its timing)
+        step = step or FREE
         self.running = step
         if self.gcw is not None:
             self.gcw.take()
@@ -661,6 +665,7 @@ class Tally:
         self.loadavg: list[float] = []  # 1-minute load average, sampled while running
         self.cpu_max: dict[str, float] = {}  # per step, the most CPU time one case took
         self.heap: list[list[int]] = []  # [case, objects the worker's collector tracks]
+        self.free_max = 0.0  # longest GIL hold freeing a mail's objects (CPU figure)
         self.chunks: list[dict[str, Any]] = []  # with --merge: the chunks merged
 
     @staticmethod
@@ -679,10 +684,15 @@ class Tally:
                 self.slowest[s], [round(t, 3), out["i"], out.get("seed"), out.get("mutations")]
             )
         for s, c in out.get("cpu", {}).items():
+            if s == FREE:
+                continue
             self.cpu_max[s] = max(self.cpu_max.get(s, 0.0), c)
         if "heap_objects" in out:
             self.heap.append([out["i"], out["heap_objects"]])
         for s, (wall, cpu) in out.get("gil", {}).items():
+            if s not in self.gil_wall:  # FREE
+                self.free_max = max(self.free_max, cpu)
+                continue
             self.gil_wall[s].append(wall)
             self.gil_cpu[s].append(cpu)
             row = [round(cpu, 3), out["i"], out.get("seed"), out.get("mutations")]
@@ -739,6 +749,7 @@ class Tally:
         for k, v in chunk.get("cpu_max_seconds", {}).items():
             self.cpu_max[k] = max(self.cpu_max.get(k, 0.0), v)
         self.heap += chunk.get("heap_objects", [])
+        self.free_max = max(self.free_max, chunk.get("gil_free_max_seconds", 0.0))
         self.chunks.append(
             {
                 k: chunk.get(k)
@@ -785,6 +796,7 @@ class Tally:
             "gil_interval": args.gil_interval,
             "gil_limit_seconds": GIL_LIMIT,
             "gil_over_limit": dict(self.gil_over),
+            "gil_free_max_seconds": round(self.free_max, 3),
             "steps": {
                 s: {
                     "n": len(xs),
