@@ -8,6 +8,7 @@ on the patterns it is used with and on patterns at its limits."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -113,3 +114,22 @@ def test_column_labels_of_a_long_text_are_searched_in_windows(
     assert lines.section_labels(len("個人番号 氏名\n") + 3) == "個人番号"
     assert max(rec.spans) <= WINDOW + len("1234 5678 9012\n")  # before: all 3.7 MB at once
     assert sum(rec.spans) == len(text)
+
+
+OLD_CELL_SPLIT = re.compile(r"\s*[,\t|]\s*")
+CELL_PIECES = st.sampled_from(
+    [" ", "\t", ",", "|", "a", "氏名", "\u3000", "\n", "\x0b", " \t ", ", ", " |", "\t\t", "x y"]
+)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+@given(st.lists(CELL_PIECES, max_size=30).map("".join))
+def test_cells_split_as_the_old_expression(line: str) -> None:
+    assert forms._split_cells(line) == OLD_CELL_SPLIT.split(line)
+
+
+def test_a_long_run_of_blanks_in_a_table_line_is_linear() -> None:
+    text = "氏名: 山田\n" + "a,b,c" + " " * 60_000 + "x\n"
+    t0 = time.process_time()
+    forms.find_forms(text)
+    assert time.process_time() - t0 < 0.5  # 16 s before
