@@ -15,23 +15,39 @@ fail-closed fallback is run on the same mail and timed too (it must be cheap). A
 takes longer than ``--kill-after`` is killed with its worker (as the relay cannot kill a
 thread, this is where a runaway would show) and the step it was in is recorded.
 
+Each worker also measures, per step, the longest GIL hold (``GilWatch``: a thread ticking
+every 2 ms records how long it waited for the GIL). In the relay every one of these steps
+runs in a thread of the relay process, so that hold is how long the event loop (every SMTP
+session, the web pages) would stall. A hold over 100 ms (``GIL_LIMIT``, issue 12's limit)
+makes the case notable; the line its thread was on when the GIL came back is kept
+(``gil_where``), and so are each step's CPU time (a step over budget on a loaded machine
+may only have been starved) and its longest garbage collection. The workers settle their
+heap as ``leakguard serve`` does (``runtime.settle_heap``), so the collector's pauses are
+the relay's. The watch costs about 2 % (300 cases with and without, alternating).
+
 Recorded: crashes (a worker died on its own), exceptions (by step), steps over budget and
-whether they failed closed, killed cases, max / median / p99 time per step. Output: a JSON
-summary (``--out``, rewritten as the run goes, so a run cut short still reports what it
-did), one JSON line per notable case (``--cases-out``), and a table on stdout.
+whether they failed closed, killed cases, max / median / p99 time per step, GIL holds, the
+load average. Output: a JSON summary (``--out``, rewritten as the run goes, so a run cut
+short still reports what it did; it keeps every case's figures so that ``--merge`` can sum
+chunks with exact percentiles), one JSON line per notable case (``--cases-out``), and a
+table on stdout. ``bench/fuzz_chunks.sh`` runs the 100,000 cases in resumable chunks.
 
     nice -n 15 python bench/fuzz_mass.py --count 100000 --jobs 1 --out /tmp/fuzz.json
+    python bench/fuzz_mass.py --merge /tmp/fuzz-out/chunk-*.json --out /tmp/merged.json
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import multiprocessing as mp
 import os
 import random
+import statistics
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection, wait
@@ -56,6 +72,8 @@ STEP_BUDGET: dict[str, float] = {
     "dsn": budget.DEFAULT_BUDGETS[budget.DSN].seconds,
 }
 FALLBACK_BUDGET = 1.0  # a fallback must be this quick on any mail, or it did not fail closed
+FREE = "free"  # freeing the mail's objects after the last step (GIL figures only)
+GIL_LIMIT = 0.1  # issue 12: no event-loop stall over 100 ms (GilWatch's CPU figure)
 
 # --------------------------------------------------------------------------- seeds
 
@@ -362,14 +380,180 @@ def make_case(seed: int, i: int, seeds: list[tuple[str, bytes]]) -> tuple[str, l
     return name, names, raw
 
 
+# --------------------------------------------------------------------------- GIL watch
+
+
+class GilWatch:
+    """The longest GIL hold while a step runs, as the relay's event loop would feel it.
+
+    In the relay, the decision, the From check and every budget-pool step run in threads
+    of the relay process; while one of them holds the GIL, the event loop (every SMTP
+    session, the web pages) waits. Pure Python hands the GIL over every switch interval
+    (5 ms); one C-level pass (a regular expression, ``bytes.find`` over megabytes, a large
+    ``join``) does not. This thread sleeps ``interval`` seconds in a loop while a step runs,
+    and for each tick measures its oversleep: how long it waited for the GIL after its sleep
+    ended. Two figures per step:
+
+    * ``wall``: the largest oversleep, in wall time. On a loaded machine with a niced
+      process it includes the time the OS ran other processes instead.
+    * ``cpu``: the same tick's oversleep capped at the CPU time this process used in that
+      tick (``min(oversleep, cpu)``), so a tick spent descheduled does not count: the hold
+      an unloaded machine would see. This is the figure the 100 ms limit is checked on.
+
+    ``start`` and ``stop`` wait for the thread, so a hold right at the start of a step is
+    seen and the last tick is counted in the step it belongs to.
+
+    ``where``: for the longest hold over ``WHERE_OVER`` seconds, the watched thread's
+    innermost frames when this thread got the GIL back, i.e. the line whose C call held it
+    (the GIL is handed over at the next bytecode boundary after the call returns).
+    """
+
+    WHERE_OVER = 0.05
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self._on = threading.Event()
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.where: list[str] = []
+        self._watched = threading.get_ident()
+        threading.Thread(target=self._run, name="gil-watch", daemon=True).start()
+
+    def _run(self) -> None:
+        clock = time.perf_counter
+        cpu_clock = time.process_time
+        while True:
+            self._on.wait()
+            wall = cpu = 0.0
+            where: list[str] = []
+            last, last_cpu = clock(), cpu_clock()
+            self._started.set()
+            while self._on.is_set():
+                time.sleep(self.interval)
+                now, now_cpu = clock(), cpu_clock()
+                over = now - last - self.interval
+                if over > wall:
+                    wall = over
+                held = min(over, now_cpu - last_cpu)
+                if held > cpu:
+                    cpu = held
+                    if held > self.WHERE_OVER:
+                        where = self._where()
+                last, last_cpu = now, now_cpu
+            self.wall, self.cpu, self.where = wall, cpu, where
+            self._stopped.set()
+
+    def _where(self) -> list[str]:
+        frame = sys._current_frames().get(self._watched)
+        out: list[str] = []
+        while frame is not None and len(out) < 4:
+            code = frame.f_code
+            name = code.co_filename.rsplit("/site-packages/", 1)[-1].rsplit("/leakguard/", 1)[-1]
+            out.append(f"{name}:{frame.f_lineno} {code.co_name}")
+            frame = frame.f_back
+        return out
+
+    def start(self) -> None:
+        self._watched = threading.get_ident()
+        self._started.clear()
+        self._stopped.clear()
+        self._on.set()
+        self._started.wait()
+
+    def stop(self) -> tuple[float, float]:
+        """(wall, cpu) seconds of the longest hold since ``start``."""
+        self._on.clear()
+        self._stopped.wait()
+        return self.wall, self.cpu
+
+
 # --------------------------------------------------------------------------- worker
 
 
-def worker(conn: Connection, seed: int, seeds: list[tuple[str, bytes]], current: Any) -> None:
-    os.nice(0)
+class GcWatch:
+    """The longest garbage collection (seconds, generation) since the last ``take``: a
+    collection holds the GIL too, so a long one shows as a GIL hold wherever it started."""
+
+    def __init__(self) -> None:
+        self._t0 = 0.0
+        self.longest = (0.0, -1)
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            took = time.perf_counter() - self._t0
+            if took > self.longest[0]:
+                self.longest = (took, info["generation"])
+
+    def take(self) -> tuple[float, int]:
+        out, self.longest = self.longest, (0.0, -1)
+        return out
+
+
+class StepWatch:
+    """One case: which step runs (``current``, for a kill), each step's CPU time (to tell
+    a slow step from a starved one on a loaded machine), GIL hold and longest collection."""
+
+    GC_OVER = 0.01  # collections this long are recorded
+
+    def __init__(self, watch: GilWatch | None, gcw: GcWatch | None, current: Any) -> None:
+        self.watch = watch
+        self.gcw = gcw
+        self.current = current
+        self.running: str | None = None
+        self.cpu0 = 0.0
+        self.cpu: dict[str, float] = {}
+        self.gil: dict[str, list[float]] = {}
+        self.where: dict[str, list[str]] = {}  # steps with a hold over GilWatch.WHERE_OVER
+        self.gc: dict[str, list[float]] = {}  # steps with a collection over GC_OVER
+
+    def end(self) -> None:
+        if self.running is None:
+            return
+        self.cpu[self.running] = round(time.thread_time() - self.cpu0, 6)
+        if self.gcw is not None:
+            took, gen = self.gcw.take()
+            if took > self.GC_OVER:
+                self.gc[self.running] = [round(took, 4), gen]
+        if self.watch is not None:
+            self.gil[self.running] = [round(x, 6) for x in self.watch.stop()]
+            if self.watch.where:
+                self.where[self.running] = self.watch.where
+        self.running = None
+
+    def on_step(self, step: str) -> None:
+        # "": the steps are done, the mail's objects are being freed (a long hold there is
+        # the relay's too, in whichever thread drops the last reference): its own "free"
+        self.current.value = STEPS.index(step) if step else -1
+        self.end()  # the previous step's (outside its timing)
+        step = step or FREE
+        self.running = step
+        if self.gcw is not None:
+            self.gcw.take()
+        if self.watch is not None:
+            self.watch.start()
+        self.cpu0 = time.thread_time()
+
+
+def worker(
+    conn: Connection, seed: int, seeds: list[tuple[str, bytes]], current: Any, gil_interval: float
+) -> None:
     from steps import engine
 
+    from leakguard.runtime import settle_heap
+
     engine()  # load the policy once, before the first case is timed
+    # as ``leakguard serve`` does once its engine is built: freeze what start-up built and
+    # collect generation 0 less often. Without it, a full collection over the engine's
+    # objects (60-100 ms) is the longest GIL hold of most slow cases, a stall the relay
+    # does not have.
+    settle_heap()
+    watch = GilWatch(gil_interval) if gil_interval > 0 else None
+    gcw = GcWatch() if gil_interval > 0 else None
     while True:
         try:
             i = conn.recv()
@@ -379,18 +563,30 @@ def worker(conn: Connection, seed: int, seeds: list[tuple[str, bytes]], current:
             return
         name, muts, raw = make_case(seed, i, seeds)
         out: dict[str, Any] = {"i": i, "seed": name, "mutations": muts, "size": len(raw)}
-
-        def on_step(step: str) -> None:
-            current.value = STEPS.index(step)
-
+        # per step: [wall, cpu] seconds of its longest GIL hold (GilWatch)
+        steps = StepWatch(watch, gcw, current)
         try:
-            times = run_steps_timed(raw, on_step)
+            times = run_steps_timed(raw, steps.on_step)
             out["times"] = times
         except StepError as exc:
             out["error"] = {"step": exc.step, "exception": str(exc)[:500],
                             "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
         except BaseException as exc:  # a harness bug: report it, never hide it
             out["error"] = {"step": "?", "exception": repr(exc)[:500]}
+        finally:
+            steps.end()
+        out["cpu"] = steps.cpu
+        if steps.gc:
+            out["gc"] = steps.gc
+        if i % 1000 == 0:  # does the worker's heap grow (caches)? a collection walks it
+            out["heap_objects"] = len(gc.get_objects())
+        if watch is not None:
+            out["gil"] = steps.gil
+            if steps.where:
+                out["gil_where"] = steps.where
+            held = [s for s, (_w, c) in steps.gil.items() if c > GIL_LIMIT]
+            if held:
+                out["gil_over"] = held
         over = [s for s, t in out.get("times", {}).items() if t > STEP_BUDGET[s]]
         if over:
             out["over"] = over
@@ -415,10 +611,14 @@ def worker(conn: Connection, seed: int, seeds: list[tuple[str, bytes]], current:
 
 
 class Worker:
-    def __init__(self, ctx: Any, seed: int, seeds: list[tuple[str, bytes]]) -> None:
+    def __init__(
+        self, ctx: Any, seed: int, seeds: list[tuple[str, bytes]], gil_interval: float
+    ) -> None:
         self.current = ctx.Value("i", -1, lock=False)
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=worker, args=(child, seed, seeds, self.current), daemon=True)
+        self.proc = ctx.Process(
+            target=worker, args=(child, seed, seeds, self.current, gil_interval), daemon=True
+        )
         self.proc.start()
         child.close()
         self.case: int | None = None
@@ -448,6 +648,10 @@ class Tally:
     def __init__(self) -> None:
         self.done = 0
         self.times: dict[str, list[float]] = {s: [] for s in STEPS}
+        # per step, each case's longest GIL hold (GilWatch): CPU figure and wall figure
+        self.gil_cpu: dict[str, list[float]] = {s: [] for s in STEPS}
+        self.gil_wall: dict[str, list[float]] = {s: [] for s in STEPS}
+        self.gil_over: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self.over: dict[str, int] = {}
         self.over_not_closed: dict[str, int] = {}
@@ -456,17 +660,46 @@ class Tally:
         self.crashed = 0
         # per step, the slowest cases: [seconds, case, seed mail, mutations], slowest first
         self.slowest: dict[str, list[list[Any]]] = {s: [] for s in STEPS}
+        # per step, the longest GIL holds (CPU figure), same form
+        self.slowest_gil: dict[str, list[list[Any]]] = {s: [] for s in STEPS}
+        self.loadavg: list[float] = []  # 1-minute load average, sampled while running
+        self.cpu_max: dict[str, float] = {}  # per step, the most CPU time one case took
+        self.heap: list[list[int]] = []  # [case, objects the worker's collector tracks]
+        self.free_max = 0.0  # longest GIL hold freeing a mail's objects (CPU figure)
+        self.chunks: list[dict[str, Any]] = []  # with --merge: the chunks merged
+
+    @staticmethod
+    def _top(top: list[list[Any]], row: list[Any], keep: int = 5) -> None:
+        if len(top) < keep or row[0] > top[-1][0]:
+            top.append(row)
+            top.sort(key=lambda x: -x[0])
+            del top[keep:]
 
     def add(self, out: dict[str, Any]) -> bool:
         self.done += 1
         notable = False
         for s, t in out.get("times", {}).items():
             self.times[s].append(t)
-            top = self.slowest[s]
-            if len(top) < 5 or t > top[-1][0]:
-                top.append([round(t, 3), out["i"], out.get("seed"), out.get("mutations")])
-                top.sort(key=lambda x: -x[0])
-                del top[5:]
+            self._top(
+                self.slowest[s], [round(t, 3), out["i"], out.get("seed"), out.get("mutations")]
+            )
+        for s, c in out.get("cpu", {}).items():
+            if s == FREE:
+                continue
+            self.cpu_max[s] = max(self.cpu_max.get(s, 0.0), c)
+        if "heap_objects" in out:
+            self.heap.append([out["i"], out["heap_objects"]])
+        for s, (wall, cpu) in out.get("gil", {}).items():
+            if s not in self.gil_wall:  # FREE
+                self.free_max = max(self.free_max, cpu)
+                continue
+            self.gil_wall[s].append(wall)
+            self.gil_cpu[s].append(cpu)
+            row = [round(cpu, 3), out["i"], out.get("seed"), out.get("mutations")]
+            self._top(self.slowest_gil[s], row)
+        for s in out.get("gil_over", []):
+            self.gil_over[s] = self.gil_over.get(s, 0) + 1
+            notable = True
         if "error" in out:
             st = out["error"]["step"]
             self.errors[st] = self.errors.get(st, 0) + 1
@@ -486,7 +719,53 @@ class Tally:
             notable = True
         return notable
 
+    def merge(self, chunk: dict[str, Any]) -> None:
+        """Add one chunk's ``--out`` summary (it must carry its samples)."""
+        if "samples" not in chunk:
+            raise ValueError("a chunk summary without samples (written before --merge existed)")
+        self.done += chunk["cases"]
+        self.crashed += chunk["crashes"]
+        for mine, theirs in (
+            (self.errors, chunk["exceptions"]),
+            (self.killed, chunk["killed"]),
+            (self.over, chunk["over_budget"]),
+            (self.over_not_closed, chunk["over_budget_not_failed_closed"]),
+            (self.gil_over, chunk.get("gil_over_limit", {})),
+        ):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+        for k, v in chunk["fallback_max_seconds"].items():
+            self.fallback_max[k] = max(self.fallback_max.get(k, 0.0), v)
+        sm = chunk["samples"]
+        for s in STEPS:
+            self.times[s] += sm["times"].get(s, [])
+            self.gil_cpu[s] += sm.get("gil_cpu", {}).get(s, [])
+            self.gil_wall[s] += sm.get("gil_wall", {}).get(s, [])
+            for row in chunk["slowest"].get(s, []):
+                self._top(self.slowest[s], row)
+            for row in chunk.get("slowest_gil", {}).get(s, []):
+                self._top(self.slowest_gil[s], row)
+        self.loadavg += chunk.get("loadavg", {}).get("samples", [])
+        for k, v in chunk.get("cpu_max_seconds", {}).items():
+            self.cpu_max[k] = max(self.cpu_max.get(k, 0.0), v)
+        self.heap += chunk.get("heap_objects", [])
+        self.free_max = max(self.free_max, chunk.get("gil_free_max_seconds", 0.0))
+        self.chunks.append(
+            {
+                k: chunk.get(k)
+                for k in ("start", "requested", "cases", "elapsed_seconds", "started_at", "code")
+            }
+        )
+
     def summary(self, args: argparse.Namespace, elapsed: float, seeds: int) -> dict[str, Any]:
+        def ms(xs: list[float]) -> dict[str, Any]:
+            return {
+                "median_ms": round(_pct(xs, 0.5) * 1000, 2),
+                "p99_ms": round(_pct(xs, 0.99) * 1000, 1),
+                "max_s": round(max(xs), 3) if xs else 0.0,
+            }
+
+        la = self.loadavg
         return {
             "cases": self.done,
             "requested": args.count,
@@ -495,7 +774,15 @@ class Tally:
             "jobs": args.jobs,
             "seed_mails": seeds,
             "corpora": bool(args.corpora),
+            "code": args.code,
+            "started_at": args.started_at,
             "elapsed_seconds": round(elapsed, 1),
+            "loadavg": {
+                "min": min(la, default=0.0),
+                "mean": round(statistics.fmean(la), 2) if la else 0.0,
+                "max": max(la, default=0.0),
+                "samples": la,
+            },
             "crashes": self.crashed,
             "exceptions": dict(self.errors),
             "killed_after_seconds": args.kill_after,
@@ -503,37 +790,126 @@ class Tally:
             "over_budget": dict(self.over),
             "over_budget_not_failed_closed": dict(self.over_not_closed),
             "fallback_max_seconds": {k: round(v, 4) for k, v in self.fallback_max.items()},
+            "cpu_max_seconds": {k: round(v, 3) for k, v in self.cpu_max.items()},
+            "heap_objects": sorted(self.heap),
             "budgets": STEP_BUDGET,
+            "gil_interval": args.gil_interval,
+            "gil_limit_seconds": GIL_LIMIT,
+            "gil_over_limit": dict(self.gil_over),
+            "gil_free_max_seconds": round(self.free_max, 3),
             "steps": {
                 s: {
                     "n": len(xs),
-                    "median_ms": round(_pct(xs, 0.5) * 1000, 2),
-                    "p99_ms": round(_pct(xs, 0.99) * 1000, 1),
-                    "max_s": round(max(xs), 3) if xs else 0.0,
+                    **ms(xs),
+                    "gil_cpu": ms(self.gil_cpu[s]),
+                    "gil_wall": ms(self.gil_wall[s]),
                 }
                 for s, xs in self.times.items()
             },
             "slowest": self.slowest,
+            "slowest_gil": self.slowest_gil,
+            **({"chunks": self.chunks} if self.chunks else {}),
+            # every case's figures, so chunks can be merged (--merge) with exact percentiles
+            "samples": {
+                "times": {s: [round(x, 6) for x in xs] for s, xs in self.times.items()},
+                "gil_cpu": self.gil_cpu,
+                "gil_wall": self.gil_wall,
+            },
         }
 
 
 def table(summary: dict[str, Any]) -> str:
+    la = summary["loadavg"]
     lines = [
         f"cases {summary['cases']} of {summary['requested']} in {summary['elapsed_seconds']} s "
-        f"(jobs {summary['jobs']}, seed {summary['seed']}, {summary['seed_mails']} seed mails)",
+        f"(jobs {summary['jobs']}, seed {summary['seed']}, {summary['seed_mails']} seed mails, "
+        f"load {la['min']}-{la['max']} mean {la['mean']})",
         f"crashes {summary['crashes']}  exceptions {sum(summary['exceptions'].values())} "
         f"{summary['exceptions'] or ''}  killed {summary['killed'] or 0}",
         "",
         f"{'step':<12} {'budget s':>8} {'median ms':>10} {'p99 ms':>9} {'max s':>8} "
-        f"{'over':>5} {'not closed':>10}",
+        f"{'over':>5} {'not closed':>10} {'GIL max s':>9} {'(wall)':>7} {'>100ms':>6}",
     ]
     for s, st in summary["steps"].items():
         lines.append(
             f"{s:<12} {summary['budgets'][s]:>8g} {st['median_ms']:>10} {st['p99_ms']:>9} "
             f"{st['max_s']:>8} {summary['over_budget'].get(s, 0):>5} "
-            f"{summary['over_budget_not_failed_closed'].get(s, 0):>10}"
+            f"{summary['over_budget_not_failed_closed'].get(s, 0):>10} "
+            f"{st['gil_cpu']['max_s']:>9} {st['gil_wall']['max_s']:>7} "
+            f"{summary['gil_over_limit'].get(s, 0):>6}"
         )
     return "\n".join(lines)
+
+
+def merge(files: list[Path], out: Path | None) -> int:
+    """Sum chunk summaries (``--out`` files of runs with ``--start``/``--count``) into one."""
+    tally = Tally()
+    chunks = sorted((json.loads(f.read_text()) for f in files), key=lambda c: c["start"])
+    for c in chunks:
+        tally.merge(c)
+    first = chunks[0]
+    ns = argparse.Namespace(
+        count=sum(c["requested"] for c in chunks),
+        start=first["start"],
+        seed=first["seed"],
+        jobs=first["jobs"],
+        corpora=first["corpora"],
+        kill_after=first["killed_after_seconds"],
+        gil_interval=first.get("gil_interval", 0.0),
+        code=sorted({c.get("code") or "?" for c in chunks}),
+        started_at=first.get("started_at"),
+    )
+    summary = tally.summary(ns, sum(c["elapsed_seconds"] for c in chunks), first["seed_mails"])
+    problems = []
+    end = first["start"]
+    for c in chunks:
+        if c["start"] != end:
+            problems.append(f"gap or overlap: a chunk starts at {c['start']}, expected {end}")
+        if c["cases"] != c["requested"]:
+            problems.append(f"chunk {c['start']}: {c['cases']} of {c['requested']} cases")
+        if c["seed"] != first["seed"] or c["seed_mails"] != first["seed_mails"]:
+            problems.append(f"chunk {c['start']}: another seed or seed list")
+        end = c["start"] + c["requested"]
+    summary["problems"] = problems
+    if out is not None:
+        out.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    print(table(summary))
+    for p in problems:
+        print("!", p)
+    return _exit_code(summary)
+
+
+def _exit_code(summary: dict[str, Any]) -> int:
+    bad = (
+        summary["crashes"]
+        + sum(summary["exceptions"].values())
+        + sum(summary["over_budget_not_failed_closed"].values())
+        + sum(summary["killed"].values())
+        + sum(summary["gil_over_limit"].values())
+    )
+    return 1 if bad else 0
+
+
+def _code_version() -> str:
+    """The commit this run's code is from (a snapshot made by the chunk driver says so in
+    ``CODE_VERSION``), so a merged table can say which chunks ran before which fix."""
+    f = ROOT / "CODE_VERSION"
+    if f.is_file():
+        return f.read_text().strip()
+    try:
+        import subprocess
+
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -553,21 +929,40 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=0.0, help="stop sending cases after")
     ap.add_argument("--corpora", type=Path, default=None)
     ap.add_argument("--max-corpus", type=int, default=3000)
+    ap.add_argument(
+        "--gil-interval",
+        type=float,
+        default=0.002,
+        help="GIL watch tick in seconds (0: no GIL watch)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="JSON summary")
     ap.add_argument("--cases-out", type=Path, default=None, help="JSON lines, notable cases")
     ap.add_argument("--save", type=Path, default=None, help="keep notable mails here")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="sum these chunk summaries (--out files) into one table (and --out); run nothing",
+    )
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
+    args.code = _code_version()
+    args.started_at = round(time.time())
 
     seeds = load_seeds(args.corpora, args.max_corpus, 2 * 1024 * 1024)
     for k in STEP_BUDGET:  # before the workers fork: they read it
         STEP_BUDGET[k] *= args.budget_scale
     ctx = mp.get_context("fork")
     os.nice(max(0, args.nice - os.nice(0)))
-    workers = [Worker(ctx, args.seed, seeds) for _ in range(max(1, args.jobs))]
+    workers = [Worker(ctx, args.seed, seeds, args.gil_interval) for _ in range(max(1, args.jobs))]
     tally = Tally()
     todo = iter(range(args.start, args.start + args.count))
     t0 = time.monotonic()
     last_write = 0.0
+    last_load = -1e9
     cases_f = args.cases_out.open("a", encoding="utf-8") if args.cases_out else None
 
     def note(out: dict[str, Any]) -> None:
@@ -597,6 +992,9 @@ def main(argv: list[str] | None = None) -> int:
     while active:
         ready = wait([w.conn for w in active], timeout=1.0)
         now = time.monotonic()
+        if now - last_load >= 30:
+            last_load = now
+            tally.loadavg.append(os.getloadavg()[0])
         for w in list(active):
             if w.conn in ready:
                 try:
@@ -606,7 +1004,7 @@ def main(argv: list[str] | None = None) -> int:
                     note({"i": w.case, "crashed": True, "step": step, "exitcode": w.proc.exitcode})
                     w.kill()
                     active.remove(w)
-                    nw = Worker(ctx, args.seed, seeds)
+                    nw = Worker(ctx, args.seed, seeds, args.gil_interval)
                     if feed(nw):
                         active.append(nw)
                     else:
@@ -621,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
                 note({"i": w.case, "killed": step})
                 w.kill()
                 active.remove(w)
-                nw = Worker(ctx, args.seed, seeds)
+                nw = Worker(ctx, args.seed, seeds, args.gil_interval)
                 if feed(nw):
                     active.append(nw)
                 else:
@@ -636,13 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     print(table(summary))
-    bad = (
-        summary["crashes"]
-        + sum(summary["exceptions"].values())
-        + sum(summary["over_budget_not_failed_closed"].values())
-        + sum(summary["killed"].values())
-    )
-    return 1 if bad else 0
+    return _exit_code(summary)
 
 
 if __name__ == "__main__":

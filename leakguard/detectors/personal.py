@@ -51,6 +51,7 @@ from leakguard.detectors.forms import NAME_HINTS, Form, find_forms
 from leakguard.detectors.japanese import display_name_forms, romaji_skeleton, to_hiragana
 from leakguard.masking import mask, redact_text
 from leakguard.organization import Context
+from leakguard.textscan import finditer_lines
 from leakguard.types import Address, Finding, Message, QuotedBlock, QuoteKind
 
 DETECTOR = "personal"
@@ -414,7 +415,9 @@ class _Lines:
         """The identifier labels (column headers) above ``pos`` in its block, nearest
         last: what a number in a table row is under."""
         if self._labels is None:
-            self._labels = [(m.start(), m.group()) for m in _SECTION_LABEL_RE.finditer(self.text)]
+            self._labels = [
+                (m.start(), m.group()) for m in finditer_lines(_SECTION_LABEL_RE, self.text)
+            ]  # in windows: the GIL is handed over on a long text
             self._label_starts = [p for p, _ in self._labels]
         if not self._labels:
             return ""

@@ -1208,10 +1208,13 @@ def _add_attached(
         )
 
 
-# Text without any address is analysed only for the authors of its quotes.
+# Text without any address is analysed only for the authors of its quotes. The quote
+# prefix is atomic: it cannot give back the blanks that [^\n]{0,200} also matches, which
+# made a line of N blanks cost N * 200 steps (mass fuzz case 10638: 390,000 blanks, 2.7 s
+# in one search with the GIL held). The longest prefix is the only one that can match.
 _AUTHOR_HINT_RE = re.compile(
-    r"^[ \t]*(?:[>＞][ \t]?)*[^\n]{0,200}(?:wrote|書きました|のメール|のメッセージ|schrieb|"
-    r"a écrit)[ \t]*[:：][ \t]*$|^[ \t]*(?:[>＞][ \t]?)*(?:差出人|From)[ \t]*[:：]",
+    r"^(?>[ \t]*(?:[>＞][ \t]?)*)[^\n]{0,200}(?:wrote|書きました|のメール|のメッセージ|"
+    r"schrieb|a écrit)[ \t]*[:：][ \t]*$|^(?>[ \t]*(?:[>＞][ \t]?)*)(?:差出人|From)[ \t]*[:：]",
     re.MULTILINE | re.IGNORECASE,
 )
 
