@@ -152,13 +152,43 @@ def _address_markup(addr: str) -> str:
     return "<wbr>".join(f'<span class="nb">{escape(p)}</span>' for p in pieces)
 
 
+_NOT_IN_ADDR = frozenset("<>()[],;:\"'@")
+
+
+def _in_addr(ch: str) -> bool:
+    return not ch.isspace() and ch not in _NOT_IN_ADDR
+
+
+def address_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``_ADDR.finditer(text)`` matches, in linear time: each ``@`` grows to the
+    characters around it. The expression tried every start and ran to the end of each
+    run without ``@`` (quadratic: 1 s for a 20,000-character display name, mass fuzz)."""
+    spans: list[tuple[int, int]] = []
+    pos, n = 0, len(text)
+    while True:
+        at = text.find("@", pos)
+        if at < 0:
+            return spans
+        start = at
+        while start > pos and _in_addr(text[start - 1]):
+            start -= 1
+        end = at + 1
+        while end < n and _in_addr(text[end]):
+            end += 1
+        if start < at and end > at + 1:
+            spans.append((start, end))
+            pos = end
+        else:
+            pos = at + 1
+
+
 def wrap_addresses(text: str) -> Markup:
     """Escape ``text`` and mark up every mail address in it with ``_address_markup``."""
     out: list[str] = []
     pos = 0
-    for m in _ADDR.finditer(text):
-        out.append(str(escape(text[pos : m.start()])))
-        out.append(_address_markup(m.group()))
-        pos = m.end()
+    for start, end in address_spans(text):
+        out.append(str(escape(text[pos:start])))
+        out.append(_address_markup(text[start:end]))
+        pos = end
     out.append(str(escape(text[pos:])))
     return Markup("".join(out))  # noqa: S704 (every piece escaped above)
