@@ -389,7 +389,7 @@ class Service:
         )
 
     def _make_holds(self, store: SqlStore, engine: Decider) -> HoldService:
-        return HoldService(
+        holds = HoldService(
             store,
             self.config.holds,
             self.config.web,
@@ -399,6 +399,8 @@ class Service:
             base_url=self.config.link_base_url(),
             report_links=self.report_links,
         )
+        holds.background_notices = True  # the 250 waits for the hold's commit only
+        return holds
 
     def _make_incidents(self, store: SqlStore, engine: Decider) -> IncidentService:
         cfg = self.config
@@ -698,6 +700,8 @@ class Service:
             server.close()  # stop accepting
         if self.relay is not None:
             await self.relay.drain(timeout)
+        if self.holds is not None:
+            await self.holds.drain_notices(timeout)
         # wait for open SMTP sessions to finish their transaction (bounded)
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout

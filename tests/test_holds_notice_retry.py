@@ -199,3 +199,15 @@ async def test_scan_leaves_noticed_and_suppressed_holds_alone(env: Env) -> None:
     )
     assert await svc.tick() == 0
     assert len(await queued(env, "notice")) == before
+
+
+async def test_background_notices_are_queued_after_hold_returns(env: Env) -> None:
+    """``leakguard serve`` (issue 11): the relay's 250 waits for the hold's commit only;
+    the first notice is queued right after, and drained on stop."""
+    env.service.background_notices = True
+    h = await do_hold(env)
+    assert await queued(env, "notice") == []  # not before ``hold`` returned
+    assert h.state is HoldState.HELD
+    await env.service.drain_notices(10)
+    notices = await queued(env, "notice")
+    assert len(notices) == 1 and notices[0][3] == h.id

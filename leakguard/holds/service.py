@@ -227,6 +227,12 @@ class HoldService:
         ] = []
         # Signed "report a mistake" links in notices and on the review page (issue 9).
         self.report_links = report_links
+        # First notices queued after ``hold`` returns (``leakguard serve``: the relay's 250
+        # then waits for the hold's one commit, not the notices' tokens and queue commits;
+        # issue 11). A crash in between is what ``_scan_missing_notices`` is for. Off by
+        # default: the CLI and direct callers get the notices before ``hold`` returns.
+        self.background_notices = False
+        self._notice_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ helpers
 
@@ -555,6 +561,15 @@ class HoldService:
             approvers=list(stored.approvers),
             mail_from=mail_from,
         )
+        if self.background_notices:
+            task = asyncio.ensure_future(self._first_notices(stored, message))
+            self._notice_tasks.add(task)
+            task.add_done_callback(self._notice_tasks.discard)
+        else:
+            await self._first_notices(stored, message)
+        return stored
+
+    async def _first_notices(self, stored: HoldRecord, message: Message) -> None:
         try:
             await self._notify_new(stored, message)
         except Exception:  # the hold is durable; a notice failure must not lose the mail
@@ -564,7 +579,11 @@ class HoldService:
                 await self.store.record_event(
                     stored.id, actor="system", via=Via.RELAY, note=NOTICE_FAILED
                 )
-        return stored
+
+    async def drain_notices(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for first notices still being queued."""
+        if self._notice_tasks:
+            await asyncio.wait(list(self._notice_tasks), timeout=timeout)
 
     def _summary_of(
         self, message: Message, rcpts: Sequence[str], verdict: Verdict, sender_name: str
