@@ -346,7 +346,30 @@ def normalize(text: str) -> str:
     so line numbers stay those of the original text. The other dashes people write
     between digits (``−``, ``ー``, ``‐``) are accepted by the patterns themselves and
     turned into ``-`` in each value found (``_DASH_TABLE``): one pass less over the text."""
-    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return text
+    if len(text) <= _NORMALIZE_PIECE:
+        return unicodedata.normalize("NFKC", text)
+    return normalize_pieces(text)
+
+
+# NFKC of a multi-MB text is one C call that holds the GIL (130 ms for 2.2 MB, mass fuzz):
+# normalised in pieces that end just after a newline instead. A newline never composes with
+# what follows and blocks reordering, so the pieces give the same text as one call.
+_NORMALIZE_PIECE = 64 * 1024
+
+
+def normalize_pieces(text: str, piece: int = _NORMALIZE_PIECE) -> str:
+    """``unicodedata.normalize("NFKC", text)`` in pieces ending after a newline."""
+    out: list[str] = []
+    start, n = 0, len(text)
+    while start < n:
+        cut = text.find("\n", start + piece) + 1 if start + piece < n else n
+        if cut <= 0:
+            cut = n
+        out.append(unicodedata.normalize("NFKC", text[start:cut]))
+        start = cut
+    return "".join(out)
 
 
 _BLANK_LINE_RE = re.compile(r"\n[ \t\u3000]*(?=\n)")
