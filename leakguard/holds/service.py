@@ -391,7 +391,34 @@ class HoldService:
         token = await self._issue_token(hold, to)
         # its own bounded pool (issue 12); past the budget the notice fails and the notice
         # timers try again
-        ex = await budget.run(budget.NOTICE, self.explain, hold, lang)
+        raw = await budget.run(
+            budget.NOTICE,
+            self._notice_mail,
+            hold,
+            to,
+            role,
+            kind,
+            headline_key,
+            lang,
+            token,
+            fields,
+        )
+        await self._send(hold, to, raw, f"notice {kind}", once=True)
+
+    def _notice_mail(
+        self,
+        hold: HoldRecord,
+        to: str,
+        role: str,
+        kind: str,
+        headline_key: str,
+        lang: str,
+        token: str,
+        fields: dict[str, object],
+    ) -> bytes:
+        """The notice's bytes: explanation, templates and MIME, all from the held mail's
+        content, so built in the notices' bounded pool, never on the event loop."""
+        ex = self.explain(hold, lang)
         extra: list[str] = []
         if hold.offer_bcc and (role != "sender" or not hold.approvers):
             extra.append(t("note.bcc_offer", lang))
@@ -422,7 +449,7 @@ class HoldService:
             hold_id=hold.id,
             reply_to=command_reply_to(self.config.command_address, token),
         )
-        await self._send(hold, to, raw, f"notice {kind}", once=True)
+        return raw
 
     async def _info(
         self,

@@ -686,30 +686,36 @@ class SmtpServerProtocol(asyncio.Protocol):
         names = " ".join(sorted(n for n in _SYNTAX if self._available(n)))
         self._reply(f"{code} Supported commands: {names}")
 
+    def _path(self, arg: str | None, keyword: str, command: str) -> tuple[str, str, str] | None:
+        """MAIL's or RCPT's ``keyword <address> [params]``: (address, the rest, the syntax
+        error reply for later checks), or None once an error was replied (aiosmtpd's)."""
+        syntaxerr = f"501 Syntax: {command}: <address>"
+        if self.session.extended_smtp:
+            syntaxerr += " [SP <mail-parameters>]"
+        stripped = None if arg is None else self._strip_keyword(keyword, arg)
+        if stripped is None:
+            self._reply(syntaxerr)
+            return None
+        address, rest = self._getaddr(stripped)
+        if address is None:
+            self._reply("553 5.1.3 Error: malformed address")
+            return None
+        if not address or (not self.session.extended_smtp and rest):
+            self._reply(syntaxerr)
+            return None
+        return address, rest or "", syntaxerr
+
     def smtp_MAIL(self, arg: str | None) -> None:
         if self._helo_needed() or self._auth_needed():
             return
-        syntaxerr = "501 Syntax: MAIL FROM: <address>"
-        if self.session.extended_smtp:
-            syntaxerr += " [SP <mail-parameters>]"
-        if arg is None:
-            self._reply(syntaxerr)
+        path = self._path(arg, "FROM:", "MAIL FROM")
+        if path is None:
             return
-        arg = self._strip_keyword("FROM:", arg)
-        if arg is None:
-            self._reply(syntaxerr)
-            return
-        address, rest = self._getaddr(arg)
-        if address is None:
-            self._reply("553 5.1.3 Error: malformed address")
-            return
-        if not address or (not self.session.extended_smtp and rest):
-            self._reply(syntaxerr)
-            return
+        address, rest, syntaxerr = path
         if self.envelope.mail_from:
             self._reply("503 Error: nested MAIL command")
             return
-        options = (rest or "").upper().split()
+        options = rest.upper().split()
         params = self._getparams(options)
         if params is None:
             self._reply(syntaxerr)
@@ -742,24 +748,11 @@ class SmtpServerProtocol(asyncio.Protocol):
         if not self.envelope.mail_from:
             self._reply("503 Error: need MAIL command")
             return
-        syntaxerr = "501 Syntax: RCPT TO: <address>"
-        if self.session.extended_smtp:
-            syntaxerr += " [SP <mail-parameters>]"
-        if arg is None:
-            self._reply(syntaxerr)
+        path = self._path(arg, "TO:", "RCPT TO")
+        if path is None:
             return
-        arg = self._strip_keyword("TO:", arg)
-        if arg is None:
-            self._reply(syntaxerr)
-            return
-        address, rest = self._getaddr(arg)
-        if address is None:
-            self._reply("553 5.1.3 Error: malformed address")
-            return
-        if not address or (not self.session.extended_smtp and rest):
-            self._reply(syntaxerr)
-            return
-        options = (rest or "").upper().split()
+        address, rest, syntaxerr = path
+        options = rest.upper().split()
         params = self._getparams(options)
         if params is None:
             self._reply(syntaxerr)
