@@ -121,7 +121,8 @@ class JournalWriter:
         self._pending: list[tuple[DecisionEntry, Retained | None]] = []  # built, not written
         self._pending_bytes = 0
         self._task: asyncio.Task[None] | None = None
-        self._now = asyncio.Event()  # flush at once (``flush``): no lingering
+        self._now = asyncio.Event()  # flush at once (``flush``, an abandoned mark)
+        self._flushing = False
         self._pruned_at = 0.0
         # decisions whose client's connection ended before it showed it read the reply:
         # marked on their row (``abandoned``: a retry of them is recognised)
@@ -255,6 +256,8 @@ class JournalWriter:
         if len(self._queued) < self.settings.batch and self.settings.linger > 0:
             with contextlib.suppress(TimeoutError):  # gather a batch, unless asked to flush
                 await asyncio.wait_for(self._now.wait(), self.settings.linger)
+            if not self._flushing:
+                self._now.clear()
         while self._queued or self._pending or self._abandoned_written:
             if self._queued and len(self._pending) < self.settings.batch:
                 await self._build_queued()
@@ -312,10 +315,12 @@ class JournalWriter:
     async def flush(self) -> None:
         """Write every submitted row now and wait until it is written (tests, shutdown)."""
         self._now.set()
+        self._flushing = True
         try:
             while self._task is not None and not self._task.done():
                 await asyncio.shield(self._task)
         finally:
+            self._flushing = False
             self._now.clear()
 
 
