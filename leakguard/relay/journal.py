@@ -239,7 +239,9 @@ class JournalWriter:
     def abandoned(self, decision_id: str) -> None:
         """This decision's client left without showing it read the reply (``Relay.abandoned``):
         its row says so, for other workers and nodes asking whether a transaction is a
-        retry. Never raises, never waits."""
+        retry. Never raises, never waits. Written without lingering: another node asks
+        for it when the client retries."""
+        self._now.set()
         for i, (entry, kept) in enumerate(self._pending):
             if entry.id == decision_id:
                 self._pending[i] = (replace(entry, abandoned=True), kept)
