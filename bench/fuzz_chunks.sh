@@ -15,6 +15,7 @@ set -u
 OUT=${1:?output directory}
 CORPORA=${2:-}
 CHUNKS=${CHUNKS:-10}
+FIRST=${FIRST:-0}  # the first chunk to run (FIRST=6 resumes a run whose chunks 0-5 are elsewhere)
 SIZE=${SIZE:-10000}
 JOBS=${JOBS:-2}
 NICE=${NICE:-15}
@@ -22,7 +23,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 PY=$REPO/.venv/bin/python
 mkdir -p "$OUT/code" "$OUT/cases"
 echo "driver pid $$ started $(date -Is)"
-k=0
+k=$FIRST
 while [ "$k" -lt "$CHUNKS" ]; do
     start=$((k * SIZE))
     json=$OUT/chunk-$k.json

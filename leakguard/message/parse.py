@@ -40,7 +40,14 @@ _HEADER_ONLY_TYPES = frozenset(
     ("text/rfc822-headers", "message/rfc822-headers", "message/global-headers")
 )
 _WS_RUN_RE = re.compile(r"[ \t\r\n]+")
-_B64_JUNK_RE = re.compile(rb"[^A-Za-z0-9+/]")
+# every byte outside the base64 alphabet, '=' included: deleted with bytes.translate, which
+# runs at memory speed whatever the mix (a regex substitution took 320 ms, holding the GIL, on
+# 2 MB of random bytes: one match per junk byte)
+_B64_JUNK = bytes(
+    sorted(
+        set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    )
+)
 _META_CHARSET_RE = re.compile(
     rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I
 )
@@ -180,7 +187,7 @@ def _b64decode(data: bytes) -> bytes:
     try:
         return binascii.a2b_base64(data)
     except (binascii.Error, ValueError):
-        clean = _B64_JUNK_RE.sub(b"", data)
+        clean = data.translate(None, _B64_JUNK)
         if len(clean) % 4 == 1:
             clean = clean[:-1]
         clean += b"=" * (-len(clean) % 4)

@@ -260,7 +260,16 @@ class JournalWriter:
                 await asyncio.wait_for(self._now.wait(), self.settings.linger)
             if not self._flushing:
                 self._now.clear()
-        while self._queued or self._pending or self._abandoned_written:
+        while True:
+            if not (self._queued or self._pending or self._abandoned_written):
+                # prune when due, then look again: a row submitted while the prune (or the
+                # last write) awaited is written by this task, which ``submit`` saw running
+                now = time.monotonic()
+                if self._pruned_at and now - self._pruned_at < self.settings.prune_interval:
+                    break
+                self._pruned_at = now
+                await self.prune()
+                continue
             if self._queued and len(self._pending) < self.settings.batch:
                 await self._build_queued()
                 continue
@@ -294,10 +303,6 @@ class JournalWriter:
                 self._pending_bytes -= sum(
                     len(k.sealed) for _, k in batch if k is not None and k.sealed is not None
                 )
-        now = time.monotonic()
-        if not self._pruned_at or now - self._pruned_at >= self.settings.prune_interval:
-            self._pruned_at = now
-            await self.prune()
 
     async def prune(self) -> tuple[int, int]:
         """Delete expired retained mail and old journal rows (hourly, and on demand)."""
@@ -319,8 +324,13 @@ class JournalWriter:
         self._now.set()
         self._flushing = True
         try:
-            while self._task is not None and not self._task.done():
-                await asyncio.shield(self._task)
+            while True:
+                if self._task is not None and not self._task.done():
+                    await asyncio.shield(self._task)
+                elif self._queued or self._pending or self._abandoned_written:
+                    self._task = asyncio.ensure_future(self._flush())
+                else:
+                    break
         finally:
             self._flushing = False
             self._now.clear()
