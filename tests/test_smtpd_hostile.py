@@ -958,7 +958,11 @@ async def test_client_gone_in_data_or_during_the_decision(lg: Lg) -> None:
         assert (await c.cmd(line))[0] in (250, 354)
     await c.send(b"Subject: gone\r\n\r\nbody\r\n.\r\n")
     await asyncio.wait_for(lg.relay.started.wait(), 3)
-    c.w.transport.abort()  # an RST in the middle of the decision
+    # an RST in the middle of the decision (a FIN alone is a half-close, answered: below)
+    c.w.get_extra_info("socket").setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+    )
+    c.w.transport.abort()
     assert await eventually(lambda: rt.active == 0)
     assert lg.relay.cancelled == 1  # the relay shields its own work from this
     assert not lg.relay.txs
@@ -1095,3 +1099,34 @@ async def test_a_hook_error_mid_pipeline_keeps_the_replies_in_order() -> None:
         await asyncio.sleep(0)
     codes = [line[:3] for line in tr.out.split(b"\r\n")[:-1] if line[3:4] == b" "]
     assert codes == [b"220", b"250", b"451", b"250", b"250", b"250"]
+
+
+async def test_a_half_closed_client_still_gets_its_replies(lg: Lg) -> None:
+    """End of data and QUIT, then shutdown(SHUT_WR) (``nc -N``, some in-house senders): the
+    250 for the mail and the 221 are still written, then the connection is closed."""
+    port, rt = await lg.listen()
+    lg.relay.gate = asyncio.Event()
+    c = await Client.open(port)
+    for line in ("EHLO c", "MAIL FROM:<a@x.jp>", f"RCPT TO:<{BOB}>", "DATA"):
+        assert (await c.cmd(line))[0] in (250, 354)
+    await c.send(b"Subject: half-closed\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
+    await asyncio.wait_for(lg.relay.started.wait(), 3)
+    assert c.w.can_write_eof()
+    c.w.write_eof()
+    await asyncio.sleep(0.1)  # the EOF arrives while the decision waits
+    lg.relay.gate.set()
+    assert await c.reply() == (250, "250 2.0.0 OK")
+    assert (await c.reply())[0] == 250  # NOOP
+    assert (await c.reply())[0] == 221
+    assert await c.closed(3)
+    assert await eventually(lambda: rt.active == 0)
+    assert len(lg.relay.txs) == 1
+
+
+async def test_a_half_close_with_nothing_pending_closes_at_once(lg: Lg) -> None:
+    port, rt = await lg.listen()
+    c = await Client.open(port)
+    assert await c.code("EHLO c") == 250
+    c.w.write_eof()
+    assert await c.closed(3)
+    assert await eventually(lambda: rt.active == 0)

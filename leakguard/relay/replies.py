@@ -5,6 +5,8 @@ Replies are single ASCII lines unless the client asked for SMTPUTF8 (``smtp_text
 
 from __future__ import annotations
 
+import re
+
 from leakguard.message.headers import find_blank_line
 
 # -- accepted
@@ -75,13 +77,17 @@ def header_section_problem(raw: bytes) -> str | None:
     return None
 
 
+# control characters, DEL, and lone surrogates (invalid UTF-8 under surrogateescape)
+_BAD_ADDRESS_CHAR = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
 def envelope_address_problem(address: str, *, smtputf8: bool) -> str | None:
     """A permanent problem with a MAIL FROM / RCPT TO address, as the 5xx reply to give at the
     command (not a 451 after DATA, which clients would retry for days), else None.
 
     aiosmtpd hands over invalid UTF-8 as lone surrogates (``surrogateescape``).
     """
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF for ch in address):
+    if _BAD_ADDRESS_CHAR.search(address) is not None:
         return BAD_ADDRESS_BYTES
     if not address.isascii() and not smtputf8:
         return NON_ASCII_ADDRESS

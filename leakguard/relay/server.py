@@ -20,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import Sequence
@@ -74,6 +75,9 @@ def _in_networks(peer: Any, networks: Sequence[Network]) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in n for n in networks)
+
+
+_SPACE = re.compile(r"\s")  # the characters str.isspace() finds (SRE uses the same table)
 
 
 @dataclass
@@ -153,6 +157,11 @@ class LeakguardSMTP(SmtpServerProtocol):
         retry."""
         if self._lg_unanswered:
             self._lg_unanswered = []
+
+    def on_eof(self) -> None:
+        # a half-close: the reply is still written, but the client can send nothing more
+        # here, so the same transaction on another connection is a retry that may join
+        self._lg_gone = True
 
     def on_lost(self) -> None:
         self._lg_gone = True
@@ -359,7 +368,7 @@ class RelayHandler:
         if problem is not None:
             return problem
         local, at, domain = addr.rpartition("@")
-        if not at or not local or not domain or any(ch.isspace() for ch in addr) or len(addr) > 320:
+        if not at or not local or not domain or _SPACE.search(addr) is not None or len(addr) > 320:
             return replies.BAD_ADDRESS
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return replies.TOO_MANY_RCPTS

@@ -252,6 +252,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._proxy: asyncio.StreamReader | None = None  # fed for aiosmtpd's PROXY parser
         self._lost = False
+        self._eof = False  # the client half-closed while a step ran: answer, then close
         self._tls = False
         self._calls: collections.Counter[str] = collections.Counter()
         self._bogus = BOGUS_LIMIT
@@ -297,6 +298,10 @@ class SmtpServerProtocol(asyncio.Protocol):
     def on_lost(self) -> None:
         """Called once when the connection ends."""
 
+    def on_eof(self) -> None:
+        """The client half-closed while a step ran: it can send nothing more here (its
+        replies are still written). A client that gave up waiting looks the same."""
+
     def on_proxy_refused(self, reason: str) -> None:
         """A PROXY-protocol listener got no valid header (the connection is then closed)."""
 
@@ -323,7 +328,16 @@ class SmtpServerProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._proxy is not None:
             self._proxy.feed_eof()
-        return False  # close; a decision under way still finishes (it is shielded)
+        if self._state == "busy" and self.transport is not None:
+            # a half-close ("end of data, QUIT" and shutdown(SHUT_WR), as ``nc -N`` and
+            # some in-house senders do): the step's reply and those of the commands
+            # buffered behind it are still written, then the connection is closed. (TLS
+            # has no half-close: asyncio closes those connections whatever is returned,
+            # and the step still finishes, shielded.)
+            self._eof = True
+            self.on_eof()
+            return True
+        return False  # nothing is waiting for a reply: close
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -414,6 +428,9 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._state = "cmd"
         self._task = None
         self._process()
+        if self._eof and self._state == "cmd":
+            self.close()  # every buffered command answered, and no more can come
+            return
         if self._paused and self.transport is not None and len(self._in) <= _PAUSE_AT:
             self._paused = False
             self.transport.resume_reading()
