@@ -39,6 +39,7 @@ from leakguard.config import (
 )
 from leakguard.delivery import Delivery, DeliverySettings, UpstreamTransport
 from leakguard.delivery.maildir import MaildirTransport
+from leakguard.delivery.service import SendingQueue
 from leakguard.delivery.smtp import SmtpTransport, client_tls_context, try_login
 from leakguard.holds.service import HoldService
 from leakguard.logging import get_logger
@@ -504,7 +505,7 @@ class Service:
             log=self.log,
             senders_of=authenticator.senders_of if authenticator is not None else lambda _p: (),
             journal=journal_writer(cfg, store, self.log, self.metrics),
-            bcc_notices=bcc_notifier(cfg, store, self.report_links, self.log),
+            bcc_notices=bcc_notifier(cfg, SendingQueue(delivery), self.report_links, self.log),
         )
         self.relay.reports = self.incidents
         self.relay.sent_filter = self.sent_filter

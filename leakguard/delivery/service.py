@@ -163,6 +163,7 @@ class Delivery:
         self._slots = asyncio.Semaphore(settings.workers)
         self._inflight: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._full = False  # the loop's last claim took every free slot: wake it on a done
         self._history: list[tuple[str, list[tuple[str, str]]]] = []
         self._history_due = asyncio.Event()
         self._history_task: asyncio.Task[None] | None = None
@@ -358,6 +359,45 @@ class Delivery:
         self.wake()
         return did
 
+    async def enqueue_and_send(
+        self,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str = "notice",
+        hold_id: str | None = None,
+        note: str | None = None,
+    ) -> int:
+        """Queue a delivery durably and make its first try at once, in the background,
+        with the bytes in hand (notices: the queue's loop would claim the row and read the
+        message back first, three more transactions for every notice). The row is
+        committed claimed by this worker before the try starts, so the guarantees are the
+        queue's: a crash mid-try leaves it to recovery, a failed try is retried from the
+        queue. When the delivery slots are all busy, or on the way out, it is only queued
+        and the loop sends it. Returns the queue id."""
+        if (
+            self._runner is None
+            or self._stopping.is_set()
+            or (len(self._inflight) >= self.settings.workers)
+        ):
+            did = await asyncio.shield(
+                self.store.enqueue_delivery(
+                    raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note
+                )
+            )
+            self.wake()
+            return did
+        d = await asyncio.shield(
+            self.store.enqueue_claimed(
+                raw, mail_from, rcpts, kind=kind, worker=self.worker_id, hold_id=hold_id, note=note
+            )
+        )
+        task = asyncio.create_task(self._attempt(d, raw))
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+        return d.id
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -415,10 +455,12 @@ class Delivery:
             self._wake.clear()
             try:
                 free = self.settings.workers - len(self._inflight)
+                self._full = free <= 0
                 if free > 0:
                     batch = await self.store.claim_deliveries(
                         self.worker_id, datetime.now(UTC), free
                     )
+                    self._full = len(batch) >= free  # maybe more waiting than slots
                     for d in batch:
                         task = asyncio.create_task(self._attempt(d))
                         self._inflight.add(task)
@@ -437,15 +479,18 @@ class Delivery:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._wake.set()  # a slot is free
+        if self._full:
+            self._wake.set()  # a slot is free, and the loop's last claim filled them all
 
-    async def _attempt(self, d: DeliveryRecord) -> None:
-        """One try of a claimed delivery (see the module docstring for the guarantees)."""
-        try:
-            raw = await self.store.get_message(d.message_sha256)
-        except Exception as exc:
-            await self._requeue(d, exc)
-            return
+    async def _attempt(self, d: DeliveryRecord, raw: bytes | None = None) -> None:
+        """One try of a claimed delivery (see the module docstring for the guarantees).
+        ``raw``: the message's bytes when the caller has them (``enqueue_and_send``)."""
+        if raw is None:
+            try:
+                raw = await self.store.get_message(d.message_sha256)
+            except Exception as exc:
+                await self._requeue(d, exc)
+                return
         try:
             result = await self._send(
                 d.mail_from, d.rcpts, raw, options_for(raw, d.mail_from, d.rcpts)
@@ -613,3 +658,16 @@ class Delivery:
         )
         if dsn_id is not None:
             self._log("dsn_queued", to=d.mail_from, recipients=len(failed), delivery=dsn_id)
+
+
+class SendingQueue:
+    """``enqueue_delivery`` that also makes the first try at once (``Delivery.enqueue_and_send``):
+    the queue handed to the Bcc notices, which are built in the background after the 250."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+
+    async def enqueue_delivery(
+        self, raw: bytes, mail_from: str, rcpts: Sequence[str], *, kind: str = "notice"
+    ) -> int:
+        return await self.delivery.enqueue_and_send(raw, mail_from, rcpts, kind=kind)

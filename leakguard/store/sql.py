@@ -462,22 +462,30 @@ class SqlStore:
         hold_id: str | None,
         not_before: datetime | None = None,
         last_error: str = "",
+        claim: str | None = None,
     ) -> int:
         digest = await self._put_message(conn, raw)
         now = _now()
+        claimed: dict[str, Any] = (
+            # claimed by ``claim`` from the start: its first try is under way (see
+            # ``enqueue_claimed``); a crash leaves it to recovery like any other claim
+            {"state": DeliveryState.SENDING.value, "claimed_by": claim, "claimed_at": now}
+            if claim is not None
+            else {"state": DeliveryState.QUEUED.value}
+        )
         res = await conn.execute(
             sa.insert(t.deliveries)
             .values(
-                state=DeliveryState.QUEUED.value,
                 message_sha256=digest,
                 mail_from=mail_from,
                 rcpts=list(rcpts),
-                attempts=0,
+                attempts=0 if claim is None else 1,
                 next_attempt_at=not_before or now,
                 hold_id=hold_id,
                 kind=kind,
                 last_error=last_error,
                 created_at=now,
+                **claimed,
             )
             .returning(t.deliveries.c.id)
         )
@@ -514,6 +522,33 @@ class SqlStore:
                 await _system_note(conn, hold_id, note)
         self._notify()
         return did
+
+    async def enqueue_claimed(
+        self,
+        raw: bytes,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str,
+        worker: str,
+        hold_id: str | None = None,
+        note: str | None = None,
+    ) -> DeliveryRecord:
+        """Queue a delivery durably, already claimed by ``worker`` (committed on return),
+        for a first try made at once with the bytes in hand (``Delivery.enqueue_and_send``):
+        no claim query, no re-read of the message, no wake of the queue's loop. Until that
+        try records its outcome the row is an ordinary claim: a crash leaves it to
+        ``recover_deliveries``. ``note``: as for ``enqueue_delivery``."""
+        async with self._tx() as conn:
+            did = await self._enqueue(
+                conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id, claim=worker
+            )
+            if note is not None and hold_id is not None:
+                await _system_note(conn, hold_id, note)
+            row = (
+                await conn.execute(sa.select(t.deliveries).where(t.deliveries.c.id == did))
+            ).one()
+        return _delivery(row._mapping)
 
     async def enqueue_once(
         self,

@@ -1,0 +1,134 @@
+"""``Delivery.enqueue_and_send`` (notices): queued durably already claimed by this worker,
+then tried at once with the bytes in hand; the queue's guarantees hold (a failed try is
+retried from the queue, a crash mid-try is recovered, nothing is sent twice)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from test_store import _pg_store
+
+from leakguard.delivery import Delivery, DeliverySettings, MemoryTransport, UpstreamError
+from leakguard.delivery.service import SendingQueue
+from leakguard.holds.model import DeliveryState
+from leakguard.store import SqlStore, open_store, sqlite_url
+
+RAW = b"From: leakguard@city.example.lg.jp\r\nTo: a@city.example.lg.jp\r\nSubject: n\r\n\r\nx\r\n"
+FROM, TO = "leakguard@city.example.lg.jp", ["alice@city.example.lg.jp"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    if request.param == "sqlite":
+        s = await open_store(sqlite_url(tmp_path / "q.db"))
+        try:
+            yield s
+        finally:
+            await s.close()
+        return
+    async for s in _pg_store():
+        yield s
+
+
+def fast(**kw: object) -> DeliverySettings:
+    base: dict[str, object] = dict(
+        retry_base=0.05, retry_max=0.1, poll_interval=0.05, upstream_timeout=5.0
+    )
+    base.update(kw)
+    return DeliverySettings(**base)  # type: ignore[arg-type]
+
+
+async def _state(store: SqlStore, did: int, want: DeliveryState, timeout: float = 5) -> None:
+    end = asyncio.get_running_loop().time() + timeout
+    while True:
+        rec = await store.get_delivery(did)
+        assert rec is not None
+        if rec.state is want:
+            return
+        assert asyncio.get_running_loop().time() < end, rec
+        await asyncio.sleep(0.02)
+
+
+async def test_sent_at_once_and_recorded_done_without_the_queue_loop(store: SqlStore) -> None:
+    t = MemoryTransport()
+    d = Delivery(store, t, fast(poll_interval=60))  # the loop would wait a minute
+    d.start()
+    try:
+        await asyncio.sleep(0.1)  # the loop's first claim is done; now it sleeps
+        claims = 0
+        real = store.claim_deliveries
+
+        async def counted(*a: object, **kw: object) -> object:
+            nonlocal claims
+            claims += 1
+            return await real(*a, **kw)  # type: ignore[arg-type]
+
+        store.claim_deliveries = counted  # type: ignore[method-assign]
+        did = await SendingQueue(d).enqueue_delivery(RAW, FROM, TO, kind="notice")
+        await _state(store, did, DeliveryState.DONE)
+        rec = await store.get_delivery(did)
+        assert rec is not None and rec.attempts == 1 and rec.kind == "notice"
+        assert [m.raw for m in t.sent] == [RAW]
+        assert claims == 0  # no claim query, no wake of the loop
+    finally:
+        await d.stop()
+
+
+async def test_a_failed_first_try_is_retried_from_the_queue(store: SqlStore) -> None:
+    t = MemoryTransport()
+    t.fail_with = UpstreamError(451, "4.3.0 later", temporary=True)
+    d = Delivery(store, t, fast())
+    d.start()
+    try:
+        did = await d.enqueue_and_send(RAW, FROM, TO)
+        await _state(store, did, DeliveryState.QUEUED)
+        t.fail_with = None
+        await _state(store, did, DeliveryState.DONE)
+        assert len(t.sent) == 1
+    finally:
+        await d.stop()
+
+
+async def test_a_worker_that_died_mid_try_leaves_it_to_recovery(store: SqlStore) -> None:
+    # committed claimed by a worker that crashed before its try recorded anything
+    rec = await store.enqueue_claimed(RAW, FROM, TO, kind="notice", worker="crashed")
+    assert rec.state is DeliveryState.SENDING and rec.attempts == 1
+    assert await store.claim_deliveries("other", datetime.now(UTC), 10) == []  # claimed
+    t = MemoryTransport()
+    # recovered once the claim's lease is over (a lone SQLite process takes every claim
+    # back at start; on a shared PostgreSQL the claim may be another node's)
+    d = Delivery(store, t, fast(stale_claim_after=0.5))
+    d.start()
+    try:
+        await _state(store, rec.id, DeliveryState.DONE)
+        assert len(t.sent) == 1
+    finally:
+        await d.stop()
+
+
+async def test_busy_slots_or_a_stopped_queue_only_queue_it(store: SqlStore) -> None:
+    t = MemoryTransport()
+    t.delay = 0.3
+    d = Delivery(store, t, fast(workers=1))
+    # not started: queued for the loop, not tried
+    first = await d.enqueue_and_send(RAW, FROM, TO)
+    rec = await store.get_delivery(first)
+    assert rec is not None and rec.state is DeliveryState.QUEUED and rec.attempts == 0
+    d.start()
+    try:
+        await asyncio.sleep(0.1)  # the loop claimed it: its one slot is busy
+        second = await d.enqueue_and_send(RAW, FROM, ["bob@city.example.lg.jp"])
+        rec = await store.get_delivery(second)
+        assert rec is not None and rec.state is DeliveryState.QUEUED
+        await _state(store, first, DeliveryState.DONE)
+        await _state(store, second, DeliveryState.DONE)
+        assert sorted(m.rcpts[0] for m in t.sent) == [
+            "alice@city.example.lg.jp",
+            "bob@city.example.lg.jp",
+        ]
+    finally:
+        await d.stop()
