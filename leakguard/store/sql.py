@@ -155,6 +155,15 @@ class SqlStore:
     async def _put_message(self, conn: AsyncConnection, raw: bytes) -> str:
         # hashing tens of megabytes would hold the event loop: a worker thread does it
         digest = sha256_hex(raw) if len(raw) < 1 << 20 else await asyncio.to_thread(sha256_hex, raw)
+        if len(raw) < 1 << 20 and not streams_blobs(conn, len(raw)):
+            # small (notices, most mail): one insert that keeps the row already there (the
+            # same bytes) instead of a look first; resending a few KB costs less than a query
+            await conn.execute(
+                _insert_new(conn.dialect.name, t.messages).values(
+                    sha256=digest, size=len(raw), created_at=_now(), raw=raw
+                )
+            )
+            return digest
         exists = (
             await conn.execute(sa.select(t.messages.c.sha256).where(t.messages.c.sha256 == digest))
         ).first()
@@ -465,7 +474,33 @@ class SqlStore:
         claim: str | None = None,
     ) -> int:
         digest = await self._put_message(conn, raw)
-        now = _now()
+        return await self._insert_delivery(
+            conn,
+            digest,
+            mail_from,
+            rcpts,
+            kind=kind,
+            hold_id=hold_id,
+            now=_now(),
+            not_before=not_before,
+            last_error=last_error,
+            claim=claim,
+        )
+
+    async def _insert_delivery(
+        self,
+        conn: AsyncConnection,
+        digest: str,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str,
+        hold_id: str | None,
+        now: datetime,
+        not_before: datetime | None = None,
+        last_error: str = "",
+        claim: str | None = None,
+    ) -> int:
         claimed: dict[str, Any] = (
             # claimed by ``claim`` from the start: its first try is under way (see
             # ``enqueue_claimed``); a crash leaves it to recovery like any other claim
@@ -539,16 +574,27 @@ class SqlStore:
         no claim query, no re-read of the message, no wake of the queue's loop. Until that
         try records its outcome the row is an ordinary claim: a crash leaves it to
         ``recover_deliveries``. ``note``: as for ``enqueue_delivery``."""
+        now = _now()
         async with self._tx() as conn:
-            did = await self._enqueue(
-                conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id, claim=worker
+            digest = await self._put_message(conn, raw)
+            did = await self._insert_delivery(
+                conn, digest, mail_from, rcpts, kind=kind, hold_id=hold_id, now=now, claim=worker
             )
             if note is not None and hold_id is not None:
                 await _system_note(conn, hold_id, note)
-            row = (
-                await conn.execute(sa.select(t.deliveries).where(t.deliveries.c.id == did))
-            ).one()
-        return _delivery(row._mapping)
+        return DeliveryRecord(
+            id=did,
+            state=DeliveryState.SENDING,
+            message_sha256=digest,
+            mail_from=mail_from,
+            rcpts=tuple(rcpts),
+            attempts=1,
+            next_attempt_at=now,
+            hold_id=hold_id,
+            kind=kind,
+            last_error="",
+            created_at=now,
+        )
 
     async def enqueue_once(
         self,
