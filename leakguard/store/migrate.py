@@ -91,7 +91,7 @@ def head() -> str:
     return rev
 
 
-def _msg(ja: str, en: str) -> str:
+def msg(ja: str, en: str) -> str:
     return ja if lang_from_env() == "ja" else en
 
 
@@ -121,7 +121,7 @@ def upgrade_sync(conn: Connection) -> UpgradeResult:
         schema = _legacy_schema(conn, tables)
         if schema != _LEGACY_SCHEMA:
             raise StoreVersionError(
-                _msg(
+                msg(
                     f"このデータベースは leakguard のストアとして読めません "
                     f"(leakguard_meta.schema = {schema!r}、版管理表なし)。",
                     f"this database is not a leakguard store this release can read "
@@ -132,7 +132,7 @@ def upgrade_sync(conn: Connection) -> UpgradeResult:
         before, legacy = BASELINE, True
     elif before is not None and before not in known:
         raise StoreVersionError(
-            _msg(
+            msg(
                 f"ストアはより新しい leakguard で更新されています (リビジョン {before})。"
                 f"この版が扱えるのは {target} までです。leakguard を更新してください。",
                 f"the store was upgraded by a newer leakguard (revision {before}); this "
@@ -141,7 +141,7 @@ def upgrade_sync(conn: Connection) -> UpgradeResult:
         )
     elif before is None and tables & {"messages", "deliveries", "tokens"}:
         raise StoreVersionError(
-            _msg(
+            msg(
                 "データベースに leakguard の表の一部だけがあります。空のデータベースか、"
                 "leakguard のストアを指定してください。",
                 "the database holds some of leakguard's tables but not a whole store; "
@@ -165,7 +165,7 @@ async def check_current(conn: AsyncConnection) -> None:
     rev = await conn.run_sync(current_revision)
     if rev != head():
         raise StoreVersionError(
-            _msg(
+            msg(
                 f"ストアのスキーマ ({rev or '未作成または旧形式'}) がこの版 ({head()}) と"
                 "一致しません。leakguard serve を一度起動すると更新されます。",
                 f"the store's schema ({rev or 'missing or pre-migration'}) is not this "

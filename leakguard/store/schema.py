@@ -59,9 +59,10 @@ messages = sa.Table(
     "messages",
     metadata,
     sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("raw", sa.LargeBinary, nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # stored last: a big mail is inserted as zeroblob and streamed in (store/blobs.py)
+    sa.Column("raw", sa.LargeBinary, nullable=False),
 )
 
 holds = sa.Table(

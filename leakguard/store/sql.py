@@ -125,8 +125,32 @@ class SqlStore:
         Raises ``StoreVersionError`` (a ``ValueError``) for a store written by a newer
         release or a database that is not a leakguard store.
         """
-        async with self._tx() as conn:
-            return await migrate.upgrade(conn)
+        if self.dialect != "sqlite":
+            async with self._tx() as conn:
+                return await migrate.upgrade(conn)
+        # SQLite: a migration that rebuilds a table others refer to (0007: ``messages``)
+        # needs foreign keys off, which SQLite allows only outside a transaction. Every
+        # reference is checked before the commit; enforcement is back on afterwards.
+        async with self._engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+            try:
+                async with conn.begin():
+                    result = await migrate.upgrade(conn)
+                    broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise migrate.StoreVersionError(
+                            migrate.msg(
+                                f"更新で参照が {len(broken)} 件壊れるため、何も変更しません"
+                                f"(最初: {tuple(broken[0])!r})。",
+                                f"the upgrade would leave {len(broken)} broken references "
+                                f"(first: {tuple(broken[0])!r}); nothing was changed",
+                            )
+                        )
+            finally:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await conn.commit()
+        return result
 
     async def close(self) -> None:
         await self._engine.dispose()

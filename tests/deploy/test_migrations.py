@@ -260,3 +260,52 @@ def test_revision_files_form_one_line_from_the_baseline() -> None:
     assert revs[-1].down_revision is None
     for rev in revs:
         assert Path(rev.path).name == f"{rev.revision}.py"
+
+
+# ---------------------------------------------------------------------- 0007: messages.raw last
+
+
+async def _columns(url: str, table: str) -> list[str]:
+    engine = create_async_engine(_url(url))
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(f"PRAGMA table_info({table})")).all()
+        return [r[1] for r in rows]
+    finally:
+        await engine.dispose()
+
+
+async def test_held_mail_is_stored_last_and_references_stay_enforced(tmp_path: Path) -> None:
+    """0007 rebuilds ``messages`` (holds and deliveries refer to it) with foreign keys off:
+    the previous release's data is intact, ``raw`` is last, and afterwards every connection
+    of the store enforces foreign keys again."""
+    db = tmp_path / "leakguard.db"
+    shutil.copyfile(LEGACY_SQLITE, db)
+    url = sqlite_url(db)
+    store = await open_store(url)
+    try:
+        await _assert_legacy_content(store)
+        assert (await _columns(url, "messages"))[-1] == "raw"
+        assert (await _columns(url, "retained_mail"))[-1] == "sealed"
+        for _ in range(3):  # the pool's connections, the upgrade's among them
+            async with store._read() as conn:
+                assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+        with pytest.raises(sa.exc.IntegrityError):
+            async with store._tx() as conn:
+                await conn.exec_driver_sql(
+                    "UPDATE holds SET message_sha256 = 'nothing' WHERE id = 'H-LEGACY01'"
+                )
+    finally:
+        await store.close()
+
+
+async def test_an_upgrade_that_would_break_a_reference_changes_nothing(tmp_path: Path) -> None:
+    """A store whose references are already broken (written with foreign keys off by some
+    other tool) is refused by the upgrade's check, in both languages, and left as it was."""
+    db = tmp_path / "leakguard.db"
+    shutil.copyfile(LEGACY_SQLITE, db)
+    url = sqlite_url(db)
+    await _exec(url, "PRAGMA foreign_keys=OFF", "UPDATE holds SET message_sha256 = 'gone'")
+    with pytest.raises(StoreVersionError, match="broken references"):
+        await open_store(url)
+    assert await _revision(url) is None  # still the previous release's store
