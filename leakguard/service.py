@@ -482,6 +482,8 @@ class Service:
         store.on_enqueue.append(delivery.wake)
         self.report_links = self._make_report_links()
         self.holds = self._make_holds(store, engine)
+        # notices queued claimed and tried at once (no claim query, no re-read)
+        self.holds.sender = delivery.enqueue_and_send
         self.incidents = self._make_incidents(store, engine)
         self.holds.on_report.append(self.incidents.on_report)
         self.holds.on_resolved.append(self.incidents.on_resolved)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_store import _pg_store
+from test_store import _hold, _pg_store
 
 from leakguard.delivery import Delivery, DeliverySettings, MemoryTransport, UpstreamError
 from leakguard.delivery.service import SendingQueue
@@ -130,5 +130,31 @@ async def test_busy_slots_or_a_stopped_queue_only_queue_it(store: SqlStore) -> N
             "alice@city.example.lg.jp",
             "bob@city.example.lg.jp",
         ]
+    finally:
+        await d.stop()
+
+
+async def test_a_once_notice_goes_once_and_at_once(store: SqlStore) -> None:
+    """Hold notices that go once per hold and person (timers on several workers may both
+    try): the second try queues nothing; the first is sent at once, its note on the
+    timeline in the same commit."""
+    hold = _hold()
+    await store.create_hold(hold, b"Subject: x\r\n\r\nbody\r\n")
+    t = MemoryTransport()
+    d = Delivery(store, t, fast(poll_interval=60))
+    d.start()
+    try:
+        await asyncio.sleep(0.1)
+        note = "notice first sent to alice@city.example.lg.jp"
+        first = await d.enqueue_and_send(
+            RAW, FROM, TO, kind="notice", hold_id=hold.id, note=note, once=True
+        )
+        again = await d.enqueue_and_send(
+            RAW, FROM, TO, kind="notice", hold_id=hold.id, note=note, once=True
+        )
+        assert first is not None and again is None
+        await _state(store, first, DeliveryState.DONE)
+        assert len(t.sent) == 1
+        assert [tr.note for tr in await store.timeline(hold.id)].count(note) == 1
     finally:
         await d.stop()

@@ -67,6 +67,7 @@ from leakguard.delivery.transport import (
 from leakguard.holds.model import DeliveryRecord, DeliveryState
 from leakguard.metrics import Metrics
 from leakguard.store import SqlStore, backoff
+from leakguard.store.sql import sha256_hex
 
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\s*")
 
@@ -368,19 +369,53 @@ class Delivery:
         kind: str = "notice",
         hold_id: str | None = None,
         note: str | None = None,
-    ) -> int:
+        once: bool = False,
+    ) -> int | None:
         """Queue a delivery durably and make its first try at once, in the background,
         with the bytes in hand (notices: the queue's loop would claim the row and read the
         message back first, three more transactions for every notice). The row is
         committed claimed by this worker before the try starts, so the guarantees are the
         queue's: a crash mid-try leaves it to recovery, a failed try is retried from the
         queue. When the delivery slots are all busy, or on the way out, it is only queued
-        and the loop sends it. Returns the queue id."""
-        if (
+        and the loop sends it. ``once`` (with ``hold_id`` and ``note``): as the store's
+        ``enqueue_once``, nothing is queued (None) when the hold's timeline has that note.
+        Returns the queue id."""
+        direct = not (
             self._runner is None
             or self._stopping.is_set()
-            or (len(self._inflight) >= self.settings.workers)
-        ):
+            or len(self._inflight) >= self.settings.workers
+        )
+        if once:
+            assert hold_id is not None and note is not None
+            did = await asyncio.shield(
+                self.store.enqueue_once(
+                    raw,
+                    mail_from,
+                    rcpts,
+                    kind=kind,
+                    hold_id=hold_id,
+                    note=note,
+                    claim=self.worker_id if direct else None,
+                )
+            )
+            if did is None or not direct:
+                self.wake()
+                return did
+            now = datetime.now(UTC)
+            d = DeliveryRecord(
+                id=did,
+                state=DeliveryState.SENDING,
+                message_sha256=sha256_hex(raw),
+                mail_from=mail_from,
+                rcpts=tuple(rcpts),
+                attempts=1,
+                next_attempt_at=now,
+                hold_id=hold_id,
+                kind=kind,
+                last_error="",
+                created_at=now,
+            )
+        elif not direct:
             did = await asyncio.shield(
                 self.store.enqueue_delivery(
                     raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note
@@ -388,11 +423,18 @@ class Delivery:
             )
             self.wake()
             return did
-        d = await asyncio.shield(
-            self.store.enqueue_claimed(
-                raw, mail_from, rcpts, kind=kind, worker=self.worker_id, hold_id=hold_id, note=note
+        else:
+            d = await asyncio.shield(
+                self.store.enqueue_claimed(
+                    raw,
+                    mail_from,
+                    rcpts,
+                    kind=kind,
+                    worker=self.worker_id,
+                    hold_id=hold_id,
+                    note=note,
+                )
             )
-        )
         task = asyncio.create_task(self._attempt(d, raw))
         self._inflight.add(task)
         task.add_done_callback(self._done)
@@ -670,4 +712,6 @@ class SendingQueue:
     async def enqueue_delivery(
         self, raw: bytes, mail_from: str, rcpts: Sequence[str], *, kind: str = "notice"
     ) -> int:
-        return await self.delivery.enqueue_and_send(raw, mail_from, rcpts, kind=kind)
+        did = await self.delivery.enqueue_and_send(raw, mail_from, rcpts, kind=kind)
+        assert did is not None  # only ``once`` queues nothing
+        return did

@@ -233,6 +233,10 @@ class HoldService:
         # default: the CLI and direct callers get the notices before ``hold`` returns.
         self.background_notices = False
         self._notice_tasks: set[asyncio.Task[None]] = set()
+        # ``Delivery.enqueue_and_send`` in ``leakguard serve``: a notice is queued already
+        # claimed and tried at once with its bytes in hand; None: queued in the store for
+        # the delivery loop (the CLI, tools)
+        self.sender: Callable[..., Awaitable[int | None]] | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -345,6 +349,17 @@ class HoldService:
         # "sent" record, and the timers sent it again (the fault suite's SIGKILL test)
         # once: a notice that goes once per hold and person (the first notices,
         # escalation): timers on several nodes or workers may both try; the store queues it once
+        if self.sender is not None:
+            await self.sender(
+                raw,
+                self.config.notice_from,
+                [to],
+                kind="notice",
+                hold_id=hold.id,
+                note=f"{note} sent to {to}",
+                once=once,
+            )
+            return
         enqueue = self.store.enqueue_once if once else self.store.enqueue_delivery
         await enqueue(
             raw,

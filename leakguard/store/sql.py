@@ -629,9 +629,11 @@ class SqlStore:
         kind: str,
         hold_id: str,
         note: str,
+        claim: str | None = None,
     ) -> int | None:
         """``enqueue_delivery`` with ``note``, unless the hold's timeline already has that
-        note: then nothing is queued and None is returned.
+        note: then nothing is queued and None is returned. ``claim``: queued already
+        claimed by that worker, for a first try at once (``enqueue_claimed``).
 
         The hold's row is locked first (a no-op UPDATE: a row lock on PostgreSQL, the write
         lock on SQLite), so that timers on two nodes (or workers) sending the same notice
@@ -650,9 +652,12 @@ class SqlStore:
             ).first()
             if seen is not None:
                 return None
-            did = await self._enqueue(conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id)
+            did = await self._enqueue(
+                conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id, claim=claim
+            )
             await _system_note(conn, hold_id, note)
-        self._notify()
+        if claim is None:
+            self._notify()
         return did
 
     def _notify(self) -> None:
