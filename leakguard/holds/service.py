@@ -482,7 +482,6 @@ class HoldService:
         if not to or to == ADMIN_ONLY or "@" not in to:
             return
         lang = self.lang_for(to)
-        ex = self.explain(hold, lang)
         answers: list[Answer] = []
         reply_to = None
         if with_withdraw:
@@ -504,8 +503,38 @@ class HoldService:
             if reply_to is None:
                 token = await self._issue_token(hold, to)
                 reply_to = command_reply_to(self.config.command_address, token)
+        # the explanation and the templates read the held mail's content (subject, names):
+        # built in the notices' bounded pool like the full notices, never on the event loop
+        raw = await budget.run(
+            budget.NOTICE,
+            self._info_mail,
+            hold,
+            to,
+            kind,
+            lang,
+            headline,
+            extra,
+            answers,
+            reply_to,
+            report_url,
+        )
+        await self._send(hold, to, raw, f"info {kind}", once=once)
+
+    def _info_mail(
+        self,
+        hold: HoldRecord,
+        to: str,
+        kind: str,
+        lang: str,
+        headline: Callable[[str], str],
+        extra: Callable[[str], list[str]] | None,
+        answers: list[Answer],
+        reply_to: str | None,
+        report_url: str | None,
+    ) -> bytes:
+        ex = self.explain(hold, lang)
         subject_key = "subj.reply_result" if kind == "reply_result" else f"subj.{kind}"
-        raw = build_mail(
+        return build_mail(
             kind=kind,
             lang=lang,
             to=to,
@@ -523,7 +552,6 @@ class HoldService:
             hold_id=hold.id,
             reply_to=reply_to,
         )
-        await self._send(hold, to, raw, f"info {kind}", once=once)
 
     # ------------------------------------------------------------------ HoldHandler
 
