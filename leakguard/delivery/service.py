@@ -402,18 +402,8 @@ class Delivery:
                 self.wake()
                 return did
             now = datetime.now(UTC)
-            d = DeliveryRecord(
-                id=did,
-                state=DeliveryState.SENDING,
-                message_sha256=sha256_hex(raw),
-                mail_from=mail_from,
-                rcpts=tuple(rcpts),
-                attempts=1,
-                next_attempt_at=now,
-                hold_id=hold_id,
-                kind=kind,
-                last_error="",
-                created_at=now,
+            d = DeliveryRecord.claimed(
+                did, sha256_hex(raw), mail_from, rcpts, kind=kind, hold_id=hold_id, now=now
             )
         elif not direct:
             did = await asyncio.shield(

@@ -92,6 +92,32 @@ class DeliveryRecord:
     last_error: str = ""
     created_at: datetime | None = None  # when it was queued (give-up age); set by the store
 
+    @classmethod
+    def claimed(
+        cls,
+        did: int,
+        digest: str,
+        mail_from: str,
+        rcpts: Sequence[str],
+        *,
+        kind: str,
+        hold_id: str | None,
+        now: datetime,
+    ) -> DeliveryRecord:
+        """A row just queued claimed for its first try (``enqueue_claimed``), as written."""
+        return cls(
+            id=did,
+            state=DeliveryState.SENDING,
+            message_sha256=digest,
+            mail_from=mail_from,
+            rcpts=tuple(rcpts),
+            attempts=1,
+            next_attempt_at=now,
+            hold_id=hold_id,
+            kind=kind,
+            created_at=now,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TokenRecord:

@@ -349,18 +349,11 @@ class HoldService:
         # "sent" record, and the timers sent it again (the fault suite's SIGKILL test)
         # once: a notice that goes once per hold and person (the first notices,
         # escalation): timers on several nodes or workers may both try; the store queues it once
-        if self.sender is not None:
-            await self.sender(
-                raw,
-                self.config.notice_from,
-                [to],
-                kind="notice",
-                hold_id=hold.id,
-                note=f"{note} sent to {to}",
-                once=once,
-            )
-            return
-        enqueue = self.store.enqueue_once if once else self.store.enqueue_delivery
+        enqueue: Callable[..., Awaitable[int | None]]
+        if self.sender is not None:  # queued claimed and tried at once
+            enqueue = functools.partial(self.sender, once=once)
+        else:
+            enqueue = self.store.enqueue_once if once else self.store.enqueue_delivery
         await enqueue(
             raw,
             self.config.notice_from,

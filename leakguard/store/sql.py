@@ -606,18 +606,8 @@ class SqlStore:
             )
             if note is not None and hold_id is not None:
                 await _system_note(conn, hold_id, note)
-        return DeliveryRecord(
-            id=did,
-            state=DeliveryState.SENDING,
-            message_sha256=digest,
-            mail_from=mail_from,
-            rcpts=tuple(rcpts),
-            attempts=1,
-            next_attempt_at=now,
-            hold_id=hold_id,
-            kind=kind,
-            last_error="",
-            created_at=now,
+        return DeliveryRecord.claimed(
+            did, digest, mail_from, rcpts, kind=kind, hold_id=hold_id, now=now
         )
 
     async def enqueue_once(
