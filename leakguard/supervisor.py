@@ -483,5 +483,7 @@ def run_worker(sup: Supervisor, index: int, pipe: int) -> int:
         tell(_READY)
         beats.append(asyncio.get_running_loop().create_task(heartbeat(), name="heartbeat"))
 
-    asyncio.run(service.run(ready=ready))
+    from leakguard.runtime import run as run_loop
+
+    run_loop(service.run(ready=ready), sup.config.event_loop)
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 from e2e.sink import Sink
+from loops import event_loop_policy  # noqa: F401  (both event loops)
 
 from leakguard.delivery import (
     Delivery,

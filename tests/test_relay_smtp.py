@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trustme
 from e2e.sink import Sink
+from loops import event_loop_policy  # noqa: F401  (both event loops)
 from relay_fakes import FakeEngine
 
 from leakguard.config import ServiceConfig

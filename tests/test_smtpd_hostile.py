@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 import trustme
+from loops import event_loop_policy  # noqa: F401  (both event loops)
 from test_smtpd_protocol import _Handler, _reference, _Transport
 
 from leakguard.metrics import Metrics
 from leakguard.relay import replies
 from leakguard.relay import server as server_mod
+from leakguard.relay import smtpd as smtpd_mod
 from leakguard.relay.actions import Transaction
 from leakguard.relay.auth import Throttle
 from leakguard.relay.server import ListenerRuntime, ListenerSpec, start_listener
@@ -346,7 +348,7 @@ async def test_starttls_handshake_timeout_closes_and_gives_the_slot_back(
 ) -> None:
     """asyncio does not tell the protocol about a connection lost mid-handshake: a client
     that starts one and stops must still give its listener slot back."""
-    monkeypatch.setattr(asyncio.constants, "SSL_HANDSHAKE_TIMEOUT", 0.3)
+    monkeypatch.setattr(smtpd_mod, "TLS_HANDSHAKE_TIMEOUT", 0.3)
     port, rt = await lg.listen("submission", max_connections=1)
     c = await Client.open(port)
     assert await c.code("STARTTLS") == 220

@@ -11,6 +11,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from loops import event_loop_policy  # noqa: F401  (both event loops)
 
 from leakguard.delivery.smtp import client_tls_context, try_login
 from leakguard.relay.auth import UpstreamAuthenticator

@@ -11,7 +11,6 @@ ports under one supervising parent (leakguard/supervisor.py).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import os
 import sys
@@ -210,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     # the policy's and organisation's indexes are built: freeze them before the loop runs
     # (a full collection here takes ~0.2 s; inside the loop it would stall the listeners);
     # worker processes forked later inherit the frozen heap and the thresholds
+    from leakguard.runtime import run as run_loop
     from leakguard.runtime import settle_heap
 
     settle_heap()
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_workers(cfg, policy, org, engine, workers, lang)
     service = Service(config=cfg, policy_path=policy, org_path=org, engine=engine)
     try:
-        asyncio.run(service.run())
+        run_loop(service.run(), cfg.event_loop)
     except (OSError, ValueError) as exc:
         print(f"{_t('start', lang)} {exc}", file=sys.stderr)
         return 1

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leakguard.metrics import Metrics
-from leakguard.relay import replies
+from leakguard.relay import replies, smtpd
 from leakguard.relay.actions import Relay, Transaction
 from leakguard.relay.auth import (
     PEER_SOFT_AFTER,
@@ -502,11 +502,14 @@ async def start_listener(
         return LeakguardSMTP(handler, settings)
 
     ssl_ctx = tls_context if spec.kind == "smtps" else None
+    tls_kw: dict[str, Any] = (
+        {"ssl": ssl_ctx, "ssl_handshake_timeout": smtpd.TLS_HANDSHAKE_TIMEOUT} if ssl_ctx else {}
+    )
     if sock is not None:
-        server = await loop.create_server(factory, sock=sock, ssl=ssl_ctx)
+        server = await loop.create_server(factory, sock=sock, **tls_kw)
     else:
         server = await loop.create_server(
-            factory, host=spec.host, port=spec.port, ssl=ssl_ctx, reuse_address=True
+            factory, host=spec.host, port=spec.port, reuse_address=True, **tls_kw
         )
     runtime.gauge = metrics.connections.labels(spec.name)
     runtime.gauge.set(runtime.active)

@@ -43,13 +43,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aiosmtpd.proxy_protocol import get_proxy
 
 # aiosmtpd's limits: 512 bytes a command line (RFC 5321 §4.5.3.1.4), MAIL with its ESMTP
 # parameters 26 (SIZE=) + 10 (SMTPUTF8) more; five unknown commands end the connection.
 COMMAND_SIZE_LIMIT = 512
+# seconds a TLS handshake (STARTTLS, smtps) may take: given to the loop explicitly, so that
+# asyncio's and uvloop's loops, whose defaults live in different places, behave the same
+TLS_HANDSHAKE_TIMEOUT = 60.0
 BOGUS_LIMIT = 5
 ALLOWED_BEFORE_STARTTLS = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})
 _PAUSE_AT = 256 * 1024  # input kept while a step waits before reading pauses
@@ -265,8 +268,8 @@ class SmtpServerProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # an asyncio.Transport's interface (uvloop's transports do not subclass it)
+        self.transport = cast(asyncio.Transport, transport)
         self.session.peer = transport.get_extra_info("peername")
         self._tls = transport.get_extra_info("sslcontext") is not None
         if self._tls:
@@ -846,7 +849,11 @@ class SmtpServerProtocol(asyncio.Protocol):
         self._in.clear()
         try:
             transport = await self.loop.start_tls(
-                self.transport, self, self.settings.tls_context, server_side=True
+                self.transport,
+                self,
+                self.settings.tls_context,
+                server_side=True,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
             )
         except Exception:
             # a handshake that times out (or is aborted) mid-way never reaches our
@@ -859,8 +866,7 @@ class SmtpServerProtocol(asyncio.Protocol):
         if transport is None:
             self.connection_lost(None)
             raise ConnectionResetError()
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # (typed a Transport; uvloop's is not a subclass of it)
         self._tls = True
         peer = self.session.peer
         self.session = Session(peer=peer, ssl=transport.get_extra_info("ssl_object"))
