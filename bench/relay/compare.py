@@ -116,6 +116,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run without the Postfix relay (no root or no package)",
     )
+    ap.add_argument(
+        "--lg-config",
+        default="",
+        help="top-level configuration keys for leakguard, as JSON "
+        '(e.g. \'{"event_loop": "asyncio"}\')',
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = ap.parse_args(argv)  # fmt: skip
     if args.full:
@@ -161,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     sink = h.Sink()
-    lg = h.Leakguard(sink.port, shlex.split(args.lg_args), binary=args.leakguard)
+    lg = h.Leakguard(
+        sink.port,
+        shlex.split(args.lg_args),
+        binary=args.leakguard,
+        config=json.loads(args.lg_config) if args.lg_config else {},
+    )
     pf = h.Postfix(h.free_port(), relayhost=f"[127.0.0.1]:{sink.port}") if use_postfix else None
     runs: list[dict[str, Any]] = []
     latency: dict[str, Any] = {}
@@ -233,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "argv": sys.argv[1:] if argv is None else argv,
         "lg_args": args.lg_args,
+        "lg_config": args.lg_config,
         "leakguard": args.leakguard,
         "connection_per_mail": not args.reuse,
         "results": results,
