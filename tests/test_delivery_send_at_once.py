@@ -5,33 +5,21 @@ retried from the queue, a crash mid-try is recovered, nothing is sent twice)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-from test_store import _hold, _pg_store
+import test_store
+from test_store import _hold
 
 from leakguard.delivery import Delivery, DeliverySettings, MemoryTransport, UpstreamError
 from leakguard.delivery.service import SendingQueue
 from leakguard.holds.model import DeliveryState
-from leakguard.store import SqlStore, open_store, sqlite_url
+from leakguard.store import SqlStore
 
 RAW = b"From: leakguard@city.example.lg.jp\r\nTo: a@city.example.lg.jp\r\nSubject: n\r\n\r\nx\r\n"
 FROM, TO = "leakguard@city.example.lg.jp", ["alice@city.example.lg.jp"]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    if request.param == "sqlite":
-        s = await open_store(sqlite_url(tmp_path / "q.db"))
-        try:
-            yield s
-        finally:
-            await s.close()
-        return
-    async for s in _pg_store():
-        yield s
+store = test_store.store  # the store fixture, on SQLite and PostgreSQL
 
 
 def fast(**kw: object) -> DeliverySettings:
