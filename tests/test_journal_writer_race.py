@@ -14,17 +14,21 @@ from leakguard.relay.journal import JournalSettings, JournalWriter
 @dataclass(frozen=True)
 class _Row:
     id: str
+    abandoned: bool = False
 
 
 class _Journal:
     def __init__(self) -> None:
         self.rows: list[str] = []
+        self.abandoned_rows: list[str] = []  # written with the mark
+        self.marked: list[str] = []  # marked by an UPDATE after they were written
         self.in_prune = asyncio.Event()
         self.go_on = asyncio.Event()
         self.prunes = 0
 
     async def record(self, batch: list[tuple[Any, Any]]) -> None:
         self.rows += [entry.id for entry, _ in batch]
+        self.abandoned_rows += [entry.id for entry, _ in batch if entry.abandoned]
 
     async def prune(self, now: Any, *, journal_before: Any) -> tuple[int, int]:
         self.prunes += 1
@@ -33,7 +37,7 @@ class _Journal:
         return 0, 0
 
     async def mark_abandoned(self, ids: list[str]) -> None:
-        pass
+        self.marked += ids
 
 
 class _Store:
@@ -77,3 +81,28 @@ async def test_flush_writes_rows_queued_after_the_task_ended() -> None:
         _submit(w, f"M-{i}")
     await asyncio.wait_for(w.flush(), 5)  # no 5 s linger: flush asks for it now
     assert store.journal.rows == ["M-0", "M-1", "M-2"]
+
+
+async def test_an_abandoned_mark_reaches_the_row_wherever_the_row_is() -> None:
+    """Queued or being built: the row is written with the mark; already written (however
+    long ago: no memory of written ids is kept): one UPDATE marks it."""
+    store = _Store()
+    store.journal.go_on.set()
+    w = _Writer(
+        store,  # type: ignore[arg-type]
+        JournalSettings(mode="off", linger=5.0),
+        sealer=None,
+        executor=None,
+        log=None,
+    )
+    _submit(w, "M-queued")
+    w.abandoned("M-queued")  # still queued (the flush lingers)
+    await asyncio.wait_for(w.flush(), 5)
+    assert store.journal.abandoned_rows == ["M-queued"] and store.journal.marked == []
+    for i in range(300):
+        _submit(w, f"M-{i}")
+    await asyncio.wait_for(w.flush(), 5)
+    w.abandoned("M-0")  # written 300 rows ago
+    await asyncio.wait_for(w.flush(), 5)
+    assert store.journal.marked == ["M-0"]
+    assert "M-0" not in store.journal.abandoned_rows

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -128,7 +127,7 @@ class JournalWriter:
         # marked on their row (``abandoned``: a retry of them is recognised)
         self._abandoned_early: set[str] = set()  # before the row was built
         self._abandoned_written: list[str] = []  # after it was written: one UPDATE per flush
-        self._written: OrderedDict[str, None] = OrderedDict()  # recent ids written
+        self._building: set[str] = set()  # ids of the batch being built now
         self._writing: set[str] = set()  # ids of the batch being written now
 
     # ------------------------------------------------------------------ building a row
@@ -219,9 +218,11 @@ class JournalWriter:
         """Build every queued row (one worker-thread call) into ``_pending``."""
         batch, self._queued = self._queued, []
         loop = asyncio.get_running_loop()
+        self._building = {f["decision_id"] for f, _ in batch}
         try:
             built = await loop.run_in_executor(self.executor, self._build_batch, batch)
         finally:
+            self._building = set()
             self._pending_bytes -= sum(len(f["raw"]) for f, retain in batch if retain)
         for item in built:
             if isinstance(item, BaseException):
@@ -246,13 +247,19 @@ class JournalWriter:
             if entry.id == decision_id:
                 self._pending[i] = (replace(entry, abandoned=True), kept)
                 return
-        if decision_id in self._written or decision_id in self._writing:
-            # (a batch being written: the update runs after it, in the same flush loop)
-            self._abandoned_written.append(decision_id)
-            if self._task is None or self._task.done():
-                self._task = asyncio.ensure_future(self._flush())
-        elif len(self._abandoned_early) < 100_000:
-            self._abandoned_early.add(decision_id)  # its row is queued or being built
+        if decision_id in self._building or any(
+            f["decision_id"] == decision_id for f, _ in self._queued
+        ):
+            if len(self._abandoned_early) < 100_000:
+                self._abandoned_early.add(decision_id)  # marked when its row is built
+            return
+        # written, or being written (the update runs after that batch, in the same flush
+        # loop): rows are submitted before their 250 goes out, so a decision whose client
+        # is gone is in one of these places; no memory of written ids is needed (it grew
+        # with every mail up to its bound, issue 11's flat-memory goal)
+        self._abandoned_written.append(decision_id)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._flush())
 
     async def _flush(self) -> None:
         if len(self._queued) < self.settings.batch and self.settings.linger > 0:
@@ -289,10 +296,6 @@ class JournalWriter:
             self._writing = {entry.id for entry, _ in batch}
             try:
                 await self.store.journal.record(batch)
-                for entry, _ in batch:
-                    self._written[entry.id] = None
-                while len(self._written) > 50_000:
-                    self._written.popitem(last=False)
             except Exception as exc:
                 self.log.error(
                     "journal_error", stage="write", error=repr(exc)[:300], rows=len(batch)
