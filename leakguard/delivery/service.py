@@ -67,7 +67,6 @@ from leakguard.delivery.transport import (
 from leakguard.holds.model import DeliveryRecord, DeliveryState
 from leakguard.metrics import Metrics
 from leakguard.store import SqlStore, backoff
-from leakguard.store.sql import sha256_hex
 
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\s*")
 
@@ -380,51 +379,40 @@ class Delivery:
         and the loop sends it. ``once`` (with ``hold_id`` and ``note``): as the store's
         ``enqueue_once``, nothing is queued (None) when the hold's timeline has that note.
         Returns the queue id."""
-        direct = not (
+        assert not once or (hold_id is not None and note is not None)
+        if (
             self._runner is None
             or self._stopping.is_set()
             or len(self._inflight) >= self.settings.workers
-        )
-        if once:
-            assert hold_id is not None and note is not None
-            did = await asyncio.shield(
-                self.store.enqueue_once(
-                    raw,
-                    mail_from,
-                    rcpts,
-                    kind=kind,
-                    hold_id=hold_id,
-                    note=note,
-                    claim=self.worker_id if direct else None,
+        ):
+            if once and hold_id is not None and note is not None:
+                queued = await asyncio.shield(
+                    self.store.enqueue_once(
+                        raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note
+                    )
                 )
-            )
-            if did is None or not direct:
-                self.wake()
-                return did
-            now = datetime.now(UTC)
-            d = DeliveryRecord.claimed(
-                did, sha256_hex(raw), mail_from, rcpts, kind=kind, hold_id=hold_id, now=now
-            )
-        elif not direct:
-            did = await asyncio.shield(
-                self.store.enqueue_delivery(
-                    raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note
+            else:
+                queued = await asyncio.shield(
+                    self.store.enqueue_delivery(
+                        raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note
+                    )
                 )
-            )
             self.wake()
-            return did
-        else:
-            d = await asyncio.shield(
-                self.store.enqueue_claimed(
-                    raw,
-                    mail_from,
-                    rcpts,
-                    kind=kind,
-                    worker=self.worker_id,
-                    hold_id=hold_id,
-                    note=note,
-                )
+            return queued
+        d = await asyncio.shield(
+            self.store.enqueue_claimed(
+                raw,
+                mail_from,
+                rcpts,
+                kind=kind,
+                worker=self.worker_id,
+                hold_id=hold_id,
+                note=note,
+                once=once,
             )
+        )
+        if d is None:
+            return None
         task = asyncio.create_task(self._attempt(d, raw))
         self._inflight.add(task)
         task.add_done_callback(self._done)

@@ -582,6 +582,21 @@ class SqlStore:
         self._notify()
         return did
 
+    async def _already_noted(self, conn: AsyncConnection, hold_id: str, note: str) -> bool:
+        """Whether the hold's timeline has ``note``, its row locked first (a no-op UPDATE:
+        a row lock on PostgreSQL, the write lock on SQLite), so that timers on two nodes
+        (or workers) sending the same notice are serialised and the second one sees the
+        first one's note: the notice goes once."""
+        h = t.holds.c
+        tr = t.transitions.c
+        await conn.execute(sa.update(t.holds).where(h.id == hold_id).values(escalated=h.escalated))
+        seen = (
+            await conn.execute(
+                sa.select(tr.id).where(tr.hold_id == hold_id, tr.note == note).limit(1)
+            )
+        ).first()
+        return seen is not None
+
     async def enqueue_claimed(
         self,
         raw: bytes,
@@ -592,14 +607,20 @@ class SqlStore:
         worker: str,
         hold_id: str | None = None,
         note: str | None = None,
-    ) -> DeliveryRecord:
+        once: bool = False,
+    ) -> DeliveryRecord | None:
         """Queue a delivery durably, already claimed by ``worker`` (committed on return),
         for a first try made at once with the bytes in hand (``Delivery.enqueue_and_send``):
         no claim query, no re-read of the message, no wake of the queue's loop. Until that
         try records its outcome the row is an ordinary claim: a crash leaves it to
-        ``recover_deliveries``. ``note``: as for ``enqueue_delivery``."""
+        ``recover_deliveries``. ``note``: as for ``enqueue_delivery``; ``once`` (with
+        ``hold_id`` and ``note``): as ``enqueue_once``, None when the note is there."""
         now = _now()
         async with self._tx() as conn:
+            if once:
+                assert hold_id is not None and note is not None
+                if await self._already_noted(conn, hold_id, note):
+                    return None
             digest = await self._put_message(conn, raw)
             did = await self._insert_delivery(
                 conn, digest, mail_from, rcpts, kind=kind, hold_id=hold_id, now=now, claim=worker
@@ -619,35 +640,15 @@ class SqlStore:
         kind: str,
         hold_id: str,
         note: str,
-        claim: str | None = None,
     ) -> int | None:
         """``enqueue_delivery`` with ``note``, unless the hold's timeline already has that
-        note: then nothing is queued and None is returned. ``claim``: queued already
-        claimed by that worker, for a first try at once (``enqueue_claimed``).
-
-        The hold's row is locked first (a no-op UPDATE: a row lock on PostgreSQL, the write
-        lock on SQLite), so that timers on two nodes (or workers) sending the same notice
-        are serialised and the second one sees the first one's note: the notice goes once.
-        """
-        h = t.holds.c
-        tr = t.transitions.c
+        note (``_already_noted``): then nothing is queued and None is returned."""
         async with self._tx() as conn:
-            await conn.execute(
-                sa.update(t.holds).where(h.id == hold_id).values(escalated=h.escalated)
-            )
-            seen = (
-                await conn.execute(
-                    sa.select(tr.id).where(tr.hold_id == hold_id, tr.note == note).limit(1)
-                )
-            ).first()
-            if seen is not None:
+            if await self._already_noted(conn, hold_id, note):
                 return None
-            did = await self._enqueue(
-                conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id, claim=claim
-            )
+            did = await self._enqueue(conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id)
             await _system_note(conn, hold_id, note)
-        if claim is None:
-            self._notify()
+        self._notify()
         return did
 
     def _notify(self) -> None:
