@@ -469,6 +469,7 @@ class Delivery:
         """Work the queue until ``stop()``; in-flight sends are awaited on the way out."""
         await self.recover(startup=True)
         last_recover = asyncio.get_running_loop().time()
+        last_depth = -1.0
         # a dead host's claims are looked for a few times per lease (at most once a minute)
         recover_every = max(1.0, min(60.0, self.settings.stale_claim_after / 3))
         while not self._stopping.is_set():
@@ -485,8 +486,10 @@ class Delivery:
                         task = asyncio.create_task(self._attempt(d))
                         self._inflight.add(task)
                         task.add_done_callback(self._done)
-                self.metrics.queue_depth.set(await self.store.queue_depth())
                 now_m = asyncio.get_running_loop().time()
+                if now_m - last_depth >= 1.0:  # a count query: once a second is enough
+                    last_depth = now_m
+                    self.metrics.queue_depth.set(await self.store.queue_depth())
                 if now_m - last_recover > recover_every:
                     last_recover = now_m
                     await self.recover()

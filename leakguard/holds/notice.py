@@ -9,15 +9,11 @@ out-of-office replies do not loop; the service never sends a notice about a noti
 
 from __future__ import annotations
 
-import email.policy
+import base64
 import email.utils
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.charset import BASE64, Charset
-from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from typing import Any, cast
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -31,6 +27,7 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    auto_reload=False,  # package templates: no stat of the file on every render
 )
 
 NOTICE_HEADER = "X-Leakguard-Notice"
@@ -60,33 +57,108 @@ def render(template: str, **ctx: object) -> str:
     return _ENV.get_template(template).render(**ctx)
 
 
-_UTF8 = Charset("utf-8")
-_UTF8.header_encoding = BASE64
-_CRLF = email.policy.compat32.clone(linesep="\r\n")
+# Header values: folded at spaces past this width; non-ASCII ones as RFC 2047 words of at
+# most this many UTF-8 bytes (52 base64 characters: with "=?utf-8?b?...?=" and a header
+# name such as "Subject: " a line stays within 78 characters).
+_FOLD = 78
+_WORD_BYTES = 39
+_MAX_7BIT_LINE = 998
 
 
-def _part(body: str, subtype: str) -> MIMEText:
-    # 7bit when ASCII, else UTF-8 in base64 (what EmailMessage.set_content did here)
-    return MIMEText(body, subtype, "us-ascii" if body.isascii() else "utf-8")
+def _encoded_words(value: str) -> str:
+    """``value`` as RFC 2047 base64 words (UTF-8), split between characters, one a line."""
+    data = value.encode("utf-8")
+    words = []
+    start = 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and 0x80 <= data[end] < 0xC0:  # not inside a character
+            end -= 1
+        words.append("=?utf-8?b?" + base64.b64encode(data[start:end]).decode("ascii") + "?=")
+        start = end
+    return "\r\n ".join(words)
+
+
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to"})
+
+
+def _address_words(value: str) -> str:
+    """An address list with non-ASCII display names: each name as RFC 2047 words and the
+    address itself as it is (an encoded word must not hold an address: RFC 2047 section 5).
+    An address that is not ASCII itself leaves the whole value to ``_encoded_words``."""
+    pairs = email.utils.getaddresses([value])
+    if not pairs or any(not addr or not addr.isascii() for _, addr in pairs):
+        return _encoded_words(value)
+    return ",\r\n ".join(email.utils.formataddr(pair, charset="utf-8") for pair in pairs)
+
+
+def _folded(name: str, value: str) -> str:
+    """An ASCII header value folded at spaces so that lines keep to ``_FOLD`` characters
+    where a space allows (a longer word stays whole, as compat32 left it)."""
+    if len(name) + 2 + len(value) <= _FOLD:
+        return value
+    lines: list[str] = []
+    line = ""
+    width = len(name) + 2
+    for word in value.split(" "):
+        if line and width + len(line) + 1 + len(word) > _FOLD:
+            lines.append(line)
+            line, width = word, 1
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
+def _part(body: str, subtype: str) -> bytes:
+    """One text part: 7bit when ASCII (and no line is too long for SMTP), else UTF-8 in
+    base64, in 76-character lines (what ``MIMEText`` and ``EmailMessage`` wrote here)."""
+    if body.isascii():
+        crlf = body.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+        if all(len(x) <= _MAX_7BIT_LINE for x in crlf.split("\r\n")):
+            return (
+                f'Content-Type: text/{subtype}; charset="us-ascii"\r\n'
+                "MIME-Version: 1.0\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" + crlf
+            ).encode("ascii")
+    data = base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    ).encode("ascii") + data
 
 
 def alternative_mail(headers: Sequence[tuple[str, str]], text: str, html: str) -> bytes:
     """A multipart/alternative mail (text, then HTML) with ``headers``, CRLF line ends.
 
-    Built with the email package's compat32 classes: the same MIME as ``EmailMessage``
-    with the SMTP policy, without its header registry, which parsed every header value
-    and took most of the ~3 ms a notice cost (issue 11: each hold and each Bcc rewrite
-    sends one or more). Non-ASCII values become RFC 2047 words; a value with CR or LF is
-    refused (no header injection), as the SMTP policy refused it."""
-    msg = MIMEMultipart("alternative", policy=email.policy.compat32)
+    Written out directly: the MIME the email package's ``EmailMessage`` (and then its
+    compat32 classes) wrote here, without their header registry, generator and per-line
+    base64 loop, which took most of a notice's ~3 ms and then ~1 ms (issue 11: each hold
+    sends two notices and each Bcc rewrite one). Non-ASCII values become RFC 2047 words
+    (UTF-8, base64); long values are folded; a value with CR or LF is refused (no header
+    injection), as the SMTP policy refused it."""
+    out = []
     for name, value in headers:
         if "\r" in value or "\n" in value:
             raise ValueError(f"header {name!r} contains CR or LF")
-        # typeshed has str only; compat32 takes a Header (RFC 2047 words, folded)
-        cast(Any, msg)[name] = value if value.isascii() else Header(value, _UTF8, header_name=name)
-    msg.attach(_part(text, "plain"))
-    msg.attach(_part(html, "html"))
-    return msg.as_bytes(policy=_CRLF)
+        if not name.isascii() or not name.replace("-", "").isalnum():
+            raise ValueError(f"bad header name {name!r}")
+        if value.isascii():
+            shown = _folded(name, value)
+        elif name.lower() in _ADDRESS_HEADERS:
+            shown = _address_words(value)
+        else:
+            shown = _encoded_words(value)
+        out.append(f"{name}: {shown}\r\n")
+    parts = [_part(text, "plain"), _part(html, "html")]
+    boundary = "===============" + secrets.token_hex(10) + "=="
+    while any(boundary.encode("ascii") in p for p in parts):  # 7bit parts only, in theory
+        boundary = "===============" + secrets.token_hex(10) + "=="
+    head = (
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
+        "MIME-Version: 1.0\r\n" + "".join(out) + "\r\n"
+    ).encode("ascii")
+    sep = b"--" + boundary.encode("ascii")
+    return head + b"".join(sep + b"\r\n" + p + b"\r\n" for p in parts) + sep + b"--\r\n"
 
 
 def build_mail(
