@@ -72,3 +72,26 @@ async def insert_streaming_blob(
 
     await driver._execute(fill, driver._conn)
     return True
+
+
+def insert_streaming_blob_sync(
+    conn: sa.Connection,
+    insert: sa.Insert,
+    table: sa.Table,
+    column: str,
+    data: bytes | bytearray,
+) -> bool:
+    """``insert_streaming_blob`` for a synchronous connection (the store's own thread, see
+    ``SqlStore._run_tx``): the blob written in pieces through the ``sqlite3`` connection
+    underneath, else one plain insert."""
+    driver = conn.connection.driver_connection
+    if conn.dialect.name != "sqlite" or not isinstance(driver, sqlite3.Connection):
+        return bool(conn.execute(insert.values({column: data})).rowcount)
+    result = conn.execute(insert.values({column: sa.func.zeroblob(len(data))}))
+    if not result.rowcount:
+        return False
+    view = memoryview(data)
+    with driver.blobopen(table.name, column, result.lastrowid) as blob:
+        for start in range(0, len(view), BLOB_PIECE):
+            blob.write(view[start : start + BLOB_PIECE])
+    return True

@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -40,10 +42,12 @@ from leakguard.holds.model import (
 )
 from leakguard.store import migrate
 from leakguard.store import schema as t
-from leakguard.store.blobs import insert_streaming_blob, streams_blobs
+from leakguard.store.blobs import BLOB_STREAM_MIN, insert_streaming_blob_sync
 from leakguard.store.history_cache import HistoryCache
 from leakguard.store.journal import Journal
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
+
+T = TypeVar("T")
 
 # Bounds on what one history lookup returns (hostile senders could write to millions).
 _HISTORY_LIMIT = 20000
@@ -77,6 +81,11 @@ class SqlStore:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock() if self._sqlite else None
+        # SQLite in a file: the busiest transactions (holds, tokens, the delivery queue) run
+        # as plain synchronous code in the store's own thread (``_run_tx``)
+        self._sync_engine: sa.Engine | None = None
+        self._sync_thread: ThreadPoolExecutor | None = None
+        self._sync_pid = 0
         # called (without arguments) after a delivery was queued and committed: the
         # delivery worker uses it to send notices and released mail at once
         self.on_enqueue: list[Callable[[], None]] = []
@@ -109,6 +118,13 @@ class SqlStore:
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         store = cls(engine)
+        if store._sqlite and ":memory:" not in url and url.split(":///", 1)[1]:
+            sync = sa.create_engine(
+                url.replace("sqlite+aiosqlite:", "sqlite+pysqlite:", 1),
+                connect_args={"timeout": 30, "check_same_thread": False},
+            )
+            event.listen(sync, "connect", _sqlite_pragmas)
+            store._sync_engine = sync
         try:
             if create:
                 await store.upgrade_schema()
@@ -154,6 +170,15 @@ class SqlStore:
         return result
 
     async def close(self) -> None:
+        if self._sync_engine is not None:
+            if self._sync_thread is not None and self._sync_pid == os.getpid():
+                await asyncio.get_running_loop().run_in_executor(
+                    self._sync_thread, self._sync_engine.dispose
+                )
+                self._sync_thread.shutdown()
+            else:
+                self._sync_engine.dispose(close=False)
+            self._sync_thread = None
         await self._engine.dispose()
 
     @property
@@ -175,22 +200,74 @@ class SqlStore:
         async with self._engine.connect() as conn:
             yield conn
 
+    def _thread(self) -> ThreadPoolExecutor:
+        """The store's own thread (one per process: a forked worker starts its own and
+        leaves the parent's connections alone)."""
+        pid = os.getpid()
+        if self._sync_thread is None or self._sync_pid != pid:
+            if self._sync_pid and self._sync_pid != pid and self._sync_engine is not None:
+                self._sync_engine.dispose(close=False)
+            self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="leakguard-store")
+            self._sync_pid = pid
+        return self._sync_thread
+
+    async def _run_tx(self, body: Callable[[sa.Connection], T]) -> T:
+        """``body`` as one write transaction, committed when this returns.
+
+        On SQLite (a file) the whole transaction is one hand-off to the store's thread,
+        where it runs as plain synchronous SQLAlchemy on ``sqlite3``: the async driver made
+        one thread hand-off, one greenlet switch and one loop wake-up per statement, about
+        half the CPU of a hold's or a notice's bookkeeping (docs/design-notes.md, "The
+        store's own thread"). The in-process write lock is taken as for ``_tx``. Elsewhere
+        (PostgreSQL) ``body`` runs through the async driver (``run_sync``)."""
+        sync = self._sync_engine
+        if sync is None:
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(body)
+
+        def run() -> T:
+            with sync.begin() as conn:
+                return body(conn)
+
+        assert self._write_lock is not None
+        async with self._write_lock:
+            return await asyncio.get_running_loop().run_in_executor(self._thread(), run)
+
+    async def _run_read(self, body: Callable[[sa.Connection], T]) -> T:
+        """``body`` as one read, in the store's thread on SQLite (see ``_run_tx``)."""
+        sync = self._sync_engine
+        if sync is None:
+            async with self._engine.connect() as conn:
+                return await conn.run_sync(body)
+
+        def run() -> T:
+            with sync.connect() as conn:
+                return body(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread(), run)
+
     # ------------------------------------------------------------------ messages
 
-    async def _put_message(self, conn: AsyncConnection, raw: bytes) -> str:
+    @staticmethod
+    async def _digest(raw: bytes) -> str:
         # hashing tens of megabytes would hold the event loop: a worker thread does it
-        digest = sha256_hex(raw) if len(raw) < 1 << 20 else await asyncio.to_thread(sha256_hex, raw)
-        if len(raw) < 1 << 20 and not streams_blobs(conn, len(raw)):
+        return sha256_hex(raw) if len(raw) < 1 << 20 else await asyncio.to_thread(sha256_hex, raw)
+
+    @staticmethod
+    def _put_message(conn: sa.Connection, raw: bytes, digest: str) -> str:
+        """Store ``raw`` (whose SHA-256 is ``digest``) unless it is there; returns digest."""
+        big = len(raw) >= BLOB_STREAM_MIN
+        if not big:
             # small (notices, most mail): one insert that keeps the row already there (the
             # same bytes) instead of a look first; resending a few KB costs less than a query
-            await conn.execute(
+            conn.execute(
                 _insert_new(conn.dialect.name, t.messages).values(
                     sha256=digest, size=len(raw), created_at=_now(), raw=raw
                 )
             )
             return digest
-        exists = (
-            await conn.execute(sa.select(t.messages.c.sha256).where(t.messages.c.sha256 == digest))
+        exists = conn.execute(
+            sa.select(t.messages.c.sha256).where(t.messages.c.sha256 == digest)
         ).first()
         if exists is None:
             # another process (a sibling worker, another relay) may store the same bytes
@@ -198,15 +275,12 @@ class SqlStore:
             insert = _insert_new(conn.dialect.name, t.messages).values(
                 sha256=digest, size=len(raw), created_at=_now()
             )
-            if streams_blobs(conn, len(raw)):  # no driver copies of a 25 MB mail (blobs.py)
-                await insert_streaming_blob(conn, insert, t.messages, "raw", raw)
-            else:
-                await conn.execute(insert.values(raw=raw))
+            insert_streaming_blob_sync(conn, insert, t.messages, "raw", raw)  # no 25 MB copies
         return digest
 
     async def put_message(self, raw: bytes) -> str:
-        async with self._tx() as conn:
-            return await self._put_message(conn, raw)
+        digest = await self._digest(raw)
+        return await self._run_tx(lambda conn: self._put_message(conn, raw, digest))
 
     async def get_message(self, sha256: str) -> bytes:
         async with self._read() as conn:
@@ -220,11 +294,13 @@ class SqlStore:
     # ------------------------------------------------------------------ holds
 
     async def create_hold(self, hold: HoldRecord, raw: bytes) -> HoldRecord:
-        async with self._tx() as conn:
-            digest = await self._put_message(conn, raw)
-            if hold.message_sha256 and hold.message_sha256 != digest:
-                raise ValueError("hold.message_sha256 does not match the message bytes")
-            await conn.execute(
+        digest = await self._digest(raw)
+        if hold.message_sha256 and hold.message_sha256 != digest:
+            raise ValueError("hold.message_sha256 does not match the message bytes")
+
+        def write(conn: sa.Connection) -> None:
+            self._put_message(conn, raw, digest)
+            conn.execute(
                 sa.insert(t.holds).values(
                     id=hold.id,
                     state=hold.state.value,
@@ -246,7 +322,7 @@ class SqlStore:
                     escalated=hold.escalated,
                 )
             )
-            await conn.execute(
+            conn.execute(
                 sa.insert(t.transitions).values(
                     hold_id=hold.id,
                     at=hold.created_at,
@@ -257,6 +333,8 @@ class SqlStore:
                     note="",
                 )
             )
+
+        await self._run_tx(write)
         # what was written, without reading it back (a read was a tenth of a hold's CPU)
         return dataclasses.replace(hold, message_sha256=digest)
 
@@ -264,19 +342,18 @@ class SqlStore:
         self, sha256: str, mail_from: str, rcpts: Sequence[str], since: datetime
     ) -> HoldRecord | None:
         want = sorted(r.lower() for r in rcpts)
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(t.holds)
-                    .where(
-                        t.holds.c.mail_from == mail_from,
-                        t.holds.c.message_sha256 == sha256,
-                        t.holds.c.created_at >= since,
-                    )
-                    .order_by(t.holds.c.created_at.desc())
-                    .limit(20)
+        rows = await self._run_read(
+            lambda conn: conn.execute(
+                sa.select(t.holds)
+                .where(
+                    t.holds.c.mail_from == mail_from,
+                    t.holds.c.message_sha256 == sha256,
+                    t.holds.c.created_at >= since,
                 )
+                .order_by(t.holds.c.created_at.desc())
+                .limit(20)
             ).all()
+        )
         for row in rows:
             hold = _hold(row._mapping)
             if sorted(r.lower() for r in hold.rcpts) == want:
@@ -284,8 +361,9 @@ class SqlStore:
         return None
 
     async def get_hold(self, hold_id: str) -> HoldRecord | None:
-        async with self._read() as conn:
-            row = (await conn.execute(sa.select(t.holds).where(t.holds.c.id == hold_id))).first()
+        row = await self._run_read(
+            lambda conn: conn.execute(sa.select(t.holds).where(t.holds.c.id == hold_id)).first()
+        )
         return _hold(row._mapping) if row is not None else None
 
     async def list_holds(
@@ -328,6 +406,7 @@ class SqlStore:
         deliver: tuple[bytes, str, Sequence[str]] | None = None,
     ) -> HoldRecord | None:
         now = _now()
+        digest = await self._digest(deliver[0]) if deliver is not None else ""
         async with self._tx() as conn:
             row = (
                 await conn.execute(sa.select(t.holds.c.state).where(t.holds.c.id == hold_id))
@@ -357,7 +436,11 @@ class SqlStore:
             )
             if deliver is not None:
                 raw, mail_from, rcpts = deliver
-                await self._enqueue(conn, raw, mail_from, rcpts, kind="mail", hold_id=hold_id)
+                await conn.run_sync(
+                    lambda c: self._enqueue(
+                        c, raw, digest, mail_from, rcpts, kind="mail", hold_id=hold_id
+                    )
+                )
         if deliver is not None:
             self._notify()
         return await self.get_hold(hold_id)
@@ -437,16 +520,14 @@ class SqlStore:
     # ------------------------------------------------------------------ tokens
 
     async def add_token(self, token: TokenRecord) -> None:
-        async with self._tx() as conn:
-            await conn.execute(
-                sa.insert(t.tokens).values(
-                    token_hash=token.token_hash,
-                    hold_id=token.hold_id,
-                    actor=token.actor,
-                    expires_at=token.expires_at,
-                    used_at=token.used_at,
-                )
-            )
+        insert = sa.insert(t.tokens).values(
+            token_hash=token.token_hash,
+            hold_id=token.hold_id,
+            actor=token.actor,
+            expires_at=token.expires_at,
+            used_at=token.used_at,
+        )
+        await self._run_tx(lambda conn: conn.execute(insert))
 
     async def use_token(self, token_hash: str, now: datetime) -> TokenRecord | None:
         c = t.tokens.c
@@ -484,10 +565,11 @@ class SqlStore:
 
     # ------------------------------------------------------------------ delivery queue
 
-    async def _enqueue(
+    def _enqueue(
         self,
-        conn: AsyncConnection,
+        conn: sa.Connection,
         raw: bytes,
+        digest: str,
         mail_from: str,
         rcpts: Sequence[str],
         *,
@@ -497,8 +579,8 @@ class SqlStore:
         last_error: str = "",
         claim: str | None = None,
     ) -> int:
-        digest = await self._put_message(conn, raw)
-        return await self._insert_delivery(
+        self._put_message(conn, raw, digest)
+        return _insert_delivery(
             conn,
             digest,
             mail_from,
@@ -510,45 +592,6 @@ class SqlStore:
             last_error=last_error,
             claim=claim,
         )
-
-    async def _insert_delivery(
-        self,
-        conn: AsyncConnection,
-        digest: str,
-        mail_from: str,
-        rcpts: Sequence[str],
-        *,
-        kind: str,
-        hold_id: str | None,
-        now: datetime,
-        not_before: datetime | None = None,
-        last_error: str = "",
-        claim: str | None = None,
-    ) -> int:
-        claimed: dict[str, Any] = (
-            # claimed by ``claim`` from the start: its first try is under way (see
-            # ``enqueue_claimed``); a crash leaves it to recovery like any other claim
-            {"state": DeliveryState.SENDING.value, "claimed_by": claim, "claimed_at": now}
-            if claim is not None
-            else {"state": DeliveryState.QUEUED.value}
-        )
-        res = await conn.execute(
-            sa.insert(t.deliveries)
-            .values(
-                message_sha256=digest,
-                mail_from=mail_from,
-                rcpts=list(rcpts),
-                attempts=0 if claim is None else 1,
-                next_attempt_at=not_before or now,
-                hold_id=hold_id,
-                kind=kind,
-                last_error=last_error,
-                created_at=now,
-                **claimed,
-            )
-            .returning(t.deliveries.c.id)
-        )
-        return int(res.scalar_one())
 
     async def enqueue_delivery(
         self,
@@ -566,10 +609,13 @@ class SqlStore:
         ``note`` (with ``hold_id``): a system event on the hold's timeline in the same
         commit, so that a crash cannot leave the delivery without its record ("notice sent
         to …": without it, the timers would send the notice again)."""
-        async with self._tx() as conn:
-            did = await self._enqueue(
+        digest = await self._digest(raw)
+
+        def write(conn: sa.Connection) -> int:
+            did = self._enqueue(
                 conn,
                 raw,
+                digest,
                 mail_from,
                 rcpts,
                 kind=kind,
@@ -578,22 +624,24 @@ class SqlStore:
                 last_error=last_error,
             )
             if note is not None and hold_id is not None:
-                await _system_note(conn, hold_id, note)
+                _system_note(conn, hold_id, note)
+            return did
+
+        did = await self._run_tx(write)
         self._notify()
         return did
 
-    async def _already_noted(self, conn: AsyncConnection, hold_id: str, note: str) -> bool:
+    @staticmethod
+    def _already_noted(conn: sa.Connection, hold_id: str, note: str) -> bool:
         """Whether the hold's timeline has ``note``, its row locked first (a no-op UPDATE:
         a row lock on PostgreSQL, the write lock on SQLite), so that timers on two nodes
         (or workers) sending the same notice are serialised and the second one sees the
         first one's note: the notice goes once."""
         h = t.holds.c
         tr = t.transitions.c
-        await conn.execute(sa.update(t.holds).where(h.id == hold_id).values(escalated=h.escalated))
-        seen = (
-            await conn.execute(
-                sa.select(tr.id).where(tr.hold_id == hold_id, tr.note == note).limit(1)
-            )
+        conn.execute(sa.update(t.holds).where(h.id == hold_id).values(escalated=h.escalated))
+        seen = conn.execute(
+            sa.select(tr.id).where(tr.hold_id == hold_id, tr.note == note).limit(1)
         ).first()
         return seen is not None
 
@@ -616,17 +664,24 @@ class SqlStore:
         ``recover_deliveries``. ``note``: as for ``enqueue_delivery``; ``once`` (with
         ``hold_id`` and ``note``): as ``enqueue_once``, None when the note is there."""
         now = _now()
-        async with self._tx() as conn:
+        digest = await self._digest(raw)
+
+        def write(conn: sa.Connection) -> int | None:
             if once:
                 assert hold_id is not None and note is not None
-                if await self._already_noted(conn, hold_id, note):
+                if self._already_noted(conn, hold_id, note):
                     return None
-            digest = await self._put_message(conn, raw)
-            did = await self._insert_delivery(
+            self._put_message(conn, raw, digest)
+            did = _insert_delivery(
                 conn, digest, mail_from, rcpts, kind=kind, hold_id=hold_id, now=now, claim=worker
             )
             if note is not None and hold_id is not None:
-                await _system_note(conn, hold_id, note)
+                _system_note(conn, hold_id, note)
+            return did
+
+        did = await self._run_tx(write)
+        if did is None:
+            return None
         return DeliveryRecord.claimed(
             did, digest, mail_from, rcpts, kind=kind, hold_id=hold_id, now=now
         )
@@ -643,12 +698,18 @@ class SqlStore:
     ) -> int | None:
         """``enqueue_delivery`` with ``note``, unless the hold's timeline already has that
         note (``_already_noted``): then nothing is queued and None is returned."""
-        async with self._tx() as conn:
-            if await self._already_noted(conn, hold_id, note):
+        digest = await self._digest(raw)
+
+        def write(conn: sa.Connection) -> int | None:
+            if self._already_noted(conn, hold_id, note):
                 return None
-            did = await self._enqueue(conn, raw, mail_from, rcpts, kind=kind, hold_id=hold_id)
-            await _system_note(conn, hold_id, note)
-        self._notify()
+            did = self._enqueue(conn, raw, digest, mail_from, rcpts, kind=kind, hold_id=hold_id)
+            _system_note(conn, hold_id, note)
+            return did
+
+        did = await self._run_tx(write)
+        if did is not None:
+            self._notify()
         return did
 
     def _notify(self) -> None:
@@ -661,19 +722,18 @@ class SqlStore:
         self, worker: str, now: datetime, limit: int
     ) -> list[DeliveryRecord]:
         c = t.deliveries.c
-        claimed: list[int] = []
-        async with self._tx() as conn:
-            ids = (
-                await conn.execute(
-                    sa.select(c.id)
-                    .where(c.state == DeliveryState.QUEUED.value, c.next_attempt_at <= now)
-                    .order_by(c.next_attempt_at, c.id)
-                    .limit(max(0, limit))
-                    .with_for_update(skip_locked=True)  # PostgreSQL; ignored by SQLite
-                )
+
+        def claim(conn: sa.Connection) -> list[Any]:
+            claimed: list[int] = []
+            ids = conn.execute(
+                sa.select(c.id)
+                .where(c.state == DeliveryState.QUEUED.value, c.next_attempt_at <= now)
+                .order_by(c.next_attempt_at, c.id)
+                .limit(max(0, limit))
+                .with_for_update(skip_locked=True)  # PostgreSQL; ignored by SQLite
             ).scalars()
             for did in list(ids):
-                res = await conn.execute(
+                res = conn.execute(
                     sa.update(t.deliveries)
                     .where(c.id == did, c.state == DeliveryState.QUEUED.value)
                     .values(
@@ -687,10 +747,11 @@ class SqlStore:
                     claimed.append(did)
             if not claimed:
                 return []
-            rows = (
-                await conn.execute(sa.select(t.deliveries).where(c.id.in_(claimed)).order_by(c.id))
-            ).all()
-        return [_delivery(r._mapping) for r in rows]
+            return list(
+                conn.execute(sa.select(t.deliveries).where(c.id.in_(claimed)).order_by(c.id))
+            )
+
+        return [_delivery(r._mapping) for r in await self._run_tx(claim)]
 
     async def finish_delivery(
         self,
@@ -708,17 +769,19 @@ class SqlStore:
 
         ``worker``: only while this worker's claim stands (see ``_fenced``); otherwise
         nothing changes and no DSN is queued (the node that holds the claim now will)."""
-        did = None
-        async with self._tx() as conn:
-            res = await conn.execute(
+        digest = await self._digest(dsn) if dsn is not None and dsn_to else ""
+
+        def write(conn: sa.Connection) -> int | None:
+            res = conn.execute(
                 _fenced(delivery_id, worker).values(
                     state=state.value, last_error=error[:2000], finished_at=_now()
                 )
             )
-            if res.rowcount != 1:
+            if res.rowcount != 1 or dsn is None or not dsn_to:
                 return None
-            if dsn is not None and dsn_to:
-                did = await self._enqueue(conn, dsn, "", [dsn_to], kind="dsn", hold_id=None)
+            return self._enqueue(conn, dsn, digest, "", [dsn_to], kind="dsn", hold_id=None)
+
+        did = await self._run_tx(write)
         if did is not None:
             self._notify()
         return did
@@ -799,15 +862,12 @@ class SqlStore:
 
     async def queue_depth(self) -> int:
         c = t.deliveries.c
-        async with self._read() as conn:
-            n = (
-                await conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(t.deliveries)
-                    .where(c.state.in_([DeliveryState.QUEUED.value, DeliveryState.SENDING.value]))
-                )
-            ).scalar_one()
-        return int(n)
+        q = (
+            sa.select(sa.func.count())
+            .select_from(t.deliveries)
+            .where(c.state.in_([DeliveryState.QUEUED.value, DeliveryState.SENDING.value]))
+        )
+        return int(await self._run_read(lambda conn: conn.execute(q).scalar_one()))
 
     # ------------------------------------------------------------------ sender history
 
@@ -1015,9 +1075,48 @@ class SqlStore:
 # ---------------------------------------------------------------------- row mapping
 
 
-async def _system_note(conn: AsyncConnection, hold_id: str, note: str) -> None:
+def _insert_delivery(
+    conn: sa.Connection,
+    digest: str,
+    mail_from: str,
+    rcpts: Sequence[str],
+    *,
+    kind: str,
+    hold_id: str | None,
+    now: datetime,
+    not_before: datetime | None = None,
+    last_error: str = "",
+    claim: str | None = None,
+) -> int:
+    claimed: dict[str, Any] = (
+        # claimed by ``claim`` from the start: its first try is under way (see
+        # ``enqueue_claimed``); a crash leaves it to recovery like any other claim
+        {"state": DeliveryState.SENDING.value, "claimed_by": claim, "claimed_at": now}
+        if claim is not None
+        else {"state": DeliveryState.QUEUED.value}
+    )
+    res = conn.execute(
+        sa.insert(t.deliveries)
+        .values(
+            message_sha256=digest,
+            mail_from=mail_from,
+            rcpts=list(rcpts),
+            attempts=0 if claim is None else 1,
+            next_attempt_at=not_before or now,
+            hold_id=hold_id,
+            kind=kind,
+            last_error=last_error,
+            created_at=now,
+            **claimed,
+        )
+        .returning(t.deliveries.c.id)
+    )
+    return int(res.scalar_one())
+
+
+def _system_note(conn: sa.Connection, hold_id: str, note: str) -> None:
     """A timeline note without a state change (what was sent, to whom)."""
-    await conn.execute(
+    conn.execute(
         sa.insert(t.transitions).values(
             hold_id=hold_id,
             at=_now(),

@@ -328,15 +328,18 @@ class StatsQueries:
         """Insert ``key`` into ``leakguard_meta`` and queue ``mails`` (raw, from, rcpts) as
         notices, in one transaction. False (nothing queued) when the key was already there:
         another relay or an earlier run sent them."""
+        store = self._store
+        digests = [await store._digest(raw) for raw, _, _ in mails]
+
+        def write(conn: sa.Connection) -> None:
+            # the insert comes first: it takes the write lock (SQLite) or waits for a
+            # concurrent insert of the key to commit (PostgreSQL), then fails on the key
+            conn.execute(sa.insert(t.meta).values(key=key, value=value[:256]))
+            for (raw, mail_from, rcpts), digest in zip(mails, digests, strict=True):
+                store._enqueue(conn, raw, digest, mail_from, rcpts, kind="notice", hold_id=None)
+
         try:
-            async with self._store._tx() as conn:
-                # the insert comes first: it takes the write lock (SQLite) or waits for a
-                # concurrent insert of the key to commit (PostgreSQL), then fails on the key
-                await conn.execute(sa.insert(t.meta).values(key=key, value=value[:256]))
-                for raw, mail_from, rcpts in mails:
-                    await self._store._enqueue(
-                        conn, raw, mail_from, rcpts, kind="notice", hold_id=None
-                    )
+            await store._run_tx(write)
         except IntegrityError:  # already there: an earlier run or another relay sent them
             return False
         if mails:
