@@ -29,6 +29,8 @@ class BoundBlobs:
     def __init__(self, target: SqlStore) -> None:
         self.sizes: list[int] = []
         event.listen(target._engine.sync_engine, "before_cursor_execute", self._seen)
+        if target._sync_engine is not None:  # SQLite's busiest writes: the store's own thread
+            event.listen(target._sync_engine, "before_cursor_execute", self._seen)
 
     def _seen(self, _conn: Any, _cur: Any, _sql: str, params: Any, _ctx: Any, _many: bool) -> None:
         rows = params if isinstance(params, list) else [params]
