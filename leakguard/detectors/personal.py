@@ -133,7 +133,9 @@ _HINT_KIND = {
     **dict.fromkeys(NAME_HINTS, "form"),  # every form names its person
 }
 _HINTS_RE = re.compile("|".join(re.escape(w) for w in _HINT_KIND))
-_ZIP_HINT_RES = tuple(re.compile(re.escape(d) + "[0-9]{4}") for d in "-" + _DASHES)
+# (dash, expression): the dash is looked for first (a search for one character is several
+# times cheaper than the expression over a long text without it)
+_ZIP_HINT_RES = tuple((d, re.compile(re.escape(d) + "[0-9]{4}")) for d in "-" + _DASHES)
 _PREFECTURE = (
     r"北海道|東京都|京都府|大阪府|(?:青森|岩手|宮城|秋田|山形|福島|茨城|栃木|群馬|埼玉|千葉|"
     r"神奈川|新潟|富山|石川|福井|山梨|長野|岐阜|静岡|愛知|三重|滋賀|兵庫|奈良|和歌山|鳥取|"
@@ -582,7 +584,10 @@ class _TextScan:
     forms: list[Form]
 
 
-_ANY_DIGIT_RE = re.compile(r"[0-9]")
+def _has_digit(text: str) -> bool:
+    """Whether ``text`` holds an ASCII digit: ten searches for one character each, about a
+    seventh of the CPU of ``re.search("[0-9]")`` over a long text without any (issue 11)."""
+    return any(d in text for d in "0123456789")
 
 
 def _edges(t: str, start: int, end: int) -> str | None:
@@ -685,9 +690,9 @@ def scan_text(
         hints.add(_HINT_KIND[h.group()])
         if len(hints) == 3 and "zip" not in hints:
             break
-    if "zip" not in hints and any(rx.search(t) for rx in _ZIP_HINT_RES):
+    if "zip" not in hints and any(d in t and rx.search(t) for d, rx in _ZIP_HINT_RES):
         hints.add("zip")
-    if _ANY_DIGIT_RE.search(t) is not None:
+    if _has_digit(t):
         for count, m in enumerate(_NUMBER_RE.finditer(t)):
             if count >= MAX_CANDIDATES:
                 break

@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from leakguard.store import schema as t
-from leakguard.store.blobs import insert_streaming_blob, streams_blobs
+from leakguard.store.blobs import BLOB_STREAM_MIN, insert_streaming_blob
 
 if TYPE_CHECKING:
     from leakguard.store.sql import SqlStore
@@ -132,14 +131,15 @@ class Journal:
             for d, r in entries
             if r is not None
         ]
-        async with self._store._tx() as conn:
-            await conn.execute(sa.insert(t.decisions), rows)
+
+        def write(conn: sa.Connection) -> None:
+            conn.execute(sa.insert(t.decisions), rows)
             # a large sealed mail is written in pieces (store/blobs.py), the rest at once
             big = [(d.id, r) for d, r in entries if r is not None and _streamed(conn, r)]
             streamed = {decision_id for decision_id, _ in big}
             small = [k for k in kept if k["decision_id"] not in streamed]
             if small:
-                await conn.execute(sa.insert(t.retained_mail), small)
+                conn.execute(sa.insert(t.retained_mail), small)
             for decision_id, r in big:
                 assert r.sealed is not None
                 insert = sa.insert(t.retained_mail).values(
@@ -149,7 +149,10 @@ class Journal:
                     size=r.size,
                     expires_at=r.expires_at,
                 )
-                await insert_streaming_blob(conn, insert, t.retained_mail, "sealed", r.sealed)
+                insert_streaming_blob(conn, insert, t.retained_mail, "sealed", r.sealed)
+
+        # one hand-off to the store's thread for the whole batch (``SqlStore._run_tx``)
+        await self._store._run_tx(write)
 
     async def get(self, decision_id: str) -> DecisionEntry | None:
         async with self._store._read() as conn:
@@ -542,5 +545,9 @@ def _incident(r: Any) -> IncidentRecord:
     )
 
 
-def _streamed(conn: AsyncConnection, kept: Retained) -> bool:
-    return kept.sealed is not None and streams_blobs(conn, len(kept.sealed))
+def _streamed(conn: sa.Connection, kept: Retained) -> bool:
+    return (
+        kept.sealed is not None
+        and conn.dialect.name == "sqlite"
+        and len(kept.sealed) >= BLOB_STREAM_MIN
+    )

@@ -42,7 +42,7 @@ from leakguard.holds.model import (
 )
 from leakguard.store import migrate
 from leakguard.store import schema as t
-from leakguard.store.blobs import BLOB_STREAM_MIN, insert_streaming_blob_sync
+from leakguard.store.blobs import BLOB_STREAM_MIN, insert_streaming_blob
 from leakguard.store.history_cache import HistoryCache
 from leakguard.store.journal import Journal
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
@@ -275,7 +275,7 @@ class SqlStore:
             insert = _insert_new(conn.dialect.name, t.messages).values(
                 sha256=digest, size=len(raw), created_at=_now()
             )
-            insert_streaming_blob_sync(conn, insert, t.messages, "raw", raw)  # no 25 MB copies
+            insert_streaming_blob(conn, insert, t.messages, "raw", raw)  # no 25 MB copies
         return digest
 
     async def put_message(self, raw: bytes) -> str:
