@@ -64,7 +64,7 @@ from leakguard.delivery.transport import (
     UpstreamError,
     UpstreamTransport,
 )
-from leakguard.holds.model import DeliveryRecord, DeliveryState
+from leakguard.holds.model import DeliveryRecord, DeliveryState, TokenRecord
 from leakguard.metrics import Metrics
 from leakguard.store import SqlStore, backoff
 
@@ -369,6 +369,7 @@ class Delivery:
         hold_id: str | None = None,
         note: str | None = None,
         once: bool = False,
+        tokens: Sequence[TokenRecord] = (),
     ) -> int | None:
         """Queue a delivery durably and make its first try at once, in the background,
         with the bytes in hand (notices: the queue's loop would claim the row and read the
@@ -388,13 +389,13 @@ class Delivery:
             if once and hold_id is not None and note is not None:
                 queued = await asyncio.shield(
                     self.store.enqueue_once(
-                        raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note
+                        raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note, tokens=tokens
                     )
                 )
             else:
                 queued = await asyncio.shield(
                     self.store.enqueue_delivery(
-                        raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note
+                        raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note, tokens=tokens
                     )
                 )
             self.wake()
@@ -409,6 +410,7 @@ class Delivery:
                 hold_id=hold_id,
                 note=note,
                 once=once,
+                tokens=tokens,
             )
         )
         if d is None:

@@ -210,9 +210,11 @@ class Store(Protocol):
         hold_id: str | None = None,
         not_before: datetime | None = None,
         note: str | None = None,
+        tokens: Sequence[TokenRecord] = (),
     ) -> int:
         """Queue durably (committed on return); ``not_before`` delays the first attempt;
-        ``note``: an event on the hold's timeline, committed with the delivery."""
+        ``note``: an event on the hold's timeline, committed with the delivery; ``tokens``:
+        the notice's tokens, committed with it."""
         ...
 
     async def claim_deliveries(
@@ -249,6 +251,7 @@ class Store(Protocol):
         kind: str,
         hold_id: str,
         note: str,
+        tokens: Sequence[TokenRecord] = (),
     ) -> int | None:
         """``enqueue_delivery`` with ``note`` unless the hold's timeline has it (None)."""
         ...

@@ -329,21 +329,33 @@ class HoldService:
             return None
         return deputy
 
-    async def _issue_token(self, hold: HoldRecord, actor: str) -> str:
+    @staticmethod
+    def _new_token(hold: HoldRecord, actor: str) -> tuple[str, TokenRecord]:
+        """A token for ``actor`` on ``hold`` and its record (to be stored)."""
         token = new_token()
-        await self.store.add_token(
-            TokenRecord(
-                token_hash=hash_token(token),
-                hold_id=hold.id,
-                actor=actor,
-                expires_at=hold.expires_at,
-                used_at=None,
-            )
+        record = TokenRecord(
+            token_hash=hash_token(token),
+            hold_id=hold.id,
+            actor=actor,
+            expires_at=hold.expires_at,
+            used_at=None,
         )
+        return token, record
+
+    async def _issue_token(self, hold: HoldRecord, actor: str) -> str:
+        token, record = self._new_token(hold, actor)
+        await self.store.add_token(record)
         return token
 
     async def _send(
-        self, hold: HoldRecord, to: str, raw: bytes, note: str, *, once: bool = False
+        self,
+        hold: HoldRecord,
+        to: str,
+        raw: bytes,
+        note: str,
+        *,
+        once: bool = False,
+        tokens: Sequence[TokenRecord] = (),
     ) -> None:
         # one commit: a crash between the two used to leave a queued notice without its
         # "sent" record, and the timers sent it again (the fault suite's SIGKILL test)
@@ -361,6 +373,7 @@ class HoldService:
             kind="notice",
             hold_id=hold.id,
             note=f"{note} sent to {to}",
+            tokens=tokens,
         )
 
     def _answers(self, hold: HoldRecord, token: str, lang: str, role: str) -> list[Answer]:
@@ -396,7 +409,9 @@ class HoldService:
     ) -> None:
         """Issue a token for ``to`` and queue a full notice with answers."""
         lang = self.lang_for(to)
-        token = await self._issue_token(hold, to)
+        # the token is committed with the notice's delivery (``_send``): one transaction,
+        # and no token for a notice that was not queued
+        token, record = self._new_token(hold, to)
         # its own bounded pool (issue 12); past the budget the notice fails and the notice
         # timers try again
         raw = await budget.run(
@@ -411,7 +426,7 @@ class HoldService:
             token,
             fields,
         )
-        await self._send(hold, to, raw, f"notice {kind}", once=True)
+        await self._send(hold, to, raw, f"notice {kind}", once=True, tokens=(record,))
 
     def _notice_mail(
         self,

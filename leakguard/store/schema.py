@@ -87,6 +87,7 @@ holds = sa.Table(
     sa.Column("language", sa.String(8), nullable=False),
     sa.Column("escalated", sa.Boolean, nullable=False, default=False),
     sa.Index("ix_holds_sender", "mail_from"),
+    sa.Index("ix_holds_message", "message_sha256", "mail_from"),  # retry recognition (0008)
 )
 
 transitions = sa.Table(

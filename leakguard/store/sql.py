@@ -520,14 +520,7 @@ class SqlStore:
     # ------------------------------------------------------------------ tokens
 
     async def add_token(self, token: TokenRecord) -> None:
-        insert = sa.insert(t.tokens).values(
-            token_hash=token.token_hash,
-            hold_id=token.hold_id,
-            actor=token.actor,
-            expires_at=token.expires_at,
-            used_at=token.used_at,
-        )
-        await self._run_tx(lambda conn: conn.execute(insert))
+        await self._run_tx(lambda conn: _insert_tokens(conn, (token,)))
 
     async def use_token(self, token_hash: str, now: datetime) -> TokenRecord | None:
         c = t.tokens.c
@@ -604,6 +597,7 @@ class SqlStore:
         not_before: datetime | None = None,
         last_error: str = "",
         note: str | None = None,
+        tokens: Sequence[TokenRecord] = (),
     ) -> int:
         """Queue a delivery durably (committed on return). ``not_before`` delays it.
         ``note`` (with ``hold_id``): a system event on the hold's timeline in the same
@@ -625,6 +619,7 @@ class SqlStore:
             )
             if note is not None and hold_id is not None:
                 _system_note(conn, hold_id, note)
+            _insert_tokens(conn, tokens)
             return did
 
         did = await self._run_tx(write)
@@ -656,6 +651,7 @@ class SqlStore:
         hold_id: str | None = None,
         note: str | None = None,
         once: bool = False,
+        tokens: Sequence[TokenRecord] = (),
     ) -> DeliveryRecord | None:
         """Queue a delivery durably, already claimed by ``worker`` (committed on return),
         for a first try made at once with the bytes in hand (``Delivery.enqueue_and_send``):
@@ -677,6 +673,7 @@ class SqlStore:
             )
             if note is not None and hold_id is not None:
                 _system_note(conn, hold_id, note)
+            _insert_tokens(conn, tokens)
             return did
 
         did = await self._run_tx(write)
@@ -695,6 +692,7 @@ class SqlStore:
         kind: str,
         hold_id: str,
         note: str,
+        tokens: Sequence[TokenRecord] = (),
     ) -> int | None:
         """``enqueue_delivery`` with ``note``, unless the hold's timeline already has that
         note (``_already_noted``): then nothing is queued and None is returned."""
@@ -705,6 +703,7 @@ class SqlStore:
                 return None
             did = self._enqueue(conn, raw, digest, mail_from, rcpts, kind=kind, hold_id=hold_id)
             _system_note(conn, hold_id, note)
+            _insert_tokens(conn, tokens)
             return did
 
         did = await self._run_tx(write)
@@ -1112,6 +1111,25 @@ def _insert_delivery(
         .returning(t.deliveries.c.id)
     )
     return int(res.scalar_one())
+
+
+def _insert_tokens(conn: sa.Connection, tokens: Sequence[TokenRecord]) -> None:
+    """The tokens of a notice, committed with the notice's delivery (``tokens=``): one
+    transaction for both, and no token for a notice that was not queued."""
+    if tokens:
+        conn.execute(
+            sa.insert(t.tokens),
+            [
+                {
+                    "token_hash": tok.token_hash,
+                    "hold_id": tok.hold_id,
+                    "actor": tok.actor,
+                    "expires_at": tok.expires_at,
+                    "used_at": tok.used_at,
+                }
+                for tok in tokens
+            ],
+        )
 
 
 def _system_note(conn: sa.Connection, hold_id: str, note: str) -> None:
