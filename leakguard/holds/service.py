@@ -237,6 +237,7 @@ class HoldService:
         # claimed and tried at once with its bytes in hand; None: queued in the store for
         # the delivery loop (the CLI, tools)
         self.sender: Callable[..., Awaitable[int | None]] | None = None
+        self._explained: dict[tuple[HoldRecord, str, int], Explanation] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -262,7 +263,19 @@ class HoldService:
         return f"{url}?a={action}" if action else url
 
     def explain(self, hold: HoldRecord, lang: str) -> Explanation:
-        return explain(hold, lang=lang, now=self.now(), timezone=self.config.timezone)
+        """The hold explained in ``lang``. Remembered for the minute (a hold's first notices,
+        to its approvers and its sender, explain the same record in the same language one
+        after the other: decoding the verdict and cleaning every line was a tenth of a
+        hold's CPU); the record itself is the key, so any change is explained afresh."""
+        now = self.now()
+        key = (hold, lang, int(now.timestamp() // 60))
+        ex = self._explained.get(key)
+        if ex is None:
+            ex = explain(hold, lang=lang, now=now, timezone=self.config.timezone)
+            if len(self._explained) >= 64:
+                self._explained.clear()
+            self._explained[key] = ex
+        return ex
 
     @staticmethod
     def is_own(hold: HoldRecord, identity: str | None) -> bool:
