@@ -98,3 +98,62 @@ async def test_counts_add_up_in_one_batch_and_across_batches(tmp_path: Path) -> 
         assert [tuple(r) for r in rows] == [("b@y.jp", 3), ("c@y.jp", 1)]
     finally:
         await store.close()
+
+
+def test_a_write_of_another_sender_does_not_spoil_a_read() -> None:
+    cache = HistoryCache()
+    gen = cache.generation  # the read of alice starts
+    cache.merge([("bob@x.jp", "c@partner.jp", "")])  # bob's mail is recorded meanwhile
+    cache.put("alice@x.jp", (frozenset({"a@partner.jp"}), {}), generation=gen)
+    assert cache.get("alice@x.jp") == (frozenset({"a@partner.jp"}), {})
+    gen = cache.generation
+    cache.merge([("alice@x.jp", "d@partner.jp", "")])  # alice's own: the read may be older
+    cache.put("alice@x.jp", (frozenset({"old@x.jp"}), {}), generation=gen)
+    assert cache.get("alice@x.jp") == (frozenset({"a@partner.jp", "d@partner.jp"}), {})
+
+
+def test_merge_adds_to_a_cached_sender_and_leaves_readers_their_copy() -> None:
+    cache = HistoryCache()
+    before = (frozenset({"bob@partner.jp"}), {"bob@partner.jp": ("Bob",)})
+    cache.put("alice@x.jp", before, generation=cache.generation)
+    held = cache.get("alice@x.jp")
+    cache.merge(
+        [
+            ("alice@x.jp", "bob@partner.jp", "Robert"),
+            ("alice@x.jp", "eve@partner.jp", ""),
+            ("zed@x.jp", "q@partner.jp", "Q"),  # not cached: stays uncached
+        ]
+    )
+    rcpts, names = cache.get("alice@x.jp") or (frozenset(), {})
+    assert rcpts == {"bob@partner.jp", "eve@partner.jp"}
+    assert names == {"bob@partner.jp": ("Robert", "Bob")}  # newest first, as a read orders
+    assert held == before and held[1] == {"bob@partner.jp": ("Bob",)}  # not changed in place
+    assert cache.get("zed@x.jp") is None
+
+
+async def test_a_busy_sender_is_read_once_and_matches_the_table(tmp_path: Path) -> None:
+    """A sender with a long history whose mail keeps being recorded: the history is read
+    from the table once, then kept up to date from the writes; what it serves is what a
+    fresh read of the table gives."""
+    url = sqlite_url(tmp_path / "lg.db")
+    store = await open_store(url)
+    try:
+        await store.record_sent_many(
+            [("alice@x.jp", [(f"r{i}@partner{i % 7}.jp", f"R {i % 3}") for i in range(3000)])]
+        )
+        await store.sender_history("alice@x.jp")
+        misses = store.history_cache.misses
+        for j in range(20):
+            await store.record_sent_many(
+                [("alice@x.jp", [(f"n{j}@new.jp", f"N{j}"), ("r1@partner1.jp", f"Renamed {j}")])]
+            )
+            await store.sender_history("alice@x.jp")
+        assert store.history_cache.misses == misses  # served from memory every time
+        cached = await store.sender_history("alice@x.jp")
+        fresh = await open_store(url)
+        try:
+            assert await fresh.sender_history("alice@x.jp") == cached
+        finally:
+            await fresh.close()
+    finally:
+        await store.close()

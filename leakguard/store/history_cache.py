@@ -3,10 +3,13 @@
 Reading a sender's history through SQLAlchemy's async layer costs about 1 ms of the event
 loop's time per message, for rows that change only when that sender's mail is recorded.
 
-- **Invalidated on write.** ``record_sent_many`` drops the entries of the senders it wrote,
-  after its commit; a read that was running while a write committed does not store its
-  (possibly older) rows (a write generation is compared). In one process the cache is
-  therefore never behind the table.
+- **Written through.** ``record_sent_many`` adds what it wrote to the entries of the
+  senders it wrote, after its commit (``merge``); a read of a sender that was running while
+  a write of that sender committed does not store its (possibly older) rows (each sender's
+  last write generation is compared). In one process the cache is therefore never behind
+  the table. (Dropping the entry instead made a busy sender with a long history read it
+  again after every write: 20,000 rows, 10 ms, and a read that overlapped the next write
+  was not kept, so every mail read it: issue 11, stop 18.)
 - **Short TTL across processes.** Other processes or hosts sharing the store write without
   telling this one, so an entry is used for ``ttl`` seconds at most. The history only
   grows (nothing deletes from ``sent_history``), so a stale entry can only *lack*
@@ -44,6 +47,10 @@ class HistoryCache:
         self._entries: OrderedDict[str, tuple[float, History]] = OrderedDict()
         self._rows = 0
         self.generation = 0  # bumped by every write
+        # the generation of each sender's last write (bounded: when cleared, ``_floor``
+        # refuses every read begun before the clearing)
+        self._written: dict[str, int] = {}
+        self._floor = 0
         self.hits = 0
         self.misses = 0
 
@@ -58,8 +65,8 @@ class HistoryCache:
 
     def put(self, sender_key: str, value: History, *, generation: int) -> None:
         """Remember a value read when the write generation was ``generation``."""
-        if generation != self.generation or self.ttl <= 0:
-            return  # a write committed meanwhile: the rows read may be older than it
+        if generation < self._written.get(sender_key, self._floor) or self.ttl <= 0:
+            return  # a write of this sender committed meanwhile: the rows may be older
         self._drop(sender_key)
         size = len(value[0]) + 1
         if size > self.max_rows:
@@ -70,10 +77,43 @@ class HistoryCache:
             _old, (_, v) = self._entries.popitem(last=False)
             self._rows -= len(v[0]) + 1
 
+    def _wrote(self, sender_key: str) -> None:
+        if len(self._written) >= 4 * self.max_senders:
+            self._written.clear()
+            self._floor = self.generation
+        self._written[sender_key] = self.generation
+
     def invalidate(self, sender_keys: Iterable[str]) -> None:
         self.generation += 1
         for key in sender_keys:
+            self._wrote(key)
             self._drop(key)
+
+    def merge(self, written: Iterable[tuple[str, str, str]]) -> None:
+        """After a committed write of ``(sender, recipient, display name)`` rows: add them
+        to the entries of those senders (the newest name first, as a read orders them);
+        a sender not cached stays uncached. The entry keeps its age (``ttl`` still bounds
+        how long another process's writes can be missing)."""
+        self.generation += 1
+        per_sender: dict[str, list[tuple[str, str]]] = {}
+        for sender, rcpt, name in written:
+            per_sender.setdefault(sender, []).append((rcpt, name))
+        for sender, rows in per_sender.items():
+            self._wrote(sender)
+            hit = self._entries.get(sender)
+            if hit is None:
+                continue
+            at, (recipients, names) = hit
+            new = {r for r, _ in rows} - recipients
+            if new:
+                recipients = recipients | new
+            named = [(r, n) for r, n in rows if n]
+            if named:
+                names = dict(names)  # copied: readers may hold the old one
+                for r, n in named:
+                    names[r] = (n, *(x for x in names.get(r, ()) if x != n))
+            self._entries[sender] = (at, (recipients, names))
+            self._rows += len(new)
 
     def _drop(self, sender_key: str) -> None:
         old = self._entries.pop(sender_key, None)

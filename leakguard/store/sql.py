@@ -891,10 +891,13 @@ class SqlStore:
             return
         try:
             await self._record_merged(merged)
-        finally:
-            # after the commit: entries read before it are dropped, and a read still
-            # running (begun before the commit) does not store its rows
+        except BaseException:
+            # the commit may or may not have happened: forget what is cached of them
             self.history_cache.invalidate({k[0] for k in merged})
+            raise
+        # after the commit: cached entries get the rows, and a read still running (begun
+        # before the commit) does not store its rows
+        self.history_cache.merge(merged)
 
     async def _record_merged(self, merged: dict[tuple[str, str, str], int]) -> None:
         """One upsert statement for the whole batch (executemany): the Python cost of a row
@@ -918,8 +921,7 @@ class SqlStore:
             index_elements=[h.sender, h.rcpt, h.display_name],
             set_={"count": h.count + stmt.excluded.count, "last_at": stmt.excluded.last_at},
         )
-        async with self._tx() as conn:
-            await conn.execute(stmt, rows)
+        await self._run_tx(lambda conn: conn.execute(stmt, rows))
 
     async def sender_history(
         self, sender: str
@@ -939,15 +941,19 @@ class SqlStore:
             .order_by(h.last_at.desc())
             .limit(_HISTORY_LIMIT)
         )
-        async with self._read() as conn:
-            rows = (await conn.execute(q)).all()
-        recipients: set[str] = set()
-        names: dict[str, list[str]] = {}
-        for rcpt, name in rows:
-            recipients.add(rcpt)
-            if name and name not in names.setdefault(rcpt, []):
-                names[rcpt].append(name)
-        value = frozenset(recipients), {k: tuple(v) for k, v in names.items() if v}
+
+        def read(conn: sa.Connection) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
+            # the rows and the sets built from them: all in the store's thread (SQLite), a
+            # long history costs the event loop nothing
+            recipients: set[str] = set()
+            names: dict[str, list[str]] = {}
+            for rcpt, name in conn.execute(q):
+                recipients.add(rcpt)
+                if name and name not in names.setdefault(rcpt, []):
+                    names[rcpt].append(name)
+            return frozenset(recipients), {k: tuple(v) for k, v in names.items() if v}
+
+        value = await self._run_read(read)
         self.history_cache.put(key, value, generation=generation)
         return value
 
