@@ -45,6 +45,9 @@ async def test_another_process_write_is_seen_within_the_ttl(tmp_path: Path) -> N
         # stale, but only by missing a recipient (the history only grows)
         assert await a.sender_history("alice@x.jp") == (frozenset(), {})
         await asyncio.sleep(0.35)
+        # past the TTL: the old entry is served once more while one fresh read runs
+        assert await a.sender_history("alice@x.jp") == (frozenset(), {})
+        await asyncio.gather(*a._history_reads.values())
         assert (await a.sender_history("alice@x.jp"))[0] == {"bob@partner.jp"}
     finally:
         await a.close()
@@ -155,5 +158,27 @@ async def test_a_busy_sender_is_read_once_and_matches_the_table(tmp_path: Path) 
             assert await fresh.sender_history("alice@x.jp") == cached
         finally:
             await fresh.close()
+    finally:
+        await store.close()
+
+
+async def test_concurrent_misses_share_one_read(tmp_path: Path) -> None:
+    """Twenty sessions of one sender at once: one read of the table, not twenty."""
+    store = await open_store(sqlite_url(tmp_path / "lg.db"))
+    try:
+        await store.record_sent("alice@x.jp", [("bob@partner.jp", "Bob")])
+        store.history_cache = HistoryCache()  # nothing cached
+        reads = 0
+        real = store._run_read
+
+        async def counting(body):  # type: ignore[no-untyped-def]
+            nonlocal reads
+            reads += 1
+            return await real(body)
+
+        store._run_read = counting  # type: ignore[method-assign]
+        got = await asyncio.gather(*(store.sender_history("alice@x.jp") for _ in range(20)))
+        assert reads == 1
+        assert all(g == (frozenset({"bob@partner.jp"}), {"bob@partner.jp": ("Bob",)}) for g in got)
     finally:
         await store.close()

@@ -11,13 +11,17 @@ loop's time per message, for rows that change only when that sender's mail is re
   again after every write: 20,000 rows, 10 ms, and a read that overlapped the next write
   was not kept, so every mail read it: issue 11, stop 18.)
 - **Short TTL across processes.** Other processes or hosts sharing the store write without
-  telling this one, so an entry is used for ``ttl`` seconds at most. The history only
+  telling this one, so an entry is used for ``ttl`` seconds at most (and for the time of
+  one read after that, while the read that refreshes it runs). The history only
   grows (nothing deletes from ``sent_history``), so a stale entry can only *lack*
   recipients written to in the last seconds elsewhere: ``first_time_external_recipients``
   may then count such a recipient as new (more protective, never a missed one), and a
   contact's name learnt in those seconds is not yet used for ``name_similar_recipients``
   (the same as the delivery's own batching of history writes, which already delays them
   by up to a second).
+- **One read at a time.** Concurrent mails of a sender whose entry is missing share one
+  read; when the entry is only older than ``ttl``, they get it while that read runs (20
+  sessions of one sender with 20,000 recipients used to start 20 reads at once).
 - **Bounded.** At most ``max_senders`` senders and ``max_rows`` cached recipients in all,
   least recently used dropped first.
 """
@@ -62,6 +66,12 @@ class HistoryCache:
         self._entries.move_to_end(sender_key)
         self.hits += 1
         return hit[1]
+
+    def get_stale(self, sender_key: str) -> History | None:
+        """The entry however old (``SqlStore.sender_history`` serves it while a fresh read
+        runs: it lacks at most what other processes wrote since it was read)."""
+        hit = self._entries.get(sender_key)
+        return None if hit is None else hit[1]
 
     def put(self, sender_key: str, value: History, *, generation: int) -> None:
         """Remember a value read when the write generation was ``generation``."""

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -43,7 +43,7 @@ from leakguard.holds.model import (
 from leakguard.store import migrate
 from leakguard.store import schema as t
 from leakguard.store.blobs import BLOB_STREAM_MIN, insert_streaming_blob
-from leakguard.store.history_cache import HistoryCache
+from leakguard.store.history_cache import History, HistoryCache
 from leakguard.store.journal import Journal
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
 
@@ -93,6 +93,7 @@ class SqlStore:
         self.journal = Journal(self)
         # sender_history in memory: invalidated on write, short TTL across processes
         self.history_cache = HistoryCache()
+        self._history_reads: dict[str, asyncio.Future[Any]] = {}  # one read per sender
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -930,9 +931,27 @@ class SqlStore:
         from ``history_cache`` when fresh; see ``leakguard/store/history_cache.py``). The
         caller must not modify what is returned (it may be shared)."""
         key = sender.strip().lower()
-        cached = self.history_cache.get(key)
+        cache = self.history_cache
+        cached = cache.get(key)
         if cached is not None:
             return cached
+        pending = self._history_reads.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read_history(key))
+            self._history_reads[key] = pending
+            pending.add_done_callback(lambda f: self._history_read_done(key, f))
+        stale = cache.get_stale(key)
+        if stale is not None:
+            return stale  # older than the TTL: served while the fresh read runs
+        return cast(History, await asyncio.shield(pending))
+
+    def _history_read_done(self, key: str, fut: asyncio.Future[Any]) -> None:
+        if self._history_reads.get(key) is fut:
+            del self._history_reads[key]
+        if not fut.cancelled():
+            fut.exception()  # retrieved: a failed background read is not "never retrieved"
+
+    async def _read_history(self, key: str) -> History:
         generation = self.history_cache.generation
         h = t.sent_history.c
         q = (
@@ -942,7 +961,7 @@ class SqlStore:
             .limit(_HISTORY_LIMIT)
         )
 
-        def read(conn: sa.Connection) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
+        def read(conn: sa.Connection) -> History:
             # the rows and the sets built from them: all in the store's thread (SQLite), a
             # long history costs the event loop nothing
             recipients: set[str] = set()
