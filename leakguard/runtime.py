@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -65,9 +66,20 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, threshold))
 
 
+# How long a thread that computes (a decision, a notice, the store's thread building a
+# sender's history) keeps the GIL while the event loop waits for it: Python's default is
+# 5 ms, and each SMTP reply of every other session could wait that long behind it. At 1 ms,
+# paced at 390 mails a second after a sender had collected 25,000 recipients (the store's
+# thread rebuilding that history every few seconds), the added latency was p50 +1.8 ms and
+# p99 +10 ms (median of six runs, alternated) against +3.3 and +16 ms, throughput the same
+# within noise (docs/design-notes.md, stop 18).
+GIL_SWITCH_INTERVAL = 0.001
+
+
 def run(main: Coroutine[Any, Any, T], event_loop: str = "uvloop") -> T:
     """``asyncio.run(main)`` on the configured event loop: uvloop's when asked for and
-    installed, else asyncio's."""
+    installed, else asyncio's. The GIL is handed over every ``GIL_SWITCH_INTERVAL``."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     if event_loop == "uvloop":
         try:
             import uvloop
