@@ -182,3 +182,12 @@ async def test_concurrent_misses_share_one_read(tmp_path: Path) -> None:
         assert all(g == (frozenset({"bob@partner.jp"}), {"bob@partner.jp": ("Bob",)}) for g in got)
     finally:
         await store.close()
+
+
+def test_merges_stay_within_the_bound() -> None:
+    cache = HistoryCache(max_rows=10)
+    cache.put("a", (frozenset({"1"}), {}), generation=0)
+    cache.put("b", (frozenset({"1"}), {}), generation=0)
+    cache.merge([("b", str(i), "") for i in range(2, 12)])  # b grows past the bound
+    assert cache.get("a") is None and cache.get("b") is None  # the oldest went, then b too
+    assert cache._rows == 0

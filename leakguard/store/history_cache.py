@@ -124,6 +124,9 @@ class HistoryCache:
                     names[r] = (n, *(x for x in names.get(r, ()) if x != n))
             self._entries[sender] = (at, (recipients, names))
             self._rows += len(new)
+        while self._rows > self.max_rows and self._entries:  # still bounded
+            _old, (_, v) = self._entries.popitem(last=False)
+            self._rows -= len(v[0]) + 1
 
     def _drop(self, sender_key: str) -> None:
         old = self._entries.pop(sender_key, None)
