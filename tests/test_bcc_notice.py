@@ -400,3 +400,38 @@ def test_notice_headers_refuse_cr_and_lf_and_encode_japanese() -> None:
     m = email.message_from_bytes(raw, policy=email.policy.default)
     assert m["Subject"] == ("件名 " * 40).strip() or m["Subject"] == "件名 " * 40
     assert [p.get_content() for p in m.iter_parts()] == ["本文", "<p>本文</p>"]
+
+
+def test_notice_mime_written_directly_reads_back_exactly() -> None:
+    """``alternative_mail`` writes the MIME itself (issue 11, stop 18): every value and
+    part reads back as given, addresses stay addresses, and no line is longer than SMTP
+    allows (a long ASCII line goes as base64, not 7bit)."""
+    import email
+    import email.policy
+
+    from leakguard.holds.notice import alternative_mail
+
+    subject = "【確認】" + "予算要求の取りまとめ " * 12 + "end"
+    long_line = "x" * 1500
+    raw = alternative_mail(
+        [
+            ("From", "漏えい防止システム <leakguard@city.example.lg.jp>"),
+            ("To", '"Sato, Kazuya" <kazuya.sato@city.example.lg.jp>'),
+            ("Subject", subject),
+            ("References", "<" + "a" * 90 + "@x.jp> <" + "b" * 90 + "@x.jp>"),
+        ],
+        "ascii text\n" + long_line + "\n",
+        "<p>本文 text</p>",
+    )
+    assert raw.isascii()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    m = email.message_from_bytes(raw, policy=email.policy.default)
+    assert m["Subject"] == subject
+    assert m["From"].addresses[0].addr_spec == "leakguard@city.example.lg.jp"
+    assert m["From"].addresses[0].display_name == "漏えい防止システム"
+    assert m["To"].addresses[0].display_name == "Sato, Kazuya"
+    text, html = list(m.iter_parts())
+    assert text["Content-Transfer-Encoding"] == "base64"  # a 1,500-character line
+    assert text.get_content().replace("\r\n", "\n") == "ascii text\n" + long_line + "\n"
+    assert html.get_content() == "<p>本文 text</p>"
+    assert m.get_content_type() == "multipart/alternative"
