@@ -1,7 +1,10 @@
 """``SqlStore``: the ``Store`` protocol over SQLAlchemy Core (async).
 
 SQLite (aiosqlite, WAL, ``synchronous=FULL``) is the embedded default; PostgreSQL
-(asyncpg) runs the same code when several relays share holds. Every public method runs in
+(asyncpg) runs the same code when several relays share holds. The busiest transactions are
+written as synchronous bodies (``_run_tx``/``_run_read``): on SQLite they run in the
+store's own thread on ``sqlite3``, one hand-off per transaction; on PostgreSQL through
+``run_sync``. Every public method runs in
 one transaction and has committed when it returns, so an acknowledged message survives a
 crash (DESIGN §4).
 
@@ -91,7 +94,7 @@ class SqlStore:
         self.on_enqueue: list[Callable[[], None]] = []
         # the officer's records: decision journal, retained mail, incidents (issue 9)
         self.journal = Journal(self)
-        # sender_history in memory: invalidated on write, short TTL across processes
+        # sender_history in memory: written through, short TTL across processes
         self.history_cache = HistoryCache()
         self._history_reads: dict[str, asyncio.Future[Any]] = {}  # one read per sender
 
