@@ -142,3 +142,25 @@ def test_linearity_tells_a_line_from_a_curve() -> None:
     # noise in single steps (one step at half the slope) is still linear growth
     noisy = curves.linearity(xs, [2, 3.2, 14.0, 35.0, 120.0])
     assert noisy["linear"]
+
+
+def test_paced_mails_each_have_their_own_message_id() -> None:
+    """The relay's retry recognition answers identical bytes from the first hold: the paced
+    client must not send the same mail twice (stop 18)."""
+    with PySink() as sink:
+        h.paced(sink.port, "held", 2048, 3, rate=200, messages=20, sessions=4)
+        received = sink.handler.wait_for(20)
+    ids = [next(x for x in r.data.split(b"\r\n") if x.startswith(b"Message-ID:")) for r in received]
+    assert len(set(ids)) == 20
+
+
+@pytest.mark.skipif(not shutil.which("smtp-source"), reason="needs Postfix's smtp-source")
+def test_unique_gives_every_mail_its_own_envelope() -> None:
+    """``smtp_source(unique=True)`` (``-N``): no two mails with the same recipients, so held
+    mail is held every time, not answered by retry recognition (stop 18)."""
+    mail = h.write_mail("held", 2048, Path(tempfile.mkdtemp()) / "m.eml")
+    with PySink() as sink:
+        h.smtp_source(sink.port, mail, "held", 6, 2, 3, unique=True)
+        received = sink.handler.wait_for(6)
+    envelopes = {tuple(sorted(r.rcpts)) for r in received}
+    assert len(envelopes) == 6
