@@ -27,6 +27,11 @@ BLOB_STREAM_MIN = 1 << 20
 BLOB_PIECE = 1 << 20
 
 
+def streams_blobs(conn: sa.Connection, size: int) -> bool:
+    """Whether a blob of ``size`` bytes is written in pieces on this connection."""
+    return conn.dialect.name == "sqlite" and size >= BLOB_STREAM_MIN
+
+
 def insert_streaming_blob(
     conn: sa.Connection,
     insert: sa.Insert,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from leakguard.store import schema as t
-from leakguard.store.blobs import BLOB_STREAM_MIN, insert_streaming_blob
+from leakguard.store.blobs import insert_streaming_blob, streams_blobs
 
 if TYPE_CHECKING:
     from leakguard.store.sql import SqlStore
@@ -546,8 +546,4 @@ def _incident(r: Any) -> IncidentRecord:
 
 
 def _streamed(conn: sa.Connection, kept: Retained) -> bool:
-    return (
-        kept.sealed is not None
-        and conn.dialect.name == "sqlite"
-        and len(kept.sealed) >= BLOB_STREAM_MIN
-    )
+    return kept.sealed is not None and streams_blobs(conn, len(kept.sealed))

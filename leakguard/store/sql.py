@@ -224,31 +224,28 @@ class SqlStore:
         half the CPU of a hold's or a notice's bookkeeping (docs/design-notes.md, "The
         store's own thread"). The in-process write lock is taken as for ``_tx``. Elsewhere
         (PostgreSQL) ``body`` runs through the async driver (``run_sync``)."""
-        sync = self._sync_engine
-        if sync is None:
-            async with self._engine.begin() as conn:
-                return await conn.run_sync(body)
-
-        def run() -> T:
-            with sync.begin() as conn:
-                return body(conn)
-
-        assert self._write_lock is not None
-        async with self._write_lock:
-            return await asyncio.get_running_loop().run_in_executor(self._thread(), run)
+        return await self._run(body, write=True)
 
     async def _run_read(self, body: Callable[[sa.Connection], T]) -> T:
         """``body`` as one read, in the store's thread on SQLite (see ``_run_tx``)."""
+        return await self._run(body, write=False)
+
+    async def _run(self, body: Callable[[sa.Connection], T], *, write: bool) -> T:
         sync = self._sync_engine
         if sync is None:
-            async with self._engine.connect() as conn:
+            async with self._engine.begin() if write else self._engine.connect() as conn:
                 return await conn.run_sync(body)
 
         def run() -> T:
-            with sync.connect() as conn:
+            with sync.begin() if write else sync.connect() as conn:
                 return body(conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread(), run)
+        loop = asyncio.get_running_loop()
+        if not write:
+            return await loop.run_in_executor(self._thread(), run)
+        assert self._write_lock is not None
+        async with self._write_lock:
+            return await loop.run_in_executor(self._thread(), run)
 
     # ------------------------------------------------------------------ messages
 
@@ -260,8 +257,7 @@ class SqlStore:
     @staticmethod
     def _put_message(conn: sa.Connection, raw: bytes, digest: str) -> str:
         """Store ``raw`` (whose SHA-256 is ``digest``) unless it is there; returns digest."""
-        big = len(raw) >= BLOB_STREAM_MIN
-        if not big:
+        if len(raw) < BLOB_STREAM_MIN:
             # small (notices, most mail): one insert that keeps the row already there (the
             # same bytes) instead of a look first; resending a few KB costs less than a query
             conn.execute(
