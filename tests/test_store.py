@@ -87,6 +87,33 @@ def _hold(
     return HoldRecord(**fields)  # type: ignore[arg-type]
 
 
+async def test_retry_lookup_finds_the_one_envelope_among_same_bytes(store: SqlStore) -> None:
+    """Retry recognition: the same bytes and sender to other recipients are other mails
+    (a form system, a mail merge); only the same envelope, in any order and case, within
+    the window is the retry. One indexed key, however many holds share the bytes."""
+    raw = b"Subject: form\r\n\r\nsame bytes\r\n"
+    since = datetime.now(UTC) - timedelta(minutes=10)
+    for i in range(30):
+        await store.create_hold(_hold(f"H-SAME{i:04d}", raw=raw, rcpts=(f"r{i}@x.example",)), raw)
+    digest = sha256_hex(raw)
+    sender = "alice@city.example.lg.jp"
+    found = await store.recent_hold_for(digest, sender, ["R7@X.example"], since)
+    assert found is not None and found.id == "H-SAME0007"
+    assert (
+        await store.recent_hold_for(digest, sender, ["r7@x.example", "r8@x.example"], since) is None
+    )
+    assert (
+        await store.recent_hold_for(digest, "other@city.example.lg.jp", ["r7@x.example"], since)
+        is None
+    )
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert await store.recent_hold_for(digest, sender, ["r7@x.example"], later) is None
+    two = _hold("H-TWO", raw=raw, rcpts=("b@y.example", "a@y.example"))
+    await store.create_hold(two, raw)
+    found = await store.recent_hold_for(digest, sender, ["A@y.example", "b@Y.example"], since)
+    assert found is not None and found.id == "H-TWO"
+
+
 async def test_satisfies_protocol(store: SqlStore) -> None:
     s: Store = store  # mypy checks the structural type; runtime checks a round trip
     assert await s.queue_depth() == 0

@@ -86,8 +86,10 @@ holds = sa.Table(
     sa.Column("offer_bcc", sa.Boolean, nullable=False),
     sa.Column("language", sa.String(8), nullable=False),
     sa.Column("escalated", sa.Boolean, nullable=False, default=False),
+    # sha256 of bytes, sender and sorted recipients (store.sql.retry_key; 0009)
+    sa.Column("retry_key", sa.String(64), nullable=True),
     sa.Index("ix_holds_sender", "mail_from"),
-    sa.Index("ix_holds_message", "message_sha256", "mail_from"),  # retry recognition (0008)
+    sa.Index("ix_holds_retry", "retry_key"),  # retry recognition
 )
 
 transitions = sa.Table(

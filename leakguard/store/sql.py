@@ -65,6 +65,13 @@ def sha256_hex(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def retry_key(sha256: str, mail_from: str, rcpts: Sequence[str]) -> str:
+    """One key for "the same bytes, sender and recipients" (retry recognition): the lookup
+    reads the one matching hold, however often a sender repeats the same bytes to others."""
+    envelope = "\0".join([sha256, mail_from, *sorted(r.lower() for r in rcpts)])
+    return hashlib.sha256(envelope.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
@@ -261,14 +268,11 @@ class SqlStore:
             # small (notices, most mail): one insert that keeps the row already there (the
             # same bytes) instead of a look first; resending a few KB costs less than a query
             conn.execute(
-                _insert_new(conn.dialect.name, t.messages).values(
-                    sha256=digest, size=len(raw), created_at=_now(), raw=raw
-                )
+                _INSERT_NEW_MESSAGE[conn.dialect.name],
+                {"sha256": digest, "size": len(raw), "created_at": _now(), "raw": raw},
             )
             return digest
-        exists = conn.execute(
-            sa.select(t.messages.c.sha256).where(t.messages.c.sha256 == digest)
-        ).first()
+        exists = conn.execute(_MESSAGE_EXISTS, {"b_sha256": digest}).first()
         if exists is None:
             # another process (a sibling worker, another relay) may store the same bytes
             # between that look and this insert: the row is the same, so theirs will do
@@ -301,37 +305,40 @@ class SqlStore:
         def write(conn: sa.Connection) -> None:
             self._put_message(conn, raw, digest)
             conn.execute(
-                sa.insert(t.holds).values(
-                    id=hold.id,
-                    state=hold.state.value,
-                    created_at=hold.created_at,
-                    expires_at=hold.expires_at,
-                    due_at=hold.due_at,
-                    escalate_at=hold.escalate_at,
-                    message_sha256=digest,
-                    mail_from=hold.mail_from,
-                    rcpts=list(hold.rcpts),
-                    auth_user=hold.auth_user,
-                    subject=hold.subject,
-                    action=hold.action,
-                    rules=list(hold.rules),
-                    verdict_json=hold.verdict_json,
-                    approvers=list(hold.approvers),
-                    offer_bcc=hold.offer_bcc,
-                    language=hold.language,
-                    escalated=hold.escalated,
-                )
+                _INSERT_HOLD,
+                {
+                    "id": hold.id,
+                    "state": hold.state.value,
+                    "created_at": hold.created_at,
+                    "expires_at": hold.expires_at,
+                    "due_at": hold.due_at,
+                    "escalate_at": hold.escalate_at,
+                    "message_sha256": digest,
+                    "mail_from": hold.mail_from,
+                    "rcpts": list(hold.rcpts),
+                    "retry_key": retry_key(digest, hold.mail_from, hold.rcpts),
+                    "auth_user": hold.auth_user,
+                    "subject": hold.subject,
+                    "action": hold.action,
+                    "rules": list(hold.rules),
+                    "verdict_json": hold.verdict_json,
+                    "approvers": list(hold.approvers),
+                    "offer_bcc": hold.offer_bcc,
+                    "language": hold.language,
+                    "escalated": hold.escalated,
+                },
             )
             conn.execute(
-                sa.insert(t.transitions).values(
-                    hold_id=hold.id,
-                    at=hold.created_at,
-                    from_state=None,
-                    to_state=hold.state.value,
-                    actor=hold.auth_user or hold.mail_from or "system",
-                    via=Via.RELAY.value,
-                    note="",
-                )
+                _INSERT_TRANSITION,
+                {
+                    "hold_id": hold.id,
+                    "at": hold.created_at,
+                    "from_state": None,
+                    "to_state": hold.state.value,
+                    "actor": hold.auth_user or hold.mail_from or "system",
+                    "via": Via.RELAY.value,
+                    "note": "",
+                },
             )
 
         await self._run_tx(write)
@@ -342,29 +349,14 @@ class SqlStore:
     async def recent_hold_for(
         self, sha256: str, mail_from: str, rcpts: Sequence[str], since: datetime
     ) -> HoldRecord | None:
-        want = sorted(r.lower() for r in rcpts)
-        rows = await self._run_read(
-            lambda conn: conn.execute(
-                sa.select(t.holds)
-                .where(
-                    t.holds.c.mail_from == mail_from,
-                    t.holds.c.message_sha256 == sha256,
-                    t.holds.c.created_at >= since,
-                )
-                .order_by(t.holds.c.created_at.desc())
-                .limit(20)
-            ).all()
+        key = retry_key(sha256, mail_from, rcpts)
+        row = await self._run_read(
+            lambda conn: conn.execute(_RETRY_LOOKUP, {"b_key": key, "b_since": since}).first()
         )
-        for row in rows:
-            hold = _hold(row._mapping)
-            if sorted(r.lower() for r in hold.rcpts) == want:
-                return hold
-        return None
+        return _hold(row._mapping) if row is not None else None
 
     async def get_hold(self, hold_id: str) -> HoldRecord | None:
-        row = await self._run_read(
-            lambda conn: conn.execute(sa.select(t.holds).where(t.holds.c.id == hold_id)).first()
-        )
+        row = await self._run_read(lambda conn: conn.execute(_GET_HOLD, {"b_id": hold_id}).first())
         return _hold(row._mapping) if row is not None else None
 
     async def list_holds(
@@ -633,13 +625,8 @@ class SqlStore:
         a row lock on PostgreSQL, the write lock on SQLite), so that timers on two nodes
         (or workers) sending the same notice are serialised and the second one sees the
         first one's note: the notice goes once."""
-        h = t.holds.c
-        tr = t.transitions.c
-        conn.execute(sa.update(t.holds).where(h.id == hold_id).values(escalated=h.escalated))
-        seen = conn.execute(
-            sa.select(tr.id).where(tr.hold_id == hold_id, tr.note == note).limit(1)
-        ).first()
-        return seen is not None
+        conn.execute(_LOCK_HOLD, {"b_id": hold_id})
+        return conn.execute(_NOTED, {"b_id": hold_id, "b_note": note}).first() is not None
 
     async def enqueue_claimed(
         self,
@@ -773,8 +760,10 @@ class SqlStore:
 
         def write(conn: sa.Connection) -> int | None:
             res = conn.execute(
-                _fenced(delivery_id, worker).values(
-                    state=state.value, last_error=error[:2000], finished_at=_now()
+                *_fenced(
+                    delivery_id,
+                    worker,
+                    {"state": state.value, "last_error": error[:2000], "finished_at": _now()},
                 )
             )
             if res.rowcount != 1 or dsn is None or not dsn_to:
@@ -798,12 +787,16 @@ class SqlStore:
         stands (``_fenced``); False when it no longer does (nothing changed)."""
         async with self._tx() as conn:
             res = await conn.execute(
-                _fenced(delivery_id, worker).values(
-                    state=DeliveryState.QUEUED.value,
-                    next_attempt_at=next_attempt_at,
-                    last_error=error[:2000],
-                    claimed_by=None,
-                    claimed_at=None,
+                *_fenced(
+                    delivery_id,
+                    worker,
+                    {
+                        "state": DeliveryState.QUEUED.value,
+                        "next_attempt_at": next_attempt_at,
+                        "last_error": error[:2000],
+                        "claimed_by": None,
+                        "claimed_at": None,
+                    },
                 )
             )
         return res.rowcount == 1
@@ -814,7 +807,7 @@ class SqlStore:
         """Narrow a delivery to the recipients still to be tried (after a partial refusal).
         ``worker``: only while this worker's claim stands (``_fenced``)."""
         async with self._tx() as conn:
-            res = await conn.execute(_fenced(delivery_id, worker).values(rcpts=list(rcpts)))
+            res = await conn.execute(*_fenced(delivery_id, worker, {"rcpts": list(rcpts)}))
         return res.rowcount == 1
 
     async def recover_deliveries(
@@ -1120,20 +1113,19 @@ def _insert_delivery(
         else {"state": DeliveryState.QUEUED.value}
     )
     res = conn.execute(
-        sa.insert(t.deliveries)
-        .values(
-            message_sha256=digest,
-            mail_from=mail_from,
-            rcpts=list(rcpts),
-            attempts=0 if claim is None else 1,
-            next_attempt_at=not_before or now,
-            hold_id=hold_id,
-            kind=kind,
-            last_error=last_error,
-            created_at=now,
+        _INSERT_DELIVERY,
+        {
+            "message_sha256": digest,
+            "mail_from": mail_from,
+            "rcpts": list(rcpts),
+            "attempts": 0 if claim is None else 1,
+            "next_attempt_at": not_before or now,
+            "hold_id": hold_id,
+            "kind": kind,
+            "last_error": last_error,
+            "created_at": now,
             **claimed,
-        )
-        .returning(t.deliveries.c.id)
+        },
     )
     return int(res.scalar_one())
 
@@ -1143,7 +1135,7 @@ def _insert_tokens(conn: sa.Connection, tokens: Sequence[TokenRecord]) -> None:
     transaction for both, and no token for a notice that was not queued."""
     if tokens:
         conn.execute(
-            sa.insert(t.tokens),
+            _INSERT_TOKEN,
             [
                 {
                     "token_hash": tok.token_hash,
@@ -1160,28 +1152,81 @@ def _insert_tokens(conn: sa.Connection, tokens: Sequence[TokenRecord]) -> None:
 def _system_note(conn: sa.Connection, hold_id: str, note: str) -> None:
     """A timeline note without a state change (what was sent, to whom)."""
     conn.execute(
-        sa.insert(t.transitions).values(
-            hold_id=hold_id,
-            at=_now(),
-            from_state=None,
-            to_state=None,
-            actor="system",
-            via=Via.RELAY.value,
-            note=note,
-        )
+        _INSERT_TRANSITION,
+        {
+            "hold_id": hold_id,
+            "at": _now(),
+            "from_state": None,
+            "to_state": None,
+            "actor": "system",
+            "via": Via.RELAY.value,
+            "note": note,
+        },
     )
 
 
-def _fenced(delivery_id: int, worker: str | None) -> Any:
-    """``UPDATE deliveries`` for one delivery; with ``worker``, only while it is still
-    ``sending`` under that worker's claim. A node that outlived its lease (a very slow
-    upstream, a paused VM) and whose delivery another node recovered and claimed must not
-    put it back in the queue, narrow it or close it under the new claimer's feet."""
-    c = t.deliveries.c
-    q = sa.update(t.deliveries).where(c.id == delivery_id)
-    if worker is not None:
-        q = q.where(c.state == DeliveryState.SENDING.value, c.claimed_by == worker)
-    return q
+def _fenced(
+    delivery_id: int, worker: str | None, values: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """``UPDATE deliveries SET values`` for one delivery, as (statement, parameters); with
+    ``worker``, only while it is still ``sending`` under that worker's claim. A node that
+    outlived its lease (a very slow upstream, a paused VM) and whose delivery another node
+    recovered and claimed must not put it back in the queue, narrow it or close it under
+    the new claimer's feet."""
+    if worker is None:
+        return _UPDATE_DELIVERY, {"b_id": delivery_id, **values}
+    params = {"b_id": delivery_id, "b_sending": DeliveryState.SENDING.value, "b_worker": worker}
+    return _UPDATE_CLAIMED_DELIVERY, {**params, **values}
+
+
+# ---------------------------------------------------------------- prebuilt statements
+# The busiest statements are built once and executed with a parameter dict: building the
+# construct for every call (``insert(...).values(...)``, ``where(...)``, its cache key)
+# cost about 190 µs of CPU a statement against 35 µs for the prebuilt one (a delivery row,
+# measured on this project's 2-core machine), and a hold runs about twenty of them.
+# Parameters of WHERE clauses are named ``b_*``: an UPDATE may not bind a column's own name.
+
+_INSERT_HOLD = sa.insert(t.holds)
+_INSERT_TRANSITION = sa.insert(t.transitions)
+_INSERT_TOKEN = sa.insert(t.tokens)
+_INSERT_DELIVERY = sa.insert(t.deliveries).returning(t.deliveries.c.id)
+_INSERT_NEW_MESSAGE: dict[str, Any] = {
+    # leaves an existing row with the same digest alone (the same bytes)
+    "postgresql": pg_insert(t.messages).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(t.messages).on_conflict_do_nothing(),
+}
+_MESSAGE_EXISTS = sa.select(t.messages.c.sha256).where(
+    t.messages.c.sha256 == sa.bindparam("b_sha256")
+)
+_GET_HOLD = sa.select(t.holds).where(t.holds.c.id == sa.bindparam("b_id"))
+_RETRY_LOOKUP = (
+    sa.select(t.holds)
+    .where(
+        t.holds.c.retry_key == sa.bindparam("b_key"),
+        t.holds.c.created_at >= sa.bindparam("b_since"),
+    )
+    .order_by(t.holds.c.created_at.desc())
+    .limit(1)
+)
+# a no-op UPDATE that locks the hold's row (see ``SqlStore._already_noted``)
+_LOCK_HOLD = (
+    sa.update(t.holds)
+    .where(t.holds.c.id == sa.bindparam("b_id"))
+    .values(escalated=t.holds.c.escalated)
+)
+_NOTED = (
+    sa.select(t.transitions.c.id)
+    .where(
+        t.transitions.c.hold_id == sa.bindparam("b_id"),
+        t.transitions.c.note == sa.bindparam("b_note"),
+    )
+    .limit(1)
+)
+_UPDATE_DELIVERY = sa.update(t.deliveries).where(t.deliveries.c.id == sa.bindparam("b_id"))
+_UPDATE_CLAIMED_DELIVERY = _UPDATE_DELIVERY.where(
+    t.deliveries.c.state == sa.bindparam("b_sending"),
+    t.deliveries.c.claimed_by == sa.bindparam("b_worker"),
+)
 
 
 def _insert_new(dialect: str, table: sa.Table) -> Any:

@@ -309,3 +309,52 @@ async def test_an_upgrade_that_would_break_a_reference_changes_nothing(tmp_path:
     with pytest.raises(StoreVersionError, match="broken references"):
         await open_store(url)
     assert await _revision(url) is None  # still the previous release's store
+
+
+# ---------------------------------------------------------------------- 0009: holds.retry_key
+
+
+async def test_a_retry_straddling_the_0009_upgrade_is_still_recognised(tmp_path: Path) -> None:
+    """A hold written at 0008 (no retry key) and its client's retry after the upgrade: the
+    upgrade gives recent holds their key, so the retry finds the first hold."""
+    from datetime import timedelta
+
+    from alembic import command
+
+    from leakguard.holds.model import HoldRecord
+    from leakguard.store import sha256_hex
+
+    db = tmp_path / "leakguard.db"
+    url = sqlite_url(db)
+    store = await open_store(url)
+    raw = b"Subject: x\r\n\r\nbody\r\n"
+    now = datetime.now(UTC)
+    hold = HoldRecord(
+        id="H-STRADDLE", state=HoldState.HELD, created_at=now,
+        expires_at=now + timedelta(hours=72), due_at=None, escalate_at=None,
+        message_sha256=sha256_hex(raw), mail_from="alice@city.example.lg.jp",
+        rcpts=("bob@partner.example.co.jp",), auth_user=None, subject="s", action="hold",
+        rules=("r",), verdict_json="{}", approvers=(), offer_bcc=False, language="ja",
+    )  # fmt: skip
+    try:
+        await store.create_hold(hold, raw)
+    finally:
+        await store.close()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        cfg = migrate.alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008_holds_message_index")
+    engine.dispose()
+    assert await _revision(url) == "0008_holds_message_index"
+    assert "retry_key" not in await _columns(url, "holds")
+    store = await open_store(url)
+    try:
+        found = await store.recent_hold_for(
+            sha256_hex(raw), "alice@city.example.lg.jp", ["Bob@partner.example.co.jp"],
+            now - timedelta(minutes=10),
+        )  # fmt: skip
+        assert found is not None and found.id == "H-STRADDLE"
+    finally:
+        await store.close()
+    assert await _diff(url) == []
