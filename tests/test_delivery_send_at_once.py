@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 import test_store
 from test_store import _hold
 
-from leakguard.delivery import Delivery, DeliverySettings, MemoryTransport, UpstreamError
+from leakguard.delivery import Delivery, DeliverySettings, MemoryTransport, UpstreamError, service
 from leakguard.delivery.service import SendingQueue
 from leakguard.holds.model import DeliveryState
 from leakguard.store import SqlStore
@@ -98,9 +99,28 @@ async def test_a_worker_that_died_mid_try_leaves_it_to_recovery(store: SqlStore)
         await d.stop()
 
 
-async def test_busy_slots_or_a_stopped_queue_only_queue_it(store: SqlStore) -> None:
+async def test_a_stopped_queue_only_queues_busy_slots_keep_the_bytes_in_hand(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not started: queued for the loop. Every slot busy: committed claimed and tried, bytes
+    in hand, when a slot frees (never more tries at once than slots). Past the in-hand
+    backlog (``_IN_HAND_PER_SLOT`` a slot): queued for the loop."""
+    monkeypatch.setattr(service, "_IN_HAND_PER_SLOT", 2)
     t = MemoryTransport()
     t.delay = 0.3
+    busy = peak = 0
+    real_send = t.send
+
+    async def counted(*a: object, **kw: object) -> object:
+        nonlocal busy, peak
+        busy += 1
+        peak = max(peak, busy)
+        try:
+            return await real_send(*a, **kw)  # type: ignore[arg-type]
+        finally:
+            busy -= 1
+
+    t.send = counted  # type: ignore[method-assign]
     d = Delivery(store, t, fast(workers=1))
     # not started: queued for the loop, not tried
     first = await d.enqueue_and_send(RAW, FROM, TO)
@@ -111,9 +131,44 @@ async def test_busy_slots_or_a_stopped_queue_only_queue_it(store: SqlStore) -> N
         await asyncio.sleep(0.1)  # the loop claimed it: its one slot is busy
         second = await d.enqueue_and_send(RAW, FROM, ["bob@city.example.lg.jp"])
         rec = await store.get_delivery(second)
+        assert rec is not None and rec.state is DeliveryState.SENDING and rec.attempts == 1
+        third = await d.enqueue_and_send(RAW, FROM, ["carol@city.example.lg.jp"])
+        rec = await store.get_delivery(third)
+        assert rec is not None and rec.state is DeliveryState.QUEUED  # backlog full
+        for did in (first, second, third):
+            await _state(store, did, DeliveryState.DONE)
+        assert sorted(m.rcpts[0] for m in t.sent) == [
+            "alice@city.example.lg.jp",
+            "bob@city.example.lg.jp",
+            "carol@city.example.lg.jp",
+        ]
+        assert peak == 1
+    finally:
+        await d.stop()
+
+
+async def test_a_try_that_waits_past_its_lease_goes_back_to_the_queue_unsent(
+    store: SqlStore,
+) -> None:
+    """A claimed try waiting for a slot must start while its claim is safe (the lease
+    minus one upstream attempt), or another node would recover the claim and send it too:
+    it goes back to the queue unsent and is sent from there."""
+    t = MemoryTransport()
+    t.delay = 1.0
+    d = Delivery(store, t, fast(workers=1, stale_claim_after=2.4, upstream_timeout=2.0))
+    d.start()
+    try:
+        await asyncio.sleep(0.1)
+        first = await d.enqueue_and_send(RAW, FROM, TO)
+        second = await d.enqueue_and_send(RAW, FROM, ["bob@city.example.lg.jp"])
+        await asyncio.sleep(0.5)  # waited 0.2 s for the slot, then gave the claim back
+        rec = await store.get_delivery(second)
         assert rec is not None and rec.state is DeliveryState.QUEUED
-        await _state(store, first, DeliveryState.DONE)
-        await _state(store, second, DeliveryState.DONE)
+        assert "no delivery slot" in rec.last_error
+        assert [m.rcpts[0] for m in t.sent] == []
+        t.delay = 0.0
+        for did in (first, second):
+            await _state(store, did, DeliveryState.DONE)
         assert sorted(m.rcpts[0] for m in t.sent) == [
             "alice@city.example.lg.jp",
             "bob@city.example.lg.jp",
