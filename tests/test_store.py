@@ -114,6 +114,29 @@ async def test_retry_lookup_finds_the_one_envelope_among_same_bytes(store: SqlSt
     assert found is not None and found.id == "H-TWO"
 
 
+async def test_timelines_of_several_holds_in_one_read(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timers read the timelines of every hold that came of age in one go: each hold's
+    own transitions, in order, across query chunks; unknown ids are simply absent."""
+    from leakguard.store import sql
+
+    monkeypatch.setattr(sql, "_IDS_PER_QUERY", 2)
+    ids = [f"H-TL{i:04d}" for i in range(5)]
+    for i, hid in enumerate(ids):
+        raw = b"Subject: t\r\n\r\n%d\r\n" % i
+        await store.create_hold(_hold(hid, raw=raw), raw)
+        for n in range(i):
+            await store.record_event(hid, actor="system", via=Via.RELAY, note=f"n{n}")
+    got = await store.timelines([*ids, "H-NONE", ids[0]])
+    assert set(got) == set(ids)
+    for i, hid in enumerate(ids):
+        assert [tr.note for tr in got[hid]] == ["", *(f"n{n}" for n in range(i))]
+        assert all(tr.hold_id == hid for tr in got[hid])
+        assert got[hid] == await store.timeline(hid)
+    assert await store.timelines([]) == {}
+
+
 async def test_satisfies_protocol(store: SqlStore) -> None:
     s: Store = store  # mypy checks the structural type; runtime checks a round trip
     assert await s.queue_depth() == 0

@@ -761,12 +761,12 @@ class HoldService:
             newer_than=self._notice_scanned_to,
             limit=_NOTICE_SCAN_LIMIT,
         )
-        for hold in holds:
-            if hold.id in self._notice_pending:
-                continue
-            _, wanted, _ = self._notice_status(await self.store.timeline(hold.id))
+        ids = [h.id for h in holds if h.id not in self._notice_pending]
+        timelines = await self.store.timelines(ids)
+        for hold_id in ids:
+            _, wanted, _ = self._notice_status(timelines.get(hold_id, []))
             if wanted:
-                self._notice_pending[hold.id] = 0
+                self._notice_pending[hold_id] = 0
         self._notice_scanned_to = upto
 
     async def retry_notices(self, now: datetime | None = None) -> int:

@@ -453,25 +453,38 @@ class SqlStore:
             )
 
     async def timeline(self, hold_id: str) -> list[Transition]:
-        q = (
-            sa.select(t.transitions)
-            .where(t.transitions.c.hold_id == hold_id)
-            .order_by(t.transitions.c.at, t.transitions.c.id)
-        )
-        async with self._read() as conn:
-            rows = (await conn.execute(q)).all()
-        return [
-            Transition(
-                hold_id=r.hold_id,
-                at=r.at,
-                from_state=HoldState(r.from_state) if r.from_state else None,
-                to_state=HoldState(r.to_state) if r.to_state else None,
-                actor=r.actor,
-                via=Via(r.via),
-                note=r.note or "",
-            )
-            for r in rows
-        ]
+        return (await self.timelines([hold_id])).get(hold_id, [])
+
+    async def timelines(self, hold_ids: Sequence[str]) -> dict[str, list[Transition]]:
+        """The timelines of several holds, in order, in one read (a query per
+        ``_IDS_PER_QUERY`` ids): the timers look at every hold that came of age since their
+        last tick, one query each was about 1.5 % of a held mail's CPU under load."""
+        tr = t.transitions.c
+        ids = list(dict.fromkeys(hold_ids))
+
+        def read(conn: sa.Connection) -> dict[str, list[Transition]]:
+            out: dict[str, list[Transition]] = {}
+            for i in range(0, len(ids), _IDS_PER_QUERY):
+                q = (
+                    sa.select(t.transitions)
+                    .where(tr.hold_id.in_(ids[i : i + _IDS_PER_QUERY]))
+                    .order_by(tr.hold_id, tr.at, tr.id)
+                )
+                for r in conn.execute(q):
+                    out.setdefault(r.hold_id, []).append(
+                        Transition(
+                            hold_id=r.hold_id,
+                            at=r.at,
+                            from_state=HoldState(r.from_state) if r.from_state else None,
+                            to_state=HoldState(r.to_state) if r.to_state else None,
+                            actor=r.actor,
+                            via=Via(r.via),
+                            note=r.note or "",
+                        )
+                    )
+            return out
+
+        return await self._run_read(read) if ids else {}
 
     async def set_escalated(self, hold_id: str, approvers: Sequence[str]) -> bool:
         """Mark an open hold escalated (with its new approvers), once: a compare-and-set, so
@@ -1178,6 +1191,9 @@ def _fenced(
     params = {"b_id": delivery_id, "b_sending": DeliveryState.SENDING.value, "b_worker": worker}
     return _UPDATE_CLAIMED_DELIVERY, {**params, **values}
 
+
+# ids bound in one ``IN (...)`` (SQLite's limit on bound parameters is 999 in old builds)
+_IDS_PER_QUERY = 500
 
 # ---------------------------------------------------------------- prebuilt statements
 # The busiest statements are built once and executed with a parameter dict: building the
