@@ -400,3 +400,30 @@ async def test_a_failed_delivery_and_its_dsn_are_one_commit(store: SqlStore) -> 
     other = await store.enqueue_delivery(b"x", "", ["c@x.example"], kind="notice")
     assert await store.finish_delivery(other, state=DeliveryState.FAILED, error="no") is None
     assert len(await store.list_deliveries()) == 3
+
+
+async def test_store_thread_keeps_one_connection_and_ends_every_read(tmp_path: Path) -> None:
+    """SQLite: the store's thread keeps one connection open across transactions (no pool
+    checkout per transaction); a read's snapshot ends with the read, so another
+    process's commit is seen by the next one; a connection SQLAlchemy invalidated (a
+    disconnect) is replaced."""
+    url = sqlite_url(tmp_path / "lg.db")
+    store = await open_store(url)
+    other = await open_store(url)  # another worker process on the same file
+    try:
+        assert await store.get_hold("H-LATER") is None  # a read in the store's thread
+        conn = store._sync_conn
+        assert conn is not None and not conn.in_transaction()
+        raw = b"Subject: x\r\n\r\nbody\r\n"
+        await store.create_hold(_hold("H-MINE", raw=raw), raw)  # a write
+        assert store._sync_conn is conn
+        await other.create_hold(_hold("H-LATER", raw=raw), raw)
+        later = await store.get_hold("H-LATER")
+        assert later is not None and store._sync_conn is conn
+        conn.invalidate()
+        assert await store.get_hold("H-MINE") is not None
+        assert store._sync_conn is not None and store._sync_conn is not conn
+    finally:
+        await other.close()
+        await store.close()
+    assert store._sync_conn is None
