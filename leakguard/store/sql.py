@@ -325,6 +325,12 @@ class SqlStore:
                             self._thread(), self._run_group, [b for b, _ in batch]
                         )
                 except BaseException as exc:  # the thread is gone (shutdown): tell everyone
+                    if isinstance(exc, asyncio.CancelledError):
+                        for _, fut in (*batch, *self._group):
+                            if not fut.done():
+                                fut.cancel()
+                        self._group.clear()
+                        raise
                     results = [(False, exc)] * len(batch)
                 for (_, fut), (ok, value) in zip(batch, results, strict=True):
                     if fut.done():
