@@ -395,18 +395,12 @@ class Delivery:
             or self._stopping.is_set()
             or len(self._inflight) >= self.settings.workers * _IN_HAND_PER_SLOT
         ):
-            if once and hold_id is not None and note is not None:
-                queued = await asyncio.shield(
-                    self.store.enqueue_once(
-                        raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note, tokens=tokens
-                    )
-                )
-            else:
-                queued = await asyncio.shield(
-                    self.store.enqueue_delivery(
-                        raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note, tokens=tokens
-                    )
-                )
+            queue: Callable[..., Awaitable[int | None]] = (
+                self.store.enqueue_once if once else self.store.enqueue_delivery
+            )
+            queued = await asyncio.shield(
+                queue(raw, mail_from, rcpts, kind=kind, hold_id=hold_id, note=note, tokens=tokens)
+            )
             self.wake()
             return queued
         d = await asyncio.shield(

@@ -101,7 +101,6 @@ class SqlStore:
         # write transactions waiting for the next group commit (``_group_write``)
         self._group: list[tuple[Callable[[sa.Connection], Any], asyncio.Future[Any]]] = []
         self._grouping = False
-        self._group_pid = os.getpid()
         self._group_tasks: set[asyncio.Task[None]] = set()
         # called (without arguments) after a delivery was queued and committed: the
         # delivery worker uses it to send notices and released mail at once
@@ -251,6 +250,7 @@ class SqlStore:
             if self._sync_pid and self._sync_pid != pid and self._sync_engine is not None:
                 self._sync_conn = None  # the parent's: left alone, like its pool
                 self._sync_engine.dispose(close=False)
+                self._group, self._grouping = [], False  # the parent's writes, not ours
             self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="leakguard-store")
             self._sync_pid = pid
         return self._sync_thread
@@ -301,8 +301,7 @@ class SqlStore:
         run again alone, so a failure touches only its own caller. Under a burst of
         holds the store thread was the bottleneck: one begin, commit, fsync, hand-off
         and loop wake per transaction, five and more a hold."""
-        if self._group_pid != os.getpid():  # a forked worker: nothing of the parent's
-            self._group, self._grouping, self._group_pid = [], False, os.getpid()
+        self._thread()  # in a forked worker: first forget the parent's group
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._group.append((body, fut))
         if not self._grouping:
@@ -345,8 +344,8 @@ class SqlStore:
     def _run_group(self, bodies: list[Callable[[sa.Connection], Any]]) -> list[tuple[bool, Any]]:
         """In the store's thread: ``bodies`` in one transaction, or each alone if one fails."""
         assert self._sync_engine is not None
-        conn = self._sync_connection(self._sync_engine)
         if len(bodies) > 1:
+            conn = self._sync_connection(self._sync_engine)
             try:
                 with conn.begin():
                     return [(True, body(conn)) for body in bodies]
@@ -389,7 +388,7 @@ class SqlStore:
         if exists is None:
             # another process (a sibling worker, another relay) may store the same bytes
             # between that look and this insert: the row is the same, so theirs will do
-            insert = _insert_new(conn.dialect.name, t.messages).values(
+            insert = _INSERT_NEW_MESSAGE[conn.dialect.name].values(
                 sha256=digest, size=len(raw), created_at=_now()
             )
             insert_streaming_blob(conn, insert, t.messages, "raw", raw)  # no 25 MB copies
@@ -1310,6 +1309,16 @@ _GROUP_MAX = 64
 # ids bound in one ``IN (...)`` (SQLite's limit on bound parameters is 999 in old builds)
 _IDS_PER_QUERY = 500
 
+
+def _insert_new(dialect: str, table: sa.Table) -> Any:
+    """INSERT that leaves an existing row with the same primary key alone."""
+    if dialect == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return sa.insert(table)
+
+
 # ---------------------------------------------------------------- prebuilt statements
 # The busiest statements are built once and executed with a parameter dict: building the
 # construct for every call (``insert(...).values(...)``, ``where(...)``, its cache key)
@@ -1321,11 +1330,8 @@ _INSERT_HOLD = sa.insert(t.holds)
 _INSERT_TRANSITION = sa.insert(t.transitions)
 _INSERT_TOKEN = sa.insert(t.tokens)
 _INSERT_DELIVERY = sa.insert(t.deliveries).returning(t.deliveries.c.id)
-_INSERT_NEW_MESSAGE: dict[str, Any] = {
-    # leaves an existing row with the same digest alone (the same bytes)
-    "postgresql": pg_insert(t.messages).on_conflict_do_nothing(),
-    "sqlite": sqlite_insert(t.messages).on_conflict_do_nothing(),
-}
+# leaves an existing row with the same digest alone (the same bytes), per dialect
+_INSERT_NEW_MESSAGE = {d: _insert_new(d, t.messages) for d in ("postgresql", "sqlite")}
 _MESSAGE_EXISTS = sa.select(t.messages.c.sha256).where(
     t.messages.c.sha256 == sa.bindparam("b_sha256")
 )
@@ -1358,15 +1364,6 @@ _UPDATE_CLAIMED_DELIVERY = _UPDATE_DELIVERY.where(
     t.deliveries.c.state == sa.bindparam("b_sending"),
     t.deliveries.c.claimed_by == sa.bindparam("b_worker"),
 )
-
-
-def _insert_new(dialect: str, table: sa.Table) -> Any:
-    """INSERT that leaves an existing row with the same primary key alone."""
-    if dialect == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing()
-    return sa.insert(table)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
