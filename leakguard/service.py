@@ -57,6 +57,7 @@ from leakguard.relay.auth import (
     UpstreamAuthenticator,
     UsersFileAuthenticator,
 )
+from leakguard.relay.balance import BalancedServer, WorkerLoad
 from leakguard.relay.journal import JournalSettings, JournalWriter
 from leakguard.relay.server import ListenerRuntime, ListenerSpec, server_tls_context, start_listener
 from leakguard.store import SqlStore, open_store
@@ -154,6 +155,9 @@ def journal_writer(config: ServiceConfig, store: SqlStore, log: Any, metrics: An
 class SharedSecretError(ValueError):
     """Relays sharing one store with different secrets (message in Japanese and English)."""
 
+
+# a listener's accepting side: asyncio's server, or the workers' balanced accept loop
+Listening = asyncio.Server | BalancedServer
 
 # leakguard_meta keys: a keyed fingerprint of each secret every relay must share
 _SECRET_MARKS = {"web": "fingerprint.web_secret", "retention": "fingerprint.retention_key"}
@@ -289,17 +293,19 @@ class Service:
     workers: int = 1
     listen_sockets: dict[str, socket.socket] | None = None
     sent_filter: Any = None  # relay.sent_filter.SentFilter shared by the workers
+    load_board: Any = None  # relay.balance.LoadBoard: open connections of every worker
 
     def __post_init__(self) -> None:
         self.metrics = Metrics()
         budget.use_metrics(self.metrics.step_budget_exceeded)  # issue 12: per-step pools
         self.store: SqlStore | None = None
+        self._load: WorkerLoad | None = None
         self.delivery: Delivery | None = None
         self.relay: Relay | None = None
         self.holds: HoldService | None = None
         self.report_links: ReportLinks | None = None
         self.incidents: IncidentService | None = None
-        self.servers: list[tuple[asyncio.Server, ListenerRuntime, ListenerSpec]] = []
+        self.servers: list[tuple[Listening, ListenerRuntime, ListenerSpec]] = []
         self.web_server: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
@@ -320,6 +326,15 @@ class Service:
 
     def _socket(self, name: str) -> socket.socket | None:
         return (self.listen_sockets or {}).get(name)
+
+    def _worker_load(self) -> WorkerLoad | None:
+        """This worker's open connections on the workers' board (one count for all its
+        listeners); None in a single process."""
+        if self.load_board is None:
+            return None
+        if self._load is None:
+            self._load = WorkerLoad(self.load_board, self.worker_index)
+        return self._load
 
     # ------------------------------------------------------------------ start
 
@@ -541,6 +556,7 @@ class Service:
                 idle_timeout=cfg.seconds(cfg.limits.idle_timeout),
                 line_length_limit=cfg.limits.line_length_limit,
                 sock=self._socket(spec.name),
+                load=self._worker_load(),
             )
             self.servers.append((server, runtime, spec))
             bound = server.sockets[0].getsockname()[1] if server.sockets else port

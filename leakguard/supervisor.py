@@ -129,6 +129,7 @@ class Supervisor:
     child_main: Callable[[Supervisor, int, int], int] | None = None
     sockets: dict[str, socket.socket] = field(default_factory=dict)
     sent_filter: Any = None  # made by prepare(), shared by the workers (anonymous mapping)
+    load_board: Any = None  # made by prepare(): open connections per worker (relay/balance.py)
 
     def __post_init__(self) -> None:
         self._workers = [_Worker(i) for i in range(self.workers)]
@@ -178,6 +179,10 @@ class Supervisor:
             window = RelaySettings().retry_window
             self.sent_filter = SentFilter(window, cfg.data_path / "sent-filter.lock")
         self.sockets = bind_all(cfg)
+        from leakguard.relay.balance import LoadBoard
+
+        # each worker accepts only while no live sibling has fewer open connections
+        self.load_board = LoadBoard(self.workers)
 
     async def _prepare_store(self) -> None:
         from leakguard.store import open_store
@@ -393,6 +398,8 @@ class Supervisor:
             self._mark_dead(pid)
             if w is None:
                 continue  # not a worker (e.g. an extraction process reparented to us)
+            if self.load_board is not None:
+                self.load_board.mark_dead(w.index)  # its siblings stop leaving it connections
             code = os.waitstatus_to_exitcode(status)
             w.pid = 0
             w.ready = False
@@ -461,6 +468,7 @@ def run_worker(sup: Supervisor, index: int, pipe: int) -> int:
         workers=sup.workers,
         listen_sockets=sup.sockets,
         sent_filter=sup.sent_filter,
+        load_board=sup.load_board,
     )
 
     def tell(what: bytes) -> None:

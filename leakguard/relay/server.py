@@ -37,6 +37,7 @@ from leakguard.relay.auth import (
     Authenticator,
     Throttle,
 )
+from leakguard.relay.balance import BalancedServer, WorkerLoad
 from leakguard.relay.smtpd import (
     AuthResult,
     Envelope,
@@ -94,6 +95,9 @@ class ListenerRuntime:
     proxy_protocol: bool = False
     proxy_trusted: Sequence[Network] = ()
     gauge: Any = None  # the open-connections gauge (inc/dec: works in multiprocess mode too)
+    # ``serve --workers N``: this worker's open connections on the board its siblings read
+    # (relay/balance.py); None in a single process
+    load: WorkerLoad | None = None
 
     def trusts(self, peer: Any) -> bool:
         return _in_networks(peer, self.trusted_networks)
@@ -129,6 +133,8 @@ class LeakguardSMTP(SmtpServerProtocol):
         lst.peers.add(self)
         if lst.gauge is not None:
             lst.gauge.inc()
+        if lst.load is not None:
+            lst.load.opened()
         # only a load balancer may say who the client is: anyone else is cut off at once,
         # before a byte is read (no greeting: on these listeners the balancer speaks first)
         if lst.proxy_protocol and not lst.trusts_proxy(self.session.peer):
@@ -178,6 +184,8 @@ class LeakguardSMTP(SmtpServerProtocol):
             lst.peers.discard(self)
             if lst.gauge is not None:
                 lst.gauge.dec()
+            if lst.load is not None:
+                lst.load.closed()
 
 
 class RelayHandler:
@@ -444,11 +452,15 @@ async def start_listener(
     idle_timeout: float,
     line_length_limit: int,
     sock: socket.socket | None = None,
-) -> tuple[asyncio.Server, ListenerRuntime]:
+    load: WorkerLoad | None = None,
+) -> tuple[asyncio.Server | BalancedServer, ListenerRuntime]:
     """Bind one listener in the running loop (``loop.create_server``, not a Controller).
 
     ``sock``: a listening socket bound already (``serve --workers``: the parent binds it
-    before forking and every worker accepts on it); else host and port are bound here."""
+    before forking and every worker accepts on it); else host and port are bound here.
+    ``load`` (with ``sock``): this worker's place on the workers' load board; the worker
+    then accepts through ``balance.BalancedServer``, which leaves new connections to a less
+    loaded sibling."""
     loop = asyncio.get_running_loop()
     runtime = ListenerRuntime(
         name=spec.name,
@@ -457,6 +469,7 @@ async def start_listener(
         max_connections=spec.max_connections,
         proxy_protocol=spec.proxy_protocol,
         proxy_trusted=[ipaddress.ip_network(n, strict=False) for n in spec.proxy_trusted],
+        load=load if sock is not None else None,
     )
     if spec.proxy_protocol and spec.kind == "smtps":
         raise ValueError(
@@ -505,7 +518,18 @@ async def start_listener(
     tls_kw: dict[str, Any] = (
         {"ssl": ssl_ctx, "ssl_handshake_timeout": smtpd.TLS_HANDSHAKE_TIMEOUT} if ssl_ctx else {}
     )
-    if sock is not None:
+    server: asyncio.Server | BalancedServer
+    if sock is not None and runtime.load is not None:
+        server = BalancedServer(
+            sock,
+            factory,
+            runtime.load,
+            ssl=ssl_ctx,
+            ssl_handshake_timeout=smtpd.TLS_HANDSHAKE_TIMEOUT,
+            log=log,
+        )
+        server.start()
+    elif sock is not None:
         server = await loop.create_server(factory, sock=sock, **tls_kw)
     else:
         server = await loop.create_server(
