@@ -147,6 +147,43 @@ async def test_a_stopped_queue_only_queues_busy_slots_keep_the_bytes_in_hand(
         await d.stop()
 
 
+async def test_a_slot_is_free_while_an_accepted_send_waits_for_its_commit(
+    store: SqlStore,
+) -> None:
+    """The slot bounds upstream sends, not the store's bookkeeping: while the first
+    delivery's "done" commit waits (a busy store), the next one is sent in the one slot."""
+    t = MemoryTransport()
+    d = Delivery(store, t, fast(workers=1))
+    release = asyncio.Event()
+    real_finish = store.finish_delivery
+
+    async def slow_finish(*a: object, **kw: object) -> object:
+        if not release.is_set() and len(t.sent) == 1:
+            await release.wait()
+        return await real_finish(*a, **kw)  # type: ignore[arg-type]
+
+    store.finish_delivery = slow_finish  # type: ignore[method-assign]
+    d.start()
+    try:
+        await asyncio.sleep(0.1)
+        first = await d.enqueue_and_send(RAW, FROM, TO)
+        second = await d.enqueue_and_send(RAW, FROM, ["bob@city.example.lg.jp"])
+        for _ in range(100):
+            if len(t.sent) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert [m.rcpts[0] for m in t.sent] == [TO[0], "bob@city.example.lg.jp"]
+        rec = await store.get_delivery(first)
+        assert rec is not None and rec.state is DeliveryState.SENDING  # its commit waits
+        release.set()
+        for did in (first, second):
+            await _state(store, did, DeliveryState.DONE)
+        assert len(t.sent) == 2  # each once
+    finally:
+        release.set()
+        await d.stop()
+
+
 async def test_a_try_that_waits_past_its_lease_goes_back_to_the_queue_unsent(
     store: SqlStore,
 ) -> None:

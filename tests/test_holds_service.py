@@ -453,3 +453,24 @@ async def test_a_retried_transaction_gets_the_first_hold(env: Env) -> None:
     assert other.id != first.id
     fewer = await do_hold(env, to=("a@client-one.example.com",))
     assert fewer.id not in (first.id, other.id)
+
+
+async def test_a_notice_signs_its_review_link_once_and_every_answer_uses_it(env: Env) -> None:
+    """The review link's token is signed once a notice (each answer signed it again: a
+    third of a notice's rendering); every answer is that link with its action."""
+    signer = env.service.signer
+    real = signer.sign
+    signed: list[str] = []
+
+    def counted(token: str) -> str:
+        signed.append(token)
+        return real(token)
+
+    signer.sign = counted  # type: ignore[method-assign]
+    await do_hold(env, verdict(findings=[THIRD_PARTY, LOOKALIKE]))
+    (_kind, _rcpts, raw, _hold_id) = (await queued(env, "notice"))[0]
+    assert len(signed) == 1
+    links = set(re.findall(r"http://review\.test/h/[A-Za-z0-9_.\-]+(?:\?a=[a-z_]+)?", text_of(raw)))
+    assert {link.split("?")[0] for link in links} == {f"http://review.test/h/{_link(raw)}"}
+    assert {link.partition("?a=")[2] for link in links} >= {"release", "discard"}
+    assert signer.unsign(_link(raw)) == signed[0]

@@ -526,17 +526,34 @@ class Delivery:
             await self._requeue(d, TimeoutError(f"no delivery slot free within {wait:.0f} s"))
             return
         try:
-            await self._attempt_in_slot(d, raw)
+            sent = await self._attempt_in_slot(d, raw)
         finally:
+            # The slot bounds upstream sends; the bookkeeping after an accepted send waits
+            # for the store (a commit, behind others in a burst), not for the upstream, so
+            # it runs after the slot is free (a burst of holds: notices held slots through
+            # their commits, the slots' waiting list grew past its bound and a quarter of
+            # the notices took the queue's slower way).
             self._slots.release()
+        if sent is None:
+            return
+        # The upstream has taken the message for ``result.accepted``. From here on, no
+        # error may put those recipients back in the queue (that is a duplicate each).
+        try:
+            await self._accepted(d, *sent)
+        except Exception as exc:  # pragma: no cover - _accepted guards each step itself
+            self._warn("delivery_followup_error", delivery=d.id, error=repr(exc)[:500])
 
-    async def _attempt_in_slot(self, d: DeliveryRecord, raw: bytes | None) -> None:
+    async def _attempt_in_slot(
+        self, d: DeliveryRecord, raw: bytes | None
+    ) -> tuple[bytes, SendResult] | None:
+        """The upstream send; (bytes, result) when the upstream accepted the message for
+        someone (``_accepted`` does the bookkeeping), None when this try is dealt with."""
         if raw is None:
             try:
                 raw = await self.store.get_message(d.message_sha256)
             except Exception as exc:
                 await self._requeue(d, exc)
-                return
+                return None
         try:
             result = await self._send(
                 d.mail_from, d.rcpts, raw, options_for(raw, d.mail_from, d.rcpts)
@@ -547,16 +564,11 @@ class Delivery:
                 await self._failed(d, raw, exc, refused=exc.refused)
             except Exception as exc2:
                 await self._requeue(d, exc2)
-            return
+            return None
         except Exception as exc:  # a transport bug before anything was accepted
             await self._requeue(d, exc)
-            return
-        # The upstream has taken the message for ``result.accepted``. From here on, no
-        # error may put those recipients back in the queue (that is a duplicate each).
-        try:
-            await self._accepted(d, raw, result)
-        except Exception as exc:  # pragma: no cover - _accepted guards each step itself
-            self._warn("delivery_followup_error", delivery=d.id, error=repr(exc)[:500])
+            return None
+        return raw, result
 
     async def _requeue(self, d: DeliveryRecord, exc: BaseException) -> None:
         """Try again later; only for attempts where the upstream accepted nothing."""

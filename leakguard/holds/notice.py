@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import secrets
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -150,9 +150,11 @@ def alternative_mail(headers: Sequence[tuple[str, str]], text: str, html: str) -
             shown = _encoded_words(value)
         out.append(f"{name}: {shown}\r\n")
     parts = [_part(text, "plain"), _part(html, "html")]
-    boundary = "===============" + secrets.token_hex(10) + "=="
+    # not a secret (as the email package's own): no getrandom call, which releases the GIL
+    # and then waits for it behind the event loop and the decisions
+    boundary = f"==============={random.getrandbits(80):020x}=="
     while any(boundary.encode("ascii") in p for p in parts):  # 7bit parts only, in theory
-        boundary = "===============" + secrets.token_hex(10) + "=="
+        boundary = f"==============={random.getrandbits(80):020x}=="
     head = (
         f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
         "MIME-Version: 1.0\r\n" + "".join(out) + "\r\n"
