@@ -264,13 +264,13 @@ def private_dir(path: Path, log: Any = None) -> None:
 
 
 def private_sqlite_files(url: str) -> None:
-    """Owner-only modes (0600) for a SQLite store and its -wal/-shm files."""
+    """Owner-only modes (0600) for a SQLite store, its -wal/-shm files and writer lock."""
     if not url.startswith("sqlite") or ":///" not in url:
         return
     db = url.split(":///", 1)[1].split("?", 1)[0]
     if not db or db == ":memory:":
         return
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", "-writer.lock"):
         f = Path(db + suffix)
         try:
             if stat.S_IMODE(f.stat().st_mode) & 0o077:

@@ -49,6 +49,7 @@ from leakguard.store.blobs import BLOB_STREAM_MIN, insert_streaming_blob
 from leakguard.store.history_cache import History, HistoryCache
 from leakguard.store.journal import Journal
 from leakguard.store.threads import MAX_GROUPS, MAX_LOOKUP_IDS, ThreadEntry, bounded, message_id_key
+from leakguard.store.writer_lock import WriterLock
 
 T = TypeVar("T")
 
@@ -98,6 +99,9 @@ class SqlStore:
         self._sync_pid = 0
         # the store thread's one connection, kept open (``_sync_connection``)
         self._sync_conn: sa.Connection | None = None
+        # the writer lock the processes sharing an SQLite file take around each write
+        # transaction (store/writer_lock.py); None elsewhere
+        self._writer: WriterLock | None = None
         # write transactions waiting for the next group commit (``_group_write``)
         self._group: list[tuple[Callable[[sa.Connection], Any], asyncio.Future[Any]]] = []
         self._grouping = False
@@ -142,6 +146,8 @@ class SqlStore:
             )
             event.listen(sync, "connect", _sqlite_pragmas)
             store._sync_engine = sync
+            db = url.split(":///", 1)[1].split("?", 1)[0]
+            store._writer = WriterLock(Path(db + "-writer.lock"))
         try:
             if create:
                 await store.upgrade_schema()
@@ -200,6 +206,8 @@ class SqlStore:
                 self._sync_conn = None  # a forked child's copy of the parent's
                 self._sync_engine.dispose(close=False)
             self._sync_thread = None
+        if self._writer is not None:
+            self._writer.close()
         await self._engine.dispose()
 
     @property
@@ -210,8 +218,15 @@ class SqlStore:
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction, committed on exit. Shielded callers get all-or-nothing."""
         if self._write_lock is not None:
-            async with self._write_lock, self._engine.begin() as conn:
-                yield conn
+            async with self._write_lock:
+                writer = self._writer
+                got = writer is not None and await asyncio.to_thread(writer.acquire)
+                try:
+                    async with self._engine.begin() as conn:
+                        yield conn
+                finally:
+                    if got and writer is not None:
+                        writer.release()
         else:
             async with self._engine.begin() as conn:
                 yield conn
@@ -347,7 +362,7 @@ class SqlStore:
         if len(bodies) > 1:
             conn = self._sync_connection(self._sync_engine)
             try:
-                with conn.begin():
+                with self._writer_held(), conn.begin():
                     return [(True, body(conn)) for body in bodies]
             except Exception:
                 # a new connection: after a failure (a full disk: SQLite may roll back by
@@ -357,7 +372,7 @@ class SqlStore:
         for body in bodies:
             conn = self._sync_connection(self._sync_engine)
             try:
-                with conn.begin():
+                with self._writer_held(), conn.begin():
                     value = body(conn)
             except Exception as exc:  # the body's or the commit's (a full disk)
                 out.append((False, exc))
@@ -365,6 +380,9 @@ class SqlStore:
                 continue
             out.append((True, value))  # committed: only now
         return out
+
+    def _writer_held(self) -> contextlib.AbstractContextManager[None]:
+        return self._writer.held() if self._writer is not None else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ messages
 
