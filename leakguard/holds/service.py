@@ -59,6 +59,7 @@ from leakguard.message import parse_message
 from leakguard.message.rewrite import bcc_rewrite
 from leakguard.officer.links import ReportLinks, ReportRef
 from leakguard.organization import Organization
+from leakguard.randomness import sha256_small
 from leakguard.types import Action, Message, Verdict
 from leakguard.web.config import WebConfig
 
@@ -596,7 +597,11 @@ class HoldService:
         # was killed) sends the same transaction again: the same bytes (Message-ID included),
         # sender and recipients within minutes are that retry, not a second mail. It gets
         # the first hold's answer; no second hold, no second notice.
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(raw).hexdigest())
+        digest = (
+            sha256_small(raw)  # a few KB: on the loop, the GIL kept (randomness.py)
+            if len(raw) < 64 * 1024
+            else await asyncio.to_thread(lambda: hashlib.sha256(raw).hexdigest())
+        )
         earlier = await self.store.recent_hold_for(digest, mail_from, rcpts, now - RETRY_WINDOW)
         if earlier is not None:
             log.info("hold.retry_recognised", hold_id=earlier.id, mail_from=mail_from)

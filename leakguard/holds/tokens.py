@@ -1,8 +1,8 @@
 """Hold tokens: random, stored only as SHA-256 hashes, carried in signed expiring links.
 
-A token is ``secrets.token_urlsafe`` output restricted to lower-case letters and digits
-(base32 of 20 random bytes, 160 bits) so that it survives mail systems that change the case
-of an address's local part when it travels in the notice's Reply-To
+A token is 20 bytes of the kernel's random generator (``randomness.random_bytes``) in
+lower-case letters and digits (base32, 160 bits) so that it survives mail systems that
+change the case of an address's local part when it travels in the notice's Reply-To
 (``leakguard-hold+<token>@host``). The store keeps only ``sha256(token)``; the review
 link carries the token signed with ``itsdangerous`` (a timestamped signature), so forged or
 stale links are refused before the store is asked, and the store's single-use flag does the
@@ -14,16 +14,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import secrets
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from leakguard.randomness import random_bytes
 
 TOKEN_RE = re.compile(r"^[a-z2-7]{32}$")
 _LINK_SALT = "leakguard.hold-link.v1"
 
 
 def new_token() -> str:
-    return base64.b32encode(secrets.token_bytes(20)).decode("ascii").lower()
+    return base64.b32encode(random_bytes(20)).decode("ascii").lower()
 
 
 def hash_token(token: str) -> str:
@@ -36,7 +37,7 @@ def looks_like_token(text: str) -> bool:
 
 def new_hold_id() -> str:
     """``H-`` and 10 base32 characters: short enough to quote, too many to guess."""
-    return "H-" + base64.b32encode(secrets.token_bytes(10)).decode("ascii")[:10]
+    return "H-" + base64.b32encode(random_bytes(10)).decode("ascii")[:10]
 
 
 class LinkSigner:

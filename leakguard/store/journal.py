@@ -11,7 +11,6 @@ Reached as ``store.journal``; it shares the store's engine and write lock.
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from leakguard.randomness import random_bytes
 from leakguard.store import schema as t
 from leakguard.store.blobs import insert_streaming_blob, streams_blobs
 
@@ -38,12 +38,12 @@ def _now() -> datetime:
 
 def new_decision_id() -> str:
     """``M-`` and 12 base32 characters."""
-    return "M-" + base64.b32encode(secrets.token_bytes(10)).decode("ascii")[:12]
+    return "M-" + base64.b32encode(random_bytes(10)).decode("ascii")[:12]
 
 
 def new_incident_id() -> str:
     """``I-`` and 10 base32 characters."""
-    return "I-" + base64.b32encode(secrets.token_bytes(10)).decode("ascii")[:10]
+    return "I-" + base64.b32encode(random_bytes(10)).decode("ascii")[:10]
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from leakguard.holds.model import (
     Transition,
     Via,
 )
+from leakguard.randomness import sha256_small
 from leakguard.store import migrate
 from leakguard.store import schema as t
 from leakguard.store.blobs import BLOB_STREAM_MIN, insert_streaming_blob
@@ -388,7 +389,10 @@ class SqlStore:
 
     @staticmethod
     async def _digest(raw: bytes) -> str:
-        # hashing tens of megabytes would hold the event loop: a worker thread does it
+        # hashing tens of megabytes would hold the event loop: a worker thread does it; a
+        # notice or a held mail of a few KB is hashed keeping the GIL (randomness.py)
+        if len(raw) < _HASH_SMALL:
+            return sha256_small(raw)
         return sha256_hex(raw) if len(raw) < 1 << 20 else await asyncio.to_thread(sha256_hex, raw)
 
     @staticmethod
@@ -1324,6 +1328,7 @@ def _fenced(
 
 # write transactions committed together at most (``SqlStore._group_write``)
 _GROUP_MAX = 64
+_HASH_SMALL = 64 * 1024  # hashed on the loop without letting go of the GIL
 # ids bound in one ``IN (...)`` (SQLite's limit on bound parameters is 999 in old builds)
 _IDS_PER_QUERY = 500
 
