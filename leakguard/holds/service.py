@@ -722,18 +722,30 @@ class HoldService:
                 await self._notice(hold, sender, "sender", "held", "head.held")
             return
         real = [a for a in hold.approvers if a != ADMIN_ONLY]
-        for a in real:
-            if a.lower() not in skip:
-                await self._notice(hold, a, "approver", "approval", "head.approval")
+        notices = [
+            self._notice(hold, a, "approver", "approval", "head.approval")
+            for a in real
+            if a.lower() not in skip
+        ]
         if not sender_done:
-            await self._notice(
-                hold,
-                sender,
-                "sender",
-                "pending",
-                "head.pending" if real else "head.pending_admin",
-                approvers=", ".join(real),
+            notices.append(
+                self._notice(
+                    hold,
+                    sender,
+                    "sender",
+                    "pending",
+                    "head.pending" if real else "head.pending_admin",
+                    approvers=", ".join(real),
+                )
             )
+        # Side by side: rendered in the notices' pool at once, their queue rows in one
+        # group commit, sent in parallel slots (one after the other, each waited for the
+        # previous one's commit). Each is queued once whatever the other does; a failure
+        # is raised after all have finished, and the timers retry only what is missing.
+        done = await asyncio.gather(*notices, return_exceptions=True)
+        failed = next((x for x in done if isinstance(x, BaseException)), None)
+        if failed is not None:
+            raise failed
 
     # ------------------------------------------------------------------ notice retries
 
