@@ -1044,7 +1044,6 @@ class SqlStore:
         """One upsert statement for the whole batch (executemany): the Python cost of a row
         by row UPDATE-then-INSERT ran on the event loop, ten rows a message (issue 11)."""
         now = _now()
-        h = t.sent_history.c
         rows = [
             {
                 "sender": sender_key,
@@ -1056,12 +1055,7 @@ class SqlStore:
             }
             for (sender_key, addr, name), count in sorted(merged.items())
         ]
-        insert = sqlite_insert if self._sqlite else pg_insert
-        stmt = insert(t.sent_history)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[h.sender, h.rcpt, h.display_name],
-            set_={"count": h.count + stmt.excluded.count, "last_at": stmt.excluded.last_at},
-        )
+        stmt = _HISTORY_UPSERT["sqlite" if self._sqlite else "postgresql"]
         await self._run_tx(lambda conn: conn.execute(stmt, rows))
 
     async def sender_history(
@@ -1359,6 +1353,22 @@ _MESSAGE_EXISTS = sa.select(t.messages.c.sha256).where(
     t.messages.c.sha256 == sa.bindparam("b_sha256")
 )
 _GET_HOLD = sa.select(t.holds).where(t.holds.c.id == sa.bindparam("b_id"))
+
+
+def _history_upsert(insert: Callable[[sa.Table], Any]) -> Any:
+    h = t.sent_history.c
+    stmt = insert(t.sent_history)
+    return stmt.on_conflict_do_update(
+        index_elements=[h.sender, h.rcpt, h.display_name],
+        set_={"count": h.count + stmt.excluded.count, "last_at": stmt.excluded.last_at},
+    )
+
+
+# built once (it was built on the event loop for every batch, once a second per worker)
+_HISTORY_UPSERT = {
+    "sqlite": _history_upsert(sqlite_insert),
+    "postgresql": _history_upsert(pg_insert),
+}
 _RETRY_LOOKUP = (
     sa.select(t.holds)
     .where(
