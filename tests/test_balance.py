@@ -6,6 +6,7 @@ as after a fork); ``tests/e2e/test_e2e_workers.py`` checks real worker processes
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import ssl
@@ -217,6 +218,56 @@ async def test_tls_connections_and_a_failed_handshake(tmp_path: Path) -> None:
         assert load.active == 2 and load.pending == 0
         for _, w2 in got:
             w2.close()
+    finally:
+        server.close()
+        sock.close()
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def error(self, event: str, **_kw: object) -> None:
+        self.events.append(event)
+
+    def debug(self, event: str, **_kw: object) -> None:
+        self.events.append(event)
+
+
+class _OutOfFiles(socket.socket):
+    """A listening socket whose first accept fails as at the open-file limit (EMFILE)."""
+
+    failed = 0
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if not self.failed:
+            self.failed += 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+async def test_out_of_files_pauses_accepting_instead_of_spinning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At the open-file limit the socket stays readable: the worker logs it, stops
+    watching the socket for a while (no busy loop) and then serves the connection."""
+    monkeypatch.setattr(balance, "ACCEPT_RETRY_SECONDS", 0.2)
+    sock = _OutOfFiles(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    board = LoadBoard(2)
+    log = _Log()
+    load = WorkerLoad(board, 0)
+    server = BalancedServer(sock, lambda: _Greeter("a", load), load, log=log)
+    server.start()
+    try:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        got = await _connect(sock.getsockname()[1], 1)
+        assert [n for n, _ in got] == ["a"]
+        assert log.events == ["accept_failed"] and sock.failed == 1
+        assert loop.time() - t0 >= 0.15  # it waited, rather than retrying at once
+        got[0][1].close()
     finally:
         server.close()
         sock.close()
